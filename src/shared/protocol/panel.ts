@@ -1,0 +1,126 @@
+// Messages between the training panel (webview) and its controller in the extension host.
+// Webview → host: `…Command` (user intents); host → webview: `…Notification`.
+// The webview never receives absolute file-system paths: images are named by their path relative
+// to the dataset root, and shown through `imageBaseUri` (a webview URI of that root).
+import type {
+  BackendInfo,
+  DatasetReport,
+  EpochMetrics,
+  Evaluation,
+  Progress,
+  RunSummary,
+  TrainOptions,
+} from '../types';
+
+export type RunState = 'starting' | 'running' | 'finished' | 'failed' | 'cancelled';
+
+/** Everything the panel shows, sent whole after `ready` and after a reload. */
+export interface PanelState {
+  runId: string;
+  /** Display name of the run folder (no path). */
+  runName: string;
+  state: RunState;
+  message?: string;
+  datasetName: string;
+  /** Webview URI of the dataset root; thumbnails are `${imageBaseUri}/${encoded relative path}`. */
+  imageBaseUri: string;
+  dataset?: Omit<DatasetReport, 'root'>;
+  backend?: BackendInfo;
+  model?: { id: string; name: string; inputSize: number; featureSize: number };
+  options?: TrainOptions;
+  progress?: Progress;
+  epochs: EpochMetrics[];
+  evaluation?: Evaluation;
+  summary?: Omit<RunSummary, 'runDir'>;
+  /** Relative paths moved by "Move to class folder…" since the run, with their new class. */
+  moved: { path: string; toClass: string }[];
+}
+
+// webview → host
+export interface ReadyCommand {
+  type: 'ready';
+}
+export interface CancelRunCommand {
+  type: 'cancel';
+}
+export interface OpenImageCommand {
+  type: 'openImage';
+  path: string;
+}
+export interface RevealImageCommand {
+  type: 'revealImage';
+  path: string;
+}
+export interface MoveImageCommand {
+  type: 'moveImage';
+  path: string;
+  toClass: string;
+}
+export interface RetrainCommand {
+  type: 'retrain';
+}
+export type PanelCommand =
+  | ReadyCommand
+  | CancelRunCommand
+  | OpenImageCommand
+  | RevealImageCommand
+  | MoveImageCommand
+  | RetrainCommand;
+
+// host → webview
+export interface StateNotification {
+  type: 'state';
+  state: PanelState;
+}
+export interface ProgressUpdateNotification {
+  type: 'progress';
+  progress: Progress;
+}
+export interface EpochNotification {
+  type: 'epoch';
+  metrics: EpochMetrics;
+}
+export interface ImageMovedNotification {
+  type: 'imageMoved';
+  path: string;
+  toClass: string;
+}
+export type PanelNotification =
+  | StateNotification
+  | ProgressUpdateNotification
+  | EpochNotification
+  | ImageMovedNotification;
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function isShortString(value: unknown): value is string {
+  return typeof value === 'string' && value.length > 0 && value.length <= 4096;
+}
+
+/** Validates the shape of a message from the (untrusted) webview; paths are checked separately by the host. */
+export function isPanelCommand(value: unknown): value is PanelCommand {
+  if (!isObject(value)) return false;
+  switch (value.type) {
+    case 'ready':
+    case 'cancel':
+    case 'retrain':
+      return true;
+    case 'openImage':
+    case 'revealImage':
+      return isShortString(value.path);
+    case 'moveImage':
+      return isShortString(value.path) && isShortString(value.toClass);
+    default:
+      return false;
+  }
+}
+
+/** True for a message the host may send to the webview. */
+export function isPanelNotification(value: unknown): value is PanelNotification {
+  return (
+    isObject(value) &&
+    (value.type === 'state' || value.type === 'progress' || value.type === 'epoch' || value.type === 'imageMoved')
+  );
+}

@@ -1,0 +1,64 @@
+// The files of a run folder (`<runsDir>/<dataset>-<timestamp>/`), written by the training process
+// and read by the extension (tree view, panel restore, Classify Image) and the CLI `predict`.
+import type { BackendInfo, RunSummary, TrainOptions } from './types';
+
+export const RUN_FILES = {
+  /** RunStatus, rewritten atomically at every state change. */
+  status: 'status.json',
+  /** RunConfig: everything needed to reproduce the run. */
+  config: 'config.json',
+  /** Class names in output order: string[]. */
+  labels: 'labels.json',
+  /** One EpochMetrics JSON object per line, appended as epochs end. */
+  metrics: 'metrics.jsonl',
+  /** Evaluation of the validation set with the kept weights. */
+  evaluation: 'evaluation.json',
+  /** DatasetReport of the scan. */
+  datasetReport: 'dataset-report.json',
+  /** Human-readable summary. */
+  report: 'report.md',
+  /** The best checkpoint so far: TF.js LayersModel taking raw RGB pixels (model.json + weights.bin). */
+  modelDir: 'model',
+  /** ModelMetadata: input size, preprocessing, labels; inside `modelDir`. */
+  metadata: 'metadata.json',
+  /** Full log of the training process. */
+  log: 'train.log',
+} as const;
+
+export type RunStateOnDisk = 'running' | 'finished' | 'failed' | 'cancelled';
+
+export interface RunStatus {
+  state: RunStateOnDisk;
+  datasetRoot: string;
+  datasetName: string;
+  startedAt: string;
+  updatedAt: string;
+  message?: string;
+  /** Validation accuracy of the best checkpoint so far (or of the final model). */
+  valAccuracy?: number;
+  bestEpoch?: number;
+  /** True once `modelDir` holds a complete checkpoint. */
+  hasCheckpoint: boolean;
+  /** Process id of the training process while `running`; lets a reader detect a dead run. */
+  pid?: number;
+  summary?: Omit<RunSummary, 'runDir'>;
+}
+
+export interface RunConfig {
+  datasetRoot: string;
+  options: TrainOptions;
+  backend: BackendInfo;
+  model: { id: string; name: string; inputSize: number; featureSize: number };
+  versions: Record<string, string>;
+  createdAt: string;
+}
+
+/** How to turn an image into the model's input; stored in `model/metadata.json`. */
+export interface ModelMetadata {
+  format: 'image-trainer/classifier@1';
+  labels: string[];
+  inputSize: number;
+  /** The model takes raw RGB 0–255 pixels; it applies `x * scale + offset` itself (a Rescaling step). */
+  input: { channels: 3; range: [0, 255]; resize: 'cover-center'; scale: number; offset: number; preprocessingInside: boolean };
+  baseModel: string;
+}

@@ -1,0 +1,199 @@
+// Plain data shared by the training process, the extension host and the webview.
+// Numbers only: no tensors, no Node or DOM types cross this boundary.
+
+/** Which engine runs tensor math; `auto` tries GPU, then native CPU, then WebAssembly. */
+export type BackendPreference = 'auto' | 'gpu' | 'cpu-native' | 'wasm';
+export const BACKEND_PREFERENCES: readonly BackendPreference[] = ['auto', 'gpu', 'cpu-native', 'wasm'];
+
+/** Every option of a training run. Defaults live in `DEFAULT_TRAIN_OPTIONS`. */
+export interface TrainOptions {
+  /** Base model id from the model registry (e.g. `mobilenet_v2_0.35`). */
+  model: string;
+  /** Maximum epochs for the head. */
+  epochs: number;
+  batchSize: number;
+  learningRate: number;
+  /** Fraction of each class held out for validation when the dataset has no explicit split. */
+  valSplit: number;
+  seed: number;
+  /** Units of the hidden dense layer of the head. */
+  hiddenUnits: number;
+  dropout: number;
+  /** Weight classes inversely to their frequency in the loss. */
+  classWeights: boolean;
+  /** Early stopping patience in epochs (0 = off). */
+  patience: number;
+  /** Reduce-on-plateau: epochs without improvement before the learning rate is multiplied by `lrFactor`. */
+  lrPatience: number;
+  lrFactor: number;
+  /** Number of layers of the base to unfreeze in the fine-tuning stage (0 = no fine-tuning). */
+  fineTuneLayers: number;
+  fineTuneEpochs: number;
+  fineTuneLearningRate: number;
+  backend: BackendPreference;
+  /** Images larger than this many pixels are refused from their header (decompression bombs). */
+  maxPixels: number;
+}
+
+export const DEFAULT_TRAIN_OPTIONS: TrainOptions = {
+  model: 'mobilenet_v2_0.35',
+  epochs: 20,
+  batchSize: 32,
+  learningRate: 1e-3,
+  valSplit: 0.2,
+  seed: 42,
+  hiddenUnits: 128,
+  dropout: 0.2,
+  classWeights: false,
+  patience: 5,
+  lrPatience: 3,
+  lrFactor: 0.5,
+  fineTuneLayers: 0,
+  fineTuneEpochs: 5,
+  fineTuneLearningRate: 1e-5,
+  backend: 'auto',
+  maxPixels: 100_000_000,
+};
+
+/** Why a file in the dataset folder was not used. */
+export type SkipReason =
+  | 'empty'
+  | 'corrupt'
+  | 'not-image'
+  | 'too-many-pixels'
+  | 'unreadable'
+  | 'dangling-symlink'
+  | 'symlink-loop';
+
+export interface SkippedFile {
+  /** Path relative to the dataset root, `/`-separated. */
+  path: string;
+  reason: SkipReason;
+  detail: string;
+}
+
+export interface ClassSummary {
+  name: string;
+  train: number;
+  val: number;
+  test: number;
+}
+
+export interface DuplicateGroup {
+  sha256: string;
+  /** Relative paths of identical files found in different classes. */
+  paths: string[];
+  classes: string[];
+}
+
+/** What the scan found: classes, counts and every problem, for the report and the panel. */
+export interface DatasetReport {
+  root: string;
+  name: string;
+  /** `folders`: classes are subfolders and the split is computed; `explicit`: train/ and val/ (and test/) given. */
+  layout: 'folders' | 'explicit';
+  classes: ClassSummary[];
+  emptyClasses: string[];
+  skipped: SkippedFile[];
+  duplicates: DuplicateGroup[];
+  /** Hidden files and OS metadata ignored without a report. */
+  ignored: number;
+  /** Human-readable warnings (imbalance, tiny classes, …). */
+  warnings: string[];
+}
+
+export type BackendName = 'tensorflow-gpu' | 'tensorflow' | 'wasm' | 'cpu';
+
+export interface BackendAttempt {
+  backend: BackendName;
+  /** `ok`: used; `missing`: module not installed; `failed`: load error; `no-gpu`: loaded but no device; `skipped`: not tried because of the preference. */
+  status: 'ok' | 'missing' | 'failed' | 'no-gpu' | 'skipped';
+  detail: string;
+}
+
+export interface BackendInfo {
+  /** The backend the run uses. */
+  backend: BackendName;
+  /** One line for the user: what runs and why not something faster. */
+  summary: string;
+  attempts: BackendAttempt[];
+  /** Runtime used for the frozen base's features when it differs from `backend` (e.g. onnxruntime). */
+  featureRuntime?: string;
+  threads?: number;
+}
+
+export type Stage = 'scan' | 'features' | 'head' | 'fine-tune' | 'evaluate' | 'save';
+
+export interface Progress {
+  stage: Stage;
+  /** Units done and total in this stage (images for features/evaluate, batches for training). */
+  done: number;
+  total: number;
+  epoch?: number;
+  epochs?: number;
+  imagesPerSec?: number;
+  etaSec?: number;
+}
+
+export interface EpochMetrics {
+  stage: 'head' | 'fine-tune';
+  /** 1-based epoch index over the whole run (fine-tuning continues the count). */
+  epoch: number;
+  loss: number;
+  acc: number;
+  valLoss: number;
+  valAcc: number;
+  lr: number;
+  durationMs: number;
+}
+
+export interface ClassMetrics {
+  name: string;
+  precision: number;
+  recall: number;
+  f1: number;
+  support: number;
+}
+
+export interface ConfusedPair {
+  actual: number;
+  predicted: number;
+  count: number;
+}
+
+/** One validation image's prediction. Class fields are indices into `Evaluation.classes`. */
+export interface Prediction {
+  /** Relative to the dataset root, `/`-separated. */
+  path: string;
+  actual: number;
+  predicted: number;
+  /** Probability of `predicted`. */
+  confidence: number;
+  /** Probability of every class, rounded to 4 decimals. */
+  probs: number[];
+}
+
+export interface Evaluation {
+  classes: string[];
+  /** matrix[actual][predicted] = count. */
+  matrix: number[][];
+  accuracy: number;
+  perClass: ClassMetrics[];
+  macro: { precision: number; recall: number; f1: number };
+  weighted: { precision: number; recall: number; f1: number };
+  mostConfused: ConfusedPair[];
+  predictions: Prediction[];
+  /** 1-based epoch whose weights were kept (early stopping's best). */
+  bestEpoch: number;
+}
+
+export interface RunSummary {
+  runDir: string;
+  valAccuracy: number;
+  bestEpoch: number;
+  epochsRun: number;
+  cache: { hits: number; misses: number };
+  wallMs: number;
+  featuresPerSec: number;
+  cancelled: boolean;
+}
