@@ -32,8 +32,8 @@ export interface PanelState {
   epochs: EpochMetrics[];
   evaluation?: Evaluation;
   summary?: Omit<RunSummary, 'runDir'>;
-  /** Relative paths moved by "Move to class folder…" since the run, with their new class. */
-  moved: { path: string; toClass: string }[];
+  /** Relative paths moved by "Move to class folder…" since the run, with their new class (and new relative path). */
+  moved: { path: string; toClass: string; newPath?: string }[];
 }
 
 // webview → host
@@ -84,6 +84,8 @@ export interface ImageMovedNotification {
   type: 'imageMoved';
   path: string;
   toClass: string;
+  /** Where the image is now, relative to the dataset root (the thumbnail keeps showing it). */
+  newPath?: string;
 }
 export type PanelNotification =
   | StateNotification
