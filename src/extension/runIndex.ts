@@ -1,0 +1,117 @@
+// Reads the run folders under a runs folder (their status.json), for the tree, Classify Image and
+// Open Run Report, and repairs the status of a run whose process died without saying so.
+import * as fs from 'node:fs/promises';
+import * as path from 'node:path';
+import { RUN_FILES } from '../shared/runFolder';
+import type { RunStatus } from '../shared/runFolder';
+
+export interface RunEntry {
+  runDir: string;
+  /** Folder name, `<dataset>-<YYYYMMDD-HHMMSS>`. */
+  name: string;
+  status: RunStatus;
+  /** `running` on disk but its process is gone: the run was interrupted. */
+  interrupted: boolean;
+}
+
+function isRunStatus(value: unknown): value is RunStatus {
+  if (typeof value !== 'object' || value === null) return false;
+  const v = value as Record<string, unknown>;
+  return (
+    typeof v.state === 'string' &&
+    ['running', 'finished', 'failed', 'cancelled'].includes(v.state) &&
+    typeof v.datasetRoot === 'string' &&
+    typeof v.startedAt === 'string'
+  );
+}
+
+/** True if a process with this id exists (signal 0 probes without signalling). */
+export function isProcessAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** The parsed status.json of one run folder, or undefined when missing or malformed. */
+export async function readRunStatus(runDir: string): Promise<RunStatus | undefined> {
+  try {
+    const parsed: unknown = JSON.parse(await fs.readFile(path.join(runDir, RUN_FILES.status), 'utf8'));
+    return isRunStatus(parsed) ? parsed : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Every run folder under `runsDir` with a readable status, newest first. */
+export async function listRuns(runsDir: string): Promise<RunEntry[]> {
+  let entries: import('node:fs').Dirent[];
+  try {
+    entries = await fs.readdir(runsDir, { withFileTypes: true });
+  } catch {
+    return [];
+  }
+  const runs = await Promise.all(
+    entries
+      .filter((e) => e.isDirectory() && !e.name.startsWith('.'))
+      .map(async (e): Promise<RunEntry | undefined> => {
+        const runDir = path.join(runsDir, e.name);
+        const status = await readRunStatus(runDir);
+        if (!status) return undefined;
+        const interrupted = status.state === 'running' && (status.pid === undefined || !isProcessAlive(status.pid));
+        return { runDir, name: e.name, status, interrupted };
+      }),
+  );
+  return runs
+    .filter((r): r is RunEntry => r !== undefined)
+    .sort((a, b) => b.status.startedAt.localeCompare(a.status.startedAt) || b.name.localeCompare(a.name));
+}
+
+/** True if both paths name the same folder (case-insensitive on Windows and macOS file systems). */
+export function samePath(a: string, b: string): boolean {
+  const na = path.resolve(a);
+  const nb = path.resolve(b);
+  return process.platform === 'linux' ? na === nb : na.toLowerCase() === nb.toLowerCase();
+}
+
+/** True if `child` is `parent` or inside it. */
+export function isInside(parent: string, child: string): boolean {
+  const rel = path.relative(path.resolve(parent), path.resolve(child));
+  return rel === '' || (!rel.startsWith('..') && !path.isAbsolute(rel));
+}
+
+/** The runs of one dataset, newest first. */
+export function runsOfDataset(runs: readonly RunEntry[], datasetRoot: string): RunEntry[] {
+  return runs.filter((r) => samePath(r.status.datasetRoot, datasetRoot));
+}
+
+/** The newest finished run that has a model, if any. */
+export function latestFinishedRun(runs: readonly RunEntry[]): RunEntry | undefined {
+  return runs.find((r) => r.status.state === 'finished' && r.status.hasCheckpoint);
+}
+
+/**
+ * Marks a run that its process left `running` as ended (`failed`, or `cancelled` when the user
+ * asked), written atomically like the engine writes it. Returns false when the status was already final.
+ */
+export async function closeInterruptedRun(runDir: string, state: 'failed' | 'cancelled', message: string): Promise<boolean> {
+  const status = await readRunStatus(runDir);
+  if (!status || status.state !== 'running') return false;
+  const next: RunStatus = { ...status, state, message, updatedAt: new Date().toISOString() };
+  delete next.pid;
+  const file = path.join(runDir, RUN_FILES.status);
+  const tmp = `${file}.${process.pid}.tmp`;
+  await fs.writeFile(tmp, `${JSON.stringify(next, null, 2)}\n`);
+  await fs.rename(tmp, file);
+  return true;
+}
+
+/** One-line description of a run for a tree item or a QuickPick. */
+export function describeRun(run: RunEntry): string {
+  const acc = run.status.valAccuracy;
+  const accText = typeof acc === 'number' && Number.isFinite(acc) ? `val ${(acc * 100).toFixed(1)}%` : undefined;
+  const state = run.interrupted ? 'interrupted' : run.status.state;
+  return [accText, state].filter(Boolean).join(' · ');
+}
