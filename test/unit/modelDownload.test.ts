@@ -18,6 +18,7 @@ import type { ModelFileServer } from './modelFileServer';
 
 const repoRoot = path.resolve(__dirname, '../..');
 const embeddedDir = path.join(repoRoot, 'media/models/mobilenet_v2_0.35_224_no_top');
+const sharedV1Dir = path.resolve(repoRoot, '../shared/models/mobilenet_v1_0.25_224_imagenet');
 const embedded = findModel(DEFAULT_MODEL_ID)!;
 const modelJsonBytes = fs.statSync(path.join(embeddedDir, 'model.json')).size;
 const weightsBytes = fs.statSync(path.join(embeddedDir, 'weights.bin')).size;
@@ -33,7 +34,7 @@ before(async () => {
   fs.mkdirSync(shortWeightsDir);
   fs.copyFileSync(path.join(embeddedDir, 'model.json'), path.join(shortWeightsDir, 'model.json'));
   fs.writeFileSync(path.join(shortWeightsDir, 'weights.bin'), fs.readFileSync(path.join(embeddedDir, 'weights.bin')).subarray(4));
-  server = await startModelFileServer({ v2: embeddedDir, short: shortWeightsDir });
+  server = await startModelFileServer({ v2: embeddedDir, short: shortWeightsDir, v1: sharedV1Dir });
   await tf.setBackend('wasm');
 });
 
@@ -105,6 +106,27 @@ test('a hosted model downloads with progress, is verified, and loads into tfjs g
     features.dispose();
     assert.ok(values.every(Number.isFinite));
     assert.ok(values.some((v) => v > 0.01), 'real weights give non-trivial activations');
+  } finally {
+    model.dispose();
+  }
+});
+
+test('a model split into many shards (real MobileNetV1 0.25, 55 files) downloads whole and gives 256 features at conv_pw_13_relu', async () => {
+  const cacheDir = freshCache();
+  const entry = findModel('mobilenet_v1_0.25')!;
+  const modelJson = JSON.parse(fs.readFileSync(path.join(sharedV1Dir, 'model.json'), 'utf8')) as { weightsManifest: { paths: string[] }[] };
+  const shards = modelJson.weightsManifest.flatMap((g) => g.paths);
+  assert.equal(shards.length, 55);
+  const files: string[] = [];
+  const dir = await ensureModel({ ...entry, source: { kind: 'url', url: server.url('v1') } }, cacheDir, { onProgress: (p) => files.push(p.file) });
+  assert.deepEqual(fs.readdirSync(dir).sort(), ['model.json', ...shards].sort());
+  assert.deepEqual([...new Set(files)], ['model.json', ...shards]);
+  const model = await loadLayersModelFromFolder(tf, dir);
+  const trunk = tf.model({ inputs: model.inputs, outputs: model.getLayer(entry.featureLayer).output as tf.SymbolicTensor });
+  try {
+    const out = tf.tidy(() => trunk.predict(tf.zeros([1, 224, 224, 3])) as tf.Tensor);
+    assert.deepEqual(out.shape, [1, 7, 7, entry.featureSize]);
+    out.dispose();
   } finally {
     model.dispose();
   }
