@@ -1,0 +1,139 @@
+import assert from 'node:assert/strict';
+import { before, describe, it } from 'node:test';
+import * as tf from '@tensorflow/tfjs';
+import '@tensorflow/tfjs-backend-wasm';
+import { seededRandom } from '../../src/training/trainingCallbacks';
+import { registerWasmGradients, wasmGradientStats } from '../../src/training/wasmGradients';
+
+type Pad = 'same' | 'valid';
+interface Case {
+  kind: 'conv' | 'depthwise';
+  x: [number, number, number, number];
+  filter: [number, number, number, number];
+  stride: number;
+  pad: Pad;
+}
+
+function randomData(size: number, seed: number): Float32Array {
+  const r = seededRandom(seed);
+  return Float32Array.from({ length: size }, () => r() * 2 - 1);
+}
+
+const size = (shape: number[]): number => shape.reduce((a, b) => a * b, 1);
+
+/** Gradients of Σ(conv(x, w) ⊙ dy) with respect to x and w on `backend`: dx and dw are exactly the backprop kernels' outputs. */
+async function gradients(backend: string, c: Case): Promise<{ dx: Float32Array; dw: Float32Array }> {
+  await tf.setBackend(backend);
+  const x = tf.tensor4d(randomData(size(c.x), 1), c.x);
+  const w = tf.tensor4d(randomData(size(c.filter), 2), c.filter);
+  const forward = (a: tf.Tensor4D, b: tf.Tensor4D): tf.Tensor4D =>
+    c.kind === 'conv' ? tf.conv2d(a, b, c.stride, c.pad) : tf.depthwiseConv2d(a, b, c.stride, c.pad);
+  const outShape = tf.tidy(() => forward(x, w).shape);
+  const dy = tf.tensor(randomData(size(outShape), 3), outShape);
+  const [dx, dw] = tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(forward(a as tf.Tensor4D, b as tf.Tensor4D), dy)))([x, w]);
+  const result = { dx: (await dx.data()) as Float32Array, dw: (await dw.data()) as Float32Array };
+  tf.dispose([x, w, dy, dx, dw]);
+  return result;
+}
+
+function maxAbsDiff(a: Float32Array, b: Float32Array): number {
+  assert.equal(a.length, b.length);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
+  return m;
+}
+
+async function compare(c: Case): Promise<{ fast: number; reference: number }> {
+  const expected = await gradients('cpu', c);
+  const before = { ...wasmGradientStats };
+  const actual = await gradients('wasm', c);
+  const dxErr = maxAbsDiff(actual.dx, expected.dx);
+  const dwErr = maxAbsDiff(actual.dw, expected.dw);
+  assert.ok(dxErr < 1e-4, `input gradient differs from the cpu kernel by ${dxErr}`);
+  assert.ok(dwErr < 1e-4, `filter gradient differs from the cpu kernel by ${dwErr}`);
+  // sanity: the comparison is not between two zero arrays
+  assert.ok(expected.dw.some((v) => Math.abs(v) > 0.1) && expected.dx.some((v) => Math.abs(v) > 0.1));
+  return { fast: wasmGradientStats.fast - before.fast, reference: wasmGradientStats.reference - before.reference };
+}
+
+before(async () => {
+  await tf.setBackend('wasm');
+  await tf.ready();
+});
+
+describe('WebAssembly convolution gradients', () => {
+  it('are missing from tfjs-backend-wasm itself, so back-propagating into a convolution fails until they are registered', async () => {
+    await tf.setBackend('wasm');
+    const names = ['Conv2DBackpropFilter', 'DepthwiseConv2dNativeBackpropFilter', 'DepthwiseConv2dNativeBackpropInput'];
+    for (const name of names) assert.equal(tf.getKernel(name, 'wasm'), undefined, `${name} is not native to wasm`);
+    assert.ok(tf.getKernel('Conv2DBackpropInput', 'wasm'), 'the input gradient of Conv2D is native to wasm');
+    await assert.rejects(
+      gradients('wasm', { kind: 'conv', x: [1, 3, 3, 2], filter: [1, 1, 2, 2], stride: 1, pad: 'same' }),
+      /Conv2DBackpropFilter/,
+    );
+    registerWasmGradients(tf);
+    for (const name of names) assert.ok(tf.getKernel(name, 'wasm'), `${name} registered`);
+  });
+
+  it('match the cpu kernels for a 1×1 convolution (MobileNet expand/project) on the fast path', async () => {
+    const used = await compare({ kind: 'conv', x: [2, 5, 5, 6], filter: [1, 1, 6, 4], stride: 1, pad: 'same' });
+    assert.deepEqual(used, { fast: 1, reference: 0 });
+  });
+
+  it('match the cpu kernels for a strided 3×3 convolution with same padding, one product per tap', async () => {
+    const used = await compare({ kind: 'conv', x: [2, 7, 7, 3], filter: [3, 3, 3, 5], stride: 2, pad: 'same' });
+    assert.deepEqual(used, { fast: 1, reference: 0 });
+  });
+
+  it('match the cpu kernels for a valid 3×3 convolution', async () => {
+    const used = await compare({ kind: 'conv', x: [1, 6, 5, 2], filter: [3, 3, 2, 3], stride: 1, pad: 'valid' });
+    assert.deepEqual(used, { fast: 1, reference: 0 });
+  });
+
+  it('match the cpu kernels for a 3×3 stride-1 same depthwise convolution (filter and input gradients fast)', async () => {
+    const used = await compare({ kind: 'depthwise', x: [2, 6, 6, 5], filter: [3, 3, 5, 1], stride: 1, pad: 'same' });
+    assert.deepEqual(used, { fast: 2, reference: 0 });
+  });
+
+  it('match the cpu kernels for even and 5×5 depthwise kernels with asymmetric same padding', async () => {
+    assert.deepEqual(await compare({ kind: 'depthwise', x: [1, 5, 6, 3], filter: [2, 2, 3, 1], stride: 1, pad: 'same' }), { fast: 2, reference: 0 });
+    assert.deepEqual(await compare({ kind: 'depthwise', x: [2, 7, 7, 2], filter: [5, 5, 2, 1], stride: 1, pad: 'same' }), { fast: 2, reference: 0 });
+  });
+
+  it('fall back to the cpu kernel for the input gradient of a strided depthwise convolution', async () => {
+    // MobileNetV2's downsampling blocks: zero padding, then a 3×3 stride-2 valid depthwise convolution
+    const used = await compare({ kind: 'depthwise', x: [2, 8, 8, 4], filter: [3, 3, 4, 1], stride: 2, pad: 'valid' });
+    assert.deepEqual(used, { fast: 1, reference: 1 });
+  });
+
+  it('fall back to the cpu kernels for a depth multiplier above 1', async () => {
+    const used = await compare({ kind: 'depthwise', x: [1, 5, 5, 3], filter: [3, 3, 3, 2], stride: 1, pad: 'same' });
+    assert.deepEqual(used, { fast: 0, reference: 2 });
+  });
+
+  it('leave no tensor or WebAssembly buffer behind', async () => {
+    await tf.setBackend('wasm');
+    const c: Case = { kind: 'depthwise', x: [2, 6, 6, 5], filter: [3, 3, 5, 1], stride: 1, pad: 'same' };
+    await gradients('wasm', c); // warm-up
+    const backend = tf.backend() as unknown as { numDataIds(): number };
+    const tensors = tf.memory().numTensors;
+    const buffers = backend.numDataIds();
+    await gradients('wasm', c);
+    await gradients('wasm', { kind: 'conv', x: [2, 7, 7, 3], filter: [3, 3, 3, 5], stride: 2, pad: 'same' });
+    await gradients('wasm', { kind: 'depthwise', x: [1, 5, 5, 3], filter: [3, 3, 3, 2], stride: 1, pad: 'same' });
+    assert.equal(tf.memory().numTensors, tensors);
+    assert.equal(backend.numDataIds(), buffers);
+  });
+
+  it('can be registered again, switching between the fast and the reference kernels', async () => {
+    registerWasmGradients(tf, 'reference');
+    try {
+      const used = await compare({ kind: 'conv', x: [2, 5, 5, 6], filter: [1, 1, 6, 4], stride: 1, pad: 'same' });
+      assert.deepEqual(used, { fast: 0, reference: 1 });
+    } finally {
+      registerWasmGradients(tf);
+    }
+    const used = await compare({ kind: 'conv', x: [2, 5, 5, 6], filter: [1, 1, 6, 4], stride: 1, pad: 'same' });
+    assert.deepEqual(used, { fast: 1, reference: 0 });
+  });
+});
