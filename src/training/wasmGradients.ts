@@ -17,7 +17,7 @@ import type { Tf } from './trainingLoop';
 
 type TensorInfo = tf.TensorInfo;
 type KernelConfig = ReturnType<Tf['getKernel']>;
-type NamedAttrMap = Parameters<KernelConfig['kernelFunc']>[0]['attrs'];
+type NamedAttrMap = NonNullable<Parameters<KernelConfig['kernelFunc']>[0]['attrs']>;
 
 /** The members of the wasm and cpu backends these kernels use. */
 interface DataBackend {
@@ -218,13 +218,18 @@ function makeKernel(tfx: Tf, name: KernelName, mode: WasmGradientMode): KernelCo
   const kernelFunc = ({ inputs, attrs, backend }: Parameters<KernelConfig['kernelFunc']>[0]): TensorInfo => {
     const wasm = backend as unknown as DataBackend;
     const a = attrs ?? {};
+    const input = (key: string): TensorInfo => {
+      const t = inputs[key];
+      if (!t) throw new Error(`${name}: input ${key} is missing`);
+      return t;
+    };
     if (mode === 'fast') {
       const ops = new WasmOps(tfx, wasm);
       let result: TensorInfo | null = null;
       try {
-        if (name === 'Conv2DBackpropFilter') result = conv2dFilterGrad(tfx, ops, inputs.x, inputs.dy, a);
-        else if (name === 'DepthwiseConv2dNativeBackpropFilter') result = depthwiseFilterGrad(tfx, ops, inputs.x, inputs.dy, a);
-        else result = depthwiseInputGrad(tfx, ops, inputs.dy, inputs.filter, a);
+        if (name === 'Conv2DBackpropFilter') result = conv2dFilterGrad(tfx, ops, input('x'), input('dy'), a);
+        else if (name === 'DepthwiseConv2dNativeBackpropFilter') result = depthwiseFilterGrad(tfx, ops, input('x'), input('dy'), a);
+        else result = depthwiseInputGrad(tfx, ops, input('dy'), input('filter'), a);
       } catch (err) {
         ops.free();
         throw err;
