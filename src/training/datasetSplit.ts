@@ -15,8 +15,9 @@ import { createHash } from 'node:crypto';
  *
  * The one exception to stability is that guarantee: when a class has no file with `u < valSplit`,
  * its file with the smallest `u` is moved to validation (with the largest `u` to training in the
- * opposite case). Adding a file to such a class can therefore move that one file back. Classes of
- * a single distinct content (one file, or copies of one file) stay entirely in training.
+ * opposite case). Adding a file to such a class can therefore move that one file back. A class
+ * of a single distinct content (one file, or copies of one file) stays entirely in training: a
+ * class seen only in validation could never be predicted.
  * Because identical files share a side, the forced move also moves the copies in other classes;
  * that only happens with cross-class duplicates, which the scan reports as label noise.
  */
@@ -58,7 +59,11 @@ export function stratifiedSplit(items: readonly SplitInput[], valSplit: number, 
     }
     for (const classIndex of [...contentsByClass.keys()].sort((a, b) => a - b)) {
       const contents = [...contentsByClass.get(classIndex)!];
-      if (contents.length < 2) continue;
+      if (contents.length < 2) {
+        // Validation without training would leave the class unlearnable.
+        sides.set(contents[0], 'train');
+        continue;
+      }
       // Ties in u are astronomically unlikely; the hash breaks them so the order is total anyway.
       contents.sort((a, b) => keys.get(a)! - keys.get(b)! || (a < b ? -1 : a > b ? 1 : 0));
       if (!contents.some((sha) => sides.get(sha) === 'val')) sides.set(contents[0], 'val');
