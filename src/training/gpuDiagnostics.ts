@@ -104,7 +104,21 @@ export async function diagnoseGpu(env: GpuDiagnosisEnv = {}): Promise<GpuDiagnos
   const systemLibraries = env.systemLibraries ?? true;
   const cache = systemLibraries && !windows ? await readLdconfigCache() : [];
   if (systemLibraries && !windows) loaderDirs.push('/lib', '/usr/lib', '/lib64', '/usr/lib64');
-  const extraDirs = env.searchDirs ?? (await defaultCudaDirs(windows));
+  const extraDirs = [...(env.searchDirs ?? (await defaultCudaDirs(windows)))];
+  // /usr/local/cuda is usually a link to /usr/local/cuda-X.Y: look at each real folder once.
+  const seen = new Set<string>();
+  const firstSpelling = async (dirs: string[]) => {
+    const kept: string[] = [];
+    for (const dir of dirs) {
+      const real = await fsp.realpath(dir).catch(() => undefined);
+      if (real === undefined || seen.has(real)) continue;
+      seen.add(real);
+      kept.push(dir);
+    }
+    return kept;
+  };
+  loaderDirs.splice(0, loaderDirs.length, ...(await firstSpelling(loaderDirs)));
+  extraDirs.splice(0, extraDirs.length, ...(await firstSpelling(extraDirs)));
 
   const driver = await findDriver(env, pathDirs, windows);
   const libraries: LibraryCheck[] = [];
@@ -245,8 +259,8 @@ function explainProblems(driver: GpuDiagnosis['driver'], libs: LibraryCheck[], w
     if (cudart.elsewhere.length > 0) {
       problems.push(`${cudart.soname} is in ${path.dirname(cudart.elsewhere[0])} but not on the loader path: add that folder to ${pathVar} before starting VS Code${windows ? '' : ' (or register it with ldconfig)'}.`);
     } else if (cudart.otherVersions.length > 0 || hasCuda12) {
-      const found = cudart.otherVersions.map((p) => path.basename(p)).join(', ') || 'CUDA 12 libraries';
-      const where = cudart.otherVersions[0] ? ` in ${path.dirname(cudart.otherVersions[0])}` : '';
+      const found = unique(cudart.otherVersions.map((p) => path.basename(p))).join(', ') || 'CUDA 12 libraries';
+      const where = cudart.otherVersions.length > 0 ? ` in ${unique(cudart.otherVersions.map((p) => path.dirname(p))).join(', ')}` : '';
       problems.push(
         `tfjs-node-gpu 4.x is built for CUDA 11.x/cuDNN 8; found ${cudaLabel(cudart.otherVersions)} (${found}${where}) but not ${cudart.soname}: install CUDA 11.8 + cuDNN 8 beside it and add their lib64 folder to ${pathVar}, ${CPU_HINT}.`,
       );
@@ -268,7 +282,7 @@ function explainProblems(driver: GpuDiagnosis['driver'], libs: LibraryCheck[], w
       problems.push(`${cudnn.soname} is in ${path.dirname(cudnn.elsewhere[0])} but not on the loader path: add that folder to ${pathVar}.`);
     } else if (cudnn.otherVersions.length > 0) {
       problems.push(
-        `tfjs-node-gpu 4.x needs cuDNN 8 (${cudnn.soname}); found only ${cudnn.otherVersions.map((p) => path.basename(p)).join(', ')} in ${path.dirname(cudnn.otherVersions[0])}: install cuDNN 8.x for CUDA 11 beside it, ${CPU_HINT}.`,
+        `tfjs-node-gpu 4.x needs cuDNN 8 (${cudnn.soname}); found only ${unique(cudnn.otherVersions.map((p) => path.basename(p))).join(', ')} in ${unique(cudnn.otherVersions.map((p) => path.dirname(p))).join(', ')}: install cuDNN 8.x for CUDA 11 beside it, ${CPU_HINT}.`,
       );
     } else {
       problems.push(`${cudnn.soname} (cuDNN 8) was not found on ${pathVar} or in the system library path: install cuDNN 8.x for CUDA 11, ${CPU_HINT}.`);
@@ -287,7 +301,7 @@ function summarize(ready: boolean, driver: GpuDiagnosis['driver'], libs: Library
   const keyMissing = missing.filter((m) => /cudart|cudnn/.test(m));
   const otherMissing = missing.filter((m) => !/cudart|cudnn|libcuda\.so|nvcuda/.test(m));
   if (keyMissing.length > 0) {
-    const mismatch = libs.filter((l) => keyMissing.includes(l.soname) && l.otherVersions.length > 0).map((l) => path.basename(l.otherVersions[0]));
+    const mismatch = unique(libs.filter((l) => keyMissing.includes(l.soname) && l.otherVersions.length > 0).map((l) => path.basename(l.otherVersions[0])));
     parts.push(`${joinWords(keyMissing)} not found${mismatch.length > 0 ? ` (found ${mismatch.join(', ')} instead: wrong CUDA/cuDNN version)` : ''}`);
   }
   if (otherMissing.length > 0 && keyMissing.length === 0) parts.push(`${joinWords(otherMissing)} not found`);
@@ -324,7 +338,7 @@ async function defaultCudaDirs(windows: boolean): Promise<string[]> {
   }
   const dirs = ['/usr/local/cuda/lib64', '/usr/local/cuda/targets/x86_64-linux/lib', '/opt/cuda/lib64', '/usr/lib/x86_64-linux-gnu', '/usr/lib/wsl/lib'];
   for (const name of await fsp.readdir('/usr/local').catch(() => [] as string[])) {
-    if (/^cuda-\d/.test(name)) dirs.push(`/usr/local/${name}/lib64`, `/usr/local/${name}/targets/x86_64-linux/lib`);
+    if (/^cuda-\d/.test(name)) dirs.push(`/usr/local/${name}/lib64`, `/usr/local/${name}/lib`, `/usr/local/${name}/targets/x86_64-linux/lib`);
   }
   return dirs;
 }
@@ -341,8 +355,8 @@ function isOtherVersion(name: string, lib: RequiredLibrary, windows: boolean): b
 }
 
 function cudaLabel(others: string[]): string {
-  const major = others.map((p) => /\.so\.(\d+)/.exec(path.basename(p))?.[1] ?? /64_(\d\d)/.exec(path.basename(p))?.[1]?.slice(0, 2)).find(Boolean);
-  return major ? `CUDA ${major}` : 'another CUDA version';
+  const majors = unique(others.map((p) => /\.so\.(\d+)/.exec(path.basename(p))?.[1] ?? /64_(\d\d)/.exec(path.basename(p))?.[1]).filter((m): m is string => m !== undefined));
+  return majors.length > 0 ? `CUDA ${majors.sort((a, b) => Number(a) - Number(b)).join(' and ')}` : 'another CUDA version';
 }
 
 async function findExecutable(name: string, dirs: string[]): Promise<string | undefined> {
