@@ -1,0 +1,259 @@
+// The commands around a run: Train Image Classifier, Cancel Training, Open Training Panel, Open Run
+// Report, Reveal in Explorer. Explorer menus pass the Uri they were invoked on; the tree passes its node.
+import * as fs from 'node:fs/promises';
+import * as path from 'node:path';
+import * as vscode from 'vscode';
+import { RUN_FILES } from '../shared/runFolder';
+import { runLocationsFor } from './configuration';
+import type { SettingsProblemReporter } from './configuration';
+import { discoverDatasets } from './datasetDiscovery';
+import type { DatasetNode, DatasetTreeProvider } from './datasetTree';
+import { describeRun, isInside, readRunStatus, samePath } from './runIndex';
+import type { RunEntry } from './runIndex';
+import { RunInProgressError } from './trainingProcess';
+import type { TrainingProcessManager, TrainingRun } from './trainingProcess';
+import type { TrainingRunHandle } from './trainingRunHandle';
+import type { UserNotices } from './userNotices';
+
+/** What the commands need from the panel controller (TrainingPanelManager). */
+export interface PanelController {
+  showLive(run: TrainingRunHandle): void;
+  showRunFolder(runDir: string): Promise<void>;
+}
+
+export interface CommandServices {
+  log: vscode.OutputChannel;
+  manager: TrainingProcessManager;
+  datasets: DatasetTreeProvider;
+  panel: () => PanelController;
+  settings: SettingsProblemReporter;
+  notices: UserNotices;
+}
+
+function isNode(value: unknown): value is DatasetNode {
+  return typeof value === 'object' && value !== null && typeof (value as { kind?: unknown }).kind === 'string' && 'dataset' in value;
+}
+
+function isRunHandle(value: unknown): value is TrainingRunHandle {
+  return typeof value === 'object' && value !== null && typeof (value as TrainingRunHandle).cancel === 'function' && typeof (value as TrainingRunHandle).id === 'string';
+}
+
+async function isDirectory(fsPath: string): Promise<boolean> {
+  try {
+    return (await fs.stat(fsPath)).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+async function isRunFolder(fsPath: string): Promise<boolean> {
+  return (await readRunStatus(fsPath)) !== undefined;
+}
+
+/** The dataset folder a command argument names, asking the user when it names none. */
+async function datasetRootFrom(arg: unknown, services: CommandServices): Promise<string | undefined> {
+  if (arg instanceof vscode.Uri) return (await isDirectory(arg.fsPath)) ? arg.fsPath : path.dirname(arg.fsPath);
+  if (typeof arg === 'string') return arg;
+  if (isNode(arg)) return arg.dataset.root;
+  await services.datasets.whenReady();
+  const datasets = services.datasets.datasets;
+  type Item = vscode.QuickPickItem & { root?: string };
+  const items: Item[] = datasets.map((d) => ({
+    label: d.name,
+    description: `${d.classes.length} classes · ${d.imageCount} images`,
+    detail: vscode.workspace.asRelativePath(d.root),
+    root: d.root,
+  }));
+  items.push({ label: '$(folder-opened) Choose a folder…', alwaysShow: true });
+  const picked = datasets.length > 0 ? await vscode.window.showQuickPick(items, { title: 'Train Image Classifier', placeHolder: 'Dataset to train on' }) : items[items.length - 1];
+  if (!picked) return undefined;
+  if (picked.root) return picked.root;
+  const chosen = await vscode.window.showOpenDialog({
+    canSelectFolders: true,
+    canSelectFiles: false,
+    openLabel: 'Train on This Folder',
+    title: 'A folder with one subfolder of images per class',
+  });
+  return chosen?.[0]?.fsPath;
+}
+
+/** Offers to show or cancel the run already going on a dataset. */
+async function offerRunningRun(run: TrainingRun, services: CommandServices): Promise<void> {
+  const choice = await services.notices.info(`A training run for ${run.datasetName} is already going.`, 'Show Panel', 'Cancel Run');
+  if (choice === 'Show Panel') services.panel().showLive(run);
+  if (choice === 'Cancel Run') run.cancel();
+}
+
+/** Train Image Classifier: starts a run on a folder and opens the panel on it; returns the run. */
+export async function trainClassifier(services: CommandServices, arg?: unknown): Promise<TrainingRun | undefined> {
+  const root = await datasetRootFrom(arg, services);
+  if (!root) return undefined;
+  const existing = services.manager.runFor(root);
+  if (existing) {
+    void offerRunningRun(existing, services);
+    return existing;
+  }
+  if (!services.datasets.datasets.some((d) => samePath(d.root, root))) {
+    // Not in the tree (outside the workspace, too deep, or not a dataset): look at it before forking.
+    const { datasets } = await discoverDatasets(root, { maxDepth: 3 });
+    if (!datasets.some((d) => samePath(d.root, root))) {
+      const choice = await services.notices.warn(
+        `${path.basename(root)} does not look like an image dataset: it needs two or more subfolders (one per class) holding images, or train/ and val/ folders laid out that way.`,
+        'Train Anyway',
+      );
+      if (choice !== 'Train Anyway') return undefined;
+    }
+  }
+  const uri = vscode.Uri.file(root);
+  const { settings } = services.settings.check(uri);
+  const locations = runLocationsFor(root, settings);
+  if (isInside(root, locations.runsDir) || isInside(root, locations.cacheDir)) {
+    void services.notices.error(
+      `The runs folder (${locations.runsDir}) or cache folder (${locations.cacheDir}) is inside the dataset ${root}; Image Trainer never writes into a dataset. Change imageTrainer.runsFolder / imageTrainer.cacheFolder.`,
+    );
+    return undefined;
+  }
+  let run: TrainingRun;
+  try {
+    run = services.manager.start({ datasetRoot: root, runsDir: locations.runsDir, cacheDir: locations.cacheDir, options: settings.train, cwd: locations.base });
+  } catch (error) {
+    if (error instanceof RunInProgressError) {
+      void offerRunningRun(error.run, services);
+      return error.run;
+    }
+    void services.notices.error(`Could not start training: ${(error as Error).message}`);
+    return undefined;
+  }
+  try {
+    services.panel().showLive(run);
+  } catch (error) {
+    services.log.appendLine(`[panel] could not open the panel: ${(error as Error).message}`);
+  }
+  return run;
+}
+
+/** Cancel Training: cancels the run of the given dataset, the only run, or one the user picks. */
+export async function cancelTraining(services: CommandServices, arg?: unknown): Promise<void> {
+  let run: TrainingRun | undefined;
+  if (isRunHandle(arg)) run = services.manager.runById(arg.id);
+  else if (isNode(arg)) run = services.manager.runFor(arg.dataset.root);
+  else if (arg instanceof vscode.Uri) run = services.manager.runFor(arg.fsPath);
+  else {
+    const runs = services.manager.activeRuns.filter((r) => !r.isEnded);
+    if (runs.length === 0) {
+      void services.notices.info('No training is running.');
+      return;
+    }
+    run =
+      runs.length === 1
+        ? runs[0]
+        : (
+            await vscode.window.showQuickPick(
+              runs.map((r) => ({ label: r.datasetName, detail: r.datasetRoot, run: r })),
+              { title: 'Cancel Training', placeHolder: 'Run to cancel' },
+            )
+          )?.run;
+  }
+  run?.cancel();
+}
+
+async function pickRun(runs: readonly RunEntry[], title: string): Promise<RunEntry | undefined> {
+  if (runs.length === 0) return undefined;
+  const picked = await vscode.window.showQuickPick(
+    runs.map((run) => ({ label: run.name, description: describeRun(run), detail: run.status.datasetRoot, run })),
+    { title, placeHolder: 'Run', matchOnDetail: true },
+  );
+  return picked?.run;
+}
+
+/** Open Training Panel: a live run, a run folder, the latest run of a dataset, or one the user picks. */
+export async function openPanel(services: CommandServices, arg?: unknown): Promise<void> {
+  const panel = services.panel();
+  if (isRunHandle(arg)) return panel.showLive(arg);
+  let runDir: string | undefined;
+  let datasetRoot: string | undefined;
+  if (isNode(arg)) {
+    if (arg.kind === 'run') runDir = arg.run.runDir;
+    else datasetRoot = arg.dataset.root;
+  } else if (arg instanceof vscode.Uri || typeof arg === 'string') {
+    const fsPath = arg instanceof vscode.Uri ? arg.fsPath : arg;
+    if (await isRunFolder(fsPath)) runDir = fsPath;
+    else datasetRoot = fsPath;
+  }
+  const live = services.manager.activeRuns.filter((r) => (runDir ? r.runDir !== undefined && samePath(r.runDir, runDir) : datasetRoot ? samePath(r.datasetRoot, datasetRoot) : true));
+  if (live.length > 0) return panel.showLive(live[live.length - 1]);
+  if (!runDir && datasetRoot) runDir = services.datasets.runsOf(datasetRoot)[0]?.runDir;
+  if (!runDir && !datasetRoot) {
+    await services.datasets.whenReady();
+    runDir = (await pickRun(services.datasets.allRuns, 'Open Training Panel'))?.runDir;
+    if (!runDir) {
+      if (services.datasets.allRuns.length === 0) void services.notices.info('No training runs yet: right-click a dataset folder and choose Train Image Classifier.');
+      return;
+    }
+  }
+  if (!runDir) {
+    void services.notices.info(`${path.basename(datasetRoot ?? '')} has no training runs yet.`, 'Train Image Classifier').then((choice) => {
+      if (choice) void vscode.commands.executeCommand('imageTrainer.trainClassifier', vscode.Uri.file(datasetRoot ?? ''));
+    });
+    return;
+  }
+  await panel.showRunFolder(runDir);
+}
+
+/** Open Run Report: the run's report.md in the Markdown preview; returns its Uri. */
+export async function openRunReport(services: CommandServices, arg?: unknown): Promise<vscode.Uri | undefined> {
+  let runDir: string | undefined;
+  if (isNode(arg) && arg.kind === 'run') runDir = arg.run.runDir;
+  else if (isNode(arg)) runDir = services.datasets.runsOf(arg.dataset.root)[0]?.runDir;
+  else if (isRunHandle(arg)) runDir = arg.runDir;
+  else if (arg instanceof vscode.Uri) runDir = arg.fsPath;
+  else if (typeof arg === 'string') runDir = arg;
+  else {
+    await services.datasets.whenReady();
+    const runs = services.datasets.allRuns.filter((r) => r.status.state !== 'running');
+    if (runs.length === 0) {
+      void services.notices.info('No finished training runs yet.');
+      return undefined;
+    }
+    runDir = (await pickRun(runs, 'Open Run Report'))?.runDir;
+  }
+  if (!runDir) return undefined;
+  const report = vscode.Uri.file(path.join(runDir, RUN_FILES.report));
+  try {
+    await fs.access(report.fsPath);
+  } catch {
+    void services.notices.warn(`${path.basename(runDir)} has no report yet: the report is written when a run ends.`);
+    return undefined;
+  }
+  await vscode.commands.executeCommand('markdown.showPreview', report);
+  return report;
+}
+
+/** Reveal in Explorer for a tree node (dataset, class or run folder). */
+export async function revealInExplorer(arg?: unknown): Promise<void> {
+  if (!isNode(arg)) return;
+  const target = arg.kind === 'class' ? arg.cls.folders[0] : arg.kind === 'run' ? arg.run.runDir : arg.dataset.root;
+  await vscode.commands.executeCommand('revealInExplorer', vscode.Uri.file(target));
+}
+
+/** Tells the user how a run ended, with the next useful action. */
+export function announceRunEnd(run: TrainingRun, services: CommandServices): void {
+  const finished = [...run.history].reverse().find((n) => n.type === 'finished');
+  if (run.state === 'finished' && finished?.type === 'finished') {
+    const acc = (finished.summary.valAccuracy * 100).toFixed(1);
+    void services.notices
+      .info(`Training on ${run.datasetName} finished: validation accuracy ${acc}% (best epoch ${finished.summary.bestEpoch}).`, 'Open Panel', 'Open Report')
+      .then((choice) => {
+        if (choice === 'Open Panel') services.panel().showLive(run);
+        if (choice === 'Open Report') void openRunReport(services, run.runDir);
+      });
+  } else if (run.state === 'cancelled') {
+    void services.notices.info(`Training on ${run.datasetName} was cancelled; the best checkpoint so far is kept.`, 'Open Panel').then((choice) => {
+      if (choice) services.panel().showLive(run);
+    });
+  } else if (run.state === 'failed') {
+    void services.notices.error(`Training on ${run.datasetName} failed: ${run.failureMessage ?? 'unknown error'}`, 'Open Panel').then((choice) => {
+      if (choice === 'Open Panel') services.panel().showLive(run);
+    });
+  }
+}

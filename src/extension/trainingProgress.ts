@@ -1,0 +1,133 @@
+// Progress of live runs in the editor: a cancellable notification per run (stage, epoch, ETA) and
+// one status bar item while any run is going; clicking it opens the panel.
+import * as vscode from 'vscode';
+import type { Progress, Stage } from '../shared/types';
+import type { TrainingProcessManager, TrainingRun } from './trainingProcess';
+
+const STAGE_WORDS: Record<Stage, string> = {
+  scan: 'Scanning images',
+  features: 'Extracting features',
+  head: 'Training the classifier',
+  'fine-tune': 'Fine-tuning',
+  evaluate: 'Evaluating',
+  save: 'Saving the model',
+};
+
+// Share of the whole run each stage takes, roughly, so one bar can advance monotonically.
+const STAGE_SPANS: Record<Stage, [number, number]> = {
+  scan: [0, 5],
+  features: [5, 50],
+  head: [50, 85],
+  'fine-tune': [85, 95],
+  evaluate: [95, 99],
+  save: [99, 100],
+};
+
+/** Seconds as `1:05` or `1:02:03`. */
+export function formatDuration(seconds: number): string {
+  const s = Math.max(0, Math.round(seconds));
+  const h = Math.floor(s / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  const ss = String(s % 60).padStart(2, '0');
+  return h > 0 ? `${h}:${String(m).padStart(2, '0')}:${ss}` : `${m}:${ss}`;
+}
+
+/** One line describing a progress report: stage, epoch, percentage of the stage, ETA. */
+export function describeProgress(progress: Progress): string {
+  const parts = [STAGE_WORDS[progress.stage] ?? progress.stage];
+  if (progress.epoch !== undefined && progress.epochs !== undefined) parts.push(`epoch ${progress.epoch} of ${progress.epochs}`);
+  else if (progress.total > 0) parts.push(`${progress.done} of ${progress.total}`);
+  if (progress.imagesPerSec !== undefined && progress.imagesPerSec > 0) parts.push(`${progress.imagesPerSec.toFixed(0)} images/s`);
+  if (progress.etaSec !== undefined && Number.isFinite(progress.etaSec)) parts.push(`ETA ${formatDuration(progress.etaSec)}`);
+  return parts.join(' · ');
+}
+
+/** Overall percentage of a run (0–100) from a progress report. */
+export function overallPercent(progress: Progress): number {
+  const [from, to] = STAGE_SPANS[progress.stage] ?? [0, 100];
+  const fraction = progress.total > 0 ? Math.min(1, Math.max(0, progress.done / progress.total)) : 0;
+  return from + (to - from) * fraction;
+}
+
+/** Shows the progress of every run the manager starts. */
+export class TrainingProgressReporter implements vscode.Disposable {
+  private readonly statusBar = vscode.window.createStatusBarItem('imageTrainer.training', vscode.StatusBarAlignment.Left, 50);
+  private readonly disposables: vscode.Disposable[] = [];
+  private readonly lines = new Map<string, string>();
+
+  constructor(private readonly manager: TrainingProcessManager) {
+    this.statusBar.name = 'Image Trainer';
+    this.statusBar.command = 'imageTrainer.openPanel';
+    this.disposables.push(
+      this.statusBar,
+      manager.onDidStartRun((run) => this.track(run)),
+      manager.onDidEndRun(() => this.updateStatusBar()),
+      manager.onDidExitRun(() => this.updateStatusBar()),
+    );
+  }
+
+  private track(run: TrainingRun): void {
+    this.lines.set(run.id, 'Starting…');
+    this.updateStatusBar();
+    void vscode.commands.executeCommand('setContext', 'imageTrainer.trainingActive', true);
+    void vscode.window.withProgress(
+      { location: vscode.ProgressLocation.Notification, title: `Training on ${run.datasetName}`, cancellable: true },
+      (progress, token) =>
+        new Promise<void>((resolve) => {
+          let reported = 0;
+          const subscriptions: vscode.Disposable[] = [];
+          const finish = (): void => {
+            for (const s of subscriptions) s.dispose();
+            resolve();
+          };
+          subscriptions.push(
+            token.onCancellationRequested(() => {
+              run.cancel();
+              progress.report({ message: 'Cancelling: finishing the current batch and keeping the best checkpoint…' });
+            }),
+            run.onDidNotify((message) => {
+              if (message.type !== 'progress' && message.type !== 'started') return;
+              const line = message.type === 'started' ? `${message.backend.backend} backend, ${message.model.name}` : describeProgress(message.progress);
+              const percent = message.type === 'progress' ? overallPercent(message.progress) : reported;
+              // `increment` adds up; never go backwards.
+              const increment = Math.max(0, percent - reported);
+              reported += increment;
+              progress.report({ message: line, increment });
+              this.lines.set(run.id, line);
+              this.updateStatusBar();
+            }),
+            run.onDidEnd(finish),
+          );
+          if (run.isEnded) finish();
+          // A process that dies silently still ends the notification.
+          void run.exited.then(finish);
+        }),
+    );
+    void run.exited.then(() => {
+      this.lines.delete(run.id);
+      this.updateStatusBar();
+    });
+  }
+
+  private updateStatusBar(): void {
+    const runs = this.manager.activeRuns.filter((r) => !r.isEnded);
+    void vscode.commands.executeCommand('setContext', 'imageTrainer.trainingActive', runs.length > 0);
+    if (runs.length === 0) {
+      this.statusBar.hide();
+      return;
+    }
+    if (runs.length === 1) {
+      const [run] = runs;
+      this.statusBar.text = `$(sync~spin) ${run.datasetName}: ${this.lines.get(run.id) ?? 'starting…'}`;
+      this.statusBar.tooltip = `Image Trainer is training on ${run.datasetRoot}. Click to open the training panel.`;
+    } else {
+      this.statusBar.text = `$(sync~spin) Training ${runs.length} classifiers`;
+      this.statusBar.tooltip = runs.map((r) => `${r.datasetName}: ${this.lines.get(r.id) ?? 'starting…'}`).join('\n');
+    }
+    this.statusBar.show();
+  }
+
+  dispose(): void {
+    for (const d of this.disposables) d.dispose();
+  }
+}
