@@ -144,7 +144,7 @@ describe('fineTune on cached activations (WebAssembly)', () => {
 
     // The trap this guards against is real: one call in training mode rewrites the moving statistics.
     const probe = tf.tensor(train.x.subarray(0, 4 * 7 * 7 * 56), [4, 7, 7, 56]);
-    tf.tidy(() => cut.top.apply(probe, { training: true }));
+    tf.tidy(() => cut.top.apply(probe, { training: true }) as tf.Tensor);
     probe.dispose();
     const bnAfterProbe = copyWeights([base.getLayer('block_16_expand_BN')]);
     const mean = [...bnAfterProbe.keys()].find((k) => k.endsWith('moving_mean'))!;
