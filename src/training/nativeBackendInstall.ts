@@ -143,10 +143,21 @@ function diagnoseNpmOutput(lines: string[]): string {
   return '';
 }
 
-/** npm's error lines (`npm error …` / `npm ERR! …`), else the last lines printed. */
+/** npm's error lines (`npm error …` / `npm ERR! …`) without stack frames and dumps, else the last lines printed. */
 function lastErrorLines(lines: string[], count = 10): string[] {
   const errors = lines.filter((l) => /^npm (ERR!|error)/.test(l));
-  return (errors.length > 0 ? errors : lines.filter((l) => l.trim() !== '')).slice(-count);
+  const telling = errors.filter((l) => {
+    const text = l.replace(/^npm (ERR!|error)\s?/, '');
+    return !(
+      text.trim() === '' ||
+      /^\s+at\s/.test(text) || // stack frame
+      /^\s*[\^{}]\s*$/.test(text) ||
+      /^\s+\w+: /.test(text) || // fields of a dumped error object
+      /^node:\w+:\d+$/.test(text.trim()) ||
+      /throw er;|^Emitted '.*' event|^Node\.js v\d/.test(text.trim())
+    );
+  });
+  return (telling.length > 0 ? telling : lines.filter((l) => l.trim() !== '')).slice(-count);
 }
 
 async function hasNativeBinding(modulePath: string): Promise<boolean> {
