@@ -276,7 +276,8 @@ export class DatasetTreeProvider implements vscode.TreeDataProvider<DatasetNode>
     item.id = `dataset:${dataset.root}`;
     const health = this.health.get(dataset.root);
     const live = this.manager.runFor(dataset.root);
-    const parts = [plural(dataset.classes.length, 'class', 'classes'), plural(dataset.imageCount, 'image')];
+    const images = health && !health.truncated ? Object.values(health.imagesPerClass).reduce((a, b) => a + b, 0) : dataset.imageCount;
+    const parts = [plural(dataset.classes.length, 'class', 'classes'), plural(images, 'image')];
     if (health && health.warnings.length > 0) parts.push(plural(health.warnings.length, 'warning'));
     if (live) parts.push('training…');
     item.description = parts.join(' · ');
@@ -297,12 +298,16 @@ export class DatasetTreeProvider implements vscode.TreeDataProvider<DatasetNode>
   private classItem(dataset: DiscoveredDataset, cls: DiscoveredClass): vscode.TreeItem {
     const item = new vscode.TreeItem(cls.name, vscode.TreeItemCollapsibleState.None);
     item.id = `class:${dataset.root}:${cls.name}`;
-    item.description = plural(cls.imageCount, 'image');
-    const warnings = this.health.get(dataset.root)?.classWarnings[cls.name] ?? [];
+    const health = this.health.get(dataset.root);
+    const warnings = health?.classWarnings[cls.name] ?? [];
+    // Once the quick check has read the bytes, its count replaces the count by file name.
+    const images = health && !health.truncated ? (health.imagesPerClass[cls.name] ?? cls.imageCount) : cls.imageCount;
+    const problemFiles = health?.fileProblems.filter((p) => p.className === cls.name).length ?? 0;
+    item.description = [plural(images, 'image'), problemFiles > 0 ? plural(problemFiles, 'bad file') : undefined].filter(Boolean).join(' · ');
     item.iconPath = warnings.length > 0 ? WARNING_ICON : new vscode.ThemeIcon('folder');
     item.contextValue = 'datasetClass';
     const tooltip = new vscode.MarkdownString(undefined, true);
-    tooltip.appendMarkdown(`**${escapeMarkdown(cls.name)}**: ${plural(cls.imageCount, 'image')} (by file name)\n\n`);
+    tooltip.appendMarkdown(`**${escapeMarkdown(cls.name)}**: ${plural(images, 'image')}${health ? '' : ' (by file name; checking…)'}\n\n`);
     for (const w of warnings.slice(0, 10)) tooltip.appendMarkdown(`$(warning) ${escapeMarkdown(w)}  \n`);
     if (warnings.length > 10) tooltip.appendMarkdown(`…and ${warnings.length - 10} more`);
     item.tooltip = tooltip;
