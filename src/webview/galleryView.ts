@@ -1,0 +1,201 @@
+// The images of one confusion-matrix cell as thumbnails, worst first, rendered a page at a time
+// (more as the user scrolls) with lazily loaded images, so a cell of hundreds stays smooth.
+import type { Evaluation, Prediction } from '../shared/types';
+import { formatPercent, plural } from './displayFormat';
+import { h, replaceChildren } from './domBuilder';
+import { cellImages, imageUrl, probabilityOf } from './galleryOrder';
+
+export const GALLERY_PAGE_SIZE = 120;
+
+export interface GalleryActions {
+  open(path: string): void;
+  reveal(path: string): void;
+  move(path: string, toClass: string): void;
+}
+
+export interface MovedImage {
+  toClass: string;
+  newPath?: string;
+}
+
+function fileName(path: string): string {
+  return path.slice(path.lastIndexOf('/') + 1);
+}
+
+/** The `#gallery` section. */
+export class GalleryView {
+  readonly element: HTMLElement;
+  private readonly title: HTMLElement;
+  private readonly grid: HTMLElement;
+  private readonly more: HTMLButtonElement;
+  private images: Prediction[] = [];
+  private rendered = 0;
+  private evaluation: Evaluation | undefined;
+  private cell: [number, number] | undefined;
+  private imageBaseUri = '';
+  private moved: ReadonlyMap<string, MovedImage> = new Map();
+  private observer: IntersectionObserver | undefined;
+
+  constructor(private readonly actions: GalleryActions) {
+    this.title = h('h2', { id: 'gallery-title' }, 'Images');
+    this.grid = h('div', { id: 'gallery', role: 'list', 'aria-labelledby': 'gallery-title' });
+    this.more = h('button', { id: 'gallery-more', type: 'button', class: 'secondary-button', hidden: true }) as HTMLButtonElement;
+    this.more.addEventListener('click', () => this.renderPage());
+    this.element = h(
+      'section',
+      { id: 'gallery-section', 'aria-labelledby': 'gallery-title' },
+      this.title,
+      h('p', { id: 'gallery-help', class: 'muted' }, 'Select a cell of the confusion matrix to see its validation images.'),
+      this.grid,
+      this.more,
+    );
+    this.grid.addEventListener('click', (event) => this.onClick(event));
+    if (typeof IntersectionObserver !== 'undefined') {
+      this.observer = new IntersectionObserver((entries) => {
+        if (entries.some((e) => e.isIntersecting) && this.rendered < this.images.length) this.renderPage();
+      }, { rootMargin: '800px 0px' });
+      this.observer.observe(this.more);
+    }
+  }
+
+  /** How many thumbnails are in the DOM and how many the cell holds. */
+  get counts(): { rendered: number; total: number } {
+    return { rendered: this.rendered, total: this.images.length };
+  }
+
+  /** The cell shown, if any. */
+  get shownCell(): [number, number] | undefined {
+    return this.cell;
+  }
+
+  /** Shows the images of cell (actual, predicted). */
+  show(evaluation: Evaluation, actual: number, predicted: number, imageBaseUri: string, moved: ReadonlyMap<string, MovedImage>): void {
+    this.evaluation = evaluation;
+    this.cell = [actual, predicted];
+    this.imageBaseUri = imageBaseUri;
+    this.moved = moved;
+    this.images = cellImages(evaluation, actual, predicted);
+    this.rendered = 0;
+    const a = evaluation.classes[actual];
+    const p = evaluation.classes[predicted];
+    const count = plural(this.images.length, 'image');
+    this.title.textContent =
+      actual === predicted ? `Correct ${a}: ${count}, least confident first` : `True ${a}, predicted ${p}: ${count}, most confident mistakes first`;
+    this.grid.dataset.actual = String(actual);
+    this.grid.dataset.predicted = String(predicted);
+    replaceChildren(this.grid);
+    this.element.querySelector('#gallery-help')?.toggleAttribute('hidden', true);
+    if (this.images.length === 0) this.grid.appendChild(h('p', { class: 'muted' }, 'No validation images in this cell.'));
+    this.renderPage();
+  }
+
+  /** Empties the gallery (e.g. a new state without this cell). */
+  clear(): void {
+    this.cell = undefined;
+    this.images = [];
+    this.rendered = 0;
+    this.title.textContent = 'Images';
+    delete this.grid.dataset.actual;
+    delete this.grid.dataset.predicted;
+    replaceChildren(this.grid);
+    this.element.querySelector('#gallery-help')?.toggleAttribute('hidden', false);
+    this.updateMore();
+  }
+
+  /** Marks a thumbnail as moved to another class folder. */
+  markMoved(path: string, moved: MovedImage): void {
+    for (const thumb of this.grid.querySelectorAll<HTMLElement>('.thumb')) {
+      if (thumb.dataset.path === path) this.applyMoved(thumb, moved);
+    }
+  }
+
+  dispose(): void {
+    this.observer?.disconnect();
+  }
+
+  private renderPage(): void {
+    if (!this.evaluation || !this.cell) return;
+    const end = Math.min(this.images.length, this.rendered + GALLERY_PAGE_SIZE);
+    const fragment = document.createDocumentFragment();
+    for (let i = this.rendered; i < end; i++) fragment.appendChild(this.thumb(this.images[i]!, i));
+    this.grid.appendChild(fragment);
+    this.rendered = end;
+    this.updateMore();
+  }
+
+  private updateMore(): void {
+    const remaining = this.images.length - this.rendered;
+    this.more.hidden = remaining <= 0;
+    this.more.textContent = remaining > 0 ? `Show ${Math.min(remaining, GALLERY_PAGE_SIZE)} more (${remaining} not shown yet)` : '';
+  }
+
+  private thumb(prediction: Prediction, index: number): HTMLElement {
+    const evaluation = this.evaluation!;
+    const [actual, predicted] = this.cell!;
+    const classes = evaluation.classes;
+    const name = fileName(prediction.path);
+    const confidence =
+      actual === predicted
+        ? `${classes[actual]} ${formatPercent(probabilityOf(prediction, actual), 0)}`
+        : `${classes[predicted]} ${formatPercent(probabilityOf(prediction, predicted), 0)} · ${classes[actual]} ${formatPercent(probabilityOf(prediction, actual), 0)}`;
+    const targets = classes.map((c, i) => ({ c, i })).filter(({ i }) => i !== actual);
+    const preferred = predicted !== actual ? predicted : targets[0]?.i;
+    const select = h(
+      'select',
+      { class: 'move-target', 'aria-label': `Class folder to move ${name} to` },
+      ...targets.map(({ c, i }) => h('option', { value: c, selected: i === preferred }, c)),
+    );
+    const thumb = h(
+      'div',
+      { class: 'thumb', role: 'listitem', 'data-path': prediction.path, 'data-index': index },
+      h(
+        'button',
+        { type: 'button', class: 'open', title: `Open ${prediction.path} beside the panel` },
+        h('img', { src: imageUrl(this.imageBaseUri, prediction.path), alt: prediction.path, loading: 'lazy', decoding: 'async', width: 128, height: 128 }),
+      ),
+      h('div', { class: 'caption' }, h('span', { class: 'name', title: prediction.path }, name), h('span', { class: 'confidence' }, confidence)),
+      h(
+        'div',
+        { class: 'actions' },
+        h('button', { type: 'button', class: 'reveal', title: 'Reveal in Explorer' }, 'Reveal'),
+        select,
+        h('button', { type: 'button', class: 'move', title: 'Move to class folder…', disabled: targets.length === 0 }, 'Move…'),
+      ),
+    );
+    const moved = this.moved.get(prediction.path);
+    if (moved) this.applyMoved(thumb, moved);
+    return thumb;
+  }
+
+  private applyMoved(thumb: HTMLElement, moved: MovedImage): void {
+    thumb.dataset.moved = 'true';
+    if (moved.newPath) {
+      thumb.dataset.newPath = moved.newPath;
+      const img = thumb.querySelector('img');
+      if (img) img.src = imageUrl(this.imageBaseUri, moved.newPath);
+    }
+    for (const control of thumb.querySelectorAll<HTMLButtonElement | HTMLSelectElement>('.move, .move-target')) control.disabled = true;
+    let note = thumb.querySelector('.moved-note');
+    if (!note) {
+      note = h('span', { class: 'moved-note' });
+      thumb.querySelector('.caption')?.appendChild(note);
+    }
+    note.textContent = `Moved to ${moved.toClass}`;
+  }
+
+  private onClick(event: Event): void {
+    const target = event.target as Element;
+    const thumb = target.closest('.thumb');
+    if (!(thumb instanceof HTMLElement) || !thumb.dataset.path) return;
+    const path = thumb.dataset.path;
+    const current = thumb.dataset.newPath ?? path;
+    if (target.closest('.reveal')) {
+      this.actions.reveal(current);
+    } else if (target.closest('.move')) {
+      const select = thumb.querySelector<HTMLSelectElement>('.move-target');
+      if (select && select.value && thumb.dataset.moved !== 'true') this.actions.move(path, select.value);
+    } else if (target.closest('.open')) {
+      this.actions.open(current);
+    }
+  }
+}
