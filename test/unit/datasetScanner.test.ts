@@ -1,11 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { chmod, copyFile, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
+import sharp from 'sharp';
 import type { DatasetReport } from '../../src/shared/types';
 import { DatasetError, type ScanOptions, scanDataset, summarizeSkipped } from '../../src/training/datasetScanner';
 import { splitKey } from '../../src/training/datasetSplit';
@@ -60,6 +59,38 @@ test('a folder holding every kind of bad file is scanned without hanging, each p
   assert.deepEqual(progress.at(-1), [progress.at(-1)![1], progress.at(-1)![1]]);
 
   assert.deepEqual(await hashTree(bad.root), before, 'the dataset folder is byte-for-byte unchanged');
+});
+
+test('JPEG, PNG, WebP, GIF and TIFF are recognised by their bytes whatever their names; other formats are named in the report', async (t) => {
+  const root = path.join(await tempDir(t), 'formats');
+  const a = path.join(root, 'a');
+  await mkdir(a, { recursive: true });
+  const cat = sharp(PHOTOS.cat).resize(40, 30);
+  await writeFile(path.join(a, 'photo.webp.jpg'), await cat.clone().webp().toBuffer());
+  await writeFile(path.join(a, 'ANIM.GIF'), await cat.clone().gif().toBuffer());
+  await writeFile(path.join(a, 'scan'), await cat.clone().tiff().toBuffer());
+  await writeFile(path.join(a, 'image.png'), await cat.clone().png().toBuffer());
+  await writeFile(path.join(a, 'old.bmp'), Buffer.concat([Buffer.from('BM'), Buffer.alloc(60)]));
+  await writeFile(path.join(a, 'drawing.svg'), '<svg xmlns="http://www.w3.org/2000/svg"/>');
+  await writeVariants(path.join(root, 'b'), PHOTOS.coffee, 2);
+
+  const { report, items } = await scanDataset(root, options);
+  assert.deepEqual(
+    items.filter((i) => i.classIndex === 0).map((i) => [i.rel, i.format, i.width, i.height]),
+    [
+      ['a/ANIM.GIF', 'gif', 40, 30],
+      ['a/image.png', 'png', 40, 30],
+      ['a/photo.webp.jpg', 'webp', 40, 30],
+      ['a/scan', 'tiff', 40, 30],
+    ],
+  );
+  assert.deepEqual(
+    report.skipped.map((s) => [s.path, s.reason, s.detail]),
+    [
+      ['a/drawing.svg', 'not-image', 'an SVG or XML document (not supported), not a JPEG, PNG, WebP, GIF or TIFF image'],
+      ['a/old.bmp', 'not-image', 'a BMP image (not supported: convert it to PNG or JPEG), not a JPEG, PNG, WebP, GIF or TIFF image'],
+    ],
+  );
 });
 
 test('every class with two or more images gets a validation image and identical files share a side', async (t) => {
@@ -185,19 +216,22 @@ test('files and folders that cannot be read are reported as unreadable (checked 
   await chmod(path.join(root, 'cats', 'secret.jpg'), 0o000);
   await chmod(path.join(root, 'cats', 'private'), 0o000);
   let report: DatasetReport;
+  const asRoot = process.geteuid?.() === 0;
   try {
-    if (process.getuid?.() === 0) {
-      // Root reads everything regardless of permission bits, so the scan runs as `nobody`.
+    if (asRoot) {
+      // Root reads everything regardless of permission bits: scan with the effective identity of
+      // `nobody` (process-wide, libuv and libvips threads included), then take root back.
       await chmod(dir, 0o755);
-      const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', path.join(repoRoot, 'test/fixtures/scanToJson.ts'), root], {
-        cwd: repoRoot,
-        uid: 65534,
-        gid: 65534,
-        env: { ...process.env, HOME: os.tmpdir() },
-      });
-      report = (JSON.parse(stdout) as { report: DatasetReport }).report;
-    } else {
+      process.setegid!(65534);
+      process.seteuid!(65534);
+    }
+    try {
       report = (await scanDataset(root, options)).report;
+    } finally {
+      if (asRoot) {
+        process.seteuid!(0);
+        process.setegid!(0);
+      }
     }
   } finally {
     // Restored before the temporary folder is removed: an ordinary user cannot delete inside a 000 folder.

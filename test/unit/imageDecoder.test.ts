@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -123,6 +123,15 @@ test('a truncated JPEG is refused as corrupt instead of being padded with grey',
   assert.equal((await sharp(file).metadata()).width, 224, 'its header is intact');
   const error = await rejectsWith(decodeImage(file, 32, MAX_PIXELS), 'corrupt');
   assert.match(error.message, /truncated or corrupt: .*premature end/i);
+});
+
+test('a JPEG that only raises a decoder warning (extraneous bytes before a marker) is accepted', async () => {
+  const bytes = await readFile(PHOTOS.cat);
+  const sos = bytes.indexOf(Buffer.from([0xff, 0xda]));
+  const file = await write('extraneous.jpg', Buffer.concat([bytes.subarray(0, sos), Buffer.from([1, 2, 3]), bytes.subarray(sos)]));
+  await assert.rejects(sharp(file, { failOn: 'warning' }).raw().toBuffer(), /extraneous bytes before marker/);
+  const rgb = await decodeImage(file, 32, MAX_PIXELS);
+  assert.ok(meanDiff(rgb, await decodeImage(PHOTOS.cat, 32, MAX_PIXELS)) < 1);
 });
 
 test('a decompression bomb is refused from its header, before decoding', async () => {
