@@ -1,0 +1,268 @@
+// The person's path, clicked through in a real VS Code (code-server) with the packaged VSIX:
+// find the dataset, train from the explorer's context menu, watch the panel, inspect the
+// confusion, open and move the misplaced image, undo, then cancel a second run.
+// Assertions read the DOM and the disk; each step leaves a screenshot in test-results/e2e/.
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import type { FrameLocator, Page } from 'playwright-core';
+import sharp from 'sharp';
+import {
+  clickContextMenuItem, editorTab, expandView, explorerItem, imagePreviewSize, openWorkbench, panelFrame, repoRoot, resultsDir,
+  screenshot, setColorTheme, startCodeServer, trainingProcesses, waitFor,
+} from './harness';
+import type { CodeServer, Workbench } from './harness';
+import { createLeavesWorkspace, datasetName, fastTrainingSettings, hashTree, runFolders } from './workspaceFixture';
+import type { MisplacedImage, Workspace } from './workspaceFixture';
+
+const vsix = process.env.IMAGE_TRAINER_VSIX ?? path.join(repoRoot, `image-trainer-${readVersion()}.vsix`);
+const trainCommand = 'Image Trainer: Train Image Classifier';
+const trainingTimeoutMs = 5 * 60_000;
+
+/** One snapshot of the panel's live state, recorded in the webview by a MutationObserver. */
+interface PanelObservation { t: number; state: string | null; progress: number | null; epochs: number | null }
+
+describe('a person trains a classifier on a folder of leaves in VS Code and fixes a mislabelled image', () => {
+  let workspace: Workspace;
+  let misplaced: MisplacedImage;
+  let server: CodeServer | undefined;
+  let workbench: Workbench | undefined;
+  let page: Page;
+  let firstRunDir: string;
+  let earlierStepFailed = false;
+  const started = Date.now();
+
+  /** Runs one step of the story; after a failed step the rest fail at once instead of timing out one by one. */
+  function step(name: string, body: () => Promise<void>): void {
+    it(name, { timeout: trainingTimeoutMs + 60_000 }, async () => {
+      if (earlierStepFailed) throw new Error('not run: an earlier step failed');
+      const t0 = Date.now();
+      try {
+        await body();
+      } catch (error) {
+        earlierStepFailed = true;
+        if (workbench) await screenshot(page, `99-failure`).catch(() => undefined);
+        throw error;
+      } finally {
+        console.log(`# ${((Date.now() - t0) / 1000).toFixed(1)} s  ${name}`);
+      }
+    });
+  }
+
+  before(async () => {
+    assert.ok(fs.existsSync(vsix), `no VSIX at ${vsix}: run \`npm run package\``);
+    fs.rmSync(resultsDir, { recursive: true, force: true });
+    fs.mkdirSync(resultsDir, { recursive: true });
+    workspace = createLeavesWorkspace({ trueClass: 'black_rot', wrongClass: 'healthy' });
+    misplaced = workspace.misplaced!;
+    server = await startCodeServer({ workspace: workspace.root, vsix, colorTheme: 'Default Dark Modern' });
+    workbench = await openWorkbench(server, workspace.root);
+    page = workbench.page;
+  });
+
+  after(async () => {
+    if (workbench) {
+      fs.writeFileSync(path.join(resultsDir, 'browser-console.log'), workbench.consoleLines.join('\n'));
+      await workbench.close();
+    }
+    if (server) {
+      fs.writeFileSync(path.join(resultsDir, 'code-server.log'), server.log());
+      await server.stop();
+      fs.rmSync(server.runDir, { recursive: true, force: true });
+    }
+    workspace?.remove();
+    console.log(`# scenario: ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  });
+
+  step('the workbench opens the workspace with the extension installed from the VSIX', async () => {
+    await explorerItem(page, datasetName).waitFor({ timeout: 60_000 });
+    assert.ok(server!.installedExtensionDir.includes('image-trainer.image-trainer-'));
+    await screenshot(page, '01-workbench');
+  });
+
+  step('the Image Datasets view lists the dataset with its classes and image counts', async () => {
+    const view = await expandView(page, 'Image Datasets');
+    const datasetRow = view.getByRole('treeitem').filter({ hasText: datasetName }).first();
+    await datasetRow.waitFor({ timeout: 60_000 });
+    if ((await datasetRow.getAttribute('aria-expanded')) === 'false') await datasetRow.click();
+    const total = Object.values(workspace.counts).reduce((a, b) => a + b, 0);
+    for (const className of workspace.classes) {
+      const row = view.getByRole('treeitem').filter({ hasText: new RegExp(`^\\s*${className}\\b`) }).first();
+      await row.waitFor({ timeout: 30_000 });
+      const text = (await row.textContent()) ?? '';
+      assert.match(text, new RegExp(`\\b${workspace.counts[className]}\\b`), `class row "${text}" should show ${workspace.counts[className]} images`);
+    }
+    const datasetText = (await datasetRow.textContent()) ?? '';
+    assert.match(datasetText, new RegExp(`\\b(${workspace.classes.length}|${total})\\b`), `dataset row "${datasetText}" should show its classes or images`);
+    await screenshot(page, '02-datasets-view');
+  });
+
+  step('right-clicking the dataset folder and choosing Train Image Classifier opens the training panel', async () => {
+    const folder = explorerItem(page, datasetName);
+    await clickContextMenuItem(page, folder, trainCommand);
+    const panel = panelFrame(page);
+    await panel.locator('#run-state').waitFor({ timeout: 60_000 });
+    await observePanel(panel);
+    assert.match((await panel.locator('#run-state').getAttribute('data-state')) ?? '', /^(starting|running|finished)$/);
+  });
+
+  step('the panel shows the progress advancing and the learning curves gaining points', async () => {
+    const panel = panelFrame(page);
+    await panel.locator('#curves[data-epochs]:not([data-epochs="0"])').waitFor({ timeout: trainingTimeoutMs });
+    await screenshot(page, '03-panel-training-dark');
+    await panel.locator('#run-state[data-state="finished"], #run-state[data-state="failed"]').waitFor({ timeout: trainingTimeoutMs });
+    const observations = await readObservations(panel);
+    fs.writeFileSync(path.join(resultsDir, 'panel-observations.json'), JSON.stringify(observations, null, 1));
+    const progress = distinctIncreasing(observations.filter((o) => o.state === 'running').map((o) => o.progress));
+    assert.ok(progress.length >= 3, `progress should advance through several values while running, saw ${JSON.stringify(progress)}`);
+    const epochs = distinctIncreasing(observations.map((o) => o.epochs));
+    assert.ok(epochs.length >= 2 && epochs.at(-1)! >= 2, `the curves should gain points epoch by epoch, saw ${JSON.stringify(epochs)}`);
+    assert.ok(epochs.at(-1)! <= fastTrainingSettings['imageTrainer.epochs'], `no more epochs than configured: ${JSON.stringify(epochs)}`);
+  });
+
+  step('the confusion matrix appears when training ends', async () => {
+    const panel = panelFrame(page);
+    assert.equal(await panel.locator('#run-state').getAttribute('data-state'), 'finished', await panel.locator('body').innerText());
+    assert.match((await panel.locator('#run-state').innerText()).toLowerCase(), /finish|done|complete/);
+    const cells = panel.locator('#matrix td[data-actual][data-predicted]');
+    await cells.first().waitFor({ timeout: 30_000 });
+    assert.equal(await cells.count(), workspace.classes.length ** 2);
+    const runs = runFolders(workspace);
+    assert.equal(runs.length, 1, `one run folder: ${runs.join(', ')}`);
+    firstRunDir = runs[0]!;
+    for (const file of ['model/model.json', 'model/weights.bin', 'labels.json', 'evaluation.json']) {
+      assert.ok(fs.existsSync(path.join(firstRunDir, file)), `run folder holds ${file}`);
+    }
+    await screenshot(page, '04-matrix-dark');
+    await setColorTheme(server!, page, 'Default Light Modern');
+    await screenshot(page, '04-matrix-light');
+    await setColorTheme(server!, page, 'Default Dark Modern');
+  });
+
+  step('clicking the off-diagonal cell of the misplaced image shows its thumbnail', async () => {
+    const panel = panelFrame(page);
+    const actual = workspace.classes.indexOf(misplaced.wrongClass);
+    const predicted = workspace.classes.indexOf(misplaced.trueClass);
+    const cell = panel.locator(`#matrix td[data-actual="${actual}"][data-predicted="${predicted}"]`);
+    const count = Number((await cell.innerText()).trim());
+    const row = await panel.locator(`#matrix td[data-actual="${actual}"]`).allInnerTexts();
+    assert.ok(count >= 1, `the cell "true ${misplaced.wrongClass}, predicted ${misplaced.trueClass}" should hold the misplaced image; row ${misplaced.wrongClass}: ${row.join(' ')}`);
+    assert.match((await cell.getAttribute('aria-label')) ?? '', new RegExp(`${misplaced.wrongClass}.*${misplaced.trueClass}.*${count}`, 'i'));
+    await cell.click();
+    const thumb = panel.locator(`#gallery .thumb[data-path="${misplaced.relativePath}"]`);
+    await thumb.waitFor({ timeout: 20_000 });
+    await waitFor(() => thumb.locator('img').evaluate((img: HTMLImageElement) => img.complete && img.naturalWidth > 0), 20_000, 'the thumbnail to decode');
+    assert.equal(await panel.locator('#gallery .thumb').count(), count, 'one thumbnail per image of the cell');
+    await thumb.scrollIntoViewIfNeeded();
+    await screenshot(page, '05-gallery-dark');
+    await setColorTheme(server!, page, 'Default Light Modern');
+    await screenshot(page, '05-gallery-light');
+    await setColorTheme(server!, page, 'Default Dark Modern');
+  });
+
+  step('clicking the thumbnail opens the image in an editor tab, and the image decodes', async () => {
+    const panel = panelFrame(page);
+    const fileName = path.basename(misplaced.relativePath);
+    await panel.locator(`#gallery .thumb[data-path="${misplaced.relativePath}"] img`).click();
+    await editorTab(page, new RegExp(escapeRegExp(fileName))).waitFor({ timeout: 30_000 });
+    const size = await imagePreviewSize(page);
+    const onDisk = await sharp(path.join(workspace.datasetRoot, misplaced.relativePath)).metadata();
+    assert.deepEqual(size, { width: onDisk.width, height: onDisk.height });
+    await screenshot(page, '06-image-opened');
+  });
+
+  step('Move to class folder… moves the file to its true class, and Undo puts it back', async () => {
+    const panel = panelFrame(page);
+    const fileName = path.basename(misplaced.relativePath);
+    const from = path.join(workspace.datasetRoot, misplaced.relativePath);
+    const to = path.join(workspace.datasetRoot, misplaced.trueClass, fileName);
+    const thumb = panel.locator(`#gallery .thumb[data-path="${misplaced.relativePath}"]`);
+    await thumb.locator('.move-target').selectOption(misplaced.trueClass);
+    await thumb.locator('.move').click();
+    const dialog = page.locator('.monaco-dialog-box');
+    await dialog.waitFor({ timeout: 20_000 });
+    await screenshot(page, '07-move-confirm');
+    await dialog.getByRole('button', { name: 'Move', exact: true }).click();
+    await waitFor(() => fs.existsSync(to) && !fs.existsSync(from), 20_000, `${fileName} to move into ${misplaced.trueClass}/`);
+    await panel.locator(`#gallery .thumb[data-path="${misplaced.relativePath}"][data-moved="true"]`).waitFor({ timeout: 20_000 });
+    await panel.locator('#retrain-hint').waitFor({ state: 'visible', timeout: 20_000 });
+    await screenshot(page, '07-moved');
+
+    await undoLastFileOperation(page);
+    await waitFor(() => fs.existsSync(from) && !fs.existsSync(to), 20_000, `Undo to put ${fileName} back into ${misplaced.wrongClass}/`);
+    await screenshot(page, '08-undone');
+  });
+
+  step('a second run can be cancelled: the panel says so, the process is gone and the first checkpoint is intact', async () => {
+    const checkpoint = hashTree(path.join(firstRunDir, 'model'));
+    // A long second run (features come from the cache now), so that there is time to cancel it.
+    workspace.writeSettings({ ...fastTrainingSettings, 'imageTrainer.epochs': 1000 });
+    await page.waitForTimeout(1_000);
+    await clickContextMenuItem(page, explorerItem(page, datasetName), trainCommand);
+    const panel = panelFrame(page);
+    await panel.locator('#run-state[data-state="running"]').waitFor({ timeout: trainingTimeoutMs });
+    await waitFor(() => trainingProcesses(server!).length > 0, 30_000, 'the training process of the second run');
+    await screenshot(page, '09-second-run');
+    await panel.locator('#cancel').click();
+    await panel.locator('#run-state[data-state="cancelled"]').waitFor({ timeout: 60_000 });
+    assert.match((await panel.locator('#run-state').innerText()).toLowerCase(), /cancel/);
+    await waitFor(() => trainingProcesses(server!).length === 0, 30_000, 'the training process to exit after cancel');
+    await screenshot(page, '10-cancelled-dark');
+    await setColorTheme(server!, page, 'Default Light Modern');
+    await screenshot(page, '10-cancelled-light');
+    assert.deepEqual(hashTree(path.join(firstRunDir, 'model')), checkpoint, 'the first run\'s checkpoint is unchanged');
+    assert.ok(checkpoint['model.json'] && checkpoint['weights.bin'], `checkpoint files: ${Object.keys(checkpoint).join(', ')}`);
+    assert.equal(runFolders(workspace).length, 2);
+  });
+});
+
+/** Starts recording the panel's state, progress and plotted epochs on every DOM change. */
+async function observePanel(panel: FrameLocator): Promise<void> {
+  await panel.locator('body').evaluate((body) => {
+    const w = window as unknown as { __observations: unknown[] };
+    w.__observations = [];
+    let last = '';
+    const record = (): void => {
+      const num = (v: string | null | undefined): number | null => (v === null || v === undefined || v === '' ? null : Number(v));
+      const o = {
+        t: Math.round(performance.now()),
+        state: document.querySelector('#run-state')?.getAttribute('data-state') ?? null,
+        progress: num(document.querySelector('#progress')?.getAttribute('aria-valuenow')),
+        epochs: num(document.querySelector('#curves')?.getAttribute('data-epochs')),
+      };
+      const key = JSON.stringify({ ...o, t: 0 });
+      if (key !== last) w.__observations.push(o);
+      last = key;
+    };
+    record();
+    new MutationObserver(record).observe(body, { subtree: true, childList: true, attributes: true, characterData: true });
+  });
+}
+
+async function readObservations(panel: FrameLocator): Promise<PanelObservation[]> {
+  return panel.locator('body').evaluate(() => (window as unknown as { __observations: PanelObservation[] }).__observations);
+}
+
+/** The values of a series that exceed every earlier value (nulls ignored). */
+function distinctIncreasing(values: (number | null)[]): number[] {
+  const result: number[] = [];
+  for (const v of values) if (v !== null && !Number.isNaN(v) && (result.length === 0 || v > result.at(-1)!)) result.push(v);
+  return result;
+}
+
+/** Undoes the last file operation the way a person does: Edit › Undo with the explorer focused. */
+async function undoLastFileOperation(page: Page): Promise<void> {
+  await explorerItem(page, datasetName).click();
+  await page.keyboard.press('Control+z');
+  const dialog = page.locator('.monaco-dialog-box');
+  if (await dialog.isVisible().catch(() => false)) await dialog.getByRole('button').first().click();
+}
+
+function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+function readVersion(): string {
+  return (JSON.parse(fs.readFileSync(path.join(repoRoot, 'package.json'), 'utf8')) as { version: string }).version;
+}
