@@ -168,6 +168,9 @@ export async function openWorkbench(server: CodeServer, workspace: string, optio
     viewport: { width: 1600, height: 1000 },
     args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
   });
+  // tsx compiles the functions tests pass to evaluate() with esbuild's keepNames, which wraps
+  // named inner functions in __name(): give every frame (webviews included) that helper.
+  await context.addInitScript('globalThis.__name = globalThis.__name || ((fn) => fn);');
   const page = context.pages()[0] ?? (await context.newPage());
   const consoleLines: string[] = [];
   page.on('console', (m) => consoleLines.push(`${m.type()}: ${m.text()}`));
