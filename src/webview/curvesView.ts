@@ -85,7 +85,7 @@ class LineChart {
           grid: { stroke: colors.grid, width: 1 },
           ticks: { stroke: colors.grid, width: 1 },
           size: 52,
-          values: (_u, splits) => splits.map((v) => (spec.percent ? formatPercent(v, 0) : formatMetric(v))),
+          values: (_u, splits) => splits.map((v) => (spec.percent ? formatPercent(v, 0) : String(Number(v.toPrecision(3))))),
         },
       ],
       series: [
@@ -93,7 +93,7 @@ class LineChart {
         { label: 'Train', stroke: colors.train, width: 2, spanGaps: true, points: { show: true, size: 5, fill: colors.train }, value: (_u, v) => valueFormat(v) },
         { label: 'Validation', stroke: colors.validation, width: 2, dash: [6, 3], spanGaps: true, points: { show: true, size: 5, fill: colors.validation }, value: (_u, v) => valueFormat(v) },
       ],
-      legend: { show: true, live: true },
+      legend: { show: true, live: false },
       cursor: { drag: { x: false, y: false } },
       hooks: { draw: [(u) => this.placeMarks(u)] },
     };

@@ -5,7 +5,7 @@ import { formatPercent, plural } from './displayFormat';
 import { h, replaceChildren } from './domBuilder';
 import { cellImages, imageUrl, probabilityOf } from './galleryOrder';
 
-export const GALLERY_PAGE_SIZE = 120;
+export const GALLERY_PAGE_SIZE = 60;
 
 export interface GalleryActions {
   open(path: string): void;
