@@ -29,7 +29,8 @@ function plural(n: number, one: string, many = `${one}s`): string {
 }
 
 function escapeMarkdown(text: string): string {
-  return text.replace(/[\\`*_{}[\]()#+\-.!|<>]/g, '\\$&');
+  // Only what would change the rendering of a path or a file name; `.` and `-` stay readable.
+  return text.replace(/[\\`*_[\]<>|]/g, '\\$&');
 }
 
 /** Tree data for the `imageTrainer.datasets` view. */

@@ -9,7 +9,9 @@ import Mocha from 'mocha';
 
 /** Runs every `*.test.js` beside this file; rejects when a test fails. */
 export function run(): Promise<void> {
-  const mocha = new Mocha({ ui: 'bdd', timeout: 180_000, color: false, reporter: 'spec' });
+  // IMAGE_TRAINER_HOST_GREP runs only the tests whose full title matches (a regular expression).
+  const grep = process.env.IMAGE_TRAINER_HOST_GREP;
+  const mocha = new Mocha({ ui: 'bdd', timeout: 180_000, color: false, reporter: 'spec', ...(grep ? { grep: new RegExp(grep) } : {}) });
   const files = fs
     .readdirSync(__dirname)
     .filter((f) => f.endsWith('.test.js'))
