@@ -93,6 +93,14 @@ export async function trainClassifier(services: CommandServices, arg?: unknown):
     void offerRunningRun(existing, services);
     return existing;
   }
+  const enclosing = services.datasets.datasetContaining(root);
+  if (enclosing && !samePath(enclosing.root, root)) {
+    // A right-click on a class folder (or deeper) most likely means its dataset.
+    const action = `Train on ${enclosing.name}`;
+    const choice = await services.notices.info(`${path.basename(root)} is inside the dataset ${enclosing.name}.`, action, 'Train on This Folder');
+    if (!choice) return undefined;
+    if (choice === action) return trainClassifier(services, enclosing.root);
+  }
   if (!services.datasets.datasets.some((d) => samePath(d.root, root))) {
     // Not in the tree (outside the workspace, too deep, or not a dataset): look at it before forking.
     const { datasets } = await discoverDatasets(root, { maxDepth: 3 });
