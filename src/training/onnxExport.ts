@@ -33,6 +33,8 @@ export interface OnnxExportOptions {
   inputType?: 'float32' | 'uint8';
   /** Name of the graph input (default `input`). */
   inputName?: string;
+  /** Export up to this (top-level) layer's output instead of the model's output; a 4-D output is averaged over height and width. */
+  outputLayer?: string;
   /** Name of the graph output (default `output`). */
   outputName?: string;
   /** Extra key/value pairs stored in the model's metadata_props. */
@@ -533,24 +535,44 @@ class Exporter {
   }
 
   /** Converts a functional model or a Sequential (top level or nested) applied to `inputs`. */
-  convertContainer(className: string, cfg: LayerConfig, container: ContainerLike, inputs: Value[]): Value[] {
+  /** `outputLayer`: stop at that layer (its first output) instead of the model's outputs. */
+  convertContainer(className: string, cfg: LayerConfig, container: ContainerLike, inputs: Value[], outputLayer?: string): Value[] {
     if (className === 'Sequential') {
       const layers = (Array.isArray(cfg) ? cfg : (cfg.layers as SerializedLayer[])) as SerializedLayer[];
       if (inputs.length !== 1) throw new Error('ONNX export: a Sequential model takes one input');
+      if (outputLayer !== undefined && !layers.some((l) => l.config.name === outputLayer)) throw new Error(`ONNX export: no layer '${outputLayer}'`);
       let x = inputs[0];
       for (const l of layers) {
         const name = String(l.config.name);
-        if (l.class_name === 'InputLayer') continue;
-        x = { ...x, consumers: 1 };
-        [x] = this.convertNamed(l.class_name, l.config, container, name, [x]);
+        if (l.class_name !== 'InputLayer') {
+          x = { ...x, consumers: 1 };
+          [x] = this.convertNamed(l.class_name, l.config, container, name, [x]);
+        }
+        if (name === outputLayer) break;
       }
       return [x];
     }
-    const layers = cfg.layers as SerializedLayer[];
+    let layers = cfg.layers as SerializedLayer[];
     const inputLayers = cfg.input_layers as Ref[];
-    const outputLayers = cfg.output_layers as Ref[];
+    let outputLayers = cfg.output_layers as Ref[];
     if (inputLayers.length !== inputs.length) throw new Error(`ONNX export: model expects ${inputLayers.length} inputs, got ${inputs.length}`);
-    const isContainer = new Map(layers.map((l) => [String(l.name ?? l.config.name), CONTAINER_CLASSES.has(l.class_name)]));
+    const layerName = (l: SerializedLayer): string => String(l.name ?? l.config.name);
+    const isContainer = new Map(layers.map((l) => [layerName(l), CONTAINER_CLASSES.has(l.class_name)]));
+    if (outputLayer !== undefined) {
+      const byName = new Map(layers.map((l) => [layerName(l), l]));
+      if (!byName.has(outputLayer)) throw new Error(`ONNX export: no layer '${outputLayer}'`);
+      // Keep only the layers the output depends on.
+      const needed = new Set<string>();
+      const stack = [outputLayer];
+      while (stack.length > 0) {
+        const name = stack.pop() as string;
+        if (needed.has(name)) continue;
+        needed.add(name);
+        for (const call of byName.get(name)?.inbound_nodes ?? []) for (const r of call) stack.push(r[0]);
+      }
+      layers = layers.filter((l) => needed.has(layerName(l)));
+      outputLayers = [[outputLayer, isContainer.get(outputLayer) ? 1 : 0, 0]];
+    }
     // A reference [layer, nodeIndex, tensorIndex] names a call of the layer; for a nested model the
     // serialized node indices start at 1 (its own internal node is 0).
     const key = ([name, nodeIndex, tensorIndex]: Ref): string => `${name}:${Math.max(0, nodeIndex - (isContainer.get(name) ? 1 : 0))}:${tensorIndex}`;
@@ -643,7 +665,11 @@ export function exportToOnnx(model: tfType.LayersModel, opts: OnnxExportOptions)
   x = ex.nchw(x);
   if (opts.includePreprocessing) x = ex.rescale(x, opts.preprocessing.scale, opts.preprocessing.offset, 'preprocess');
 
-  const [y] = ex.convertContainer(topology.class_name, topology.config, model as unknown as ContainerLike, [x]);
+  let [y] = ex.convertContainer(topology.class_name, topology.config, model as unknown as ContainerLike, [x], opts.outputLayer);
+  if (opts.outputLayer !== undefined && y.shape.length === 4) {
+    // Features of a convolutional layer: averaged over height and width, as the tfjs feature route does.
+    [y] = ex.convertLayer('GlobalAveragePooling2D', {}, undefined as unknown as tfType.layers.Layer, [y], `${opts.outputLayer}_mean`);
+  }
   const out = ex.tfOrder(y);
   ex.g.nodes.push({ opType: 'Identity', name: outputName, inputs: [out.name], outputs: [outputName] });
 

@@ -135,6 +135,14 @@ describe('ONNX export', () => {
       assert.deepEqual(top, argmaxRows(expected, 1000));
       // Keras class order: 281 tabby, 285 Egyptian cat.
       assert.ok([281, 282, 285].includes(top[photos.names.indexOf('chelsea.jpg')]), `chelsea.jpg classified as ${top[0]}`);
+
+      // Features from an inner layer (the registry's V1 feature layer), averaged over space as the tfjs feature route does.
+      const features = exportToOnnx(v1, { inputSize: SIZE, preprocessing: MINUS_ONE_TO_ONE, includePreprocessing: true, outputLayer: 'conv_pw_13_relu' });
+      const f = await ortRun(features, { input: new ort.Tensor('float32', Float32Array.from(photos.pixels), [n, SIZE, SIZE, 3]) });
+      assert.deepEqual(f.dims, [n, 256]);
+      const inner = tf.model({ inputs: v1.inputs, outputs: v1.getLayer('conv_pw_13_relu').output as tf.SymbolicTensor });
+      const expectedFeatures = tf.tidy(() => tf.mean(tf.tensor4d(Float32Array.from(tfPredict(inner, photos.pixels, n, true)), [n, 7, 7, 256]), [1, 2]).dataSync());
+      assert.ok(maxAbsDiff(f.data as Float32Array, expectedFeatures) < 1e-4);
     } finally {
       v1.dispose();
     }

@@ -63,7 +63,7 @@ describe('ONNX feature runtime', () => {
     try {
       assert.equal(base.featureSize, 1280);
       assert.equal(base.inputSize, SIZE);
-      assert.match(base.runtime, /^onnxruntime-node \d+\.\d+\.\d+ \(CPU, \d+ threads?, BatchNorm folded\)$/);
+      assert.match(base.routeNote, /^onnxruntime-node \d+\.\d+\.\d+ \(CPU, \d+ threads?, BatchNorm folded\)$/);
       assert.equal(graphFiles().length, 1);
       assert.match(logs.join('\n'), /exported to/);
       const features = await base.extract(pixels, n);
@@ -130,10 +130,10 @@ describe('ONNX feature runtime', () => {
 
   it('says why it cannot run a model the exporter does not support, instead of throwing', async () => {
     const input = tf.input({ shape: [SIZE, SIZE, 3] });
-    const output = tf.layers.upSampling2d({ size: [2, 2] }).apply(input) as tf.SymbolicTensor;
+    const output = tf.layers.upSampling2d({ size: [2, 2], name: 'grow' }).apply(input) as tf.SymbolicTensor;
     const model = tf.model({ inputs: input, outputs: output });
     const reasons: string[] = [];
-    const base = await loadOnnxBaseModel(model, { ...entry, id: 'custom_upsampling' }, cacheDir, { onUnavailable: (r) => reasons.push(r) });
+    const base = await loadOnnxBaseModel(model, { ...entry, id: 'custom_upsampling', featureLayer: 'grow' }, cacheDir, { onUnavailable: (r) => reasons.push(r) });
     model.dispose();
     assert.equal(base, undefined);
     assert.match(reasons.join('\n'), /cannot be exported to ONNX: .*UpSampling2D/);
