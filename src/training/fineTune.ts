@@ -166,7 +166,8 @@ export async function fineTune(
   hooks: TrainHooks,
   startEpoch: number,
 ): Promise<LoopResult> {
-  if (tfx.getBackend() === 'wasm') registerWasmGradients(tfx);
+  // Register the missing WebAssembly gradient kernels unless someone (a benchmark) already chose a mode.
+  if (tfx.getBackend() === 'wasm' && !tfx.getKernel('Conv2DBackpropFilter', 'wasm')) registerWasmGradients(tfx);
   const trainRows = asRows(train, 'training');
   const valRows = asRows(val, 'validation');
   const forward = (x: tf.Tensor, training: boolean): tf.Tensor2D =>

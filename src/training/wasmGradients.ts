@@ -11,6 +11,16 @@
 // Any other case (depth multiplier ≠ 1, strided depthwise input gradient, NCHW, non-float32)
 // falls back to the reference kernel of the pure-JS `cpu` backend, copying the operands across:
 // correct, slow, and never reached by the MobileNetV2 top blocks the product fine-tunes.
+//
+// Two kernels wasm does have are slow on the shapes back-propagation gives them, and are
+// replaced for those shapes only (every other call goes to the original kernel):
+//   - Conv2DBackpropInput of a 1×1 stride-1 convolution is dy · Wᵀ, one matrix product
+//     (the native kernel is a plain loop, ~15× slower here);
+//   - Tile that only broadcasts size-1 dimensions (BatchNorm's gradient tiles its per-channel
+//     scale to the activation shape) is a fill and a broadcasting multiply (~40× faster).
+// And XNNPACK multiplies matrices only untransposed: BatchMatMul with transposeA/B falls to a
+// naive loop ~17× slower than an explicit Transpose followed by the plain product, so every
+// product here transposes first.
 
 import type * as tf from '@tensorflow/tfjs';
 import type { Tf } from './trainingLoop';
@@ -26,14 +36,19 @@ interface DataBackend {
   disposeData(dataId: tf.DataId, force?: boolean): boolean;
 }
 
-const KERNELS = ['Conv2DBackpropFilter', 'DepthwiseConv2dNativeBackpropFilter', 'DepthwiseConv2dNativeBackpropInput'] as const;
-type KernelName = (typeof KERNELS)[number];
+const MISSING = ['Conv2DBackpropFilter', 'DepthwiseConv2dNativeBackpropFilter', 'DepthwiseConv2dNativeBackpropInput'] as const;
+const REPLACED = ['Conv2DBackpropInput', 'Tile'] as const;
+type MissingKernel = (typeof MISSING)[number];
+type ReplacedKernel = (typeof REPLACED)[number];
 
-/** `fast`: the composed WebAssembly kernels (default); `reference`: always borrow the pure-JS cpu kernels (for comparison). */
+/** `fast`: the composed WebAssembly kernels (default); `reference`: tfjs as shipped, the missing kernels borrowed from the pure-JS cpu backend (for comparison). */
 export type WasmGradientMode = 'fast' | 'reference';
 
-/** How many times each path ran since registration: tests and benchmarks check which one did the work. */
-export const wasmGradientStats = { fast: 0, reference: 0 };
+/** How many kernel calls took each path: tests and benchmarks check which one did the work. */
+export const wasmGradientStats = { fast: 0, reference: 0, native: 0 };
+
+// The original wasm kernels of REPLACED, per tfjs instance, captured before replacing them.
+const nativeKernels = new WeakMap<object, Map<string, KernelConfig>>();
 
 // Marks kernel functions registered here, so that re-registering replaces only our own.
 const OURS = Symbol('imageTrainerWasmGradient');
@@ -44,7 +59,7 @@ function pair(v: number | number[] | undefined, fallback: number): [number, numb
 }
 
 /** Runs the cpu backend's reference kernel on copies of the operands and brings the result back. */
-function borrowCpuKernel(tfx: Tf, name: KernelName, inputs: Record<string, TensorInfo>, attrs: NamedAttrMap, wasm: DataBackend): TensorInfo {
+function borrowCpuKernel(tfx: Tf, name: MissingKernel, inputs: Record<string, TensorInfo>, attrs: NamedAttrMap, wasm: DataBackend): TensorInfo {
   const cpuKernel = tfx.getKernel(name, 'cpu');
   const cpu = tfx.findBackend('cpu') as unknown as DataBackend | null;
   if (!cpuKernel || !cpu) throw new Error(`${name}: WebAssembly has no kernel and the pure-JS cpu backend is unavailable.`);
@@ -82,6 +97,15 @@ class WasmOps {
 
   reshape(x: TensorInfo, shape: number[]): TensorInfo {
     return this.run('Reshape', { x }, { shape });
+  }
+
+  transpose2d(x: TensorInfo): TensorInfo {
+    return this.run('Transpose', { x }, { perm: [1, 0] });
+  }
+
+  /** a · b for 2-D a and b, untransposed: the only form XNNPACK runs fast. */
+  matMul(a: TensorInfo, b: TensorInfo): TensorInfo {
+    return this.run('BatchMatMul', { a, b }, { transposeA: false, transposeB: false });
   }
 
   /** `x[:, i::sh, j::sw, :]` limited to `outH × outW` positions. */
@@ -157,8 +181,7 @@ function conv2dFilterGrad(tfx: Tf, ops: WasmOps, x: TensorInfo, dy: TensorInfo, 
   for (let i = 0; i < kh; i++) {
     for (let j = 0; j < kw; j++) {
       const xs = direct ? x : ops.tap(xpad, i, j, oh, ow, sh, sw);
-      const xs2 = ops.reshape(xs, [p, cin]);
-      const g = ops.run('BatchMatMul', { a: xs2, b: dy2 }, { transposeA: true, transposeB: false });
+      const g = ops.matMul(ops.transpose2d(ops.reshape(xs, [p, cin])), dy2);
       taps.push(ops.reshape(g, [1, cin, cout]));
     }
   }
@@ -214,7 +237,47 @@ function depthwiseInputGrad(tfx: Tf, ops: WasmOps, dy: TensorInfo, filter: Tenso
   );
 }
 
-function makeKernel(tfx: Tf, name: KernelName, mode: WasmGradientMode): KernelConfig {
+/** Conv2D input gradient of a 1×1 stride-1 convolution: dy · Wᵀ. */
+function conv2dInputGrad1x1(tfx: Tf, ops: WasmOps, dy: TensorInfo, filter: TensorInfo, attrs: NamedAttrMap): TensorInfo | null {
+  const inputShape = attrs.inputShape as number[];
+  const [kh, kw, cin, cout] = filter.shape;
+  if (kh !== 1 || kw !== 1 || !isNhwc(attrs) || dy.dtype !== 'float32' || filter.dtype !== 'float32') return null;
+  const [sh, sw] = pair(attrs.strides as number | number[], 1);
+  const [dh, dw] = pair(attrs.dilations as number | number[] | undefined, 1);
+  if (sh !== 1 || sw !== 1 || dh !== 1 || dw !== 1) return null;
+  const info = convInfoOf(tfx, inputShape, filter.shape, attrs, false);
+  if (info.padInfo.top !== 0 || info.padInfo.left !== 0 || info.outHeight !== inputShape[1] || info.outWidth !== inputShape[2]) return null;
+  const p = dy.shape[0] * dy.shape[1] * dy.shape[2];
+  const wt = ops.transpose2d(ops.reshape(filter, [cin, cout]));
+  return ops.reshape(ops.matMul(ops.reshape(dy, [p, cout]), wt), inputShape);
+}
+
+/** Tile that only repeats size-1 dimensions is a broadcast: ones of the output shape times x. */
+function broadcastTile(ops: WasmOps, x: TensorInfo, attrs: NamedAttrMap): TensorInfo | null {
+  const reps = attrs.reps as number[];
+  if (x.dtype !== 'float32' || reps.length !== x.shape.length) return null;
+  if (!reps.every((r, i) => r === 1 || x.shape[i] === 1)) return null;
+  const outShape = x.shape.map((d, i) => d * reps[i]);
+  const ones = ops.run('Fill', {}, { shape: outShape, value: 1, dtype: 'float32' });
+  return ops.run('Multiply', { a: ones, b: x });
+}
+
+function fastPath(tfx: Tf, name: MissingKernel | ReplacedKernel, ops: WasmOps, input: (key: string) => TensorInfo, a: NamedAttrMap): TensorInfo | null {
+  switch (name) {
+    case 'Conv2DBackpropFilter':
+      return conv2dFilterGrad(tfx, ops, input('x'), input('dy'), a);
+    case 'DepthwiseConv2dNativeBackpropFilter':
+      return depthwiseFilterGrad(tfx, ops, input('x'), input('dy'), a);
+    case 'DepthwiseConv2dNativeBackpropInput':
+      return depthwiseInputGrad(tfx, ops, input('dy'), input('filter'), a);
+    case 'Conv2DBackpropInput':
+      return conv2dInputGrad1x1(tfx, ops, input('dy'), input('filter'), a);
+    case 'Tile':
+      return broadcastTile(ops, input('x'), a);
+  }
+}
+
+function makeKernel(tfx: Tf, name: MissingKernel | ReplacedKernel, mode: WasmGradientMode, native?: KernelConfig): KernelConfig {
   const kernelFunc = ({ inputs, attrs, backend }: Parameters<KernelConfig['kernelFunc']>[0]): TensorInfo => {
     const wasm = backend as unknown as DataBackend;
     const a = attrs ?? {};
@@ -227,9 +290,7 @@ function makeKernel(tfx: Tf, name: KernelName, mode: WasmGradientMode): KernelCo
       const ops = new WasmOps(tfx, wasm);
       let result: TensorInfo | null = null;
       try {
-        if (name === 'Conv2DBackpropFilter') result = conv2dFilterGrad(tfx, ops, input('x'), input('dy'), a);
-        else if (name === 'DepthwiseConv2dNativeBackpropFilter') result = depthwiseFilterGrad(tfx, ops, input('x'), input('dy'), a);
-        else result = depthwiseInputGrad(tfx, ops, input('dy'), input('filter'), a);
+        result = fastPath(tfx, name, ops, input, a);
       } catch (err) {
         ops.free();
         throw err;
@@ -240,26 +301,43 @@ function makeKernel(tfx: Tf, name: KernelName, mode: WasmGradientMode): KernelCo
       }
       ops.free();
     }
+    if (native) {
+      wasmGradientStats.native++;
+      return native.kernelFunc({ inputs, attrs, backend }) as TensorInfo;
+    }
     wasmGradientStats.reference++;
-    return borrowCpuKernel(tfx, name, inputs as Record<string, TensorInfo>, a, wasm);
+    return borrowCpuKernel(tfx, name as MissingKernel, inputs as Record<string, TensorInfo>, a, wasm);
   };
   (kernelFunc as unknown as Record<symbol, boolean>)[OURS] = true;
   return { kernelName: name, backendName: 'wasm', kernelFunc: kernelFunc as KernelConfig['kernelFunc'] };
 }
 
 /**
- * Registers the convolution-gradient kernels the WebAssembly backend lacks, so that fine-tuning
- * can back-propagate through MobileNet's convolutions there. Idempotent; a kernel that tfjs itself
- * provides for wasm (a later version) is left alone. `reference` borrows the pure-JS kernels for
- * every shape (the slow path, kept for comparison).
+ * Registers the convolution-gradient kernels the WebAssembly backend lacks (and faster versions
+ * of two slow ones for the shapes back-propagation uses), so that fine-tuning can back-propagate
+ * through MobileNet's convolutions there. Idempotent; a missing kernel that tfjs itself provides
+ * for wasm (a later version) is left alone. `reference` borrows the pure-JS kernels for the
+ * missing ones and restores the original wasm kernels: the slow path, kept for comparison.
  */
 export function registerWasmGradients(tfx: Tf, mode: WasmGradientMode = 'fast'): void {
-  for (const name of KERNELS) {
+  const isOurs = (k: KernelConfig | undefined): boolean => !!k && !!(k.kernelFunc as unknown as Record<symbol, boolean>)[OURS];
+  for (const name of MISSING) {
     const existing = tfx.getKernel(name, 'wasm');
     if (existing) {
-      if (!(existing.kernelFunc as unknown as Record<symbol, boolean>)[OURS]) continue;
+      if (!isOurs(existing)) continue;
       tfx.unregisterKernel(name, 'wasm');
     }
     tfx.registerKernel(makeKernel(tfx, name, mode));
+  }
+  let natives = nativeKernels.get(tfx);
+  if (!natives) nativeKernels.set(tfx, (natives = new Map()));
+  for (const name of REPLACED) {
+    const existing = tfx.getKernel(name, 'wasm');
+    if (existing && !isOurs(existing)) natives.set(name, existing);
+    const native = natives.get(name);
+    if (!native) continue;
+    if (existing) tfx.unregisterKernel(name, 'wasm');
+    // `reference` restores the original kernel: the state of tfjs before this module.
+    tfx.registerKernel(mode === 'fast' ? makeKernel(tfx, name, mode, native) : native);
   }
 }

@@ -43,7 +43,7 @@ function maxAbsDiff(a: Float32Array, b: Float32Array): number {
   return m;
 }
 
-async function compare(c: Case): Promise<{ fast: number; reference: number }> {
+async function compare(c: Case): Promise<{ fast: number; reference: number; native: number }> {
   const expected = await gradients('cpu', c);
   const before = { ...wasmGradientStats };
   const actual = await gradients('wasm', c);
@@ -53,7 +53,11 @@ async function compare(c: Case): Promise<{ fast: number; reference: number }> {
   assert.ok(dwErr < 1e-4, `filter gradient differs from the cpu kernel by ${dwErr}`);
   // sanity: the comparison is not between two zero arrays
   assert.ok(expected.dw.some((v) => Math.abs(v) > 0.1) && expected.dx.some((v) => Math.abs(v) > 0.1));
-  return { fast: wasmGradientStats.fast - before.fast, reference: wasmGradientStats.reference - before.reference };
+  return {
+    fast: wasmGradientStats.fast - before.fast,
+    reference: wasmGradientStats.reference - before.reference,
+    native: wasmGradientStats.native - before.native,
+  };
 }
 
 before(async () => {
@@ -75,40 +79,64 @@ describe('WebAssembly convolution gradients', () => {
     for (const name of names) assert.ok(tf.getKernel(name, 'wasm'), `${name} registered`);
   });
 
-  it('match the cpu kernels for a 1×1 convolution (MobileNet expand/project) on the fast path', async () => {
+  it('match the cpu kernels for a 1×1 convolution (MobileNet expand/project), filter and input gradients on the fast path', async () => {
     const used = await compare({ kind: 'conv', x: [2, 5, 5, 6], filter: [1, 1, 6, 4], stride: 1, pad: 'same' });
-    assert.deepEqual(used, { fast: 1, reference: 0 });
+    assert.deepEqual(used, { fast: 2, reference: 0, native: 0 });
+  });
+
+  it('leave the input gradient of a strided 1×1 convolution to the native wasm kernel', async () => {
+    const used = await compare({ kind: 'conv', x: [2, 6, 6, 3], filter: [1, 1, 3, 4], stride: 2, pad: 'valid' });
+    assert.deepEqual(used, { fast: 1, reference: 0, native: 1 });
   });
 
   it('match the cpu kernels for a strided 3×3 convolution with same padding, one product per tap', async () => {
     const used = await compare({ kind: 'conv', x: [2, 7, 7, 3], filter: [3, 3, 3, 5], stride: 2, pad: 'same' });
-    assert.deepEqual(used, { fast: 1, reference: 0 });
+    assert.deepEqual(used, { fast: 1, reference: 0, native: 1 });
   });
 
   it('match the cpu kernels for a valid 3×3 convolution', async () => {
     const used = await compare({ kind: 'conv', x: [1, 6, 5, 2], filter: [3, 3, 2, 3], stride: 1, pad: 'valid' });
-    assert.deepEqual(used, { fast: 1, reference: 0 });
+    assert.deepEqual(used, { fast: 1, reference: 0, native: 1 });
   });
 
   it('match the cpu kernels for a 3×3 stride-1 same depthwise convolution (filter and input gradients fast)', async () => {
     const used = await compare({ kind: 'depthwise', x: [2, 6, 6, 5], filter: [3, 3, 5, 1], stride: 1, pad: 'same' });
-    assert.deepEqual(used, { fast: 2, reference: 0 });
+    assert.deepEqual(used, { fast: 2, reference: 0, native: 0 });
   });
 
   it('match the cpu kernels for even and 5×5 depthwise kernels with asymmetric same padding', async () => {
-    assert.deepEqual(await compare({ kind: 'depthwise', x: [1, 5, 6, 3], filter: [2, 2, 3, 1], stride: 1, pad: 'same' }), { fast: 2, reference: 0 });
-    assert.deepEqual(await compare({ kind: 'depthwise', x: [2, 7, 7, 2], filter: [5, 5, 2, 1], stride: 1, pad: 'same' }), { fast: 2, reference: 0 });
+    assert.deepEqual(await compare({ kind: 'depthwise', x: [1, 5, 6, 3], filter: [2, 2, 3, 1], stride: 1, pad: 'same' }), { fast: 2, reference: 0, native: 0 });
+    assert.deepEqual(await compare({ kind: 'depthwise', x: [2, 7, 7, 2], filter: [5, 5, 2, 1], stride: 1, pad: 'same' }), { fast: 2, reference: 0, native: 0 });
   });
 
   it('fall back to the cpu kernel for the input gradient of a strided depthwise convolution', async () => {
     // MobileNetV2's downsampling blocks: zero padding, then a 3×3 stride-2 valid depthwise convolution
     const used = await compare({ kind: 'depthwise', x: [2, 8, 8, 4], filter: [3, 3, 4, 1], stride: 2, pad: 'valid' });
-    assert.deepEqual(used, { fast: 1, reference: 1 });
+    assert.deepEqual(used, { fast: 1, reference: 1, native: 0 });
   });
 
   it('fall back to the cpu kernels for a depth multiplier above 1', async () => {
     const used = await compare({ kind: 'depthwise', x: [1, 5, 5, 3], filter: [3, 3, 3, 2], stride: 1, pad: 'same' });
-    assert.deepEqual(used, { fast: 0, reference: 2 });
+    assert.deepEqual(used, { fast: 0, reference: 2, native: 0 });
+  });
+
+  it('broadcast a Tile of size-1 dimensions (BatchNorm gradients) and leave other tiles to the native kernel', async () => {
+    const cases: [number[], number[], number][] = [
+      [[1, 1, 1, 6], [2, 3, 4, 1], 1],
+      [[2, 1, 5], [1, 4, 1], 1],
+      [[2, 3], [2, 2], 0], // repeats a dimension of size 2: a real tile
+    ];
+    for (const [shape, reps, fast] of cases) {
+      const data = randomData(size(shape), 9);
+      await tf.setBackend('cpu');
+      const expected = tf.tidy(() => tf.tile(tf.tensor(data, shape), reps).dataSync().slice());
+      await tf.setBackend('wasm');
+      const before = { ...wasmGradientStats };
+      const actual = tf.tidy(() => tf.tile(tf.tensor(data, shape), reps).dataSync().slice());
+      assert.deepEqual(actual, expected, `tile ${shape} by ${reps}`);
+      assert.equal(wasmGradientStats.fast - before.fast, fast);
+      assert.equal(wasmGradientStats.native - before.native, 1 - fast);
+    }
   });
 
   it('leave no tensor or WebAssembly buffer behind', async () => {
@@ -121,6 +149,8 @@ describe('WebAssembly convolution gradients', () => {
     await gradients('wasm', c);
     await gradients('wasm', { kind: 'conv', x: [2, 7, 7, 3], filter: [3, 3, 3, 5], stride: 2, pad: 'same' });
     await gradients('wasm', { kind: 'depthwise', x: [1, 5, 5, 3], filter: [3, 3, 3, 2], stride: 1, pad: 'same' });
+    await gradients('wasm', { kind: 'conv', x: [2, 5, 5, 6], filter: [1, 1, 6, 4], stride: 1, pad: 'same' });
+    tf.tidy(() => void tf.tile(tf.ones([1, 1, 3]), [2, 2, 1]));
     assert.equal(tf.memory().numTensors, tensors);
     assert.equal(backend.numDataIds(), buffers);
   });
@@ -129,11 +159,12 @@ describe('WebAssembly convolution gradients', () => {
     registerWasmGradients(tf, 'reference');
     try {
       const used = await compare({ kind: 'conv', x: [2, 5, 5, 6], filter: [1, 1, 6, 4], stride: 1, pad: 'same' });
-      assert.deepEqual(used, { fast: 0, reference: 1 });
+      // the input gradient runs on the original wasm kernel, restored as it was
+      assert.deepEqual(used, { fast: 0, reference: 1, native: 0 });
     } finally {
       registerWasmGradients(tf);
     }
     const used = await compare({ kind: 'conv', x: [2, 5, 5, 6], filter: [1, 1, 6, 4], stride: 1, pad: 'same' });
-    assert.deepEqual(used, { fast: 1, reference: 0 });
+    assert.deepEqual(used, { fast: 2, reference: 0, native: 0 });
   });
 });
