@@ -15,6 +15,7 @@ export const TRAINING_PANEL_VIEW_TYPE = 'imageTrainer.trainingPanel';
 /** workspaceState key: panel run id → run folder, so the serializer can restore without the webview ever holding a path. */
 const RESTORE_KEY = 'imageTrainer.panelRunDirs';
 const RESTORE_LIMIT = 50;
+const FOLDER_POLL_MS = 2000;
 
 export interface TrainingPanelDeps {
   log: vscode.OutputChannel;
@@ -104,6 +105,7 @@ export class TrainingPanelManager implements vscode.Disposable {
 
   private remember(runId: string, runDir: string): void {
     const map = { ...this.context.workspaceState.get<RestoreMap>(RESTORE_KEY, {}) };
+    if (Object.keys(map).at(-1) === runId && map[runId] === runDir) return;
     delete map[runId];
     map[runId] = runDir;
     const keys = Object.keys(map);
@@ -140,6 +142,8 @@ class RunPanel implements vscode.Disposable {
   private readonly disposeEmitter = new vscode.EventEmitter<void>();
   readonly onDidDispose = this.disposeEmitter.event;
   private disposed = false;
+  private pollTimer: ReturnType<typeof setTimeout> | undefined;
+  private lastFolderSnapshot = '';
 
   constructor(
     private readonly panel: vscode.WebviewPanel,
@@ -163,6 +167,10 @@ class RunPanel implements vscode.Disposable {
       panel.webview.onDidReceiveMessage((message: unknown) => void this.onMessage(message)),
       panel.onDidDispose(() => this.dispose()),
       vscode.workspace.onDidRenameFiles((event) => this.onFilesRenamed(event.files)),
+      // Without retainContextWhenHidden a hidden webview is gone; it says `ready` again when shown.
+      panel.onDidChangeViewState((event) => {
+        if (!event.webviewPanel.visible) this.ready = false;
+      }),
       this.disposeEmitter,
     );
     if (source.kind === 'live') this.attach(source.run);
@@ -210,12 +218,17 @@ class RunPanel implements vscode.Disposable {
     }
     for (const m of this.state.moved) if (m.newPath) this.guard.allow(m.newPath);
     this.afterRunDirKnown(this.runDir);
-    this.postState();
+    const snapshot = JSON.stringify(this.state);
+    if (snapshot !== this.lastFolderSnapshot) this.postState();
+    this.lastFolderSnapshot = snapshot;
+    // A run still going on in another window or process: follow its folder until it ends.
+    if (this.state.state === 'running' && !this.disposed) this.pollTimer = setTimeout(() => void this.loadFolder(), FOLDER_POLL_MS);
   }
 
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
+    if (this.pollTimer) clearTimeout(this.pollTimer);
     for (const d of this.runSubscriptions.splice(0)) d.dispose();
     this.disposeEmitter.fire();
     for (const d of this.disposables.splice(0)) d.dispose();
