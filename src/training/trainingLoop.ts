@@ -164,7 +164,7 @@ export async function runTrainingLoop(tfx: Tf, spec: LoopSpec, o: TrainOptions, 
             variables,
           ) as tf.Scalar;
           const h = hits as tf.Scalar;
-          const out = [tfx.add(lossSum, tfx.mul(cost, end - start)), tfx.add(hitSum, h)];
+          const out: [tf.Scalar, tf.Scalar] = [tfx.add(lossSum, tfx.mul(cost, end - start)), tfx.add(hitSum, h)];
           h.dispose();
           return out;
         });
