@@ -205,6 +205,12 @@ async function fetchToFile(entry: ModelEntry, url: string, file: string, target:
   };
   const onCancel = () => controller.abort();
   ctx.signal?.addEventListener('abort', onCancel, { once: true });
+  // Every wait races this: undici can leave a pending body read unsettled when a fetch is aborted
+  // after its body arrived, and a custom fetchImpl may ignore the signal altogether.
+  const stopped = new Promise<never>((_, reject) => {
+    controller.signal.addEventListener('abort', () => reject(new Error('aborted')), { once: true });
+  });
+  stopped.catch(() => undefined);
   const fail = (err: unknown): ModelDownloadError => {
     if (err instanceof ModelDownloadError) return err;
     if (timedOut) {
@@ -220,7 +226,7 @@ async function fetchToFile(entry: ModelEntry, url: string, file: string, target:
   let handle: fsp.FileHandle | undefined;
   try {
     armTimer();
-    const response = await ctx.fetchImpl(url, { signal: controller.signal, redirect: 'follow' }).catch((err: unknown) => {
+    const response = await Promise.race([ctx.fetchImpl(url, { signal: controller.signal, redirect: 'follow' }), stopped]).catch((err: unknown) => {
       throw fail(err);
     });
     if (!response.ok) {
@@ -239,15 +245,20 @@ async function fetchToFile(entry: ModelEntry, url: string, file: string, target:
     handle = await fsp.open(target, 'wx');
     let bytes = 0;
     if (response.body) {
+      const reader = response.body.getReader();
       try {
-        for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
+        for (;;) {
+          const { done, value: chunk } = await Promise.race([reader.read(), stopped]);
+          if (done) break;
           armTimer();
           hash.update(chunk);
           await handle.write(chunk);
           bytes += chunk.byteLength;
           ctx.progress.add(chunk.byteLength, file);
+          if (controller.signal.aborted) throw new Error('aborted');
         }
       } catch (err) {
+        reader.cancel().catch(() => undefined);
         if (timedOut || ctx.signal?.aborted) throw fail(err);
         throw new ModelDownloadError(
           'truncated',

@@ -257,6 +257,24 @@ test('cancelling in the middle of a shard stops the download and removes the par
   }
 });
 
+test('cancelling at the very first progress event also leaves nothing behind', async () => {
+  const cacheDir = freshCache();
+  const controller = new AbortController();
+  let events = 0;
+  const err = await rejection(
+    ensureModel(hostedEntry(server.url('v2')), cacheDir, {
+      signal: controller.signal,
+      onProgress: () => {
+        events++;
+        controller.abort();
+      },
+    }),
+  );
+  assert.equal(err.kind, 'cancelled');
+  assert.equal(events, 1);
+  assert.deepEqual(cacheListing(cacheDir), []);
+});
+
 test('an unreachable host is reported as offline', async () => {
   const closed = http.createServer();
   await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
