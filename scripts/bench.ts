@@ -17,7 +17,7 @@ import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { DEFAULT_TRAIN_OPTIONS, type EpochMetrics } from '../src/shared/types';
 import { RUN_FILES, type RunStatus } from '../src/shared/runFolder';
-import { loadModelDir } from '../src/training/classifierModel';
+import { readLayersModelDir as loadModelDir } from '../src/training/onnxExport';
 import { scanDataset, type DatasetItem } from '../src/training/datasetScanner';
 import { buildHead, trainHead, type FeatureSet } from '../src/training/head';
 import { decodeBatches, decodeImage } from '../src/training/imageDecoder';
@@ -364,7 +364,7 @@ async function main(): Promise<void> {
     let engineFeaturesPerS: number | null = null;
     let engineRuntime = `onnxruntime unavailable: ${reasons.join('; ')}`;
     if (onnxBase) {
-      engineRuntime = onnxBase.runtime;
+      engineRuntime = onnxBase.routeNote;
       await onnxBase.extract(sample[0].pixels, sample[0].n); // warm-up
       const t = now();
       for (const b of sample) await onnxBase.extract(b.pixels, b.n);

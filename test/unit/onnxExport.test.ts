@@ -7,11 +7,11 @@ import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import * as ort from 'onnxruntime-node';
 import { DEFAULT_TRAIN_OPTIONS } from '../../src/shared/types';
-import { buildClassifier, classifierMetadata, loadModelDir, saveModelDir } from '../../src/training/classifierModel';
+import { buildClassifier, classifierMetadata, saveModelDir } from '../../src/training/classifierModel';
 import { buildHead } from '../../src/training/head';
 import { decodeImage } from '../../src/training/imageDecoder';
 import { findModel } from '../../src/training/modelRegistry';
-import { exportClassifierToOnnx, exportToOnnx } from '../../src/training/onnxExport';
+import { exportClassifierToOnnx, exportToOnnx, readLayersModelDir as loadModelDir } from '../../src/training/onnxExport';
 
 const repoRoot = path.resolve(__dirname, '../..');
 const photosDir = path.join(repoRoot, 'test/fixtures/photos');

@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
-import { loadModelDir } from '../../src/training/classifierModel';
+import { readLayersModelDir as loadModelDir } from '../../src/training/onnxExport';
 import { decodeImage } from '../../src/training/imageDecoder';
 import { findModel, type ModelEntry } from '../../src/training/modelRegistry';
 import { loadOnnxBaseModel, onnxGraphHash, probeOnnxRuntime } from '../../src/training/onnxFeatures';
