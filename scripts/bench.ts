@@ -430,11 +430,13 @@ async function main(): Promise<void> {
       features_per_s: engineFeaturesPerS,
       features_share_of_peak: engineGflops ? engineGflops / peak.gflops : null,
       baseline_features_per_s: baselineFeaturesPerS,
+      features_speedup: engineFeaturesPerS ? engineFeaturesPerS / baselineFeaturesPerS : null,
       files_to_features_per_s: cold.featuresPerS,
       head_s: cold.headS,
       fine_tune_epoch_s: ft?.fineTuneEpochS ?? null,
       cold_s: cold.wallS,
       warm_s: warm.wallS,
+      warm_speedup: cold.wallS / warm.wallS,
       warm_cache: warm.cache,
       accuracy: cold.accuracy,
       accuracy_fine_tuned: ft?.accuracy ?? null,
@@ -466,6 +468,10 @@ async function main(): Promise<void> {
     console.log(line(['stage', 'engine', 'naive', 'ratio']));
     console.log(`|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`);
     for (const r of rows) console.log(line(r));
+    console.log(
+      `\nInference-only rates use the same ${sampleImages} decoded images (engine: the ONNX base; naive: the layers model on tfjs wasm, 1 thread). ` +
+        'Engine end-to-end times run the built CLI (dist/training.js) from process start; the naive route is timed inside its process after start-up.',
+    );
     for (const e of errors) console.log(`\nnot measured — ${e}`);
     if (args.json) {
       fs.mkdirSync(path.dirname(path.resolve(args.json)), { recursive: true });
