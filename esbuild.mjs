@@ -59,11 +59,11 @@ const configs = [
 /** Copies the tfjs WebAssembly binaries next to the bundled backend (production builds only). */
 function copyWasmBinaries() {
   const require = createRequire(import.meta.url);
-  const wasmDist = path.dirname(require.resolve('@tensorflow/tfjs-backend-wasm/package.json'));
+  const wasmDist = path.join(path.dirname(require.resolve('@tensorflow/tfjs-backend-wasm/package.json')), 'dist');
   const target = path.join(outdir, 'wasm');
   fs.mkdirSync(target, { recursive: true });
-  for (const file of fs.readdirSync(path.join(wasmDist, 'dist')).filter((f) => f.endsWith('.wasm'))) {
-    fs.copyFileSync(path.join(wasmDist, 'dist', file), path.join(target, file));
+  for (const file of fs.readdirSync(wasmDist).filter((f) => f.endsWith('.wasm'))) {
+    fs.copyFileSync(path.join(wasmDist, file), path.join(target, file));
   }
 }
 

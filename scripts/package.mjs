@@ -25,13 +25,20 @@ fs.mkdirSync(stage, { recursive: true });
 
 execFileSync(process.execPath, ['esbuild.mjs', '--production', `--outdir=${path.join(stage, 'dist')}`], { cwd: repoRoot, stdio: 'inherit' });
 
+// What the bundles load from node_modules at run time: sharp (native, always external), the
+// optional ONNX Runtime when the training bundle imports it, @vscode-elements/elements when the
+// extension serves it to the webview from node_modules instead of bundling it.
 const runtimePackages = ['sharp'];
-const extensionBundle = fs.readFileSync(path.join(stage, 'dist', 'extension.js'), 'utf8');
-if (extensionBundle.includes('@vscode-elements/elements')) runtimePackages.push('@vscode-elements/elements');
+const bundleText = (name) => fs.readFileSync(path.join(stage, 'dist', name), 'utf8');
+if (/["']onnxruntime-node["']/.test(bundleText('training.js'))) runtimePackages.push('onnxruntime-node');
+if (bundleText('extension.js').includes('@vscode-elements/elements')) runtimePackages.push('@vscode-elements/elements');
+// Dependencies a package needs only for its install script (ONNX Runtime's binary download).
+const installOnlyDependencies = { 'onnxruntime-node': ['adm-zip', 'global-agent'] };
 
 // The packaged manifest declares only the run-time dependencies (vsce copies exactly their tree).
 const packagedManifest = { ...manifest, dependencies: {} };
-for (const name of runtimePackages) packagedManifest.dependencies[name] = manifest.dependencies[name];
+for (const name of runtimePackages) packagedManifest.dependencies[name] = manifest.dependencies?.[name] ?? manifest.optionalDependencies?.[name];
+delete packagedManifest.optionalDependencies;
 delete packagedManifest.devDependencies;
 delete packagedManifest.scripts;
 delete packagedManifest.bin;
@@ -44,6 +51,8 @@ if (!fs.existsSync(path.join(stage, 'README.md'))) {
   fs.writeFileSync(path.join(stage, 'README.md'), `# ${manifest.displayName}\n\n${manifest.description}\n`);
 }
 fs.cpSync(path.join(repoRoot, 'media'), path.join(stage, 'media'), { recursive: true });
+// The README links to docs/*.md; packaged, the links work in the Extensions view.
+if (fs.existsSync(path.join(repoRoot, 'docs'))) fs.cpSync(path.join(repoRoot, 'docs'), path.join(stage, 'docs'), { recursive: true });
 
 /** Copies a package and, transitively, the dependencies it has installed, into the staging node_modules. */
 function copyPackageTree(name, fromDir, seen = new Set()) {
@@ -53,6 +62,13 @@ function copyPackageTree(name, fromDir, seen = new Set()) {
   const relative = path.relative(repoRoot, pkgDir);
   fs.cpSync(pkgDir, path.join(stage, relative), { recursive: true, dereference: true });
   const pkg = JSON.parse(fs.readFileSync(path.join(pkgDir, 'package.json'), 'utf8'));
+  const installOnly = installOnlyDependencies[pkg.name] ?? [];
+  if (installOnly.length > 0) {
+    // The packaged copy never runs its install script, so it declares only its run-time dependencies.
+    for (const dep of installOnly) delete pkg.dependencies[dep];
+    delete pkg.scripts;
+    fs.writeFileSync(path.join(stage, relative, 'package.json'), JSON.stringify(pkg, null, 2) + '\n');
+  }
   // Optional dependencies are the per-platform native packages: only the installed ones exist.
   for (const dep of Object.keys({ ...pkg.dependencies, ...pkg.optionalDependencies })) copyPackageTree(dep, pkgDir, seen);
 }
@@ -68,8 +84,34 @@ function resolvePackageDir(name, fromDir) {
 
 for (const name of runtimePackages) copyPackageTree(name, repoRoot);
 
+// Files the bundles load from a package they otherwise bundle: the threaded WebAssembly loader
+// (src/training/wasmThreads.ts) requires the Emscripten factory and pthread worker script of the
+// threaded build from @tensorflow/tfjs-backend-wasm. Only these files are packaged, under a
+// manifest without dependencies.
+const packageFilesAtRunTime = {
+  '@tensorflow/tfjs-backend-wasm': ['wasm-out/tfjs-backend-wasm-threaded-simd.js', 'wasm-out/tfjs-backend-wasm-threaded-simd.worker.js'],
+};
+for (const [name, files] of Object.entries(packageFilesAtRunTime)) {
+  const pkgDir = resolvePackageDir(name, repoRoot);
+  const pkg = JSON.parse(fs.readFileSync(path.join(pkgDir, 'package.json'), 'utf8'));
+  const target = path.join(stage, 'node_modules', name);
+  for (const file of files) {
+    fs.mkdirSync(path.dirname(path.join(target, file)), { recursive: true });
+    fs.copyFileSync(path.join(pkgDir, file), path.join(target, file));
+  }
+  const trimmed = { name: pkg.name, version: pkg.version, license: pkg.license, description: `${files.length} run-time files of ${pkg.name}` };
+  fs.writeFileSync(path.join(target, 'package.json'), JSON.stringify(trimmed, null, 2) + '\n');
+  packagedManifest.dependencies[name] = pkg.version;
+}
+fs.writeFileSync(path.join(stage, 'package.json'), JSON.stringify(packagedManifest, null, 2) + '\n');
+
 const vsce = path.join(repoRoot, 'node_modules', '@vscode', 'vsce', 'vsce');
-execFileSync(process.execPath, [vsce, 'package', '--target', target, '--out', vsixPath, '--dependencies'], { cwd: stage, stdio: 'inherit' });
+// --no-rewrite-relative-links: the repository URL is not a GitHub/GitLab one, and the README's
+// relative links point at files packaged beside it.
+execFileSync(process.execPath, [vsce, 'package', '--target', target, '--out', vsixPath, '--dependencies', '--no-rewrite-relative-links'], {
+  cwd: stage,
+  stdio: 'inherit',
+});
 
 const entries = listZip(vsixPath);
 const files = entries.map((e) => e.name).filter((n) => n.startsWith('extension/')).map((n) => n.slice('extension/'.length));
@@ -78,11 +120,18 @@ const required = [
   'dist/wasm/tfjs-backend-wasm.wasm', 'dist/wasm/tfjs-backend-wasm-simd.wasm',
   'media/models/mobilenet_v2_0.35_224_no_top/model.json', 'media/models/mobilenet_v2_0.35_224_no_top/weights.bin',
   'node_modules/sharp/package.json',
+  'node_modules/@tensorflow/tfjs-backend-wasm/wasm-out/tfjs-backend-wasm-threaded-simd.js',
+  'node_modules/@tensorflow/tfjs-backend-wasm/wasm-out/tfjs-backend-wasm-threaded-simd.worker.js',
 ];
 const problems = required.filter((f) => !files.includes(f)).map((f) => `missing ${f}`);
 if (!files.some((f) => /^node_modules\/@img\/sharp-linux-x64\/lib\/.*\.node$/.test(f))) problems.push('missing sharp\'s linux-x64 native module');
 if (!files.some((f) => /^node_modules\/@img\/sharp-libvips-linux-x64\/lib\/libvips-cpp\.so/.test(f))) problems.push('missing libvips');
-const forbidden = files.filter((f) => /^(src|test|scripts|samples|types|bin)\/|\.map$|(^|\/)\.vscode-test\/|^node_modules\/@tensorflow\/|\.ts$/.test(f));
+if (runtimePackages.includes('onnxruntime-node') && !files.some((f) => /^node_modules\/onnxruntime-node\/bin\/napi-v\d+\/linux\/x64\/onnxruntime_binding\.node$/.test(f))) {
+  problems.push('missing ONNX Runtime\'s linux-x64 binding');
+}
+const forbidden = files.filter((f) =>
+  /^(src|test|scripts|samples|types|bin)\/|\.map$|(^|\/)\.vscode-test\/|^node_modules\/@tensorflow\/(?!tfjs-backend-wasm\/(package\.json|wasm-out\/tfjs-backend-wasm-threaded-simd(\.worker)?\.js)$)|\.ts$|^node_modules\/onnxruntime-node\/bin\/napi-v\d+\/(darwin|win32|linux\/arm64)\//.test(f),
+);
 problems.push(...forbidden.map((f) => `should not be packaged: ${f}`));
 
 const size = fs.statSync(vsixPath).size;
