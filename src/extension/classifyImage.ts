@@ -54,6 +54,8 @@ export async function classifyImage(
     if (!image) return undefined;
   }
   await services.datasets.whenReady();
+  // A run may have just finished: read the run folders now rather than trust the last refresh.
+  await services.datasets.refreshRuns(false);
   const finished = services.datasets.allRuns.filter((r) => r.status.state === 'finished' && r.status.hasCheckpoint);
   let runDir = options.runDir;
   if (!runDir) {

@@ -47,7 +47,8 @@ describe('Training from the extension host', () => {
     assert.deepEqual(trainingChildren(), [], 'the child has exited');
 
     const runDir = run.runDir;
-    await waitFor('the run in the tree', () => api.datasets.runsOf(tiny).some((r) => r.runDir === runDir));
+    // The tree re-reads the run folders when the process exits; wait for that read.
+    await waitFor('the finished run in the tree', () => api.datasets.runsOf(tiny).some((r) => r.runDir === runDir && r.status.state === 'finished'), 10_000);
     const datasetNode = api.datasets.getChildren().find((n) => n.kind === 'dataset' && n.dataset.root === tiny) as DatasetNode;
     const runsNode = api.datasets.getChildren(datasetNode).find((n) => n.kind === 'runs');
     assert.ok(runsNode, 'the dataset has a Runs group');
