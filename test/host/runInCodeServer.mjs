@@ -52,7 +52,7 @@ try {
   page.on('console', (m) => { const t = m.text().replace(/%c/g, ''); if (/\[host\]|passing|failing|✔|✓|^\s*\d+\)|Error/.test(t)) console.log('  ', t.slice(0, 400)); });
   const done = new Promise((resolve) => page.exposeFunction('codeAutomationExit', (c) => { code = c; resolve(c); }));
   const remote = (p) => `vscode-remote://127.0.0.1:${port}${p}`;
-  const payload = JSON.stringify([['extensionDevelopmentPath', remote(repoRoot)], ['extensionTestsPath', remote(path.join(outDir, 'index.js'))]]);
+  const payload = JSON.stringify([['extensionDevelopmentPath', remote(process.env.IMAGE_TRAINER_EXT_DEV ?? repoRoot)], ['extensionTestsPath', remote(path.join(outDir, 'index.js'))]]);
   await page.goto(`${url}/?folder=${encodeURIComponent(workspace)}&payload=${encodeURIComponent(payload)}`);
   await Promise.race([done, new Promise((r) => setTimeout(r, Number(process.env.HOST_TEST_TIMEOUT_MS ?? 900_000)))]);
   lap(`tests ended: ${code}`);
