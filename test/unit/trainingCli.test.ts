@@ -27,13 +27,13 @@ test('the CLI runner stops a child that runs past its timeout', async () => {
   const t0 = Date.now();
   const result = await runTrainingCli(file, [], { timeoutMs: 300 });
   assert.equal(result.signal, 'SIGTERM');
-  assert.ok(Date.now() - t0 < 3000);
+  assert.ok(Date.now() - t0 < 10_000, 'stopped promptly');
 });
 
 test('a child that obeys the cancel request exits without signals', async () => {
-  const child = fork(script(`process.on('message', (m) => { if (m.type === 'cancel') process.exit(0); }); setInterval(() => {}, 1000);`), [], { stdio: ['ignore', 'ignore', 'ignore', 'ipc'] });
-  await new Promise((r) => child.once('spawn', r));
-  const how = await stopChildProcess(child, { askMs: 2000, termMs: 2000, ask: () => child.send({ type: 'cancel' }) });
+  const child = fork(script(`process.on('message', (m) => { if (m.type === 'cancel') process.exit(0); }); process.send('ready'); setInterval(() => {}, 1000);`), [], { stdio: ['ignore', 'ignore', 'ignore', 'ipc'] });
+  await new Promise((r) => child.once('message', r));
+  const how = await stopChildProcess(child, { askMs: 10_000, termMs: 2000, ask: () => child.send({ type: 'cancel' }) });
   assert.equal(how, 'exited');
   assert.equal(child.exitCode, 0);
 });
@@ -46,7 +46,7 @@ test('a child that ignores cancel and SIGTERM is killed with SIGKILL after both 
   assert.equal(how, 'killed');
   assert.equal(child.signalCode, 'SIGKILL');
   const elapsed = Date.now() - t0;
-  assert.ok(elapsed >= 550 && elapsed < 3000, `took ${elapsed} ms`);
+  assert.ok(elapsed >= 550 && elapsed < 10_000, `took ${elapsed} ms`);
   assert.throws(() => process.kill(child.pid as number, 0), /ESRCH/, 'the process is gone');
 });
 
