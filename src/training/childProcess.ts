@@ -1,0 +1,61 @@
+// The training process as a child of the extension host: waits for a StartCommand over IPC,
+// streams TrainingNotifications back, and stops cooperatively on a CancelCommand.
+import { isTrainingCommand, type StartCommand, type TrainingNotification } from '../shared/protocol/training';
+import { runTraining, type CancelToken } from './trainRun';
+
+/** Serves one training run over the IPC channel of a forked process, then exits. */
+export function serveChildProcess(extensionRoot: string): void {
+  const cancel: CancelToken = { cancelled: false };
+  let started = false;
+  const send = (n: TrainingNotification) => {
+    if (process.connected) process.send?.(n);
+  };
+
+  process.on('message', (msg: unknown) => {
+    if (!isTrainingCommand(msg)) {
+      send({ type: 'log', level: 'warn', message: `Ignored an unknown message: ${JSON.stringify(msg).slice(0, 200)}` });
+      return;
+    }
+    if (msg.type === 'cancel') {
+      cancel.cancelled = true;
+      send({ type: 'log', level: 'info', message: 'Cancel requested: stopping after the current batch.' });
+      return;
+    }
+    if (started) return;
+    started = true;
+    void run(msg, send, cancel, extensionRoot);
+  });
+  // A parent that goes away must not leave the training running as an orphan.
+  process.on('disconnect', () => {
+    cancel.cancelled = true;
+    setTimeout(() => process.exit(0), 5000).unref();
+  });
+}
+
+async function run(cmd: StartCommand, send: (n: TrainingNotification) => void, cancel: CancelToken, extensionRoot: string): Promise<never> {
+  let code = 0;
+  try {
+    const summary = await runTraining(
+      { datasetRoot: cmd.datasetRoot, runsDir: cmd.runsDir, cacheDir: cmd.cacheDir, options: cmd.options, extensionRoot },
+      send,
+      cancel,
+    );
+    await sendLast({ type: 'finished', summary });
+  } catch (err) {
+    code = 1;
+    await sendLast({
+      type: 'failed',
+      message: err instanceof Error ? err.message : String(err),
+      runDir: (err as { runDir?: string }).runDir,
+    });
+  }
+  process.exit(code);
+}
+
+/** Sends the final message and resolves once it has been handed to the IPC channel. */
+function sendLast(n: TrainingNotification): Promise<void> {
+  return new Promise((resolve) => {
+    if (!process.connected || !process.send) return resolve();
+    process.send(n, undefined, {}, () => resolve());
+  });
+}

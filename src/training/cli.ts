@@ -1,0 +1,244 @@
+// The command-line tool: `image-trainer train | predict | diagnose`.
+import * as path from 'node:path';
+import { Command, InvalidArgumentError } from 'commander';
+import cliProgress from 'cli-progress';
+import { BACKEND_PREFERENCES, DEFAULT_TRAIN_OPTIONS, type BackendPreference, type Progress, type TrainOptions } from '../shared/types';
+import type { TrainingNotification } from '../shared/protocol/training';
+import { diagnoseBackends, initBackend } from './backend';
+import { formatConfusionMatrix } from './evaluation';
+import { MODEL_REGISTRY } from './modelRegistry';
+import { listImageFiles, predictImages } from './predict';
+import { defaultCacheDir, defaultRunsDir } from './runFolder';
+import { runTraining, type CancelToken } from './trainRun';
+
+const STAGE_NAMES: Record<Progress['stage'], string> = {
+  scan: 'Scanning',
+  features: 'Features',
+  head: 'Training head',
+  'fine-tune': 'Fine-tuning',
+  evaluate: 'Evaluating',
+  save: 'Saving',
+};
+
+function intOption(min: number) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`expected an integer ≥ ${min}, got "${value}"`);
+    return n;
+  };
+}
+
+function floatOption(min: number, max: number) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!Number.isFinite(n) || n < min || n > max) throw new InvalidArgumentError(`expected a number in [${min}, ${max}], got "${value}"`);
+    return n;
+  };
+}
+
+function backendOption(value: string): BackendPreference {
+  if (!(BACKEND_PREFERENCES as readonly string[]).includes(value)) {
+    throw new InvalidArgumentError(`expected one of ${BACKEND_PREFERENCES.join(', ')}`);
+  }
+  return value as BackendPreference;
+}
+
+function modelOption(value: string): string {
+  if (!MODEL_REGISTRY.some((m) => m.id === value)) {
+    throw new InvalidArgumentError(`unknown model; known: ${MODEL_REGISTRY.map((m) => m.id).join(', ')}`);
+  }
+  return value;
+}
+
+const fmtEta = (s: number | undefined) => (s === undefined || !Number.isFinite(s) ? '--' : s >= 60 ? `${Math.floor(s / 60)}m${String(Math.round(s % 60)).padStart(2, '0')}s` : `${Math.round(s)}s`);
+
+/** Prints progress bars and epoch lines for a run in a terminal (plain lines when not a TTY). */
+function terminalReporter(quiet: boolean): { notify(n: TrainingNotification): void; stop(): void } {
+  const tty = Boolean(process.stderr.isTTY);
+  const bar = new cliProgress.SingleBar(
+    { format: '{stage} |{bar}| {value}/{total} {extra}', stream: process.stderr, hideCursor: true, clearOnComplete: true },
+    cliProgress.Presets.shades_classic,
+  );
+  let barStage: string | undefined;
+  const stopBar = () => {
+    if (barStage !== undefined) bar.stop();
+    barStage = undefined;
+  };
+  const out = (line: string) => {
+    stopBar();
+    console.error(line);
+  };
+  return {
+    notify(n) {
+      switch (n.type) {
+        case 'started':
+          out(`Dataset ${n.dataset.name}: ${n.dataset.classes.map((c) => `${c.name} ${c.train}+${c.val}`).join(', ')} (train+val)`);
+          if (n.dataset.skipped.length) out(`Skipped ${n.dataset.skipped.length} files: ${n.dataset.skipped.map((s) => `${s.path} (${s.reason})`).join(', ')}`);
+          for (const w of n.dataset.warnings) out(`Warning: ${w}`);
+          out(`Backend: ${n.backend.summary}`);
+          out(`Base model: ${n.model.name}; run folder ${n.runDir}`);
+          break;
+        case 'progress': {
+          if (quiet || !tty) return;
+          const p = n.progress;
+          const name = STAGE_NAMES[p.stage] + (p.epoch ? ` ${p.epoch}/${p.epochs}` : '');
+          const extra = [p.imagesPerSec ? `${p.imagesPerSec.toFixed(1)} img/s` : '', p.etaSec !== undefined ? `ETA ${fmtEta(p.etaSec)}` : ''].join(' ');
+          if (barStage !== p.stage) {
+            stopBar();
+            bar.start(Math.max(1, p.total), p.done, { stage: name, extra });
+            barStage = p.stage;
+          } else {
+            bar.setTotal(Math.max(1, p.total));
+            bar.update(p.done, { stage: name, extra });
+          }
+          break;
+        }
+        case 'epochEnd': {
+          const m = n.metrics;
+          out(
+            `${m.stage === 'fine-tune' ? 'fine-tune ' : ''}epoch ${m.epoch}: loss ${m.loss.toFixed(4)} acc ${(100 * m.acc).toFixed(1)}% | val loss ${m.valLoss.toFixed(4)} val acc ${(100 * m.valAcc).toFixed(1)}% | lr ${m.lr.toExponential(1)} | ${(m.durationMs / 1000).toFixed(1)} s`,
+          );
+          break;
+        }
+        case 'evaluation':
+          out('');
+          out(formatConfusionMatrix(n.evaluation));
+          break;
+        case 'log':
+          if (n.level !== 'info') out(`${n.level}: ${n.message}`);
+          break;
+        case 'finished':
+        case 'failed':
+          break;
+      }
+    },
+    stop: stopBar,
+  };
+}
+
+/** Builds the commander program; exported for tests. */
+export function buildProgram(extensionRoot: string): Command {
+  const program = new Command('image-trainer')
+    .description('Train an image classifier by transfer learning from a folder of class subfolders.')
+    .showSuggestionAfterError();
+
+  program
+    .command('train')
+    .description('train a classifier on <folder> (one subfolder per class, or train/ and val/ subfolders)')
+    .argument('<folder>', 'dataset folder')
+    .option('--epochs <n>', 'maximum epochs of the head', intOption(1), DEFAULT_TRAIN_OPTIONS.epochs)
+    .option('--batch-size <n>', 'batch size', intOption(1), DEFAULT_TRAIN_OPTIONS.batchSize)
+    .option('--learning-rate <x>', 'Adam learning rate of the head', floatOption(1e-7, 1), DEFAULT_TRAIN_OPTIONS.learningRate)
+    .option('--val-split <f>', 'validation fraction per class', floatOption(0.01, 0.9), DEFAULT_TRAIN_OPTIONS.valSplit)
+    .option('--seed <n>', 'seed of the split, shuffling and initialisation', intOption(0), DEFAULT_TRAIN_OPTIONS.seed)
+    .option('--hidden-units <n>', 'units of the hidden dense layer', intOption(1), DEFAULT_TRAIN_OPTIONS.hiddenUnits)
+    .option('--dropout <f>', 'dropout rate of the head', floatOption(0, 0.95), DEFAULT_TRAIN_OPTIONS.dropout)
+    .option('--class-weights', 'weight classes inversely to their frequency', DEFAULT_TRAIN_OPTIONS.classWeights)
+    .option('--patience <n>', 'early stopping patience in epochs (0 = off)', intOption(0), DEFAULT_TRAIN_OPTIONS.patience)
+    .option('--fine-tune-layers <n>', 'unfreeze about this many top layers of the base (0 = no fine-tuning)', intOption(0), DEFAULT_TRAIN_OPTIONS.fineTuneLayers)
+    .option('--fine-tune-epochs <n>', 'epochs of fine-tuning', intOption(1), DEFAULT_TRAIN_OPTIONS.fineTuneEpochs)
+    .option('--backend <name>', `backend: ${BACKEND_PREFERENCES.join(', ')}`, backendOption, DEFAULT_TRAIN_OPTIONS.backend)
+    .option('--model <id>', 'base model id', modelOption, DEFAULT_TRAIN_OPTIONS.model)
+    .option('--out <dir>', 'runs folder (default: .image-trainer/runs under the current folder)')
+    .option('--cache <dir>', 'feature cache folder (default: .image-trainer/cache under the current folder)')
+    .option('--quiet', 'no progress bars')
+    .action(async (folder: string, o: Record<string, unknown>) => {
+      const options: TrainOptions = {
+        ...DEFAULT_TRAIN_OPTIONS,
+        epochs: o.epochs as number,
+        batchSize: o.batchSize as number,
+        learningRate: o.learningRate as number,
+        valSplit: o.valSplit as number,
+        seed: o.seed as number,
+        hiddenUnits: o.hiddenUnits as number,
+        dropout: o.dropout as number,
+        classWeights: Boolean(o.classWeights),
+        patience: o.patience as number,
+        fineTuneLayers: o.fineTuneLayers as number,
+        fineTuneEpochs: o.fineTuneEpochs as number,
+        backend: o.backend as BackendPreference,
+        model: o.model as string,
+      };
+      const datasetRoot = path.resolve(folder);
+      const runsDir = o.out ? path.resolve(o.out as string) : defaultRunsDir(process.cwd(), datasetRoot);
+      const cacheDir = o.cache ? path.resolve(o.cache as string) : defaultCacheDir(process.cwd(), datasetRoot);
+      const cancel: CancelToken = { cancelled: false };
+      const onSigint = () => {
+        if (cancel.cancelled) process.exit(130);
+        cancel.cancelled = true;
+        console.error('\nCancelling after the current batch (Ctrl-C again to quit now)…');
+      };
+      process.on('SIGINT', onSigint);
+      const reporter = terminalReporter(Boolean(o.quiet));
+      try {
+        const summary = await runTraining({ datasetRoot, runsDir, cacheDir, options, extensionRoot }, reporter.notify, cancel);
+        reporter.stop();
+        if (summary.cancelled) {
+          console.error(`Cancelled. ${summary.bestEpoch ? `Best checkpoint (epoch ${summary.bestEpoch}) kept in ${summary.runDir}` : 'No checkpoint was saved.'}`);
+          process.exitCode = 130;
+          return;
+        }
+        console.log(`Validation accuracy: ${(100 * summary.valAccuracy).toFixed(1)}% (best epoch ${summary.bestEpoch} of ${summary.epochsRun})`);
+        console.log(`Features: ${summary.cache.hits} cache hits, ${summary.cache.misses} misses, ${summary.featuresPerSec.toFixed(1)} images/s; wall time ${(summary.wallMs / 1000).toFixed(1)} s`);
+        console.log(`Run folder: ${summary.runDir}`);
+      } finally {
+        process.off('SIGINT', onSigint);
+      }
+    });
+
+  program
+    .command('predict')
+    .description('classify an image, or every image in a folder, with a trained run')
+    .argument('<run-folder>', 'a run folder written by `train`')
+    .argument('<image-or-folder>', 'an image file or a folder of images')
+    .option('--json', 'one JSON object per image: {"path","label","confidence","top"}')
+    .option('--backend <name>', `backend: ${BACKEND_PREFERENCES.join(', ')}`, backendOption, 'auto')
+    .action(async (runDir: string, target: string, o: { json?: boolean; backend: BackendPreference }) => {
+      const { tf } = await initBackend({ preference: o.backend });
+      const files = await listImageFiles(target);
+      let failures = 0;
+      for await (const r of predictImages(tf, path.resolve(runDir), files)) {
+        if ('error' in r) {
+          failures++;
+          if (o.json) console.log(JSON.stringify({ path: r.path, error: r.error }));
+          else console.error(`${r.path}: ${r.error}`);
+        } else if (o.json) {
+          console.log(JSON.stringify(r));
+        } else {
+          console.log(`${r.path}: ${r.label} ${(100 * r.confidence).toFixed(1)}% (${r.top.map((t) => `${t.label} ${(100 * t.confidence).toFixed(1)}%`).join(', ')})`);
+        }
+      }
+      if (failures === files.length && files.length > 0) process.exitCode = 1;
+    });
+
+  program
+    .command('diagnose')
+    .description('show which backend would run and why the faster ones are unavailable')
+    .option('--json', 'print the diagnosis as JSON')
+    .option('--backend <name>', `backend preference: ${BACKEND_PREFERENCES.join(', ')}`, backendOption, 'auto')
+    .action(async (o: { json?: boolean; backend: BackendPreference }) => {
+      const info = await diagnoseBackends({ preference: o.backend });
+      if (o.json) {
+        console.log(JSON.stringify(info));
+        return;
+      }
+      console.log(info.summary);
+      for (const a of info.attempts) console.log(`  ${a.backend}: ${a.status}${a.detail ? ` — ${a.detail}` : ''}`);
+    });
+
+  return program;
+}
+
+/** Runs the CLI, then exits: every failure ends with a one-line reason and a non-zero code. */
+export async function runCli(argv: string[], extensionRoot: string): Promise<never> {
+  try {
+    await buildProgram(extensionRoot).exitOverride().parseAsync(argv);
+  } catch (err) {
+    const code = (err as { exitCode?: number }).exitCode;
+    // commander has already printed help, version and argument errors
+    if (code === undefined) console.error(`image-trainer: ${err instanceof Error ? err.message : String(err)}`);
+    process.exitCode = code ?? 1;
+  }
+  // The threaded WebAssembly backend keeps worker threads alive: leave explicitly.
+  process.exit(process.exitCode ?? 0);
+}

@@ -1,0 +1,404 @@
+// One training run, start to finish: scan → split → features (cached) → head → optional
+// fine-tuning → evaluation → outputs. Drives everything the CLI prints and the panel shows through
+// `TrainingNotification`s; knows nothing about how they are delivered.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type * as tfType from '@tensorflow/tfjs';
+import { RUN_FILES, type RunConfig } from '../shared/runFolder';
+import type { TrainingNotification } from '../shared/protocol/training';
+import type { BackendInfo, DatasetReport, EpochMetrics, Evaluation, RunSummary, SkippedFile, TrainOptions } from '../shared/types';
+import { initBackend, type Tf } from './backend';
+import { loadBaseModel, type BaseModel } from './baseModel';
+import { buildClassifier, classifierMetadata, saveModelDir } from './classifierModel';
+import { scanDataset, type DatasetItem } from './datasetScanner';
+import { evaluate } from './evaluation';
+import { FeatureCache } from './featureCache';
+import { chooseCutLayer, fineTune, splitAtLayer, type CutModel } from './fineTune';
+import { buildHead, predictProbs, trainHead, type FeatureSet } from './head';
+import { decodeBatches, DecodeError } from './imageDecoder';
+import { findModel, type ModelEntry } from './modelRegistry';
+import { ProgressThrottle, RateMeter } from './progressThrottle';
+import { createRunFolder, RunFolderWriter, writeFileAtomic, writeJsonAtomic } from './runFolder';
+import { renderRunReport } from './runReport';
+
+export interface RunRequest {
+  datasetRoot: string;
+  runsDir: string;
+  cacheDir: string;
+  options: TrainOptions;
+  /** Folder of the product (holds media/models); found from the bundle's location when absent. */
+  extensionRoot?: string;
+  /** Extra folders where a native tfjs backend was installed on demand. */
+  nativeModulePaths?: string[];
+}
+
+/** Cooperative cancellation: set `cancelled` and the run stops after the current batch. */
+export interface CancelToken {
+  cancelled: boolean;
+}
+
+export class RunCancelled extends Error {
+  constructor() {
+    super('Training was cancelled.');
+  }
+}
+
+interface Embedded {
+  item: DatasetItem;
+  features: Float32Array;
+}
+
+/** Runs one training and returns its summary; throws on failure after recording it in the run folder. */
+export async function runTraining(
+  req: RunRequest,
+  notify: (n: TrainingNotification) => void,
+  cancel: CancelToken,
+): Promise<RunSummary> {
+  const t0 = Date.now();
+  const options = req.options;
+  const entry = findModel(options.model);
+  if (!entry) throw new Error(`Unknown base model "${options.model}".`);
+  const datasetRoot = path.resolve(req.datasetRoot);
+  const stat = await fs.promises.stat(datasetRoot).catch(() => undefined);
+  if (!stat?.isDirectory()) throw new Error(`${datasetRoot} is not a folder.`);
+  const datasetName = path.basename(datasetRoot);
+
+  const runDir = await createRunFolder(req.runsDir, datasetRoot, datasetName, new Date());
+  const writer = new RunFolderWriter(runDir, {
+    state: 'running',
+    datasetRoot,
+    datasetName,
+    startedAt: new Date(t0).toISOString(),
+    hasCheckpoint: false,
+    pid: process.pid,
+  });
+  const log = (level: 'info' | 'warn' | 'error', message: string) => {
+    writer.log(`[${level}] ${message}`);
+    notify({ type: 'log', level, message });
+  };
+  const progress = new ProgressThrottle((p) => notify({ type: 'progress', progress: p }));
+  const history: EpochMetrics[] = [];
+  let report: DatasetReport | undefined;
+  let config: RunConfig | undefined;
+  let evaluation: Evaluation | undefined;
+  let cacheStats = { hits: 0, misses: 0 };
+  let featuresPerSec = 0;
+  let bestEpoch = 0;
+  let base: BaseModel | undefined;
+  let tf: Tf | undefined;
+
+  const summaryOf = (cancelled: boolean): RunSummary => ({
+    runDir,
+    valAccuracy: evaluation?.accuracy ?? writer.currentStatus.valAccuracy ?? 0,
+    bestEpoch,
+    epochsRun: history.length,
+    cache: cacheStats,
+    wallMs: Date.now() - t0,
+    featuresPerSec,
+    cancelled,
+  });
+
+  const writeReport = async (state: string, message?: string) => {
+    if (!report || !config) return;
+    const { runDir: _omit, ...summary } = summaryOf(state === 'cancelled');
+    await writeFileAtomic(
+      writer.file(RUN_FILES.report),
+      renderRunReport({ runName: path.basename(runDir), config, dataset: report, history, evaluation, summary, state, message }),
+    );
+  };
+
+  try {
+    await writer.updateStatus({});
+    log('info', `Run folder: ${runDir}`);
+
+    // 1. Backend
+    const backend = await initBackend({ preference: options.backend, nativeModulePaths: req.nativeModulePaths });
+    tf = backend.tf;
+    log('info', `Backend: ${backend.info.summary}`);
+
+    // 2. Scan + split
+    progress.offer({ stage: 'scan', done: 0, total: 1 });
+    const scan = await scanDataset(datasetRoot, {
+      valSplit: options.valSplit,
+      seed: options.seed,
+      maxPixels: options.maxPixels,
+      onProgress: (done, total) => progress.offer({ stage: 'scan', done, total }),
+    });
+    report = scan.report;
+    const classes = scan.classes;
+    await writeJsonAtomic(writer.file(RUN_FILES.datasetReport), report);
+    await writeJsonAtomic(writer.file(RUN_FILES.labels), classes);
+
+    // 3. Base model
+    base = await loadBaseModel(tf, entry, { extensionRoot: req.extensionRoot });
+    const modelInfo = { id: entry.id, name: entry.name, inputSize: base.inputSize, featureSize: base.featureSize };
+    config = {
+      datasetRoot,
+      options,
+      backend: backend.info,
+      model: modelInfo,
+      versions: versions(tf),
+      createdAt: new Date(t0).toISOString(),
+    };
+    await writeJsonAtomic(writer.file(RUN_FILES.config), config);
+    notify({ type: 'started', runDir, backend: backend.info, model: modelInfo, dataset: report, options });
+
+    const trainItems = scan.items.filter((i) => i.split === 'train');
+    const valItems = scan.items.filter((i) => i.split === 'val');
+    if (trainItems.length === 0 || valItems.length === 0) {
+      throw new Error(
+        `Need images for both training and validation; got ${trainItems.length} training and ${valItems.length} validation images. Add images or change the validation fraction (${options.valSplit}).`,
+      );
+    }
+
+    // 4. Features (cached) — or, for fine-tuning, activations at the cut point.
+    const cut = options.fineTuneLayers > 0 ? chooseCut(tf, base, entry, options.fineTuneLayers, log) : undefined;
+    const cache = new FeatureCache(req.cacheDir, base.cacheKey, base.featureSize);
+    const embedded = await embedAll(tf, base, cache, [...trainItems, ...valItems], options, cancel, progress, cut);
+    cacheStats = { hits: cache.hits, misses: cache.misses };
+    featuresPerSec = embedded.perSec;
+    if (embedded.failed.length) {
+      report.skipped.push(...embedded.failed);
+      recount(report, classes, embedded.ok.map((e) => e.item));
+      await writeJsonAtomic(writer.file(RUN_FILES.datasetReport), report);
+      log('warn', `${embedded.failed.length} images could not be decoded and were skipped: ${embedded.failed.map((f) => f.path).join(', ')}`);
+    }
+    log('info', `Features: ${embedded.ok.length} images, ${cache.hits} cache hits, ${cache.misses} misses, ${featuresPerSec.toFixed(1)} images/s`);
+    const train = toFeatureSet(embedded.ok.filter((e) => e.item.split === 'train'), base.featureSize);
+    const valEmbedded = embedded.ok.filter((e) => e.item.split === 'val');
+    const val = toFeatureSet(valEmbedded, base.featureSize);
+    if (new Set(train.y).size < 2) throw new Error('Fewer than 2 classes have usable training images after decoding.');
+
+    // 5. Head
+    const tfr = tf;
+    const head = buildHead(tfr, base.featureSize, classes.length, options);
+    const classifier = buildClassifier(tfr, base.layersModel, head, entry);
+    const metadata = classifierMetadata(classes, entry);
+    const modelDir = writer.file(RUN_FILES.modelDir);
+    const hooks = (stage: 'head' | 'fine-tune', totalEpochs: number) => ({
+      onEpochEnd: async (m: EpochMetrics) => {
+        history.push(m);
+        await writer.appendMetrics(m);
+        notify({ type: 'epochEnd', metrics: m });
+      },
+      onBatchEnd: (batch: number, batches: number, epoch: number) =>
+        progress.offer({ stage, done: batch, total: batches, epoch, epochs: totalEpochs }),
+      onBest: async (epoch: number, valAcc: number) => {
+        bestEpoch = epoch;
+        await saveModelDir(classifier, modelDir, metadata, tfr);
+        await writer.updateStatus({ hasCheckpoint: true, valAccuracy: valAcc, bestEpoch: epoch });
+      },
+      shouldStop: () => cancel.cancelled,
+    });
+    const totalEpochs = options.epochs + (cut ? options.fineTuneEpochs : 0);
+    const headResult = await trainHead(tfr, head, train, val, classes.length, options, hooks('head', totalEpochs));
+    bestEpoch = headResult.bestEpoch;
+    log('info', `Head: ${headResult.epochsRun} epochs, best epoch ${headResult.bestEpoch} (stopped by ${headResult.stoppedBy})`);
+
+    // 6. Fine-tuning
+    if (cut && !cancel.cancelled && embedded.activations) {
+      const acts = embedded.activations;
+      const pick = (split: 'train' | 'val') => {
+        const idx = embedded.ok.map((e, i) => (e.item.split === split ? i : -1)).filter((i) => i >= 0);
+        const per = acts.perImage;
+        const x = new Float32Array(idx.length * per);
+        idx.forEach((src, j) => x.set(acts.data.subarray(src * per, (src + 1) * per), j * per));
+        return { x, shape: [idx.length, ...acts.shape], y: Int32Array.from(idx.map((i) => embedded.ok[i].item.classIndex)) };
+      };
+      const ft = await fineTune(tfr, cut, head, pick('train'), pick('val'), classes.length, options, hooks('fine-tune', totalEpochs), history.length);
+      if (ft.bestEpoch > 0) bestEpoch = ft.bestEpoch;
+      log('info', `Fine-tuning: ${ft.epochsRun} epochs, best epoch ${ft.bestEpoch}`);
+    }
+
+    // 7. Evaluation with the kept weights (features recomputed only when fine-tuning changed the base)
+    progress.offer({ stage: 'evaluate', done: 0, total: val.n });
+    const valFeatures = cut && embedded.activations ? await recomputeFeatures(tfr, cut, embedded, 'val', base.featureSize) : val;
+    const probs = await predictProbs(tfr, head, valFeatures);
+    evaluation = evaluate(classes, val.y, probs, valEmbedded.map((e) => e.item.rel), bestEpoch);
+    progress.offer({ stage: 'evaluate', done: val.n, total: val.n });
+    await writeJsonAtomic(writer.file(RUN_FILES.evaluation), evaluation);
+    notify({ type: 'evaluation', evaluation });
+
+    // 8. Final model (the best weights were restored by the callbacks) and report
+    progress.offer({ stage: 'save', done: 0, total: 1 });
+    await saveModelDir(classifier, modelDir, metadata, tfr);
+    const cancelled = cancel.cancelled;
+    const state = cancelled ? 'cancelled' : 'finished';
+    const summary = summaryOf(cancelled);
+    const { runDir: _r, ...summaryOnDisk } = summary;
+    await writer.updateStatus({
+      state,
+      hasCheckpoint: true,
+      valAccuracy: evaluation.accuracy,
+      bestEpoch,
+      pid: undefined,
+      summary: summaryOnDisk,
+      message: cancelled ? 'Cancelled; the best checkpoint was kept.' : undefined,
+    });
+    await writeReport(state, cancelled ? 'Cancelled; the best checkpoint was kept.' : undefined);
+    progress.offer({ stage: 'save', done: 1, total: 1 });
+    head.dispose();
+    return summary;
+  } catch (err) {
+    const cancelled = err instanceof RunCancelled || cancel.cancelled;
+    const message = cancelled ? 'Cancelled before a model was trained.' : errorMessage(err);
+    writer.log(`[error] ${err instanceof Error && err.stack ? err.stack : message}`);
+    await writer.updateStatus({ state: cancelled ? 'cancelled' : 'failed', message, pid: undefined }).catch(() => undefined);
+    await writeReport(cancelled ? 'cancelled' : 'failed', message).catch(() => undefined);
+    if (cancelled) return summaryOf(true);
+    (err as { runDir?: string }).runDir = runDir;
+    throw err;
+  } finally {
+    base?.dispose();
+    await writer.close();
+  }
+}
+
+function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+function versions(tf: Tf): Record<string, string> {
+  const v: Record<string, string> = { node: process.version };
+  for (const [k, val] of Object.entries(tf.version ?? {})) v[k] = String(val);
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    v.sharp = String(require('sharp').versions?.sharp ?? 'unknown');
+  } catch {
+    // sharp version is informative only
+  }
+  return v;
+}
+
+/** Splits the base where about `layers` layers get unfrozen, or explains why fine-tuning is skipped. */
+function chooseCut(tf: Tf, base: BaseModel, entry: ModelEntry, layers: number, log: (l: 'info' | 'warn', m: string) => void): CutModel | undefined {
+  const cutName = chooseCutLayer(base.layersModel, entry.fineTuneCutPoints, layers);
+  if (!cutName) {
+    log('warn', `Fine-tuning skipped: ${entry.name} has no known cut point.`);
+    return undefined;
+  }
+  const cut = splitAtLayer(tf, base.layersModel, cutName);
+  log('info', `Fine-tuning cut at ${cutName}: ${cut.trainableLayerCount} layers with weights unfrozen (asked for about ${layers} layers).`);
+  return cut;
+}
+
+interface Activations {
+  data: Float32Array;
+  perImage: number;
+  shape: number[];
+}
+
+/** Features for every item: from the cache where possible, else decoded and embedded in batches. */
+async function embedAll(
+  tf: Tf,
+  base: BaseModel,
+  cache: FeatureCache,
+  items: DatasetItem[],
+  options: TrainOptions,
+  cancel: CancelToken,
+  progress: ProgressThrottle,
+  cut: CutModel | undefined,
+): Promise<{ ok: Embedded[]; failed: SkippedFile[]; perSec: number; activations?: Activations }> {
+  const features = new Map<DatasetItem, Float32Array>();
+  const failed: SkippedFile[] = [];
+  const toEmbed: DatasetItem[] = [];
+  if (!cut) {
+    for (const item of items) {
+      const hit = await cache.get(item.sha256);
+      if (hit) features.set(item, hit);
+      else toEmbed.push(item);
+    }
+  } else {
+    toEmbed.push(...items);
+  }
+  const meter = new RateMeter(toEmbed.length);
+  let done = 0;
+  const actChunks = new Map<DatasetItem, Float32Array>();
+  let actShape: number[] = [];
+  progress.offer({ stage: 'features', done: 0, total: toEmbed.length });
+  const batchSize = 32;
+  for await (const batch of decodeBatches(toEmbed, { size: base.inputSize, batchSize, maxPixels: options.maxPixels })) {
+    if (cancel.cancelled) throw new RunCancelled();
+    for (const f of batch.failed) {
+      failed.push({ path: f.item.rel, reason: f.error instanceof DecodeError ? f.error.reason : 'corrupt', detail: f.error.message });
+    }
+    const n = batch.items.length;
+    if (n > 0) {
+      let vectors: Float32Array;
+      if (cut) {
+        const out = tf.tidy(() => {
+          const size = base.inputSize;
+          const x = tf.tensor4d(batch.pixels, [n, size, size, 3], 'float32');
+          const scaled = x.mul(base.entry.preprocessing.scale).add(base.entry.preprocessing.offset);
+          const act = cut.bottom.predict(scaled) as tfType.Tensor;
+          const feat = cut.top.predict(act) as tfType.Tensor;
+          return [act, feat] as const;
+        });
+        const actData = (await out[0].data()) as Float32Array;
+        actShape = out[0].shape.slice(1);
+        const per = actData.length / n;
+        batch.items.forEach((item, i) => actChunks.set(item, actData.slice(i * per, (i + 1) * per)));
+        vectors = (await out[1].data()) as Float32Array;
+        out[0].dispose();
+        out[1].dispose();
+      } else {
+        vectors = await base.extract(batch.pixels, n);
+      }
+      const fs = base.featureSize;
+      for (let i = 0; i < n; i++) {
+        const v = vectors.slice(i * fs, (i + 1) * fs);
+        features.set(batch.items[i], v);
+        if (!cut) await cache.put(batch.items[i].sha256, v);
+      }
+    }
+    done += n + batch.failed.length;
+    const { perSec, etaSec } = meter.measure(done);
+    progress.offer({ stage: 'features', done, total: toEmbed.length, imagesPerSec: perSec, etaSec });
+  }
+  const ok: Embedded[] = [];
+  for (const item of items) {
+    const f = features.get(item);
+    if (f) ok.push({ item, features: f });
+  }
+  let activations: Activations | undefined;
+  if (cut) {
+    const per = actShape.reduce((a, b) => a * b, 1);
+    const data = new Float32Array(ok.length * per);
+    ok.forEach((e, i) => data.set(actChunks.get(e.item)!, i * per));
+    activations = { data, perImage: per, shape: actShape };
+  }
+  return { ok, failed, perSec: toEmbed.length ? meter.measure(done).perSec : 0, activations };
+}
+
+async function recomputeFeatures(tf: Tf, cut: CutModel, embedded: { ok: Embedded[]; activations?: Activations }, split: 'train' | 'val', featureSize: number): Promise<FeatureSet> {
+  const acts = embedded.activations!;
+  const idx = embedded.ok.map((e, i) => (e.item.split === split ? i : -1)).filter((i) => i >= 0);
+  const x = new Float32Array(idx.length * featureSize);
+  for (let start = 0; start < idx.length; start += 32) {
+    const chunk = idx.slice(start, start + 32);
+    const input = new Float32Array(chunk.length * acts.perImage);
+    chunk.forEach((src, j) => input.set(acts.data.subarray(src * acts.perImage, (src + 1) * acts.perImage), j * acts.perImage));
+    const out = tf.tidy(() => cut.top.predict(tf.tensor(input, [chunk.length, ...acts.shape])) as tfType.Tensor);
+    x.set((await out.data()) as Float32Array, start * featureSize);
+    out.dispose();
+  }
+  return { x, y: Int32Array.from(idx.map((i) => embedded.ok[i].item.classIndex)), n: idx.length, featureSize };
+}
+
+function toFeatureSet(rows: Embedded[], featureSize: number): FeatureSet {
+  const x = new Float32Array(rows.length * featureSize);
+  rows.forEach((r, i) => x.set(r.features, i * featureSize));
+  return { x, y: Int32Array.from(rows.map((r) => r.item.classIndex)), n: rows.length, featureSize };
+}
+
+/** Updates the per-class counts after images failed to decode. */
+function recount(report: DatasetReport, classes: string[], used: DatasetItem[]): void {
+  report.classes = classes.map((name, ci) => ({
+    name,
+    train: used.filter((i) => i.classIndex === ci && i.split === 'train').length,
+    val: used.filter((i) => i.classIndex === ci && i.split === 'val').length,
+    test: used.filter((i) => i.classIndex === ci && i.split === 'test').length,
+  }));
+}
+
+export type { BackendInfo };
