@@ -209,13 +209,21 @@ export async function screenshot(page: Page, name: string): Promise<string> {
   return file;
 }
 
-/** Switches the colour theme by rewriting the user settings (the workbench applies it live). */
-export async function setColorTheme(server: CodeServer, page: Page, theme: ColorTheme): Promise<void> {
-  const settings = JSON.parse(fs.readFileSync(server.userSettingsFile, 'utf8')) as Record<string, unknown>;
-  fs.writeFileSync(server.userSettingsFile, JSON.stringify({ ...settings, 'workbench.colorTheme': theme }, null, 2));
+/** Switches the colour theme the way a person does: Preferences: Color Theme in the command palette. */
+export async function setColorTheme(page: Page, theme: ColorTheme): Promise<void> {
   const themeClass = theme.includes('Dark') ? 'vs-dark' : 'vs';
+  if (await page.locator(`.monaco-workbench.${themeClass}`).count()) return;
+  const input = page.locator('.quick-input-widget input');
+  await page.keyboard.press('F1');
+  await input.waitFor({ timeout: 10_000 });
+  await input.fill('>Preferences: Color Theme');
+  // Click the rows: Enter would take the first match, which may be "Browse Color Themes in Marketplace".
+  await page.locator('.quick-input-list').getByRole('option', { name: /^Preferences: Color Theme\b/ }).first().click({ timeout: 10_000 });
+  // Rows read "Light Modern  Default Light Modern": the setting's id is the description.
+  await page.locator('.quick-input-list .monaco-list-row').filter({ hasText: theme }).first().click({ timeout: 10_000 });
   await page.locator(`.monaco-workbench.${themeClass}`).waitFor({ timeout: 20_000 });
-  await page.waitForTimeout(500);
+  // Webviews restyle from the theme's CSS variables a moment later.
+  await page.waitForTimeout(700);
 }
 
 /** The explorer's file tree row of a workspace-relative folder or file (its base name). */
@@ -248,7 +256,15 @@ export async function clickContextMenuItem(page: Page, item: Locator, menuItem: 
       await page.waitForTimeout(1_000);
     }
   }
+  // A click right after the menu opens can be swallowed (the menu guards against the mouse-up of
+  // the opening right-click); the highlighted item then still runs with Enter.
+  await entry.hover();
   await entry.click();
+  if (!(await entry.waitFor({ state: 'hidden', timeout: 2_000 }).then(() => true, () => false))) {
+    await entry.hover();
+    await page.keyboard.press('Enter');
+    await entry.waitFor({ state: 'hidden', timeout: 5_000 });
+  }
 }
 
 /** The content frame of the extension's visible webview (the training panel); the last one if several are visible. */
