@@ -76,6 +76,7 @@ function terminalReporter(quiet: boolean): { notify(n: TrainingNotification): vo
           if (n.dataset.skipped.length) out(`Skipped ${n.dataset.skipped.length} files: ${n.dataset.skipped.map((s) => `${s.path} (${s.reason})`).join(', ')}`);
           for (const w of n.dataset.warnings) out(`Warning: ${w}`);
           out(`Backend: ${n.backend.summary}`);
+          if (n.backend.featureRuntime) out(`Features: ${n.backend.featureRuntime}`);
           out(`Base model: ${n.model.name}; run folder ${n.runDir}`);
           break;
         case 'progress': {

@@ -9,6 +9,7 @@ import type { TrainingNotification } from '../shared/protocol/training';
 import type { BackendInfo, DatasetReport, EpochMetrics, Evaluation, RunSummary, SkippedFile, TrainOptions } from '../shared/types';
 import { initBackend, type Tf } from './backend';
 import { loadBaseModel, type BaseModel } from './baseModel';
+import { loadOnnxBaseModel, type OnnxBaseModel } from './onnxFeatures';
 import { buildClassifier, classifierMetadata, saveModelDir } from './classifierModel';
 import { scanDataset, type DatasetItem } from './datasetScanner';
 import { evaluate } from './evaluation';
@@ -42,6 +43,9 @@ export class RunCancelled extends Error {
     super('Training was cancelled.');
   }
 }
+
+/** What the feature stage needs of a frozen base, on tfjs or onnxruntime. */
+type FeatureExtractor = Pick<BaseModel, 'extract' | 'cacheKey' | 'featureSize' | 'inputSize'>;
 
 interface Embedded {
   item: DatasetItem;
@@ -85,6 +89,7 @@ export async function runTraining(
   let featuresPerSec = 0;
   let bestEpoch = 0;
   let base: BaseModel | undefined;
+  let onnx: OnnxBaseModel | undefined;
   let tf: Tf | undefined;
 
   const summaryOf = (cancelled: boolean): RunSummary => ({
@@ -131,6 +136,21 @@ export async function runTraining(
 
     // 3. Base model
     base = await loadBaseModel(tf, entry, { extensionRoot: req.extensionRoot });
+    // The frozen base runs where it is fastest: on a CPU, onnxruntime when it loads (the graph is
+    // exported from these same weights); on a GPU, tfjs-node-gpu.
+    let extractor: FeatureExtractor = base;
+    backend.info.featureRuntime = `tfjs ${backend.info.backend} (${base.route}${base.routeNote ? `: ${base.routeNote}` : ''})`;
+    if (backend.info.backend !== 'tensorflow-gpu' && process.env.IMAGE_TRAINER_FEATURE_RUNTIME !== 'tfjs') {
+      onnx = await loadOnnxBaseModel(base.layersModel, entry, req.cacheDir, {
+        onUnavailable: (reason) => log('info', `onnxruntime not used for features: ${reason}`),
+        log: (m) => writer.log(`[info] ${m}`),
+      });
+      if (onnx) {
+        extractor = onnx;
+        backend.info.featureRuntime = onnx.routeNote;
+      }
+    }
+    log('info', `Features on ${backend.info.featureRuntime}`);
     const modelInfo = { id: entry.id, name: entry.name, inputSize: base.inputSize, featureSize: base.featureSize };
     config = {
       datasetRoot,
@@ -153,8 +173,8 @@ export async function runTraining(
 
     // 4. Features (cached) — or, for fine-tuning, activations at the cut point.
     const cut = options.fineTuneLayers > 0 ? chooseCut(tf, base, entry, options.fineTuneLayers, log) : undefined;
-    const cache = new FeatureCache(req.cacheDir, base.cacheKey, base.featureSize);
-    const embedded = await embedAll(tf, base, cache, [...trainItems, ...valItems], options, cancel, progress, cut);
+    const cache = new FeatureCache(req.cacheDir, extractor.cacheKey, extractor.featureSize);
+    const embedded = await embedAll(tf, base, extractor, cache, [...trainItems, ...valItems], options, cancel, progress, cut);
     cacheStats = { hits: cache.hits, misses: cache.misses };
     featuresPerSec = embedded.perSec;
     if (embedded.failed.length) {
@@ -249,7 +269,14 @@ export async function runTraining(
     (err as { runDir?: string }).runDir = runDir;
     throw err;
   } finally {
-    base?.dispose();
+    // Both wrap the same LayersModel; whichever disposes it second must not fail the run.
+    for (const m of [onnx, base]) {
+      try {
+        m?.dispose();
+      } catch {
+        // already disposed
+      }
+    }
     await writer.close();
   }
 }
@@ -292,6 +319,7 @@ interface Activations {
 async function embedAll(
   tf: Tf,
   base: BaseModel,
+  extractor: FeatureExtractor,
   cache: FeatureCache,
   items: DatasetItem[],
   options: TrainOptions,
@@ -342,7 +370,7 @@ async function embedAll(
         out[0].dispose();
         out[1].dispose();
       } else {
-        vectors = await base.extract(batch.pixels, n);
+        vectors = await extractor.extract(batch.pixels, n);
       }
       const fs = base.featureSize;
       for (let i = 0; i < n; i++) {
