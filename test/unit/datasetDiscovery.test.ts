@@ -1,15 +1,26 @@
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { discoverDatasets, isImageFileName } from '../../src/extension/datasetDiscovery';
 
+const tempDirs: string[] = [];
+/** A fresh folder under the system temp folder, removed after the tests of this file. */
+function tempDir(prefix: string): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  tempDirs.push(dir);
+  return dir;
+}
+after(() => {
+  for (const dir of tempDirs) fs.rmSync(dir, { recursive: true, force: true });
+});
+
 const repoRoot = path.resolve(import.meta.dirname, '../..');
 const leaves = path.join(repoRoot, 'samples/leaves');
 
 function tmpWorkspace(): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), 'it-discovery-'));
+  return tempDir('it-discovery-');
 }
 
 function touch(file: string, content = 'x'): void {

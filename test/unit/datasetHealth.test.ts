@@ -1,4 +1,4 @@
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -6,12 +6,23 @@ import * as path from 'node:path';
 import { discoverDatasets } from '../../src/extension/datasetDiscovery';
 import { checkDatasetHealth, imageFormatOf } from '../../src/extension/datasetHealth';
 
+const tempDirs: string[] = [];
+/** A fresh folder under the system temp folder, removed after the tests of this file. */
+function tempDir(prefix: string): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  tempDirs.push(dir);
+  return dir;
+}
+after(() => {
+  for (const dir of tempDirs) fs.rmSync(dir, { recursive: true, force: true });
+});
+
 const repoRoot = path.resolve(import.meta.dirname, '../..');
 const leaves = path.join(repoRoot, 'samples/leaves');
 
 /** A copy of a few real leaf photos per class, under the temp folder. */
 function copyLeaves(perClass: Record<string, number>): string {
-  const root = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'it-health-')), 'leaves');
+  const root = path.join(tempDir('it-health-'), 'leaves');
   for (const [cls, n] of Object.entries(perClass)) {
     fs.mkdirSync(path.join(root, cls), { recursive: true });
     const photos = fs.readdirSync(path.join(leaves, cls)).sort().slice(0, n);

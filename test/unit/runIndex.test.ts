@@ -1,10 +1,21 @@
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { RunStatus } from '../../src/shared/runFolder';
 import { closeInterruptedRun, describeRun, isInside, latestFinishedRun, listRuns, readRunStatus, runsOfDataset } from '../../src/extension/runIndex';
+
+const tempDirs: string[] = [];
+/** A fresh folder under the system temp folder, removed after the tests of this file. */
+function tempDir(prefix: string): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  tempDirs.push(dir);
+  return dir;
+}
+after(() => {
+  for (const dir of tempDirs) fs.rmSync(dir, { recursive: true, force: true });
+});
 
 function writeRun(runsDir: string, name: string, status: Partial<RunStatus>): string {
   const runDir = path.join(runsDir, name);
@@ -23,7 +34,7 @@ function writeRun(runsDir: string, name: string, status: Partial<RunStatus>): st
 }
 
 test('runs are listed newest first, with unreadable folders left out and dead running runs marked interrupted', async () => {
-  const runsDir = fs.mkdtempSync(path.join(os.tmpdir(), 'it-runs-'));
+  const runsDir = tempDir('it-runs-');
   writeRun(runsDir, 'leaves-20250101-100000', { valAccuracy: 0.9 });
   writeRun(runsDir, 'leaves-20250102-100000', { startedAt: '2025-01-02T10:00:00.000Z', state: 'running', pid: 2 ** 22 + 12345, hasCheckpoint: false });
   writeRun(runsDir, 'flowers-20250103-100000', { startedAt: '2025-01-03T10:00:00.000Z', datasetRoot: '/data/flowers', state: 'running', pid: process.pid });
@@ -44,7 +55,7 @@ test('runs are listed newest first, with unreadable folders left out and dead ru
 });
 
 test('a run left running by a dead process is closed as failed, atomically, and a final run is left alone', async () => {
-  const runsDir = fs.mkdtempSync(path.join(os.tmpdir(), 'it-runs-'));
+  const runsDir = tempDir('it-runs-');
   const running = writeRun(runsDir, 'a', { state: 'running', pid: 123 });
   const finished = writeRun(runsDir, 'b', { state: 'finished' });
   assert.equal(await closeInterruptedRun(running, 'failed', 'The training process was killed (SIGKILL).'), true);
