@@ -189,7 +189,6 @@ export async function openWorkbench(server: CodeServer, workspace: string, optio
     consoleLines,
     async close() {
       await page.goto('about:blank').catch(() => undefined);
-      fs.mkdirSync(resultsDir, { recursive: true });
       await context.close().catch(() => undefined);
       fs.rmSync(profile, { recursive: true, force: true });
     },
@@ -201,10 +200,17 @@ export function remoteUri(server: CodeServer, absolutePath: string): string {
   return `vscode-remote://${new URL(server.url).host}${absolutePath}`;
 }
 
-/** Saves a full-window screenshot to test-results/e2e/<name>.png and returns its path. */
-export async function screenshot(page: Page, name: string): Promise<string> {
-  fs.mkdirSync(resultsDir, { recursive: true });
-  const file = path.join(resultsDir, `${name}.png`);
+/** An empty folder test-results/e2e/<name> for one test file's screenshots and logs. */
+export function freshResultsFolder(name: string): string {
+  const dir = path.join(resultsDir, name);
+  fs.rmSync(dir, { recursive: true, force: true });
+  fs.mkdirSync(dir, { recursive: true });
+  return dir;
+}
+
+/** Saves a full-window screenshot to <dir>/<name>.png and returns its path. */
+export async function screenshot(page: Page, dir: string, name: string): Promise<string> {
+  const file = path.join(dir, `${name}.png`);
   await page.screenshot({ path: file });
   return file;
 }

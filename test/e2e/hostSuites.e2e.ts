@@ -8,7 +8,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import * as esbuild from 'esbuild';
-import { openWorkbench, remoteUri, repoRoot, resultsDir, screenshot, startCodeServer } from './harness';
+import { freshResultsFolder, openWorkbench, remoteUri, repoRoot, screenshot, startCodeServer } from './harness';
 import type { Workbench } from './harness';
 
 const vsix = process.env.IMAGE_TRAINER_VSIX ?? path.join(repoRoot, `image-trainer-${readVersion()}.vsix`);
@@ -20,6 +20,7 @@ interface HostTestResults { failures: number; passed: string[]; failed: string[]
 
 test('the extension host suites of test/host pass in VS Code with the installed VSIX', { timeout: timeoutMs + 60_000 }, async () => {
   assert.ok(fs.existsSync(path.join(hostTestsDir, 'index.ts')), 'test/host/index.ts (the mocha entry of the extension host) is missing');
+  const logs = freshResultsFolder('host-suites');
   const outDir = path.join(repoRoot, '.vscode-test', 'host-tests');
   await compileSuites(outDir);
   const suites = fs.readdirSync(outDir).filter((f) => f.endsWith('.test.js'));
@@ -42,7 +43,7 @@ test('the extension host suites of test/host pass in VS Code with the installed 
     });
     const timedOut = new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), timeoutMs).unref());
     const outcome = await Promise.race([exited, timedOut]);
-    if (workbench) await screenshot(workbench.page, '20-host-suites').catch(() => undefined);
+    if (workbench) await screenshot(workbench.page, logs, 'workbench-after-host-suites').catch(() => undefined);
     const results = fs.existsSync(resultsFile) ? (JSON.parse(fs.readFileSync(resultsFile, 'utf8')) as HostTestResults) : undefined;
     if (results) {
       for (const t of results.passed) console.log(`# host ✔ ${t}`);
@@ -50,14 +51,14 @@ test('the extension host suites of test/host pass in VS Code with the installed 
       console.log(`# host suites (${suites.length} files): ${results.passed.length} passed, ${results.failed.length} failed`);
     }
     const mochaLines = (workbench?.consoleLines ?? []).filter((l) => /passing|failing|pending|✔|✓|\d+\) /.test(l));
-    fs.writeFileSync(path.join(resultsDir, 'host-suites-console.log'), workbench?.consoleLines.join('\n') ?? '');
+    fs.writeFileSync(path.join(logs, 'browser-console.log'), workbench?.consoleLines.join('\n') ?? '');
     assert.notEqual(outcome, 'timeout', `the host suites did not finish within ${timeoutMs / 1000} s`);
     assert.equal(exitCode, 0, `host suites failed (exit ${exitCode}):\n${results?.failed.join('\n') ?? mochaLines.join('\n')}`);
     assert.ok(results, 'the host suites wrote no results');
     assert.ok(results.passed.length > 0, 'no host test ran');
   } finally {
     await workbench?.close();
-    fs.writeFileSync(path.join(resultsDir, 'host-suites-code-server.log'), server.log());
+    fs.writeFileSync(path.join(logs, 'code-server.log'), server.log());
     await server.stop();
     fs.rmSync(server.runDir, { recursive: true, force: true });
     fs.rmSync(resultsFile, { force: true });

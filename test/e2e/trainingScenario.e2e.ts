@@ -9,7 +9,7 @@ import { after, before, describe, it } from 'node:test';
 import type { FrameLocator, Page } from 'playwright-core';
 import sharp from 'sharp';
 import {
-  clickContextMenuItem, editorTab, expandView, explorerItem, imagePreviewSize, openWorkbench, panelFrame, repoRoot, resultsDir,
+  clickContextMenuItem, editorTab, freshResultsFolder, expandView, explorerItem, imagePreviewSize, openWorkbench, panelFrame, repoRoot,
   screenshot, setColorTheme, startCodeServer, trainingProcesses, waitFor,
 } from './harness';
 import type { CodeServer, Workbench } from './harness';
@@ -32,6 +32,7 @@ describe('a person trains a classifier on a folder of leaves in VS Code and fixe
   let page: Page;
   let firstRunDir: string;
   let earlierStepFailed = false;
+  let shots: string;
   const started = Date.now();
 
   /** Runs one step of the story; after a failed step the rest fail at once instead of timing out one by one. */
@@ -43,7 +44,7 @@ describe('a person trains a classifier on a folder of leaves in VS Code and fixe
         await body();
       } catch (error) {
         earlierStepFailed = true;
-        if (workbench) await screenshot(page, `99-failure`).catch(() => undefined);
+        if (workbench) await screenshot(page, shots, `99-failure`).catch(() => undefined);
         throw error;
       } finally {
         console.log(`# ${((Date.now() - t0) / 1000).toFixed(1)} s  ${name}`);
@@ -52,9 +53,8 @@ describe('a person trains a classifier on a folder of leaves in VS Code and fixe
   }
 
   before(async () => {
+    shots = freshResultsFolder('scenario');
     assert.ok(fs.existsSync(vsix), `no VSIX at ${vsix}: run \`npm run package\``);
-    fs.rmSync(resultsDir, { recursive: true, force: true });
-    fs.mkdirSync(resultsDir, { recursive: true });
     // Cedar rust's orange lesions are the sample's most distinctive class: the model recognises the
     // photo wherever it is filed, so the confusion lands in the cell (true healthy, predicted cedar_rust).
     workspace = createLeavesWorkspace({ trueClass: 'cedar_rust', wrongClass: 'healthy' });
@@ -66,11 +66,11 @@ describe('a person trains a classifier on a folder of leaves in VS Code and fixe
 
   after(async () => {
     if (workbench) {
-      fs.writeFileSync(path.join(resultsDir, 'browser-console.log'), workbench.consoleLines.join('\n'));
+      fs.writeFileSync(path.join(shots, 'browser-console.log'), workbench.consoleLines.join('\n'));
       await workbench.close();
     }
     if (server) {
-      fs.writeFileSync(path.join(resultsDir, 'code-server.log'), server.log());
+      fs.writeFileSync(path.join(shots, 'code-server.log'), server.log());
       await server.stop();
       fs.rmSync(server.runDir, { recursive: true, force: true });
     }
@@ -81,7 +81,7 @@ describe('a person trains a classifier on a folder of leaves in VS Code and fixe
   step('the workbench opens the workspace with the extension installed from the VSIX', async () => {
     await explorerItem(page, datasetName).waitFor({ timeout: 60_000 });
     assert.ok(server!.installedExtensionDir.includes('image-trainer.image-trainer-'));
-    await screenshot(page, '01-workbench');
+    await screenshot(page, shots, '01-workbench');
   });
 
   step('the Image Datasets view lists the dataset with its classes and image counts', async () => {
@@ -99,7 +99,7 @@ describe('a person trains a classifier on a folder of leaves in VS Code and fixe
     }
     const datasetText = (await datasetRow.innerText()).replace(/\s+/g, ' ');
     assert.match(datasetText, new RegExp(`(?<!\\d)${workspace.classes.length} classes.*(?<!\\d)${total} images`), `dataset row "${datasetText}" should show its classes and images`);
-    await screenshot(page, '02-datasets-view');
+    await screenshot(page, shots, '02-datasets-view');
   });
 
   step('right-clicking the dataset folder and choosing Train Image Classifier opens the training panel', async () => {
@@ -114,10 +114,10 @@ describe('a person trains a classifier on a folder of leaves in VS Code and fixe
   step('the panel shows the progress advancing and the learning curves gaining points', async () => {
     const panel = panelFrame(page);
     await panel.locator('#curves[data-epochs]:not([data-epochs="0"])').waitFor({ timeout: trainingTimeoutMs });
-    await screenshot(page, '03-panel-training-dark');
+    await screenshot(page, shots, '03-panel-training-dark');
     await panel.locator('#run-state[data-state="finished"], #run-state[data-state="failed"]').waitFor({ timeout: trainingTimeoutMs });
     const observations = await readObservations(panel);
-    fs.writeFileSync(path.join(resultsDir, 'panel-observations.json'), JSON.stringify(observations, null, 1));
+    fs.writeFileSync(path.join(shots, 'panel-observations.json'), JSON.stringify(observations, null, 1));
     // The bar restarts at each stage (features, then each epoch): count the steps forward.
     const running = observations.filter((o) => o.state === 'running' && o.progress !== null).map((o) => o.progress!);
     const advances = running.filter((v, i) => i > 0 && v > running[i - 1]!).length;
@@ -141,9 +141,9 @@ describe('a person trains a classifier on a folder of leaves in VS Code and fixe
       assert.ok(fs.existsSync(path.join(firstRunDir, file)), `run folder holds ${file}`);
     }
     await waitFor(() => trainingProcesses(server!).length === 0, 30_000, 'the training process to exit after the run finished');
-    await screenshot(page, '04-matrix-dark');
+    await screenshot(page, shots, '04-matrix-dark');
     await setColorTheme(page, 'Default Light Modern');
-    await screenshot(page, '04-matrix-light');
+    await screenshot(page, shots, '04-matrix-light');
     await setColorTheme(page, 'Default Dark Modern');
   });
 
@@ -162,9 +162,9 @@ describe('a person trains a classifier on a folder of leaves in VS Code and fixe
     await waitFor(() => thumb.locator('img').evaluate((img: HTMLImageElement) => img.complete && img.naturalWidth > 0), 20_000, 'the thumbnail to decode');
     assert.equal(await panel.locator('#gallery .thumb').count(), count, 'one thumbnail per image of the cell');
     await thumb.scrollIntoViewIfNeeded();
-    await screenshot(page, '05-gallery-dark');
+    await screenshot(page, shots, '05-gallery-dark');
     await setColorTheme(page, 'Default Light Modern');
-    await screenshot(page, '05-gallery-light');
+    await screenshot(page, shots, '05-gallery-light');
     await setColorTheme(page, 'Default Dark Modern');
   });
 
@@ -176,7 +176,7 @@ describe('a person trains a classifier on a folder of leaves in VS Code and fixe
     const size = await imagePreviewSize(page);
     const onDisk = await sharp(path.join(workspace.datasetRoot, misplaced.relativePath)).metadata();
     assert.deepEqual(size, { width: onDisk.width, height: onDisk.height });
-    await screenshot(page, '06-image-opened');
+    await screenshot(page, shots, '06-image-opened');
   });
 
   step('Move to class folder… moves the file to its true class, and Undo puts it back', async () => {
@@ -189,17 +189,17 @@ describe('a person trains a classifier on a folder of leaves in VS Code and fixe
     await thumb.locator('.move').click();
     const dialog = page.locator('.monaco-dialog-box');
     await dialog.waitFor({ timeout: 20_000 });
-    await screenshot(page, '07-move-confirm');
+    await screenshot(page, shots, '07-move-confirm');
     await dialog.getByRole('button', { name: 'Move', exact: true }).click();
     await waitFor(() => fs.existsSync(to) && !fs.existsSync(from), 20_000, `${fileName} to move into ${misplaced.trueClass}/`);
     await panel.locator(`#gallery .thumb[data-path="${misplaced.relativePath}"][data-moved="true"]`).waitFor({ timeout: 20_000 });
     await panel.locator('#retrain-hint').waitFor({ state: 'visible', timeout: 20_000 });
-    await screenshot(page, '07-moved');
+    await screenshot(page, shots, '07-moved');
 
     await undoLastFileOperation(page);
     await waitFor(() => fs.existsSync(from) && !fs.existsSync(to), 20_000, `Undo to put ${fileName} back into ${misplaced.wrongClass}/`);
     await panel.locator(`#gallery .thumb[data-path="${misplaced.relativePath}"]:not([data-moved="true"])`).waitFor({ timeout: 20_000 });
-    await screenshot(page, '08-undone');
+    await screenshot(page, shots, '08-undone');
   });
 
   step('a second run can be cancelled: the panel says so, the process is gone and the first checkpoint is intact', async () => {
@@ -211,17 +211,23 @@ describe('a person trains a classifier on a folder of leaves in VS Code and fixe
     const panel = panelFrame(page);
     await panel.locator('#run-state[data-state="running"]').waitFor({ timeout: trainingTimeoutMs });
     await waitFor(() => trainingProcesses(server!).length > 0, 30_000, 'the training process of the second run');
-    await screenshot(page, '09-second-run');
+    // Cancel mid-training, once the second run has a best epoch of its own to keep.
+    await panel.locator('#curves[data-epochs]:not([data-epochs="0"]):not([data-epochs="1"])').waitFor({ timeout: trainingTimeoutMs });
+    await screenshot(page, shots, '09-second-run');
     await panel.locator('#cancel').click();
     await panel.locator('#run-state[data-state="cancelled"]').waitFor({ timeout: 60_000 });
     assert.match((await panel.locator('#run-state').innerText()).toLowerCase(), /cancel/);
     await waitFor(() => trainingProcesses(server!).length === 0, 30_000, 'the training process to exit after cancel');
-    await screenshot(page, '10-cancelled-dark');
+    await screenshot(page, shots, '10-cancelled-dark');
     await setColorTheme(page, 'Default Light Modern');
-    await screenshot(page, '10-cancelled-light');
+    await screenshot(page, shots, '10-cancelled-light');
     assert.deepEqual(hashTree(path.join(firstRunDir, 'model')), checkpoint, 'the first run\'s checkpoint is unchanged');
     for (const file of checkpointFiles(path.join(firstRunDir, 'model'))) assert.ok(checkpoint[path.relative('model', file)], `checkpoint holds ${file}`);
-    assert.equal(runFolders(workspace).length, 2);
+    const runs = runFolders(workspace);
+    assert.equal(runs.length, 2);
+    const secondStatus = JSON.parse(fs.readFileSync(path.join(runs[1]!, 'status.json'), 'utf8')) as { state: string; hasCheckpoint: boolean };
+    assert.equal(secondStatus.state, 'cancelled');
+    assert.equal(secondStatus.hasCheckpoint, true, 'the cancelled run keeps its best checkpoint');
   });
 });
 
