@@ -1,19 +1,13 @@
 // Progress in words for the notification and the status bar: stage, epoch, speed, ETA, and one
 // overall percentage that only moves forward. No `vscode` import (unit-tested).
 import type { Progress, Stage } from '../shared/types';
+import { STAGE_LABELS } from '../shared/stages';
 
-const STAGE_WORDS: Record<Stage, string> = {
-  scan: 'Scanning images',
-  features: 'Extracting features',
-  head: 'Training the classifier',
-  'fine-tune': 'Fine-tuning',
-  evaluate: 'Evaluating',
-  save: 'Saving the model',
-};
 
 // Share of the whole run each stage takes, roughly, so one bar can advance monotonically.
 const STAGE_SPANS: Record<Stage, [number, number]> = {
-  scan: [0, 5],
+  scan: [0, 3],
+  download: [3, 5],
   features: [5, 50],
   head: [50, 85],
   'fine-tune': [85, 95],
@@ -32,7 +26,7 @@ export function formatDuration(seconds: number): string {
 
 /** One line describing a progress report: stage, epoch, percentage of the stage, ETA. */
 export function describeProgress(progress: Progress): string {
-  const parts = [STAGE_WORDS[progress.stage] ?? progress.stage];
+  const parts = [STAGE_LABELS[progress.stage] ?? progress.stage];
   if (progress.epoch !== undefined && progress.epochs !== undefined) parts.push(`epoch ${progress.epoch} of ${progress.epochs}`);
   else if (progress.total > 0) parts.push(`${progress.done} of ${progress.total}`);
   if (progress.imagesPerSec !== undefined && progress.imagesPerSec > 0) parts.push(`${progress.imagesPerSec.toFixed(0)} images/s`);

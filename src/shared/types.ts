@@ -122,11 +122,11 @@ export interface BackendInfo {
   threads?: number;
 }
 
-export type Stage = 'scan' | 'features' | 'head' | 'fine-tune' | 'evaluate' | 'save';
+export type Stage = 'download' | 'scan' | 'features' | 'head' | 'fine-tune' | 'evaluate' | 'save';
 
 export interface Progress {
   stage: Stage;
-  /** Units done and total in this stage (images for features/evaluate, batches for training). */
+  /** Units done and total in this stage (bytes for download, images for features/evaluate, batches for training). */
   done: number;
   total: number;
   epoch?: number;

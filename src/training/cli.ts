@@ -10,15 +10,8 @@ import { MODEL_REGISTRY } from './modelRegistry';
 import { listImageFiles, predictImages } from './predict';
 import { defaultCacheDir, defaultRunsDir } from './runFolder';
 import { runTraining, type CancelToken } from './trainRun';
+import { STAGE_LABELS } from '../shared/stages';
 
-const STAGE_NAMES: Record<Progress['stage'], string> = {
-  scan: 'Scanning',
-  features: 'Features',
-  head: 'Training head',
-  'fine-tune': 'Fine-tuning',
-  evaluate: 'Evaluating',
-  save: 'Saving',
-};
 
 function intOption(min: number) {
   return (value: string): number => {
@@ -82,7 +75,7 @@ function terminalReporter(quiet: boolean): { notify(n: TrainingNotification): vo
         case 'progress': {
           if (quiet || !tty) return;
           const p = n.progress;
-          const name = STAGE_NAMES[p.stage] + (p.epoch ? ` ${p.epoch}/${p.epochs}` : '');
+          const name = STAGE_LABELS[p.stage] + (p.epoch ? ` ${p.epoch}/${p.epochs}` : '');
           const extra = [p.imagesPerSec ? `${p.imagesPerSec.toFixed(1)} img/s` : '', p.etaSec !== undefined ? `ETA ${fmtEta(p.etaSec)}` : ''].join(' ');
           if (barStage !== p.stage) {
             stopBar();

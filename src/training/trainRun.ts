@@ -17,7 +17,8 @@ import { FeatureCache } from './featureCache';
 import { chooseCutLayer, fineTune, splitAtLayer, type CutModel } from './fineTune';
 import { buildHead, predictProbs, trainHead, type FeatureSet } from './head';
 import { decodeBatches, DecodeError } from './imageDecoder';
-import { findModel, type ModelEntry } from './modelRegistry';
+import { DEFAULT_MODEL_ID, findModel, MODEL_REGISTRY, type ModelEntry } from './modelRegistry';
+import { ensureModel, ModelDownloadError } from './modelDownload';
 import { ProgressThrottle, RateMeter } from './progressThrottle';
 import { createRunFolder, RunFolderWriter, writeFileAtomic, writeJsonAtomic } from './runFolder';
 import { renderRunReport } from './runReport';
@@ -31,6 +32,8 @@ export interface RunRequest {
   extensionRoot?: string;
   /** Extra folders where a native tfjs backend was installed on demand. */
   nativeModulePaths?: string[];
+  /** A base model that is not in the registry (a user's own folder, or a test's server); overrides `options.model`. */
+  modelEntry?: ModelEntry;
 }
 
 /** Cooperative cancellation: set `cancelled` and the run stops after the current batch. */
@@ -60,8 +63,8 @@ export async function runTraining(
 ): Promise<RunSummary> {
   const t0 = Date.now();
   const options = req.options;
-  const entry = findModel(options.model);
-  if (!entry) throw new Error(`Unknown base model "${options.model}".`);
+  let entry = req.modelEntry ?? findModel(options.model);
+  if (!entry) throw new Error(`Unknown base model "${options.model}"; known: ${MODEL_REGISTRY.map((m) => m.id).join(', ')}.`);
   const datasetRoot = path.resolve(req.datasetRoot);
   const stat = await fs.promises.stat(datasetRoot).catch(() => undefined);
   if (!stat?.isDirectory()) throw new Error(`${datasetRoot} is not a folder.`);
@@ -135,7 +138,9 @@ export async function runTraining(
     await writeJsonAtomic(writer.file(RUN_FILES.labels), classes);
 
     // 3. Base model
-    base = await loadBaseModel(tf, entry, { extensionRoot: req.extensionRoot });
+    const resolved = await resolveModelFolder(entry, req, progress, log);
+    entry = resolved.entry;
+    base = await loadBaseModel(tf, entry, { extensionRoot: req.extensionRoot, modelDir: resolved.dir });
     // The frozen base runs where it is fastest: on a CPU, onnxruntime when it loads (the graph is
     // exported from these same weights); on a GPU, tfjs-node-gpu.
     let extractor: FeatureExtractor = base;
@@ -295,6 +300,32 @@ function versions(tf: Tf): Record<string, string> {
     // sharp version is informative only
   }
   return v;
+}
+
+/**
+ * The folder of the base model's files: embedded ones as shipped, hosted ones downloaded into the
+ * cache (with progress). When a download fails, the run continues on the embedded default and says why.
+ */
+async function resolveModelFolder(
+  entry: ModelEntry,
+  req: RunRequest,
+  progress: ProgressThrottle,
+  log: (level: 'info' | 'warn', message: string) => void,
+): Promise<{ entry: ModelEntry; dir: string | undefined }> {
+  if (entry.source.kind === 'embedded') return { entry, dir: undefined };
+  if (entry.source.kind === 'folder') return { entry, dir: entry.source.path };
+  try {
+    const dir = await ensureModel(entry, req.cacheDir, {
+      extensionRoot: req.extensionRoot,
+      onProgress: (p) => progress.offer({ stage: 'download', done: p.bytes, total: p.total ?? Math.max(p.bytes, 1) }),
+    });
+    return { entry, dir };
+  } catch (err) {
+    const fallback = findModel(DEFAULT_MODEL_ID)!;
+    if (!(err instanceof ModelDownloadError) || fallback.id === entry.id) throw err;
+    log('warn', `${err.message} Continuing with the embedded ${fallback.name}.`);
+    return { entry: fallback, dir: undefined };
+  }
 }
 
 /** Splits the base where about `layers` layers get unfrozen, or explains why fine-tuning is skipped. */

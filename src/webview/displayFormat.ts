@@ -1,6 +1,7 @@
 // How numbers, durations, stages and skip reasons read in the panel.
 import type { RunState } from '../shared/protocol/panel';
 import type { SkipReason, SkippedFile, Stage } from '../shared/types';
+import { STAGE_LABELS } from '../shared/stages';
 
 /** 0.8123 → "81.2%" (or "81%" with 0 digits). */
 export function formatPercent(fraction: number, digits = 1): string {
@@ -37,14 +38,6 @@ export function formatCount(value: number): string {
   return Math.round(value).toLocaleString('en-US');
 }
 
-const STAGE_LABELS: Record<Stage, string> = {
-  scan: 'Scanning the dataset',
-  features: 'Extracting features',
-  head: 'Training the head',
-  'fine-tune': 'Fine-tuning',
-  evaluate: 'Evaluating',
-  save: 'Saving the model',
-};
 
 /** The stage in words. */
 export function stageLabel(stage: Stage): string {

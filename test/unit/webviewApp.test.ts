@@ -31,7 +31,7 @@ test('a state fills the header hooks: run state, stage, epoch of N, progress and
   await settle();
   assert.equal($('#run-state').dataset.state, 'running');
   assert.equal($('#run-state').textContent, 'Running');
-  assert.equal($('#stage').textContent, 'Training the head');
+  assert.equal($('#stage').textContent, 'Training the classifier');
   assert.equal($('#epoch').textContent, 'Epoch 3 of 20');
   assert.equal($('#progress').getAttribute('aria-valuenow'), '75');
   assert.match($('#progress-text').textContent ?? '', /3 of 4 batches · 413 images\/s · ETA 0:42/);
