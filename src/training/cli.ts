@@ -37,8 +37,8 @@ function backendOption(value: string): BackendPreference {
 }
 
 function modelOption(value: string): string {
-  if (!MODEL_REGISTRY.some((m) => m.id === value)) {
-    throw new InvalidArgumentError(`unknown model; known: ${MODEL_REGISTRY.map((m) => m.id).join(', ')}`);
+  if (!MODEL_REGISTRY.some((m) => m.id === value) && !/[\\/]/.test(value)) {
+    throw new InvalidArgumentError(`unknown model; known: ${MODEL_REGISTRY.map((m) => m.id).join(', ')}, or a folder path (./my-model) holding a LayersModel and its descriptor`);
   }
   return value;
 }
@@ -132,7 +132,7 @@ export function buildProgram(extensionRoot: string): Command {
     .option('--fine-tune-layers <n>', 'unfreeze about this many top layers of the base (0 = no fine-tuning)', intOption(0), DEFAULT_TRAIN_OPTIONS.fineTuneLayers)
     .option('--fine-tune-epochs <n>', 'epochs of fine-tuning', intOption(1), DEFAULT_TRAIN_OPTIONS.fineTuneEpochs)
     .option('--backend <name>', `backend: ${BACKEND_PREFERENCES.join(', ')}`, backendOption, DEFAULT_TRAIN_OPTIONS.backend)
-    .option('--model <id>', 'base model id', modelOption, DEFAULT_TRAIN_OPTIONS.model)
+    .option('--model <id-or-folder>', 'base model id, or the folder of your own TF.js LayersModel', modelOption, DEFAULT_TRAIN_OPTIONS.model)
     .option('--out <dir>', 'runs folder (default: .image-trainer/runs under the current folder)')
     .option('--cache <dir>', 'feature cache folder (default: .image-trainer/cache under the current folder)')
     .option('--quiet', 'no progress bars')

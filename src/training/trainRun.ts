@@ -19,6 +19,7 @@ import { buildHead, predictProbs, trainHead, type FeatureSet } from './head';
 import { decodeBatches, DecodeError } from './imageDecoder';
 import { DEFAULT_MODEL_ID, findModel, MODEL_REGISTRY, type ModelEntry } from './modelRegistry';
 import { ensureModel, ModelDownloadError } from './modelDownload';
+import { CUSTOM_MODEL_DESCRIPTOR_FILE, readCustomModel } from './customModel';
 import { ProgressThrottle, RateMeter } from './progressThrottle';
 import { createRunFolder, RunFolderWriter, writeFileAtomic, writeJsonAtomic } from './runFolder';
 import { renderRunReport } from './runReport';
@@ -63,8 +64,7 @@ export async function runTraining(
 ): Promise<RunSummary> {
   const t0 = Date.now();
   const options = req.options;
-  let entry = req.modelEntry ?? findModel(options.model);
-  if (!entry) throw new Error(`Unknown base model "${options.model}"; known: ${MODEL_REGISTRY.map((m) => m.id).join(', ')}.`);
+  let entry = req.modelEntry ?? (await resolveModelEntry(options.model));
   const datasetRoot = path.resolve(req.datasetRoot);
   const stat = await fs.promises.stat(datasetRoot).catch(() => undefined);
   if (!stat?.isDirectory()) throw new Error(`${datasetRoot} is not a folder.`);
@@ -300,6 +300,14 @@ function versions(tf: Tf): Record<string, string> {
     // sharp version is informative only
   }
   return v;
+}
+
+/** A registry id, or the folder of a user's own LayersModel with its descriptor file. */
+export async function resolveModelEntry(model: string): Promise<ModelEntry> {
+  const known = findModel(model);
+  if (known) return known;
+  if (/[\\/]/.test(model) || fs.existsSync(path.join(model, CUSTOM_MODEL_DESCRIPTOR_FILE))) return readCustomModel(path.resolve(model));
+  throw new Error(`Unknown base model "${model}"; known: ${MODEL_REGISTRY.map((m) => m.id).join(', ')}, or the folder of your own TF.js LayersModel with ${CUSTOM_MODEL_DESCRIPTOR_FILE}.`);
 }
 
 /**
