@@ -250,7 +250,8 @@ export async function loadBaseModel(tf: Tf, entry: ModelEntry, opts: LoadBaseMod
     },
     dispose() {
       graph?.dispose();
-      if (layersRoute && layersRoute !== layersModel) layersRoute = undefined;
+      // The truncated model shares the layers (and weights) of the full one.
+      layersRoute = undefined;
       layersModel.dispose();
     },
   };
