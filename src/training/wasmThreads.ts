@@ -71,9 +71,11 @@ export function registerThreadedWasm(tf: Tf, wasmPkg: WasmPackage, wasmBinaryDir
   const workerFile = writeWorkerScript(pkgDir);
   const factory = runtimeRequire(factoryPath) as (config: Record<string, unknown>) => Promise<EmscriptenModule>;
 
-  const registry = (tf.engine() as unknown as { registryFactory: Record<string, RegistryEntry | undefined> }).registryFactory;
-  const original = registry.wasm;
+  const engine = tf.engine() as unknown as { registryFactory: Record<string, RegistryEntry | undefined>; registry: Record<string, unknown> };
+  const original = engine.registryFactory.wasm;
   if (!original) throw new Error('the WebAssembly backend is not registered');
+  // Replacing an initialised backend would dispose it and every tensor on it.
+  if (engine.registry.wasm) throw new Error('the WebAssembly backend was started before the thread setup');
 
   const handle: { error?: string; restore(): void } = {
     restore() {

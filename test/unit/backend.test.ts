@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -78,6 +79,30 @@ describe('initBackend', () => {
   it('accepts the node_modules folder itself as a native module path', async () => {
     const info = await diagnoseBackends({ preference: 'gpu', nativeModulePaths: [path.join(brokenGpuDir, 'node_modules')] });
     assert.equal(info.attempts[0].status, 'failed');
+  });
+
+  it('leaves a WebAssembly backend that was started earlier, and its tensors, in place', () => {
+    // A fresh process: in this one the backend is already set up.
+    const script = path.join(tmp, 'started-early.ts');
+    const backendModule = path.resolve(__dirname, '../../src/training/backend.ts');
+    fs.writeFileSync(
+      script,
+      [
+        `import * as tf from ${JSON.stringify(require.resolve('@tensorflow/tfjs'))};`,
+        `import ${JSON.stringify(require.resolve('@tensorflow/tfjs-backend-wasm'))};`,
+        `import { initBackend } from ${JSON.stringify(backendModule)};`,
+        '(async () => {',
+        "  await tf.setBackend('wasm');",
+        '  const t = tf.tensor1d([1, 2, 3]);',
+        "  const { info } = await initBackend({ preference: 'wasm', wasmThreads: 2 });",
+        '  console.log(JSON.stringify({ summary: info.summary, values: Array.from(t.dataSync()) }));',
+        '})();',
+      ].join('\n'),
+    );
+    const out = execFileSync(process.execPath, ['--import', 'tsx', script], { encoding: 'utf8', cwd: path.resolve(__dirname, '../..') });
+    const result = JSON.parse(out.slice(out.lastIndexOf('{"summary"'))) as { summary: string; values: number[] };
+    assert.deepEqual(result.values, [1, 2, 3]);
+    assert.equal(result.summary, 'WebAssembly (1 thread; threads unavailable: the WebAssembly backend was started before the thread setup)');
   });
 
   it('skips the native packages when WebAssembly is asked for', async () => {
