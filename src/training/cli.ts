@@ -6,6 +6,8 @@ import { BACKEND_PREFERENCES, DEFAULT_TRAIN_OPTIONS, type BackendPreference, typ
 import type { TrainingNotification } from '../shared/protocol/training';
 import { diagnoseBackends, initBackend } from './backend';
 import { formatConfusionMatrix } from './evaluation';
+import { exportClassifierToOnnx } from './onnxExport';
+import { RUN_FILES } from '../shared/runFolder';
 import { MODEL_REGISTRY } from './modelRegistry';
 import { listImageFiles, predictImages } from './predict';
 import { defaultCacheDir, defaultRunsDir } from './runFolder';
@@ -173,7 +175,8 @@ export function buildProgram(extensionRoot: string): Command {
           return;
         }
         console.log(`Validation accuracy: ${(100 * summary.valAccuracy).toFixed(1)}% (best epoch ${summary.bestEpoch} of ${summary.epochsRun})`);
-        console.log(`Features: ${summary.cache.hits} cache hits, ${summary.cache.misses} misses, ${summary.featuresPerSec.toFixed(1)} images/s; wall time ${(summary.wallMs / 1000).toFixed(1)} s`);
+        const speed = summary.cache.misses > 0 ? `, ${summary.featuresPerSec.toFixed(1)} images/s` : ' (all from the cache)';
+        console.log(`Features: ${summary.cache.hits} cache hits, ${summary.cache.misses} misses${speed}; wall time ${(summary.wallMs / 1000).toFixed(1)} s`);
         console.log(`Run folder: ${summary.runDir}`);
       } finally {
         process.off('SIGINT', onSigint);
@@ -218,6 +221,18 @@ export function buildProgram(extensionRoot: string): Command {
       }
       console.log(info.summary);
       for (const a of info.attempts) console.log(`  ${a.backend}: ${a.status}${a.detail ? ` — ${a.detail}` : ''}`);
+    });
+
+  program
+    .command('export-onnx')
+    .description("export a run's classifier to ONNX (raw RGB 0–255 NHWC pixels in, class probabilities out)")
+    .argument('<run-folder>', 'a run folder written by `train`')
+    .option('--out <file>', 'output file (default: <run-folder>/model.onnx)')
+    .action(async (runDir: string, o: { out?: string }) => {
+      const { tf } = await initBackend({ preference: 'wasm' });
+      const out = path.resolve(o.out ?? path.join(runDir, 'model.onnx'));
+      const meta = await exportClassifierToOnnx(path.join(path.resolve(runDir), RUN_FILES.modelDir), out, tf);
+      console.log(`Exported ${meta.labels.length}-class classifier to ${out}`);
     });
 
   return program;

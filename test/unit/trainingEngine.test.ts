@@ -12,6 +12,7 @@ import type { TrainingNotification } from '../../src/shared/protocol/training';
 import type { RunStatus } from '../../src/shared/runFolder';
 import type { DatasetReport, Evaluation } from '../../src/shared/types';
 import { DEFAULT_TRAIN_OPTIONS } from '../../src/shared/types';
+import { decodeImage } from '../../src/training/imageDecoder';
 
 const run = promisify(execFile);
 const repo = path.resolve(__dirname, '../..');
@@ -96,6 +97,21 @@ test('the CLI trains on the sample, prints accuracy and the confusion matrix, an
   assert.equal(lines[0].top.length, 3);
   const healthy = lines.filter((l) => l.label === 'healthy').length;
   assert.ok(healthy >= 24, `only ${healthy}/30 healthy leaves classified as healthy`);
+
+  // Export to ONNX and check that onnxruntime gives the same answers as the TF.js model.
+  const onnxFile = path.join(work, 'leaves.onnx');
+  await run(process.execPath, [bundle, 'export-onnx', runDir2, '--out', onnxFile]);
+  const ort = await import('onnxruntime-node');
+  const session = await ort.InferenceSession.create(onnxFile);
+  const labels = readJson<string[]>(path.join(runDir2, 'labels.json'));
+  for (const l of lines.slice(0, 5)) {
+    const pixels = await decodeImage(l.path, 224, 1e8);
+    const feeds = { [session.inputNames[0]]: new ort.Tensor('float32', Float32Array.from(pixels), [1, 224, 224, 3]) };
+    const probs = (await session.run(feeds))[session.outputNames[0]].data as Float32Array;
+    const best = probs.indexOf(Math.max(...probs));
+    assert.equal(labels[best], l.label);
+    assert.ok(Math.abs(probs[best] - l.confidence) < 1e-3, `${probs[best]} vs ${l.confidence}`);
+  }
 });
 
 test('bad files are skipped and listed with their reasons, training completes, and the dataset is unchanged', async () => {
