@@ -89,21 +89,6 @@ export async function saveModelDir(model: tfType.LayersModel, dir: string, metad
   }
 }
 
-/** Reads a LayersModel folder (model.json + weight files) without `file://`, which needs tfjs-node. */
-export async function loadModelDir(tf: Tf, dir: string): Promise<tfType.LayersModel> {
-  const json = JSON.parse(await fs.promises.readFile(path.join(dir, 'model.json'), 'utf8')) as {
-    modelTopology: object;
-    weightsManifest: { paths: string[]; weights: tfType.io.WeightsManifestEntry[] }[];
-  };
-  const specs = json.weightsManifest.flatMap((g) => g.weights);
-  const buffers = await Promise.all(
-    json.weightsManifest.flatMap((g) => g.paths).map((p) => fs.promises.readFile(path.join(dir, p))),
-  );
-  const weights = Buffer.concat(buffers);
-  const weightData = weights.buffer.slice(weights.byteOffset, weights.byteOffset + weights.byteLength);
-  return tf.loadLayersModel(tf.io.fromMemory({ modelTopology: json.modelTopology, weightSpecs: specs, weightData }));
-}
-
 /** Reads `model/metadata.json` of a run folder. */
 export async function readMetadata(modelDir: string): Promise<ModelMetadata> {
   const meta = JSON.parse(await fs.promises.readFile(path.join(modelDir, RUN_FILES.metadata), 'utf8')) as ModelMetadata;

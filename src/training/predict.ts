@@ -4,7 +4,8 @@ import * as path from 'node:path';
 import type * as tfType from '@tensorflow/tfjs';
 import { RUN_FILES } from '../shared/runFolder';
 import type { Tf } from './backend';
-import { loadModelDir, readMetadata } from './classifierModel';
+import { loadLayersModelFromDir } from './baseModel';
+import { readMetadata } from './classifierModel';
 import { decodeBatches } from './imageDecoder';
 
 export interface ImagePrediction {
@@ -37,7 +38,7 @@ export async function listImageFiles(target: string): Promise<string[]> {
   return out.sort();
 }
 
-/** Runs the classifier of `runDir` on each file; yields predictions and failures in input order. */
+/** Runs the classifier of `runDir` on the files, batch by batch; yields a prediction or a failure for each. */
 export async function* predictImages(
   tf: Tf,
   runDir: string,
@@ -49,7 +50,7 @@ export async function* predictImages(
     throw new Error(`${runDir} holds no trained model (no ${RUN_FILES.modelDir}/model.json): pick a run that finished or saved a checkpoint.`);
   }
   const meta = await readMetadata(modelDir);
-  const model = await loadModelDir(tf, modelDir);
+  const model = await loadLayersModelFromDir(tf, modelDir);
   const size = meta.inputSize;
   try {
     for await (const batch of decodeBatches(
