@@ -1,6 +1,7 @@
 // The training process as a child of the extension host: waits for a StartCommand over IPC,
 // streams TrainingNotifications back, and stops cooperatively on a CancelCommand.
 import { isTrainingCommand, type StartCommand, type TrainingNotification } from '../shared/protocol/training';
+import { nativeModuleSearchPaths } from './nativeBackendInstall';
 import { runTraining, type CancelToken } from './trainRun';
 
 /** Serves one training run over the IPC channel of a forked process, then exits. */
@@ -36,7 +37,15 @@ async function run(cmd: StartCommand, send: (n: TrainingNotification) => void, c
   let code = 0;
   try {
     const summary = await runTraining(
-      { datasetRoot: cmd.datasetRoot, runsDir: cmd.runsDir, cacheDir: cmd.cacheDir, options: cmd.options, extensionRoot },
+      {
+        datasetRoot: cmd.datasetRoot,
+        runsDir: cmd.runsDir,
+        cacheDir: cmd.cacheDir,
+        options: cmd.options,
+        extensionRoot,
+        modelCacheDir: cmd.modelCacheDir,
+        nativeModulePaths: cmd.nativeBackendsDir ? nativeModuleSearchPaths(cmd.nativeBackendsDir) : undefined,
+      },
       send,
       cancel,
     );

@@ -7,6 +7,7 @@ import type { TrainingNotification } from '../shared/protocol/training';
 import { diagnoseBackends, initBackend } from './backend';
 import { formatConfusionMatrix } from './evaluation';
 import { exportClassifierToOnnx } from './onnxExport';
+import { installNativeBackend, nativeModuleSearchPaths } from './nativeBackendInstall';
 import { RUN_FILES } from '../shared/runFolder';
 import { MODEL_REGISTRY } from './modelRegistry';
 import { listImageFiles, predictImages } from './predict';
@@ -112,6 +113,10 @@ function terminalReporter(quiet: boolean): { notify(n: TrainingNotification): vo
   };
 }
 
+function nativePaths(dir: string | undefined): string[] | undefined {
+  return dir ? nativeModuleSearchPaths(path.resolve(dir)) : undefined;
+}
+
 /** Builds the commander program; exported for tests. */
 export function buildProgram(extensionRoot: string): Command {
   const program = new Command('image-trainer')
@@ -137,6 +142,8 @@ export function buildProgram(extensionRoot: string): Command {
     .option('--model <id-or-folder>', 'base model id, or the folder of your own TF.js LayersModel', modelOption, DEFAULT_TRAIN_OPTIONS.model)
     .option('--out <dir>', 'runs folder (default: .image-trainer/runs under the current folder)')
     .option('--cache <dir>', 'feature cache folder (default: .image-trainer/cache under the current folder)')
+    .option('--native-dir <dir>', 'folder where `install-backend` put the native tfjs backends')
+    .option('--model-cache <dir>', 'folder for downloaded base models (default: the feature cache folder)')
     .option('--quiet', 'no progress bars')
     .action(async (folder: string, o: Record<string, unknown>) => {
       const options: TrainOptions = {
@@ -167,7 +174,19 @@ export function buildProgram(extensionRoot: string): Command {
       process.on('SIGINT', onSigint);
       const reporter = terminalReporter(Boolean(o.quiet));
       try {
-        const summary = await runTraining({ datasetRoot, runsDir, cacheDir, options, extensionRoot }, reporter.notify, cancel);
+        const summary = await runTraining(
+          {
+            datasetRoot,
+            runsDir,
+            cacheDir,
+            options,
+            extensionRoot,
+            modelCacheDir: o.modelCache ? path.resolve(o.modelCache as string) : undefined,
+            nativeModulePaths: nativePaths(o.nativeDir as string | undefined),
+          },
+          reporter.notify,
+          cancel,
+        );
         reporter.stop();
         if (summary.cancelled) {
           console.error(`Cancelled. ${summary.bestEpoch ? `Best checkpoint (epoch ${summary.bestEpoch}) kept in ${summary.runDir}` : 'No checkpoint was saved.'}`);
@@ -190,8 +209,9 @@ export function buildProgram(extensionRoot: string): Command {
     .argument('<image-or-folder>', 'an image file or a folder of images')
     .option('--json', 'one JSON object per image: {"path","label","confidence","top"}')
     .option('--backend <name>', `backend: ${BACKEND_PREFERENCES.join(', ')}`, backendOption, 'auto')
-    .action(async (runDir: string, target: string, o: { json?: boolean; backend: BackendPreference }) => {
-      const { tf } = await initBackend({ preference: o.backend });
+    .option('--native-dir <dir>', 'folder where `install-backend` put the native tfjs backends')
+    .action(async (runDir: string, target: string, o: { json?: boolean; backend: BackendPreference; nativeDir?: string }) => {
+      const { tf } = await initBackend({ preference: o.backend, nativeModulePaths: nativePaths(o.nativeDir) });
       const files = await listImageFiles(target);
       let failures = 0;
       for await (const r of predictImages(tf, path.resolve(runDir), files)) {
@@ -213,14 +233,31 @@ export function buildProgram(extensionRoot: string): Command {
     .description('show which backend would run and why the faster ones are unavailable')
     .option('--json', 'print the diagnosis as JSON')
     .option('--backend <name>', `backend preference: ${BACKEND_PREFERENCES.join(', ')}`, backendOption, 'auto')
-    .action(async (o: { json?: boolean; backend: BackendPreference }) => {
-      const info = await diagnoseBackends({ preference: o.backend });
+    .option('--native-dir <dir>', 'folder where `install-backend` put the native tfjs backends')
+    .action(async (o: { json?: boolean; backend: BackendPreference; nativeDir?: string }) => {
+      const info = await diagnoseBackends({ preference: o.backend, nativeModulePaths: nativePaths(o.nativeDir) });
       if (o.json) {
         console.log(JSON.stringify(info));
         return;
       }
       console.log(info.summary);
       for (const a of info.attempts) console.log(`  ${a.backend}: ${a.status}${a.detail ? ` — ${a.detail}` : ''}`);
+    });
+
+  program
+    .command('install-backend')
+    .description('install @tensorflow/tfjs-node-gpu (gpu) or @tensorflow/tfjs-node (cpu) with npm into <dir>')
+    .argument('<kind>', 'gpu or cpu')
+    .requiredOption('--dir <dir>', 'target folder (then pass it to train/predict/diagnose as --native-dir)')
+    .action(async (kind: string, o: { dir: string }) => {
+      if (kind !== 'gpu' && kind !== 'cpu') throw new Error(`kind must be gpu or cpu, got "${kind}"`);
+      const controller = new AbortController();
+      const onSigint = () => controller.abort();
+      process.once('SIGINT', onSigint);
+      process.once('SIGTERM', onSigint);
+      const result = await installNativeBackend(kind, path.resolve(o.dir), { onOutput: (line) => console.log(line), signal: controller.signal });
+      (result.ok ? console.log : console.error)(result.message);
+      if (!result.ok) process.exitCode = 1;
     });
 
   program

@@ -125,6 +125,11 @@ export async function installNativeBackend(kind: NativeBackendKind, targetDir: s
   return { ok: true, modulePath, message: `Installed ${pkg} in ${modulePath} (${seconds} s). New training runs will try it.` };
 }
 
+/** The folders the backend loader searches for backends installed into `targetDir`, GPU first. */
+export function nativeModuleSearchPaths(targetDir: string): string[] {
+  return (['gpu', 'cpu'] as const).map((kind) => nativeBackendPrefix(kind, targetDir));
+}
+
 function nativeBackendPrefix(kind: NativeBackendKind, targetDir: string): string {
   return path.join(targetDir, kind === 'gpu' ? 'tfjs-node-gpu' : 'tfjs-node');
 }

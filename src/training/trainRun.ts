@@ -33,6 +33,8 @@ export interface RunRequest {
   extensionRoot?: string;
   /** Extra folders where a native tfjs backend was installed on demand. */
   nativeModulePaths?: string[];
+  /** Folder that holds downloaded base models (`<folder>/models/<id>`); default: `cacheDir`. */
+  modelCacheDir?: string;
   /** A base model that is not in the registry (a user's own folder, or a test's server); overrides `options.model`. */
   modelEntry?: ModelEntry;
 }
@@ -323,7 +325,7 @@ async function resolveModelFolder(
   if (entry.source.kind === 'embedded') return { entry, dir: undefined };
   if (entry.source.kind === 'folder') return { entry, dir: entry.source.path };
   try {
-    const dir = await ensureModel(entry, req.cacheDir, {
+    const dir = await ensureModel(entry, req.modelCacheDir ?? req.cacheDir, {
       extensionRoot: req.extensionRoot,
       onProgress: (p) => progress.offer({ stage: 'download', done: p.bytes, total: p.total ?? Math.max(p.bytes, 1) }),
     });

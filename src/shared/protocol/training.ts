@@ -17,6 +17,10 @@ export interface StartCommand {
   runsDir: string;
   cacheDir: string;
   options: TrainOptions;
+  /** Where hosted base models are downloaded (the extension's global storage); default `<cacheDir>/models`. */
+  modelCacheDir?: string;
+  /** Folder where "Install GPU Backend" put the native tfjs packages. */
+  nativeBackendsDir?: string;
 }
 export interface CancelCommand {
   type: 'cancel';
