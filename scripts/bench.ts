@@ -341,10 +341,6 @@ async function main(): Promise<void> {
     await tf.setBackend('wasm');
     const threads = os.availableParallelism();
 
-    // Machine figures.
-    // The peak is measured next to the feature measurement and again after it, and the higher
-    // kept: on a shared machine a single measurement can land in someone else's busy second.
-    const peakBefore = await matmulPeak(threads);
     const base = await loadModelDir(tf, modelFolder(entry));
     const macs = countMultiplyAdds(base);
     const flopsPerImage = 2 * macs;
@@ -360,35 +356,47 @@ async function main(): Promise<void> {
     const sample = await decodeSample(scan.items, entry.inputSize, args.sample);
     const sampleImages = sample.reduce((s, b) => s + b.n, 0);
 
-    // The base on the engine's CPU runtime (onnxruntime when it loads), inference only.
+    // Inference only, on the same decoded sample: the engine's CPU runtime (onnxruntime when it
+    // loads), the naive route's layers model (tfjs wasm, 1 thread) and the matmul peak, measured in
+    // interleaved rounds. On a shared machine the load changes from second to second, so each
+    // ratio is taken within one round and the median over the rounds is reported.
     const reasons: string[] = [];
     const onnxBase = await loadOnnxBaseModel(await loadModelDir(tf, modelFolder(entry)), entry, path.join(work, 'onnx-cache'), { onUnavailable: (r) => reasons.push(r) });
-    let engineFeaturesPerS: number | null = null;
-    let engineRuntime = `onnxruntime unavailable: ${reasons.join('; ')}`;
-    if (onnxBase) {
-      engineRuntime = onnxBase.routeNote;
-      await onnxBase.extract(sample[0].pixels, sample[0].n); // warm-up
-      const t = now();
-      for (const b of sample) await onnxBase.extract(b.pixels, b.n);
-      engineFeaturesPerS = sampleImages / seconds(now() - t);
-      onnxBase.dispose();
-    }
-    const peakAfter = await matmulPeak(threads);
-    const peak = peakAfter.gflops > peakBefore.gflops ? peakAfter : peakBefore;
-    const peakSpread = [peakBefore.gflops, peakAfter.gflops];
-    // The naive route's inference on the same sample: the layers model as loaded, wasm, 1 thread.
+    const engineRuntime = onnxBase ? onnxBase.routeNote : `onnxruntime unavailable: ${reasons.join('; ')}`;
     const size = entry.inputSize;
     const predict = (b: { pixels: Uint8Array; n: number }): void =>
       tf.tidy(() => {
         const x = tf.tensor4d(b.pixels, [b.n, size, size, 3], 'float32');
         (base.predict(x.mul(entry.preprocessing.scale).add(entry.preprocessing.offset)) as tf.Tensor).dataSync();
       });
-    predict(sample[0]);
     const naiveSample = sample.slice(0, Math.max(1, Math.ceil(sample.length / 2)));
-    const tn = now();
-    for (const b of naiveSample) predict(b);
-    const baselineFeaturesPerS = naiveSample.reduce((s, b) => s + b.n, 0) / seconds(now() - tn);
+    const naiveImages = naiveSample.reduce((s, b) => s + b.n, 0);
+    predict(sample[0]);
+    if (onnxBase) await onnxBase.extract(sample[0].pixels, sample[0].n);
+    const rounds: { peak: number; engine: number | null; naive: number }[] = [];
+    let peakHow = '';
+    for (let r = 0; r < 3; r++) {
+      const peak = await matmulPeak(threads);
+      peakHow = peak.how;
+      let engine: number | null = null;
+      if (onnxBase) {
+        const t = now();
+        for (const b of sample) await onnxBase.extract(b.pixels, b.n);
+        engine = sampleImages / seconds(now() - t);
+      }
+      const tn = now();
+      for (const b of naiveSample) predict(b);
+      rounds.push({ peak: peak.gflops, engine, naive: naiveImages / seconds(now() - tn) });
+    }
+    onnxBase?.dispose();
     base.dispose();
+    const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+    const engineFeaturesPerS = onnxBase ? median(rounds.map((r) => r.engine as number)) : null;
+    const baselineFeaturesPerS = median(rounds.map((r) => r.naive));
+    const peak = { gflops: Math.max(...rounds.map((r) => r.peak)), how: peakHow };
+    const peakSpread = rounds.map((r) => r.peak);
+    const featuresSpeedup = onnxBase ? median(rounds.map((r) => (r.engine as number) / r.naive)) : null;
+    const shareOfPeak = onnxBase ? median(rounds.map((r) => ((r.engine as number) * flopsPerImage) / 1e9 / r.peak)) : null;
 
     // End to end, engine: cold cache, warm cache, then fine-tuning.
     const runsDir = path.join(work, 'runs');
@@ -417,6 +425,7 @@ async function main(): Promise<void> {
     }
 
     const engineGflops = engineFeaturesPerS ? (engineFeaturesPerS * flopsPerImage) / 1e9 : null;
+    const roundsOut = rounds.map((r) => ({ matmul_gflops: r.peak, features_per_s: r.engine, baseline_features_per_s: r.naive }));
     const result = {
       date: startedAt.toISOString(),
       machine: `${os.cpus()[0]?.model ?? 'unknown CPU'}, ${threads} logical CPUs, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB; load average ${loadStart.toFixed(1)} at start, ${os.loadavg()[0].toFixed(1)} at end`,
@@ -434,9 +443,10 @@ async function main(): Promise<void> {
       scan_s: scanS,
       decode_per_s: decodePerS,
       features_per_s: engineFeaturesPerS,
-      features_share_of_peak: engineGflops ? engineGflops / peak.gflops : null,
+      features_share_of_peak: shareOfPeak,
       baseline_features_per_s: baselineFeaturesPerS,
-      features_speedup: engineFeaturesPerS ? engineFeaturesPerS / baselineFeaturesPerS : null,
+      features_speedup: featuresSpeedup,
+      inference_rounds: roundsOut,
       files_to_features_per_s: cold.featuresPerS,
       head_s: cold.headS,
       fine_tune_epoch_s: ft?.fineTuneEpochS ?? null,
@@ -455,7 +465,7 @@ async function main(): Promise<void> {
     const rows: [string, string, string, string][] = [
       ['scan (s)', fmt(scanS, 2), fmt(naive?.scanS, 2), ratio(naive?.scanS, scanS)],
       ['decode (images/s)', fmt(decodePerS), fmt(naive?.decodePerS), ratio(decodePerS, naive?.decodePerS)],
-      ['feature extraction, inference only, batch 32 (images/s)', fmt(engineFeaturesPerS), fmt(baselineFeaturesPerS), ratio(engineFeaturesPerS, baselineFeaturesPerS)],
+      ['feature extraction, inference only, batch 32 (images/s)', fmt(engineFeaturesPerS), fmt(baselineFeaturesPerS), featuresSpeedup === null ? '—' : `${featuresSpeedup.toFixed(1)}×`],
       ['files → features, end to end (images/s)', fmt(cold.featuresPerS), fmt(naive ? naive.images / (naive.images / naive.decodePerS + naive.images / naive.featuresPerS) : null), ratio(cold.featuresPerS, naive ? naive.images / (naive.images / naive.decodePerS + naive.images / naive.featuresPerS) : null)],
       ['head training (s)', fmt(cold.headS, 2), fmt(naive?.headS, 2), ratio(naive?.headS, cold.headS)],
       [`fine-tuning, ${args.fineTuneLayers} layers (s/epoch)`, fmt(ft?.fineTuneEpochS, 2), '—', '—'],
@@ -469,13 +479,15 @@ async function main(): Promise<void> {
     console.log(`\nImage Trainer bench — ${result.date}\n${result.machine}, Node ${result.node}`);
     console.log(`dataset ${args.dataset}: ${scan.items.length} images, ${scan.classes.length} classes; model ${entry.id}`);
     console.log(`engine runtime: ${engineRuntime}; engine run backend: ${cold.backend ?? 'unknown'}`);
-    console.log(`model: ${(flopsPerImage / 1e6).toFixed(0)} MFLOP/image (${(macs / 1e6).toFixed(0)} M multiply-adds); measured peak: ${peak.gflops.toFixed(1)} GFLOP/s (${peak.how}; measurements ${peakSpread.map((g) => g.toFixed(0)).join(' and ')})`);
-    console.log(`feature extraction: ${fmt(engineGflops)} GFLOP/s = ${result.features_share_of_peak === null ? '—' : (100 * result.features_share_of_peak).toFixed(0)}% of the measured peak\n`);
+    console.log(`model: ${(flopsPerImage / 1e6).toFixed(0)} MFLOP/image (${(macs / 1e6).toFixed(0)} M multiply-adds); measured peak: ${peak.gflops.toFixed(1)} GFLOP/s (${peak.how}; rounds ${peakSpread.map((g) => g.toFixed(0)).join(', ')})`);
+    console.log(
+      `feature extraction: ${fmt(engineGflops)} GFLOP/s (median of ${rounds.length} rounds); ${shareOfPeak === null ? '—' : (100 * shareOfPeak).toFixed(0)}% of the matmul peak measured in the same round (median)\n`,
+    );
     console.log(line(['stage', 'engine', 'naive', 'ratio']));
     console.log(`|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`);
     for (const r of rows) console.log(line(r));
     console.log(
-      `\nInference-only rates use the same ${sampleImages} decoded images (engine: the ONNX base; naive: the layers model on tfjs wasm, 1 thread). ` +
+      `\nInference-only rates: medians of ${rounds.length} interleaved rounds over the same decoded images (engine: the ONNX base on ${sampleImages}; naive: the layers model on tfjs wasm, 1 thread, on ${naiveImages}); the ratio is the median of per-round ratios. ` +
         'Engine end-to-end times run the built CLI (dist/training.js) from process start; the naive route is timed inside its process after start-up.',
     );
     for (const e of errors) console.log(`\nnot measured — ${e}`);
