@@ -389,6 +389,7 @@ async function main(): Promise<void> {
       rounds.push({ peak: peak.gflops, engine, naive: naiveImages / seconds(now() - tn) });
     }
     onnxBase?.dispose();
+    onnxBase?.layersModel.dispose();
     base.dispose();
     const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
     const engineFeaturesPerS = onnxBase ? median(rounds.map((r) => r.engine as number)) : null;

@@ -35,7 +35,7 @@ export interface OnnxBaseModel {
   batchSize: number;
   /** `n * featureSize` features of `n` images given as `n * inputSize * inputSize * 3` RGB bytes; blocks the JS thread while each batch runs. */
   extract(pixels: Uint8Array, n: number): Promise<Float32Array>;
-  /** Releases the session and disposes `layersModel`. */
+  /** Releases the session. `layersModel` stays: whoever loaded it disposes it. */
   dispose(): void;
 }
 
@@ -207,7 +207,6 @@ export async function loadOnnxBaseModel(
       if (disposed) return;
       disposed = true;
       void s.release();
-      layersModel.dispose();
     },
   };
 }

@@ -80,6 +80,7 @@ describe('ONNX feature runtime', () => {
       await assert.rejects(base.extract(pixels.subarray(0, 100), 1), /need 150528 bytes/);
     } finally {
       base.dispose();
+      base.layersModel.dispose();
     }
 
     const again: string[] = [];
@@ -92,6 +93,9 @@ describe('ONNX feature runtime', () => {
       assert.equal(features.length, 1280);
     } finally {
       second.dispose();
+      // The caller owns the layers model: it still runs after the ONNX base is disposed.
+      tf.tidy(() => second.layersModel.predict(tf.zeros([1, SIZE, SIZE, 3])));
+      second.layersModel.dispose();
     }
   });
 
@@ -110,6 +114,7 @@ describe('ONNX feature runtime', () => {
       assert.equal((await base.extract(pixels, 1)).length, 1280);
     } finally {
       base.dispose();
+      lm.dispose();
     }
   });
 
