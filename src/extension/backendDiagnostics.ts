@@ -2,7 +2,7 @@
 // and shows why the faster ones are unavailable and what to do, as a Markdown page.
 import * as vscode from 'vscode';
 import type { BackendInfo } from '../shared/types';
-import { readSettings } from './configuration';
+import { readSettings, type StorageLocations } from './configuration';
 import { formatBackendReport, parseDiagnoseOutput, runTrainingCli } from './trainingCli';
 import type { UserNotices } from './userNotices';
 
@@ -12,11 +12,12 @@ export async function showBackendDiagnostics(
   bundlePath: string,
   log: vscode.OutputChannel,
   notices: UserNotices,
+  storage: StorageLocations,
 ): Promise<BackendInfo | undefined> {
   const preference = readSettings().settings.train.backend;
   const result = await vscode.window.withProgress(
     { location: vscode.ProgressLocation.Notification, title: 'Checking the training backends…' },
-    () => runTrainingCli(bundlePath, ['diagnose', '--json', '--backend', preference], { timeoutMs: 120_000 }),
+    () => runTrainingCli(bundlePath, ['diagnose', '--json', '--backend', preference, '--native-dir', storage.nativeBackendsDir], { timeoutMs: 120_000 }),
   );
   log.appendLine(`[diagnose] exit ${result.signal ?? result.code}\n${result.stdout}${result.stderr}`);
   const info = parseDiagnoseOutput(result.stdout);

@@ -3,9 +3,9 @@
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { describeRun, latestFinishedRun } from './runIndex';
-import type { RunEntry } from './runIndex';
 import { parsePredictOutput, runTrainingCli } from './trainingCli';
 import type { PredictionLine } from './trainingCli';
+import { pickRun } from './trainingCommands';
 import type { CommandServices } from './trainingCommands';
 
 export interface ClassifyResult {
@@ -32,13 +32,6 @@ export function formatTop(prediction: PredictionLine): string {
     .join(' · ');
 }
 
-async function pickRun(runs: readonly RunEntry[], placeHolder: string): Promise<RunEntry | undefined> {
-  const picked = await vscode.window.showQuickPick(
-    runs.map((run) => ({ label: run.name, description: describeRun(run), detail: run.status.datasetRoot, run })),
-    { title: 'Classify Image', placeHolder, matchOnDetail: true },
-  );
-  return picked?.run;
-}
 
 /** Classifies `arg` (an image Uri from the explorer, or one the user picks) and shows the top 3. */
 export async function classifyImage(
@@ -62,7 +55,7 @@ export async function classifyImage(
     const dataset = services.datasets.datasetContaining(image);
     const own = dataset ? latestFinishedRun(services.datasets.runsOf(dataset.root)) : undefined;
     if (own && !options.chooseRun) runDir = own.runDir;
-    else if (finished.length > 0) runDir = (await pickRun(finished, dataset ? `No model of ${dataset.name} yet: choose a run` : 'Model to classify with'))?.runDir;
+    else if (finished.length > 0) runDir = (await pickRun(finished, 'Classify Image', dataset ? `No model of ${dataset.name} yet: choose a run` : 'Model to classify with'))?.runDir;
     else {
       void services.notices.warn('No trained model yet: train a classifier on a dataset first (right-click its folder → Train Image Classifier).');
       return undefined;
@@ -72,7 +65,7 @@ export async function classifyImage(
   const name = path.basename(image);
   const result = await vscode.window.withProgress(
     { location: vscode.ProgressLocation.Notification, title: `Classifying ${name}…` },
-    () => runTrainingCli(bundlePath, ['predict', runDir, image, '--json'], { timeoutMs: 120_000 }),
+    () => runTrainingCli(bundlePath, ['predict', runDir, image, '--json', '--native-dir', services.storage.nativeBackendsDir], { timeoutMs: 120_000 }),
   );
   const [prediction] = parsePredictOutput(result.stdout);
   if (result.code !== 0 || !prediction) {

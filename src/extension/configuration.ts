@@ -23,6 +23,20 @@ export function readSettings(scope?: vscode.Uri): ValidatedSettings {
   });
 }
 
+/** Folders the extension owns in its global storage (on the machine that trains, under Remote). */
+export interface StorageLocations {
+  /** Downloaded base models: `<modelCacheDir>/models/<id>/`. */
+  modelCacheDir: string;
+  /** Native tfjs backends installed by "Install GPU Backend". */
+  nativeBackendsDir: string;
+}
+
+/** The global-storage folders of this extension. */
+export function storageLocations(context: vscode.ExtensionContext): StorageLocations {
+  const root = context.globalStorageUri.fsPath;
+  return { modelCacheDir: path.join(root, 'model-cache'), nativeBackendsDir: path.join(root, 'native-backends') };
+}
+
 export interface RunLocations {
   runsDir: string;
   cacheDir: string;

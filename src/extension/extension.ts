@@ -4,7 +4,8 @@ import * as vscode from 'vscode';
 import { showBackendDiagnostics } from './backendDiagnostics';
 import { classifyImage } from './classifyImage';
 import type { ClassifyOptions } from './classifyImage';
-import { SettingsProblemReporter } from './configuration';
+import { SettingsProblemReporter, storageLocations } from './configuration';
+import { exportOnnx, installNativeBackend } from './modelCommands';
 import { DatasetTreeProvider } from './datasetTree';
 import { announceRunEnd, cancelTraining, openPanel, openRunReport, revealInExplorer, trainClassifier } from './trainingCommands';
 import type { CommandServices } from './trainingCommands';
@@ -39,7 +40,8 @@ export function activate(context: vscode.ExtensionContext): ImageTrainerApi {
     log,
     retrain: (datasetRoot) => void vscode.commands.executeCommand('imageTrainer.trainClassifier', vscode.Uri.file(datasetRoot)),
   });
-  const services: CommandServices = { log, manager: processes, datasets, panel: () => panel, settings, notices };
+  const storage = storageLocations(context);
+  const services: CommandServices = { log, manager: processes, datasets, panel: () => panel, settings, notices, storage };
 
   context.subscriptions.push(
     log,
@@ -57,7 +59,9 @@ export function activate(context: vscode.ExtensionContext): ImageTrainerApi {
     vscode.commands.registerCommand('imageTrainer.openRunReport', (arg?: unknown) => openRunReport(services, arg)),
     vscode.commands.registerCommand('imageTrainer.revealInExplorer', (arg?: unknown) => revealInExplorer(arg)),
     vscode.commands.registerCommand('imageTrainer.refreshDatasets', () => datasets.refresh()),
-    vscode.commands.registerCommand('imageTrainer.showBackendDiagnostics', () => showBackendDiagnostics(context, bundlePath, log, notices)),
+    vscode.commands.registerCommand('imageTrainer.showBackendDiagnostics', () => showBackendDiagnostics(context, bundlePath, log, notices, storage)),
+    vscode.commands.registerCommand('imageTrainer.installGpuBackend', () => installNativeBackend(services, bundlePath)),
+    vscode.commands.registerCommand('imageTrainer.exportOnnx', (arg?: unknown) => exportOnnx(services, bundlePath, arg)),
     // The explorer passes (uri, selectedUris); a third argument lets tests and other commands pick the run.
     vscode.commands.registerCommand('imageTrainer.classifyImage', (arg?: unknown, _selected?: unknown, options?: ClassifyOptions) =>
       classifyImage(services, bundlePath, arg, options),

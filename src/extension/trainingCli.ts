@@ -16,6 +16,8 @@ export interface CliOptions {
   cwd?: string;
   timeoutMs?: number;
   signal?: AbortSignal;
+  /** Each complete line of stdout and stderr as it arrives (for long commands such as npm installs). */
+  onOutput?: (line: string) => void;
 }
 
 /** Forks `bundlePath` with `args` (Node, or Electron as Node inside VS Code) and collects its output. */
@@ -30,8 +32,21 @@ export function runTrainingCli(bundlePath: string, args: readonly string[], opti
     });
     let stdout = '';
     let stderr = '';
-    child.stdout?.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-    child.stderr?.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+    const partial = { out: '', err: '' };
+    const emit = (which: 'out' | 'err', chunk: string): void => {
+      if (!options.onOutput) return;
+      const lines = (partial[which] + chunk).split(/\r?\n/);
+      partial[which] = lines.pop() ?? '';
+      for (const line of lines) options.onOutput(line);
+    };
+    child.stdout?.setEncoding('utf8').on('data', (chunk: string) => {
+      stdout += chunk;
+      emit('out', chunk);
+    });
+    child.stderr?.setEncoding('utf8').on('data', (chunk: string) => {
+      stderr += chunk;
+      emit('err', chunk);
+    });
     const timer = options.timeoutMs ? setTimeout(() => void stopChildProcess(child, { askMs: 0, termMs: 2000 }), options.timeoutMs) : undefined;
     const onAbort = (): void => void stopChildProcess(child, { askMs: 0, termMs: 2000 });
     options.signal?.addEventListener('abort', onAbort, { once: true });
@@ -41,6 +56,7 @@ export function runTrainingCli(bundlePath: string, args: readonly string[], opti
     });
     child.once('close', (code, signal) => {
       clearTimeout(timer);
+      for (const rest of [partial.out, partial.err]) if (rest) options.onOutput?.(rest);
       options.signal?.removeEventListener('abort', onAbort);
       resolve({ code, signal, stdout, stderr });
     });

@@ -14,6 +14,7 @@ import { RunInProgressError } from './trainingProcess';
 import type { TrainingProcessManager, TrainingRun } from './trainingProcess';
 import type { TrainingRunHandle } from './trainingRunHandle';
 import type { UserNotices } from './userNotices';
+import type { StorageLocations } from './configuration';
 
 /** What the commands need from the panel controller (TrainingPanelManager). */
 export interface PanelController {
@@ -28,6 +29,8 @@ export interface CommandServices {
   panel: () => PanelController;
   settings: SettingsProblemReporter;
   notices: UserNotices;
+  /** Folders in the extension's global storage: downloaded base models and native backends. */
+  storage: StorageLocations;
 }
 
 function isNode(value: unknown): value is DatasetNode {
@@ -123,7 +126,15 @@ export async function trainClassifier(services: CommandServices, arg?: unknown):
   }
   let run: TrainingRun;
   try {
-    run = services.manager.start({ datasetRoot: root, runsDir: locations.runsDir, cacheDir: locations.cacheDir, options: settings.train, cwd: locations.base });
+    run = services.manager.start({
+      datasetRoot: root,
+      runsDir: locations.runsDir,
+      cacheDir: locations.cacheDir,
+      options: settings.train,
+      cwd: locations.base,
+      modelCacheDir: services.storage.modelCacheDir,
+      nativeBackendsDir: services.storage.nativeBackendsDir,
+    });
   } catch (error) {
     if (error instanceof RunInProgressError) {
       void offerRunningRun(error.run, services);
@@ -165,11 +176,12 @@ export async function cancelTraining(services: CommandServices, arg?: unknown): 
   run?.cancel();
 }
 
-async function pickRun(runs: readonly RunEntry[], title: string): Promise<RunEntry | undefined> {
+/** Lets the user choose one of `runs` in a QuickPick. */
+export async function pickRun(runs: readonly RunEntry[], title: string, placeHolder = 'Run'): Promise<RunEntry | undefined> {
   if (runs.length === 0) return undefined;
   const picked = await vscode.window.showQuickPick(
     runs.map((run) => ({ label: run.name, description: describeRun(run), detail: run.status.datasetRoot, run })),
-    { title, placeHolder: 'Run', matchOnDetail: true },
+    { title, placeHolder, matchOnDetail: true },
   );
   return picked?.run;
 }
@@ -208,23 +220,25 @@ export async function openPanel(services: CommandServices, arg?: unknown): Promi
   await panel.showRunFolder(runDir);
 }
 
+/** The run folder a command was invoked on (tree node, run handle, Uri, path), or one the user picks among ended runs. */
+export async function runDirFrom(services: CommandServices, arg: unknown, title: string): Promise<string | undefined> {
+  if (isNode(arg) && arg.kind === 'run') return arg.run.runDir;
+  if (isNode(arg)) return services.datasets.runsOf(arg.dataset.root)[0]?.runDir;
+  if (isRunHandle(arg)) return arg.runDir;
+  if (arg instanceof vscode.Uri) return arg.fsPath;
+  if (typeof arg === 'string') return arg;
+  await services.datasets.whenReady();
+  const runs = services.datasets.allRuns.filter((r) => r.status.state !== 'running');
+  if (runs.length === 0) {
+    void services.notices.info('No finished training runs yet.');
+    return undefined;
+  }
+  return (await pickRun(runs, title))?.runDir;
+}
+
 /** Open Run Report: the run's report.md in the Markdown preview; returns its Uri. */
 export async function openRunReport(services: CommandServices, arg?: unknown): Promise<vscode.Uri | undefined> {
-  let runDir: string | undefined;
-  if (isNode(arg) && arg.kind === 'run') runDir = arg.run.runDir;
-  else if (isNode(arg)) runDir = services.datasets.runsOf(arg.dataset.root)[0]?.runDir;
-  else if (isRunHandle(arg)) runDir = arg.runDir;
-  else if (arg instanceof vscode.Uri) runDir = arg.fsPath;
-  else if (typeof arg === 'string') runDir = arg;
-  else {
-    await services.datasets.whenReady();
-    const runs = services.datasets.allRuns.filter((r) => r.status.state !== 'running');
-    if (runs.length === 0) {
-      void services.notices.info('No finished training runs yet.');
-      return undefined;
-    }
-    runDir = (await pickRun(runs, 'Open Run Report'))?.runDir;
-  }
+  const runDir = await runDirFrom(services, arg, 'Open Run Report');
   if (!runDir) return undefined;
   const report = vscode.Uri.file(path.join(runDir, RUN_FILES.report));
   try {

@@ -20,6 +20,8 @@ export interface StartRequest {
   options: TrainOptions;
   /** Working folder of the child (the dataset's workspace folder). */
   cwd?: string;
+  modelCacheDir?: string;
+  nativeBackendsDir?: string;
 }
 
 /** Grace periods of a cancel: the child's own stop, then SIGTERM, then SIGKILL. */
@@ -121,6 +123,8 @@ export class TrainingRun implements TrainingRunHandle, vscode.Disposable {
       runsDir: request.runsDir,
       cacheDir: request.cacheDir,
       options: request.options,
+      modelCacheDir: request.modelCacheDir,
+      nativeBackendsDir: request.nativeBackendsDir,
     };
     run.send(start);
     return run;

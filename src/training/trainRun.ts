@@ -220,6 +220,8 @@ export async function runTraining(
     const totalEpochs = options.epochs + (cut ? options.fineTuneEpochs : 0);
     const headResult = await trainHead(tfr, head, train, val, classes.length, options, hooks('head', totalEpochs));
     bestEpoch = headResult.bestEpoch;
+    // Cancelled before any epoch ended: there is no trained model to evaluate or keep.
+    if (cancel.cancelled && headResult.bestEpoch === 0) throw new RunCancelled();
     log('info', `Head: ${headResult.epochsRun} epochs, best epoch ${headResult.bestEpoch} (stopped by ${headResult.stoppedBy})`);
 
     // 6. Fine-tuning

@@ -34,8 +34,8 @@ test('every command a menu names is contributed, and every source registration m
   assert.deepEqual(registered, [...contributed].sort());
 });
 
-test('the extension activates only on its view (commands add their own events), runs in the workspace and needs trust and real files', () => {
-  assert.deepEqual(pkg.activationEvents, ['onView:imageTrainer.datasets']);
+test('the extension activates only on its view and its restored panel (commands add their own events), runs in the workspace and needs trust and real files', () => {
+  assert.deepEqual(pkg.activationEvents, ['onView:imageTrainer.datasets', 'onWebviewPanel:imageTrainer.trainingPanel']);
   assert.deepEqual(pkg.extensionKind, ['workspace']);
   assert.equal(pkg.capabilities.untrustedWorkspaces.supported, false);
   assert.equal(pkg.capabilities.virtualWorkspaces.supported, false);
