@@ -195,8 +195,9 @@ async function engineRun(dataset: string, runsDir: string, cacheDir: string, ext
     const lines = fs.existsSync(path.join(runDir, RUN_FILES.metrics)) ? fs.readFileSync(path.join(runDir, RUN_FILES.metrics), 'utf8').split('\n') : [];
     metrics = lines.filter((l) => l.trim()).map((l) => JSON.parse(l) as EpochMetrics);
     try {
-      const config = JSON.parse(fs.readFileSync(path.join(runDir, RUN_FILES.config), 'utf8')) as { backend?: { summary?: string; backend?: string } };
-      backend = config.backend?.summary ?? config.backend?.backend ?? null;
+      const config = JSON.parse(fs.readFileSync(path.join(runDir, RUN_FILES.config), 'utf8')) as { backend?: { summary?: string; backend?: string; featureRuntime?: string } };
+      const b = config.backend;
+      backend = b ? `${b.featureRuntime ? `features on ${b.featureRuntime}; ` : ''}${b.summary ?? b.backend ?? ''}` : null;
     } catch {
       backend = null;
     }
