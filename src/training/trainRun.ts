@@ -182,7 +182,8 @@ export async function runTraining(
     const cut = options.fineTuneLayers > 0 ? chooseCut(tf, base, entry, options.fineTuneLayers, log) : undefined;
     const cache = new FeatureCache(req.cacheDir, extractor.cacheKey, extractor.featureSize);
     const embedded = await embedAll(tf, base, extractor, cache, [...trainItems, ...valItems], options, cancel, progress, cut);
-    cacheStats = { hits: cache.hits, misses: cache.misses };
+    // Fine-tuning embeds every image through the cut (activations are needed), bypassing the cache.
+    cacheStats = cut ? { hits: 0, misses: embedded.ok.length + embedded.failed.length } : { hits: cache.hits, misses: cache.misses };
     featuresPerSec = embedded.perSec;
     if (embedded.failed.length) {
       report.skipped.push(...embedded.failed);
@@ -190,7 +191,7 @@ export async function runTraining(
       await writeJsonAtomic(writer.file(RUN_FILES.datasetReport), report);
       log('warn', `${embedded.failed.length} images could not be decoded and were skipped: ${embedded.failed.map((f) => f.path).join(', ')}`);
     }
-    log('info', `Features: ${embedded.ok.length} images, ${cache.hits} cache hits, ${cache.misses} misses, ${featuresPerSec.toFixed(1)} images/s`);
+    log('info', `Features: ${embedded.ok.length} images, ${cacheStats.hits} cache hits, ${cacheStats.misses} misses, ${featuresPerSec.toFixed(1)} images/s`);
     const train = toFeatureSet(embedded.ok.filter((e) => e.item.split === 'train'), base.featureSize);
     const valEmbedded = embedded.ok.filter((e) => e.item.split === 'val');
     const val = toFeatureSet(valEmbedded, base.featureSize);
