@@ -216,3 +216,20 @@ test('a training process killed with SIGKILL mid-run leaves a best checkpoint th
   assert.equal(lines.length, 12);
   assert.ok(lines.every((l) => ['black_rot', 'cedar_rust', 'healthy', 'scab'].includes(l.label)));
 });
+
+test('fine-tuning the top block runs after the head, continues the epoch count, and leaves a classifier that predicts', async () => {
+  const work = tmp('finetune');
+  const data = path.join(work, 'data');
+  copySample(data, 8);
+  const runs = path.join(work, 'runs');
+  const out = await run(process.execPath, [bundle, 'train', data, '--out', runs, '--cache', path.join(work, 'cache'), '--epochs', '3', '--patience', '0', '--fine-tune-layers', '10', '--fine-tune-epochs', '2', '--quiet'], { cwd: work, timeout: 240_000 });
+  assert.match(out.stderr, /fine-tune epoch 4:/);
+  assert.match(out.stderr, /fine-tune epoch 5:/);
+  const runDir = onlyRun(runs);
+  const stages = fs.readFileSync(path.join(runDir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { stage: string; epoch: number; lr: number }));
+  assert.deepEqual(stages.map((m) => `${m.stage}:${m.epoch}`), ['head:1', 'head:2', 'head:3', 'fine-tune:4', 'fine-tune:5']);
+  assert.equal(stages[3].lr, DEFAULT_TRAIN_OPTIONS.fineTuneLearningRate);
+  assert.match(fs.readFileSync(path.join(runDir, 'train.log'), 'utf8'), /Fine-tuning cut at block_16_expand/);
+  const predicted = await run(process.execPath, [bundle, 'predict', runDir, path.join(data, 'scab'), '--json']);
+  assert.equal(predicted.stdout.trim().split('\n').length, 8);
+});
