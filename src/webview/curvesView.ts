@@ -21,7 +21,9 @@ const SPECS: readonly ChartSpec[] = [
 ];
 
 const CHART_HEIGHT = 200;
+/** Width before the figure has been laid out (hidden panel, or a DOM without layout such as jsdom). */
 const DEFAULT_WIDTH = 420;
+const MIN_WIDTH = 160;
 
 function finiteOrNull(value: number): number | null {
   return Number.isFinite(value) ? value : null;
@@ -34,6 +36,7 @@ class LineChart {
   private marks: CurveMark[] = [];
   private readonly markLayer: HTMLElement;
   private data: uPlot.AlignedData = [[], [], []];
+  private width = 0;
 
   constructor(private readonly spec: ChartSpec) {
     this.element = h('figure', { class: 'chart', 'data-chart': spec.key }, h('figcaption', {}, spec.title));
@@ -55,9 +58,17 @@ class LineChart {
     if (this.plot) this.plot.setData(this.data);
   }
 
+  /** The width uPlot should have: its own figure's, as laid out by the grid in panel.css. */
+  fittingWidth(): number {
+    const width = Math.floor(this.element.clientWidth);
+    return width > 0 ? Math.max(MIN_WIDTH, width) : DEFAULT_WIDTH;
+  }
+
   /** (Re)creates the uPlot instance, e.g. after a theme change. */
-  build(colors: ChartColors, width: number): void {
+  build(colors: ChartColors): void {
     this.plot?.destroy();
+    const width = this.fittingWidth();
+    this.width = width;
     const spec = this.spec;
     const valueFormat = (v: number | null): string => (v === null ? '–' : spec.percent ? formatPercent(v) : formatMetric(v));
     const options: uPlot.Options = {
@@ -101,8 +112,12 @@ class LineChart {
     this.plot.over.appendChild(this.markLayer);
   }
 
-  resize(width: number): void {
-    this.plot?.setSize({ width, height: CHART_HEIGHT });
+  /** Fits the chart to its figure again (after the panel or the grid changed its width). */
+  fit(): void {
+    const width = this.fittingWidth();
+    if (!this.plot || width === this.width) return;
+    this.width = width;
+    this.plot.setSize({ width, height: CHART_HEIGHT });
   }
 
   destroy(): void {
@@ -172,8 +187,7 @@ export class CurvesView {
   rebuild(): void {
     if (!this.built) return;
     const colors = chartColors();
-    const width = this.chartWidth();
-    for (const chart of this.charts) chart.build(colors, width);
+    for (const chart of this.charts) chart.build(colors);
   }
 
   dispose(): void {
@@ -188,14 +202,11 @@ export class CurvesView {
       this.built = true;
       this.rebuild();
       if (typeof ResizeObserver !== 'undefined') {
-        let lastWidth = 0;
-        this.resizeObserver = new ResizeObserver(() => {
-          const width = this.chartWidth();
-          if (width === lastWidth) return;
-          lastWidth = width;
-          for (const chart of this.charts) chart.resize(width);
+        // Each figure is observed: its width comes from the grid (one or two columns), not from the panel.
+        this.resizeObserver = new ResizeObserver((entries) => {
+          for (const entry of entries) this.charts.find((c) => c.element === entry.target)?.fit();
         });
-        this.resizeObserver.observe(this.element);
+        for (const chart of this.charts) this.resizeObserver.observe(chart.element);
       }
     }
     this.element.setAttribute('data-epochs', String(this.epochs.length));
@@ -207,14 +218,5 @@ export class CurvesView {
       this.markList,
       ...marks.map((m) => h('li', { class: 'mark-item', 'data-kind': m.kind, 'data-epoch': m.epoch }, m.label)),
     );
-  }
-
-  private chartWidth(): number {
-    const charts = this.element.querySelector('.charts');
-    const total = charts instanceof HTMLElement ? charts.clientWidth : 0;
-    if (total <= 0) return DEFAULT_WIDTH;
-    // Two charts side by side when there is room, stacked otherwise (see panel.css).
-    const width = total >= 760 ? Math.floor((total - 16) / 2) : total;
-    return Math.max(240, width);
   }
 }

@@ -295,3 +295,61 @@ test('in Chromium a 10-class run with 2,000 validation images renders, and a 300
   assert.deepEqual(problems, []);
   await page.close();
 });
+
+interface ChartBoxes {
+  loss: DOMRectJSON;
+  accuracy: DOMRectJSON;
+  /** Each chart's uPlot root: it must fit inside its own figure. */
+  plots: DOMRectJSON[];
+}
+interface DOMRectJSON {
+  left: number;
+  top: number;
+  right: number;
+  bottom: number;
+  width: number;
+  height: number;
+}
+
+async function chartBoxes(page: Page): Promise<ChartBoxes> {
+  return page.evaluate(() => {
+    const box = (e: Element | null): DOMRectJSON => {
+      const r = e!.getBoundingClientRect();
+      return { left: r.left, top: r.top, right: r.right, bottom: r.bottom, width: r.width, height: r.height };
+    };
+    const charts = ['loss', 'accuracy'].map((key) => document.querySelector(`#curves .chart[data-chart="${key}"]`));
+    return { loss: box(charts[0]!), accuracy: box(charts[1]!), plots: charts.map((c) => box(c!.querySelector('.uplot'))) };
+  });
+}
+
+function intersects(a: DOMRectJSON, b: DOMRectJSON): boolean {
+  return a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom;
+}
+
+test('in Chromium the loss and accuracy charts never overlap: side by side when wide, stacked when narrow, resized live', async () => {
+  const { page, problems } = await openPanel('dark');
+  const state = sampleState({ state: 'finished', imageBaseUri: `${origin}/data/leaves`, epochs: syntheticEpochs(14, { lrDropAt: 6, fineTuneFrom: 11 }) });
+  await deliver(page, { type: 'state', state });
+  await page.locator('#curves[data-epochs="14"] .chart .uplot canvas').first().waitFor();
+  // 1200 px: an editor to itself; 545 and 420 px: an image opened beside the panel (the e2e layout).
+  for (const width of [1200, 545, 420, 1200]) {
+    await page.setViewportSize({ width, height: 900 });
+    // ResizeObserver callbacks run before the next frames are painted.
+    await page.evaluate(() => new Promise<void>((resolve) => requestAnimationFrame(() => requestAnimationFrame(() => resolve()))));
+    const boxes = await chartBoxes(page);
+    const where = `at ${width} px: ${JSON.stringify(boxes)}`;
+    assert.ok(!intersects(boxes.loss, boxes.accuracy), `the chart boxes intersect ${where}`);
+    assert.ok(!intersects(boxes.plots[0]!, boxes.plots[1]!), `the plots intersect ${where}`);
+    for (const [i, figure] of [boxes.loss, boxes.accuracy].entries()) {
+      const plot = boxes.plots[i]!;
+      assert.ok(plot.width > 150, `chart ${i} is drawn ${where}`);
+      assert.ok(plot.left >= figure.left - 0.5 && plot.right <= figure.right + 0.5, `chart ${i}'s plot fits its box ${where}`);
+      assert.ok(figure.right <= width, `chart ${i} fits the panel ${where}`);
+    }
+    if (width >= 1000) assert.ok(Math.abs(boxes.loss.top - boxes.accuracy.top) < 1 && boxes.loss.right <= boxes.accuracy.left, `side by side ${where}`);
+    else assert.ok(boxes.loss.bottom <= boxes.accuracy.top, `stacked ${where}`);
+    if (width < 1000) await page.locator('#curves').screenshot({ path: path.join(resultsDir, `panel-curves-${width}px.png`) });
+  }
+  assert.deepEqual(problems, []);
+  await page.close();
+});
