@@ -38,7 +38,8 @@ export function activate(context: vscode.ExtensionContext): ImageTrainerApi {
   const progress = new TrainingProgressReporter(processes);
   const panel = new TrainingPanelManager(context, {
     log,
-    retrain: (datasetRoot) => void vscode.commands.executeCommand('imageTrainer.trainClassifier', vscode.Uri.file(datasetRoot)),
+    // `services` is defined below; the panel calls this only later, on a click.
+    retrain: (datasetRoot, model) => void trainClassifier(services, datasetRoot, model ? { model } : undefined),
   });
   const storage = storageLocations(context);
   const services: CommandServices = { log, manager: processes, datasets, panel: () => panel, settings, notices, storage };

@@ -2,7 +2,8 @@
 // Pure data work (plus reading the run folder): no `vscode` import, so it is unit-tested directly.
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
-import type { PanelState, RunState } from '../shared/protocol/panel';
+import { findModelChoice, MODEL_CHOICES, type ModelChoice } from '../shared/modelChoices';
+import type { PanelState, RetrainCommand, RunState } from '../shared/protocol/panel';
 import type { TrainingNotification } from '../shared/protocol/training';
 import { RUN_FILES, type RunConfig, type RunStatus } from '../shared/runFolder';
 import type { DatasetReport, EpochMetrics, Evaluation, RunSummary } from '../shared/types';
@@ -200,4 +201,21 @@ export function panelStateFromRunFolder(
   if (evaluation) result.evaluation = evaluation;
   if (summary) result.summary = summary;
   return result;
+}
+
+/** The state as it is posted: with the base models the panel offers and the run's own model preselected. */
+export function withModelChoices(state: PanelState, choices: readonly ModelChoice[] = MODEL_CHOICES): PanelState {
+  // The model id only (never `options.model`, which may be the folder of a user's own model).
+  const currentModel = state.model?.id;
+  return { ...state, models: choices.map((c) => ({ id: c.id, name: c.name })), ...(currentModel ? { currentModel } : {}) };
+}
+
+/** What a retrain command may start: the setting's model, or one the panel listed; anything else is refused. */
+export type RetrainRequest = { ok: true; model?: string } | { ok: false; reason: string };
+
+/** Checks the model a (well-formed) retrain command names against the list the host offered. */
+export function retrainRequest(command: RetrainCommand, choices: readonly ModelChoice[] = MODEL_CHOICES): RetrainRequest {
+  if (command.model === undefined) return { ok: true };
+  if (!findModelChoice(command.model, choices)) return { ok: false, reason: `"${command.model.slice(0, 80)}" is not a base model the panel offers` };
+  return { ok: true, model: command.model };
 }

@@ -4,6 +4,7 @@ import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { RUN_FILES } from '../shared/runFolder';
+import type { TrainOptions } from '../shared/types';
 import { runLocationsFor } from './configuration';
 import type { SettingsProblemReporter } from './configuration';
 import { discoverDatasets } from './datasetDiscovery';
@@ -87,8 +88,8 @@ async function offerRunningRun(run: TrainingRun, services: CommandServices): Pro
   if (choice === 'Cancel Run') run.cancel();
 }
 
-/** Train Image Classifier: starts a run on a folder and opens the panel on it; returns the run. */
-export async function trainClassifier(services: CommandServices, arg?: unknown): Promise<TrainingRun | undefined> {
+/** Train Image Classifier: starts a run on a folder and opens the panel on it; returns the run. `overrides` (e.g. the panel's model choice) win over the settings. */
+export async function trainClassifier(services: CommandServices, arg?: unknown, overrides?: Partial<TrainOptions>): Promise<TrainingRun | undefined> {
   const root = await datasetRootFrom(arg, services);
   if (!root) return undefined;
   const existing = services.manager.runFor(root);
@@ -102,7 +103,7 @@ export async function trainClassifier(services: CommandServices, arg?: unknown):
     const action = `Train on ${enclosing.name}`;
     const choice = await services.notices.info(`${path.basename(root)} is inside the dataset ${enclosing.name}.`, action, 'Train on This Folder');
     if (!choice) return undefined;
-    if (choice === action) return trainClassifier(services, enclosing.root);
+    if (choice === action) return trainClassifier(services, enclosing.root, overrides);
   }
   if (!services.datasets.datasets.some((d) => samePath(d.root, root))) {
     // Not in the tree (outside the workspace, too deep, or not a dataset): look at it before forking.
@@ -130,7 +131,7 @@ export async function trainClassifier(services: CommandServices, arg?: unknown):
       datasetRoot: root,
       runsDir: locations.runsDir,
       cacheDir: locations.cacheDir,
-      options: settings.train,
+      options: overrides ? { ...settings.train, ...overrides } : settings.train,
       cwd: locations.base,
       modelCacheDir: services.storage.modelCacheDir,
       nativeBackendsDir: services.storage.nativeBackendsDir,

@@ -7,7 +7,7 @@ import { isPanelCommand, type PanelCommand, type PanelNotification, type PanelSt
 import type { TrainingNotification } from '../shared/protocol/training';
 import { ImagePathGuard } from './imagePathGuard';
 import { createNonce, panelHtml } from './panelHtml';
-import { applyTrainingNotification, datasetRootOf, panelStateFromHistory, panelStateFromRunFolder, readRunFolder } from './panelState';
+import { applyTrainingNotification, datasetRootOf, panelStateFromHistory, panelStateFromRunFolder, readRunFolder, retrainRequest, withModelChoices } from './panelState';
 import { isProcessAlive } from './runIndex';
 import type { TrainingRunHandle } from './trainingRunHandle';
 
@@ -19,7 +19,8 @@ const FOLDER_POLL_MS = 2000;
 
 export interface TrainingPanelDeps {
   log: vscode.OutputChannel;
-  retrain(datasetRoot: string): void;
+  /** Starts a new run on the dataset; `model` (a listed base model id) overrides the setting. */
+  retrain(datasetRoot: string, model?: string): void;
 }
 
 type RestoreMap = Record<string, string>;
@@ -272,7 +273,7 @@ class RunPanel implements vscode.Disposable {
   /** Nothing is posted before the webview said `ready` (it would be lost); `ready` gets the full state. */
   private post(notification: PanelNotification): void {
     if (!this.ready || this.disposed) return;
-    void this.panel.webview.postMessage(notification);
+    void this.panel.webview.postMessage(notification.type === 'state' ? { ...notification, state: withModelChoices(notification.state) } : notification);
   }
 
   private async onMessage(message: unknown): Promise<void> {
@@ -289,9 +290,15 @@ class RunPanel implements vscode.Disposable {
       case 'cancel':
         if (this.live && (this.live.state === 'running' || this.live.state === 'starting')) this.live.cancel();
         return;
-      case 'retrain':
-        this.deps.retrain(this.datasetRoot);
+      case 'retrain': {
+        const request = retrainRequest(command);
+        if (!request.ok) {
+          this.deps.log.appendLine(`[panel] refused retrain: ${request.reason}`);
+          return;
+        }
+        this.deps.retrain(this.datasetRoot, request.model);
         return;
+      }
       case 'openImage': {
         const file = await this.checked(command.path, command.type);
         if (file) await vscode.commands.executeCommand('vscode.open', vscode.Uri.file(file), { viewColumn: vscode.ViewColumn.Beside, preview: true });

@@ -5,6 +5,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
+import { MODEL_CHOICES } from '../../src/shared/modelChoices';
 import { DEFAULT_MODEL_ID, findModel, MODEL_REGISTRY } from '../../src/training/modelRegistry';
 import { loadLayersModelFromFolder } from './modelFileServer';
 
@@ -23,6 +24,13 @@ test('model ids are unique and the default is the first entry', () => {
   assert.equal(DEFAULT_MODEL_ID, ids[0]);
   assert.equal(findModel(DEFAULT_MODEL_ID), MODEL_REGISTRY[0]);
   assert.equal(findModel('no_such_model'), undefined);
+});
+
+test('the panel\'s model choices (src/shared/modelChoices.ts) are the registry\'s ids and names, in order', () => {
+  assert.deepEqual(
+    MODEL_CHOICES.map((c) => ({ id: c.id, name: c.name })),
+    MODEL_REGISTRY.map((m) => ({ id: m.id, name: m.name })),
+  );
 });
 
 test('every entry states a 224 px input, [-1, 1] preprocessing, a feature layer, its feature size and fine-tuning cut points', () => {

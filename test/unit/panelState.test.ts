@@ -10,7 +10,10 @@ import {
   panelStateFromRunFolder,
   parseMetricsLines,
   readRunFolder,
+  retrainRequest,
+  withModelChoices,
 } from '../../src/extension/panelState';
+import { MODEL_CHOICES } from '../../src/shared/modelChoices';
 import type { TrainingNotification } from '../../src/shared/protocol/training';
 import { RUN_FILES, type RunConfig, type RunStatus } from '../../src/shared/runFolder';
 import { DEFAULT_TRAIN_OPTIONS, type DatasetReport, type EpochMetrics, type Evaluation } from '../../src/shared/types';
@@ -169,3 +172,30 @@ test('a folder without a valid status.json is not a run folder', async () => {
   await fs.writeFile(path.join(dir, RUN_FILES.status), '{"state":"exploded"}');
   assert.equal(await readRunFolder(dir), undefined);
 });
+
+test('the posted state lists every base model and preselects the run\'s own, never a folder path', () => {
+  const live = panelStateFromHistory({ id: 'h1', datasetRoot, runDir, state: 'running', history }, 'vscode-webview://x/leaves');
+  const posted = withModelChoices(live);
+  assert.deepEqual(posted.models?.map((m) => m.id), MODEL_CHOICES.map((m) => m.id));
+  assert.equal(posted.models?.length, 8);
+  assert.equal(posted.currentModel, 'mobilenet_v2_0.35');
+  // A user's own model: options.model is its folder; only the id derived from it reaches currentModel.
+  const custom = withModelChoices({ ...live, options: { ...DEFAULT_TRAIN_OPTIONS, model: path.join(os.tmpdir(), 'my-model') }, model: { ...model, id: 'custom_mine_0123456789ab', name: 'Mine' } });
+  assert.equal(custom.currentModel, 'custom_mine_0123456789ab');
+  const before = withModelChoices(initialPanelState('h2', 'leaves', datasetRoot, '', 'starting'));
+  assert.equal(before.currentModel, undefined);
+  assert.equal('currentModel' in before, false);
+});
+
+test('a retrain request keeps a listed model or the setting, and refuses a forged model id', () => {
+  assert.deepEqual(retrainRequest({ type: 'retrain' }), { ok: true });
+  assert.deepEqual(retrainRequest({ type: 'retrain', model: 'mobilenet_v1_0.25' }), { ok: true, model: 'mobilenet_v1_0.25' });
+  for (const forged of ['../../etc/passwd', '/tmp/evil-model', 'mobilenet_v2_9.99', 'MOBILENET_V2_0.35', 'mobilenet_v2_0.35 ', 'custom_mine_0123456789ab']) {
+    const result = retrainRequest({ type: 'retrain', model: forged });
+    assert.equal(result.ok, false, forged);
+    assert.ok(!result.ok && result.reason.includes('not a base model the panel offers'), forged);
+  }
+  // Only what the host offered counts.
+  assert.equal(retrainRequest({ type: 'retrain', model: 'mobilenet_v1_0.25' }, [{ id: 'mobilenet_v2_0.35', name: 'x' }]).ok, false);
+});
+

@@ -34,6 +34,10 @@ export interface PanelState {
   summary?: Omit<RunSummary, 'runDir'>;
   /** Relative paths moved by "Move to class folder…" since the run, with their new class (and new relative path). */
   moved: { path: string; toClass: string; newPath?: string }[];
+  /** Base models the user may retrain with (ids and display names), filled by the host. */
+  models?: { id: string; name: string }[];
+  /** The base model id of this run (its config), preselected in the model dropdown. */
+  currentModel?: string;
 }
 
 // webview → host
@@ -58,6 +62,8 @@ export interface MoveImageCommand {
 }
 export interface RetrainCommand {
   type: 'retrain';
+  /** Base model id for the new run, overriding the setting; the host accepts only ids it listed in `models`. */
+  model?: string;
 }
 export type PanelCommand =
   | ReadyCommand
@@ -107,8 +113,9 @@ export function isPanelCommand(value: unknown): value is PanelCommand {
   switch (value.type) {
     case 'ready':
     case 'cancel':
-    case 'retrain':
       return true;
+    case 'retrain':
+      return value.model === undefined || (isShortString(value.model) && value.model.length <= 200);
     case 'openImage':
     case 'revealImage':
       return isShortString(value.path);
