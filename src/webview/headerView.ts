@@ -1,5 +1,6 @@
 // The panel header: run state, dataset (classes, counts, skipped files), backend, base model,
-// stage, "Epoch x of N", a progress bar with images/s and ETA, and Cancel.
+// stage, "Epoch x of N", a progress bar with images/s and ETA, Cancel, and a base-model dropdown
+// with Retrain.
 import type { PanelState } from '../shared/protocol/panel';
 import type { Progress } from '../shared/types';
 import {
@@ -74,9 +75,22 @@ export class HeaderView {
   private readonly bar = h('vscode-progress-bar', { 'aria-hidden': 'true', max: 100 }) as HTMLElement & { value?: number; max?: number };
   private readonly progress = h('div', { id: 'progress', role: 'progressbar', 'aria-valuemin': 0, 'aria-valuemax': 100, 'aria-valuenow': 0, 'aria-label': 'Progress of the current stage' }, this.bar);
   private readonly progressDetail = h('span', { id: 'progress-text', class: 'muted' });
+  private readonly modelSelect = h('select', { id: 'model-select', class: 'model-select' }) as HTMLSelectElement;
+  private readonly retrain = h('vscode-button', { id: 'retrain', secondary: true, title: 'Train a new classifier on this dataset with the chosen base model' }, 'Retrain');
+  private readonly modelPicker = h(
+    'div',
+    { class: 'model-picker', hidden: true },
+    h('label', { for: 'model-select', class: 'muted' }, 'Base model'),
+    this.modelSelect,
+    this.retrain,
+  );
   private cancelRequested = false;
+  private modelOptionsKey = '';
+  /** True once the user picked a model: later states of the same run do not reset the choice. */
+  private modelChosen = false;
+  private runId: string | undefined;
 
-  constructor(onCancel: () => void) {
+  constructor(onCancel: () => void, onRetrain: (model: string | undefined) => void) {
     this.cancel.addEventListener('click', () => {
       if (this.cancel.hasAttribute('disabled')) return;
       this.cancelRequested = true;
@@ -84,10 +98,17 @@ export class HeaderView {
       this.cancel.textContent = 'Cancelling…';
       onCancel();
     });
+    this.modelSelect.addEventListener('change', () => {
+      this.modelChosen = true;
+    });
+    this.retrain.addEventListener('click', () => {
+      if (this.retrain.hasAttribute('disabled')) return;
+      onRetrain(this.selectedModel());
+    });
     this.element = h(
       'header',
       { class: 'run-header' },
-      h('div', { class: 'title-row' }, this.title, this.runState, h('span', { class: 'spacer' }), this.cancel),
+      h('div', { class: 'title-row' }, this.title, this.runState, h('span', { class: 'spacer' }), this.modelPicker, this.cancel),
       this.message,
       this.facts,
       this.details,
@@ -97,10 +118,18 @@ export class HeaderView {
 
   /** Renders everything from a full state. */
   render(state: PanelState): void {
+    if (state.runId !== this.runId) this.modelChosen = false;
+    this.runId = state.runId;
     this.title.textContent = state.runName || state.datasetName;
     this.renderFacts(state);
     this.renderDetails(state);
+    this.renderModelPicker(state);
     this.renderLive(state);
+  }
+
+  /** The base model id chosen in the dropdown; undefined means "as in the settings". */
+  selectedModel(): string | undefined {
+    return this.modelSelect.value || undefined;
   }
 
   /** Updates what changes with every progress message or epoch. */
@@ -114,6 +143,8 @@ export class HeaderView {
     this.epoch.textContent = epochText(state);
     const active = isActive(state);
     setAttribute(this.cancel, 'hidden', !active);
+    // One run per dataset at a time: Retrain waits until this one has ended.
+    setAttribute(this.retrain, 'disabled', active);
     if (active && !this.cancelRequested) {
       this.cancel.removeAttribute('disabled');
       this.cancel.textContent = 'Cancel';
@@ -129,6 +160,23 @@ export class HeaderView {
     this.bar.value = percent;
     this.bar.setAttribute('value', String(percent));
     this.progressDetail.textContent = active ? progressText(p) : state.summary ? `${formatDuration(state.summary.wallMs / 1000)} in all` : '';
+  }
+
+  private renderModelPicker(state: PanelState): void {
+    const models = state.models ?? [];
+    setAttribute(this.modelPicker, 'hidden', models.length === 0);
+    const listed = state.currentModel !== undefined && models.some((m) => m.id === state.currentModel);
+    // A run on a model that is not listed (a user's own): its entry retrains with the setting.
+    const entries = listed ? models : [{ id: '', name: state.model ? `${state.model.name} (from settings)` : 'As in settings' }, ...models];
+    const key = JSON.stringify(entries);
+    if (key !== this.modelOptionsKey) {
+      const previous = this.modelSelect.value;
+      this.modelOptionsKey = key;
+      replaceChildren(this.modelSelect, ...entries.map((m) => h('option', { value: m.id }, m.name)));
+      if (this.modelChosen && entries.some((m) => m.id === previous)) this.modelSelect.value = previous;
+      else this.modelChosen = false;
+    }
+    if (!this.modelChosen) this.modelSelect.value = listed ? state.currentModel! : '';
   }
 
   private renderFacts(state: PanelState): void {

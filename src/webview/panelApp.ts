@@ -46,7 +46,10 @@ export class PanelApp {
   private readonly disposers: (() => void)[] = [];
 
   constructor(private readonly root: HTMLElement, private readonly api: VsCodeApi) {
-    this.header = new HeaderView(() => this.post({ type: 'cancel' }));
+    this.header = new HeaderView(
+      () => this.post({ type: 'cancel' }),
+      (model) => this.retrain(model),
+    );
     this.curves = new CurvesView();
     this.matrix = new MatrixView(
       (a, p) => this.selectCell(a, p),
@@ -184,8 +187,8 @@ export class PanelApp {
     const moved = this.state?.moved.length ?? 0;
     this.hintSlot.replaceChildren();
     if (moved === 0) return;
-    const button = h('vscode-button', { id: 'retrain' }, 'Retrain');
-    button.addEventListener('click', () => this.post({ type: 'retrain' }));
+    const button = h('vscode-button', { id: 'retrain-hint-button' }, 'Retrain');
+    button.addEventListener('click', () => this.retrain(this.header.selectedModel()));
     this.hintSlot.appendChild(
       h(
         'div',
@@ -194,6 +197,11 @@ export class PanelApp {
         button,
       ),
     );
+  }
+
+  /** Asks for a new run; `model` (from the header's dropdown) overrides the setting. */
+  private retrain(model: string | undefined): void {
+    this.post(model ? { type: 'retrain', model } : { type: 'retrain' });
   }
 
   private movedMap(): Map<string, MovedImage> {

@@ -157,3 +157,45 @@ test('text from the state is shown as text, never parsed as markup', () => {
   assert.equal(document.querySelectorAll('#run-title img, #run-message b').length, 0);
   app.dispose();
 });
+
+test('the header offers the listed base models with the run\'s own preselected, and Retrain sends the chosen one', () => {
+  const { app, api } = startApp();
+  const models = [
+    { id: 'mobilenet_v2_0.35', name: 'MobileNetV2 0.35 (224 px, ImageNet)' },
+    { id: 'mobilenet_v2_1.00', name: 'MobileNetV2 1.00 (224 px, ImageNet)' },
+    { id: 'mobilenet_v1_0.25', name: 'MobileNetV1 0.25 (224 px, ImageNet)' },
+  ];
+  deliver({ type: 'state', state: sampleState({ models, currentModel: 'mobilenet_v2_0.35' }) });
+  const select = $<HTMLSelectElement>('#model-select');
+  assert.equal(select.closest<HTMLElement>('.model-picker')!.hidden, false);
+  assert.deepEqual([...select.options].map((o) => [o.value, o.textContent]), models.map((m) => [m.id, m.name]));
+  assert.equal(select.value, 'mobilenet_v2_0.35');
+  assert.equal($('#retrain').hasAttribute('disabled'), true, 'no retrain while this run is going');
+  select.value = 'mobilenet_v1_0.25';
+  select.dispatchEvent(new dom.window.Event('change', { bubbles: true }));
+  // A later state of the same run (it finished) keeps the user's choice.
+  deliver({ type: 'state', state: sampleState({ models, currentModel: 'mobilenet_v2_0.35', state: 'finished' }) });
+  assert.equal(select.value, 'mobilenet_v1_0.25');
+  assert.equal($('#retrain').hasAttribute('disabled'), false);
+  api.posted.length = 0;
+  $('#retrain').click();
+  assert.deepEqual(api.posted, [{ type: 'retrain', model: 'mobilenet_v1_0.25' }]);
+  assert.equal(document.querySelectorAll('#retrain').length, 1, 'one #retrain in the page');
+  app.dispose();
+});
+
+test('a run on a model that is not listed retrains with the setting, and without a list there is no dropdown', () => {
+  const { app, api } = startApp();
+  const models = [{ id: 'mobilenet_v2_0.35', name: 'MobileNetV2 0.35 (224 px, ImageNet)' }];
+  const own = { id: 'custom_mine_0123456789ab', name: 'Mine', inputSize: 160, featureSize: 256 };
+  deliver({ type: 'state', state: sampleState({ state: 'finished', models, currentModel: own.id, model: own }) });
+  const select = $<HTMLSelectElement>('#model-select');
+  assert.deepEqual([...select.options].map((o) => [o.value, o.textContent]), [['', 'Mine (from settings)'], ['mobilenet_v2_0.35', 'MobileNetV2 0.35 (224 px, ImageNet)']]);
+  assert.equal(select.value, '');
+  api.posted.length = 0;
+  $('#retrain').click();
+  assert.deepEqual(api.posted, [{ type: 'retrain' }]);
+  deliver({ type: 'state', state: sampleState({ runId: 'other', state: 'finished' }) });
+  assert.equal(select.closest<HTMLElement>('.model-picker')!.hidden, true);
+  app.dispose();
+});

@@ -13,6 +13,7 @@ import { chromium, type Browser, type Page } from 'playwright-core';
 import { createNonce, panelHtml } from '../../src/extension/panelHtml';
 import type { PanelState } from '../../src/shared/protocol/panel';
 import type { Prediction } from '../../src/shared/types';
+import { MODEL_CHOICES } from '../../src/shared/modelChoices';
 import { GALLERY_PAGE_SIZE } from '../../src/webview/galleryView';
 import { evaluationOf, sampleState, seededRandom, syntheticEpochs } from './webviewTestKit';
 
@@ -328,7 +329,13 @@ function intersects(a: DOMRectJSON, b: DOMRectJSON): boolean {
 
 test('in Chromium the loss and accuracy charts never overlap: side by side when wide, stacked when narrow, resized live', async () => {
   const { page, problems } = await openPanel('dark');
-  const state = sampleState({ state: 'finished', imageBaseUri: `${origin}/data/leaves`, epochs: syntheticEpochs(14, { lrDropAt: 6, fineTuneFrom: 11 }) });
+  const state = sampleState({
+    state: 'finished',
+    imageBaseUri: `${origin}/data/leaves`,
+    epochs: syntheticEpochs(14, { lrDropAt: 6, fineTuneFrom: 11 }),
+    models: MODEL_CHOICES.map((m) => ({ ...m })),
+    currentModel: 'mobilenet_v2_0.35',
+  });
   await deliver(page, { type: 'state', state });
   await page.locator('#curves[data-epochs="14"] .chart .uplot canvas').first().waitFor();
   // 1200 px: an editor to itself; 545 and 420 px: an image opened beside the panel (the e2e layout).
@@ -348,8 +355,15 @@ test('in Chromium the loss and accuracy charts never overlap: side by side when 
     }
     if (width >= 1000) assert.ok(Math.abs(boxes.loss.top - boxes.accuracy.top) < 1 && boxes.loss.right <= boxes.accuracy.left, `side by side ${where}`);
     else assert.ok(boxes.loss.bottom <= boxes.accuracy.top, `stacked ${where}`);
-    if (width < 1000) await page.locator('#curves').screenshot({ path: path.join(resultsDir, `panel-curves-${width}px.png`) });
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+    assert.ok(overflow <= 0, `nothing is wider than the panel ${where} (overflow ${overflow} px)`);
+    if (width < 1000) await page.screenshot({ path: path.join(resultsDir, `panel-narrow-${width}px.png`), fullPage: true });
   }
+  // The base-model dropdown in the header, a native select under the real CSP.
+  await page.locator('#model-select').selectOption('mobilenet_v1_0.50');
+  await page.locator('#retrain').click();
+  assert.deepEqual((await page.evaluate(() => (window as unknown as { __posted: unknown[] }).__posted)).at(-1), { type: 'retrain', model: 'mobilenet_v1_0.50' });
+  assert.deepEqual(await page.evaluate(() => (window as unknown as { __violations: string[] }).__violations), []);
   assert.deepEqual(problems, []);
   await page.close();
 });

@@ -94,7 +94,7 @@ test('a moved image is marked, keeps showing from its new place, and the retrain
   assert.match(hint.textContent ?? '', /1 image moved to another class folder/);
   api.posted.length = 0;
   moved.querySelector('img')!.dispatchEvent(new dom.window.MouseEvent('click', { bubbles: true }));
-  document.querySelector<HTMLElement>('#retrain')!.click();
+  document.querySelector<HTMLElement>('#retrain-hint-button')!.click();
   assert.deepEqual(api.posted, [{ type: 'openImage', path: 'healthy/c.jpg' }, { type: 'retrain' }]);
   // Opening another cell and coming back keeps the mark (it is part of the state).
   document.querySelector<HTMLElement>('#matrix td[data-actual="2"][data-predicted="2"]')!.click();
