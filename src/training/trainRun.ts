@@ -21,6 +21,7 @@ import { DEFAULT_MODEL_ID, findModel, MODEL_REGISTRY, type ModelEntry } from './
 import { ensureModel, ModelDownloadError } from './modelDownload';
 import { CUSTOM_MODEL_DESCRIPTOR_FILE, readCustomModel } from './customModel';
 import { ProgressThrottle, RateMeter } from './progressThrottle';
+import { registerWasmGradients } from './wasmGradients';
 import { createRunFolder, RunFolderWriter, writeFileAtomic, writeJsonAtomic } from './runFolder';
 import { renderRunReport } from './runReport';
 
@@ -125,6 +126,9 @@ export async function runTraining(
     const backend = await initBackend({ preference: options.backend, nativeModulePaths: req.nativeModulePaths });
     tf = backend.tf;
     log('info', `Backend: ${backend.info.summary}`);
+    // WebAssembly lacks convolution gradients and runs transposed products slowly (the head's
+    // weight gradients): register the project's kernels for both.
+    if (tf.getBackend() === 'wasm') registerWasmGradients(tf);
 
     // 2. Scan + split
     progress.offer({ stage: 'scan', done: 0, total: 1 });

@@ -20,7 +20,8 @@
 //     scale to the activation shape) is a fill and a broadcasting multiply (~40× faster).
 // And XNNPACK multiplies matrices only untransposed: BatchMatMul with transposeA/B falls to a
 // naive loop ~17× slower than an explicit Transpose followed by the plain product, so every
-// product here transposes first.
+// product here transposes first, and BatchMatMul itself is replaced for transposed operands
+// (the head's dense-layer gradients).
 
 import type * as tf from '@tensorflow/tfjs';
 import type { Tf } from './trainingLoop';
@@ -37,7 +38,7 @@ interface DataBackend {
 }
 
 const MISSING = ['Conv2DBackpropFilter', 'DepthwiseConv2dNativeBackpropFilter', 'DepthwiseConv2dNativeBackpropInput'] as const;
-const REPLACED = ['Conv2DBackpropInput', 'Tile'] as const;
+const REPLACED = ['Conv2DBackpropInput', 'Tile', 'BatchMatMul'] as const;
 type MissingKernel = (typeof MISSING)[number];
 type ReplacedKernel = (typeof REPLACED)[number];
 
@@ -274,7 +275,16 @@ function fastPath(tfx: Tf, name: MissingKernel | ReplacedKernel, ops: WasmOps, i
       return conv2dInputGrad1x1(tfx, ops, input('dy'), input('filter'), a);
     case 'Tile':
       return broadcastTile(ops, input('x'), a);
+    case 'BatchMatMul':
+      return untransposedMatMul(ops, input('a'), input('b'), a);
   }
+}
+
+/** A transposed product as explicit Transpose + plain product (a dense layer's weight gradient is xᵀ·dy); null when nothing is transposed. */
+function untransposedMatMul(ops: WasmOps, x: TensorInfo, y: TensorInfo, a: NamedAttrMap): TensorInfo | null {
+  if (!a.transposeA && !a.transposeB) return null;
+  const t = (v: TensorInfo): TensorInfo => ops.run('Transpose', { x: v }, { perm: v.shape.length === 3 ? [0, 2, 1] : [1, 0] });
+  return ops.matMul(a.transposeA ? t(x) : x, a.transposeB ? t(y) : y);
 }
 
 function makeKernel(tfx: Tf, name: MissingKernel | ReplacedKernel, mode: WasmGradientMode, native?: KernelConfig): KernelConfig {
@@ -295,14 +305,16 @@ function makeKernel(tfx: Tf, name: MissingKernel | ReplacedKernel, mode: WasmGra
         ops.free();
         throw err;
       }
+      // The matrix-product replacement serves every BatchMatMul (ours included): it is not a gradient kernel, so it is not counted.
+      const counted = name !== 'BatchMatMul';
       if (result) {
-        wasmGradientStats.fast++;
+        if (counted) wasmGradientStats.fast++;
         return ops.finish(result);
       }
       ops.free();
     }
     if (native) {
-      wasmGradientStats.native++;
+      if (name !== 'BatchMatMul') wasmGradientStats.native++;
       return native.kernelFunc({ inputs, attrs, backend }) as TensorInfo;
     }
     wasmGradientStats.reference++;

@@ -168,3 +168,27 @@ describe('WebAssembly convolution gradients', () => {
     assert.deepEqual(used, { fast: 2, reference: 0, native: 0 });
   });
 });
+
+describe('WebAssembly matrix products with transposed operands', () => {
+  it('equal the cpu backend for every transpose combination, in 2-D and batched 3-D', async () => {
+    await tf.setBackend('wasm');
+    await tf.ready();
+    registerWasmGradients(tf);
+    for (const [ta, tb] of [[true, false], [false, true], [true, true], [false, false]] as const) {
+      for (const batched of [false, true]) {
+        const aShape = batched ? [2, ta ? 7 : 5, ta ? 5 : 7] : [ta ? 7 : 5, ta ? 5 : 7];
+        const bShape = batched ? [2, tb ? 3 : 7, tb ? 7 : 3] : [tb ? 3 : 7, tb ? 7 : 3];
+        const results: Float32Array[] = [];
+        for (const backend of ['cpu', 'wasm']) {
+          await tf.setBackend(backend);
+          const a = tf.tensor(randomData(size(aShape), 4), aShape);
+          const b = tf.tensor(randomData(size(bShape), 5), bShape);
+          const out = tf.matMul(a as tf.Tensor2D, b as tf.Tensor2D, ta, tb);
+          results.push((await out.data()) as Float32Array);
+          tf.dispose([a, b, out]);
+        }
+        assert.ok(maxAbsDiff(results[0], results[1]) < 1e-5, `transposeA=${ta} transposeB=${tb} batched=${batched}`);
+      }
+    }
+  });
+});
