@@ -17,7 +17,7 @@ import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { DEFAULT_TRAIN_OPTIONS, type EpochMetrics } from '../src/shared/types';
 import { RUN_FILES, type RunStatus } from '../src/shared/runFolder';
-import { readLayersModelDir as loadModelDir } from '../src/training/onnxExport';
+import { loadLayersModelFromDir as loadModelDir } from '../src/training/baseModel';
 import { scanDataset, type DatasetItem } from '../src/training/datasetScanner';
 import { buildHead, trainHead, type FeatureSet } from '../src/training/head';
 import { decodeBatches, decodeImage } from '../src/training/imageDecoder';

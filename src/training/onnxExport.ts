@@ -10,9 +10,11 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type * as tfType from '@tensorflow/tfjs';
-import { RUN_FILES, type ModelMetadata } from '../shared/runFolder';
+import type { ModelMetadata } from '../shared/runFolder';
 import type { OnnxAttribute, OnnxDataTypeValue, OnnxNode, OnnxTensor } from './onnxProto';
 import { OnnxDataType, encodeOnnxModel } from './onnxProto';
+import { loadLayersModelFromDir } from './baseModel';
+import { readMetadata } from './classifierModel';
 
 type Tf = typeof tfType;
 
@@ -699,11 +701,8 @@ export function exportToOnnx(model: tfType.LayersModel, opts: OnnxExportOptions)
 /** Exports a trained classifier's run model folder (model.json, weights, metadata.json) to an ONNX file that takes raw RGB 0–255 NHWC float pixels and outputs class probabilities; returns the metadata it used. */
 export async function exportClassifierToOnnx(modelDir: string, outFile: string, tf?: Tf): Promise<ModelMetadata> {
   const tfjs = tf ?? (await import('@tensorflow/tfjs'));
-  const metadata = JSON.parse(await fs.promises.readFile(path.join(modelDir, RUN_FILES.metadata), 'utf8')) as ModelMetadata;
-  if (metadata.format !== 'image-trainer/classifier@1' || !Array.isArray(metadata.labels)) {
-    throw new Error(`${modelDir} does not hold an Image Trainer classifier (metadata.json format ${String(metadata.format)})`);
-  }
-  const model = await readLayersModelDir(tfjs, modelDir);
+  const metadata = await readMetadata(modelDir);
+  const model = await loadLayersModelFromDir(tfjs, modelDir);
   try {
     const bytes = exportToOnnx(model, {
       inputSize: metadata.inputSize,
@@ -725,15 +724,3 @@ export async function exportClassifierToOnnx(modelDir: string, outFile: string, 
   }
 }
 
-/** Loads a LayersModel from a folder holding model.json and the weight files it lists (no `file://`, which needs tfjs-node). */
-export async function readLayersModelDir(tf: Tf, dir: string): Promise<tfType.LayersModel> {
-  const json = JSON.parse(await fs.promises.readFile(path.join(dir, 'model.json'), 'utf8')) as {
-    modelTopology: object;
-    weightsManifest: { paths: string[]; weights: tfType.io.WeightsManifestEntry[] }[];
-  };
-  const specs = json.weightsManifest.flatMap((g) => g.weights);
-  const buffers = await Promise.all(json.weightsManifest.flatMap((g) => g.paths).map((p) => fs.promises.readFile(path.join(dir, p))));
-  const all = Buffer.concat(buffers);
-  const weightData = all.buffer.slice(all.byteOffset, all.byteOffset + all.byteLength) as ArrayBuffer;
-  return tf.loadLayersModel(tf.io.fromMemory({ modelTopology: json.modelTopology, weightSpecs: specs, weightData }));
-}

@@ -11,7 +11,8 @@ import { buildClassifier, classifierMetadata, saveModelDir } from '../../src/tra
 import { buildHead } from '../../src/training/head';
 import { decodeImage } from '../../src/training/imageDecoder';
 import { findModel } from '../../src/training/modelRegistry';
-import { exportClassifierToOnnx, exportToOnnx, readLayersModelDir as loadModelDir } from '../../src/training/onnxExport';
+import { exportClassifierToOnnx, exportToOnnx } from '../../src/training/onnxExport';
+import { loadLayersModelFromDir as loadModelDir } from '../../src/training/baseModel';
 
 const repoRoot = path.resolve(__dirname, '../..');
 const photosDir = path.join(repoRoot, 'test/fixtures/photos');

@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
-import { readLayersModelDir as loadModelDir } from '../../src/training/onnxExport';
+import { loadLayersModelFromDir as loadModelDir } from '../../src/training/baseModel';
 import { decodeImage } from '../../src/training/imageDecoder';
 import { findModel, type ModelEntry } from '../../src/training/modelRegistry';
 import { loadOnnxBaseModel, onnxGraphHash, probeOnnxRuntime } from '../../src/training/onnxFeatures';
