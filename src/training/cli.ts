@@ -79,7 +79,10 @@ function terminalReporter(quiet: boolean): { notify(n: TrainingNotification): vo
           if (quiet || !tty) return;
           const p = n.progress;
           const name = STAGE_LABELS[p.stage] + (p.epoch ? ` ${p.epoch}/${p.epochs}` : '');
-          const extra = [p.imagesPerSec ? `${p.imagesPerSec.toFixed(1)} img/s` : '', p.etaSec !== undefined ? `ETA ${fmtEta(p.etaSec)}` : ''].join(' ');
+          const extra =
+            p.stage === 'download'
+              ? `${(p.done / 1e6).toFixed(1)} of ${(p.total / 1e6).toFixed(1)} MB (${Math.floor((100 * p.done) / Math.max(1, p.total))}%)`
+              : [p.imagesPerSec ? `${p.imagesPerSec.toFixed(1)} img/s` : '', p.etaSec !== undefined ? `ETA ${fmtEta(p.etaSec)}` : ''].join(' ');
           if (barStage !== p.stage) {
             stopBar();
             bar.start(Math.max(1, p.total), p.done, { stage: name, extra });

@@ -144,7 +144,7 @@ export async function runTraining(
     await writeJsonAtomic(writer.file(RUN_FILES.labels), classes);
 
     // 3. Base model
-    const resolved = await resolveModelFolder(entry, req, progress, log);
+    const resolved = await resolveModelFolder(entry, req, cancel, progress, log);
     entry = resolved.entry;
     base = await loadBaseModel(tf, entry, { extensionRoot: req.extensionRoot, modelDir: resolved.dir });
     // The frozen base runs where it is fastest: on a CPU, onnxruntime when it loads (the graph is
@@ -326,22 +326,30 @@ export async function resolveModelEntry(model: string): Promise<ModelEntry> {
 async function resolveModelFolder(
   entry: ModelEntry,
   req: RunRequest,
+  cancel: CancelToken,
   progress: ProgressThrottle,
   log: (level: 'info' | 'warn', message: string) => void,
 ): Promise<{ entry: ModelEntry; dir: string | undefined }> {
   if (entry.source.kind === 'embedded') return { entry, dir: undefined };
   if (entry.source.kind === 'folder') return { entry, dir: entry.source.path };
+  // A cancel during the download aborts it (nothing half-written stays in the cache).
+  const abort = new AbortController();
+  const watch = setInterval(() => cancel.cancelled && abort.abort(), 200);
   try {
     const dir = await ensureModel(entry, req.modelCacheDir ?? req.cacheDir, {
       extensionRoot: req.extensionRoot,
+      signal: abort.signal,
       onProgress: (p) => progress.offer({ stage: 'download', done: p.bytes, total: p.total ?? Math.max(p.bytes, 1) }),
     });
     return { entry, dir };
   } catch (err) {
+    if (cancel.cancelled) throw new RunCancelled();
     const fallback = findModel(DEFAULT_MODEL_ID)!;
     if (!(err instanceof ModelDownloadError) || fallback.id === entry.id) throw err;
     log('warn', `${err.message} Continuing with the embedded ${fallback.name}.`);
     return { entry: fallback, dir: undefined };
+  } finally {
+    clearInterval(watch);
   }
 }
 

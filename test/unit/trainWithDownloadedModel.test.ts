@@ -135,3 +135,25 @@ test("a user's own model folder with its descriptor is used when the model optio
     /Unknown base model "no_such_model"; known: mobilenet_v2_0\.35/,
   );
 });
+
+test('cancelling a run while its base model downloads stops the download and leaves nothing in the model cache', async () => {
+  server.setFault('mnv2', 'weights.bin', { kind: 'slow', chunkBytes: 16_384, delayMs: 50 });
+  try {
+    const entry: ModelEntry = { ...findModel('mobilenet_v2_0.35')!, id: 'slow_model', name: 'Slow model', source: { kind: 'url', url: server.url('mnv2', 'model.json') } };
+    const cancel = { cancelled: false };
+    const summary = await runTraining(
+      { datasetRoot: data, runsDir: path.join(work, 'runs-slow'), cacheDir: path.join(work, 'cache-slow'), options: { ...DEFAULT_TRAIN_OPTIONS, backend: 'wasm' }, extensionRoot: repo, modelEntry: entry },
+      (n) => {
+        if (n.type === 'progress' && n.progress.stage === 'download' && n.progress.done > 0) cancel.cancelled = true;
+      },
+      cancel,
+    );
+    assert.equal(summary.cancelled, true);
+    const status = JSON.parse(fs.readFileSync(path.join(summary.runDir, 'status.json'), 'utf8')) as { state: string; hasCheckpoint: boolean };
+    assert.equal(status.state, 'cancelled');
+    assert.equal(status.hasCheckpoint, false);
+    assert.deepEqual(fs.existsSync(path.join(work, 'cache-slow/models')) ? fs.readdirSync(path.join(work, 'cache-slow/models')) : [], []);
+  } finally {
+    server.setFault('mnv2', 'weights.bin', undefined);
+  }
+});
