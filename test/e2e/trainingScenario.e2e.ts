@@ -196,7 +196,7 @@ describe('a person trains a classifier on a folder of leaves in VS Code and fixe
     await panel.locator('#retrain-hint').waitFor({ state: 'visible', timeout: 20_000 });
     await screenshot(page, shots, '07-moved');
 
-    await undoLastFileOperation(page);
+    await undoLastFileOperation(page, () => fs.existsSync(from) && !fs.existsSync(to), fileName);
     await waitFor(() => fs.existsSync(from) && !fs.existsSync(to), 20_000, `Undo to put ${fileName} back into ${misplaced.wrongClass}/`);
     await panel.locator(`#gallery .thumb[data-path="${misplaced.relativePath}"]:not([data-moved="true"])`).waitFor({ timeout: 20_000 });
     await screenshot(page, shots, '08-undone');
@@ -273,12 +273,29 @@ function distinctIncreasing(values: (number | null)[]): number[] {
   return result;
 }
 
-/** Undoes the last file operation the way a person does: Edit › Undo with the explorer focused. */
-async function undoLastFileOperation(page: Page): Promise<void> {
-  await explorerItem(page, datasetName).click();
-  await page.keyboard.press('Control+z');
+/**
+ * Undoes the last file operation the way a person does: Edit › Undo with the explorer focused,
+ * confirming VS Code's "undo rename?" dialog when it asks. Focus and the dialog arrive
+ * asynchronously in the browser, so a keypress that lands before the explorer has focus is retried.
+ */
+async function undoLastFileOperation(page: Page, isUndone: () => boolean, fileName: string): Promise<void> {
   const dialog = page.locator('.monaco-dialog-box');
-  if (await dialog.isVisible().catch(() => false)) await dialog.getByRole('button').first().click();
+  for (let attempt = 1; attempt <= 6 && !isUndone(); attempt++) {
+    // VS Code undoes a file operation from the Explorer or from an editor of the renamed file.
+    if (attempt % 2 === 1) await explorerItem(page, datasetName).click();
+    else await editorTab(page, new RegExp(escapeRegExp(fileName))).click();
+    await page.waitForTimeout(300);
+    await page.keyboard.press('Control+z');
+    try {
+      await dialog.waitFor({ state: 'visible', timeout: 3000 });
+      const undo = dialog.getByRole('button', { name: /undo/i });
+      await ((await undo.count()) > 0 ? undo.first() : dialog.getByRole('button').first()).click();
+    } catch {
+      // no confirmation asked
+    }
+    const until = Date.now() + 3000;
+    while (!isUndone() && Date.now() < until) await page.waitForTimeout(200);
+  }
 }
 
 function escapeRegExp(text: string): string {
