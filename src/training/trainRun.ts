@@ -9,7 +9,7 @@ import type { TrainingNotification } from '../shared/protocol/training';
 import type { BackendInfo, DatasetReport, EpochMetrics, Evaluation, RunSummary, SkippedFile, TrainOptions } from '../shared/types';
 import { initBackend, type Tf } from './backend';
 import { loadBaseModel, type BaseModel } from './baseModel';
-import { loadOnnxBaseModel, type OnnxBaseModel } from './onnxFeatures';
+import { loadOnnxBaseModel, probeOnnxRuntime, type OnnxBaseModel } from './onnxFeatures';
 import { buildClassifier, classifierMetadata, saveModelDir } from './classifierModel';
 import { scanDataset, type DatasetItem } from './datasetScanner';
 import { evaluate } from './evaluation';
@@ -123,7 +123,10 @@ export async function runTraining(
     log('info', `Run folder: ${runDir}`);
 
     // 1. Backend
-    const backend = await initBackend({ preference: options.backend, nativeModulePaths: req.nativeModulePaths });
+    // When onnxruntime computes the features, WebAssembly only trains the head: small products
+    // whose per-operation thread hand-offs cost more than they gain, so it gets one thread.
+    const onnxReady = options.fineTuneLayers === 0 && process.env.IMAGE_TRAINER_FEATURE_RUNTIME !== 'tfjs' && (await probeOnnxRuntime()).ok;
+    const backend = await initBackend({ preference: options.backend, nativeModulePaths: req.nativeModulePaths, wasmThreads: onnxReady ? 1 : undefined });
     tf = backend.tf;
     log('info', `Backend: ${backend.info.summary}`);
     // WebAssembly lacks convolution gradients and runs transposed products slowly (the head's
