@@ -149,21 +149,27 @@ export async function runTraining(
     // 3. Base model
     const resolved = await resolveModelFolder(entry, req, cancel, progress, log);
     entry = resolved.entry;
-    base = await loadBaseModel(tf, entry, { extensionRoot: req.extensionRoot, modelDir: resolved.dir });
     // The frozen base runs where it is fastest: on a CPU, onnxruntime when it loads (the graph is
-    // exported from these same weights); on a GPU, tfjs-node-gpu.
+    // exported from these same weights; the fused tfjs graph is then not built); on a GPU,
+    // tfjs-node-gpu. Fine-tuning needs the tfjs layers either way.
+    const useOnnx = onnxReady && backend.info.backend !== 'tensorflow-gpu';
+    const baseOptions = { extensionRoot: req.extensionRoot, modelDir: resolved.dir };
+    base = await loadBaseModel(tf, entry, { ...baseOptions, route: useOnnx ? 'layers' : 'auto' });
     let extractor: FeatureExtractor = base;
-    backend.info.featureRuntime = `tfjs ${backend.info.backend} (${base.route}${base.routeNote ? `: ${base.routeNote}` : ''})`;
-    if (backend.info.backend !== 'tensorflow-gpu' && process.env.IMAGE_TRAINER_FEATURE_RUNTIME !== 'tfjs') {
+    if (useOnnx) {
       onnx = await loadOnnxBaseModel(base.layersModel, entry, req.cacheDir, {
         onUnavailable: (reason) => log('info', `onnxruntime not used for features: ${reason}`),
         log: (m) => writer.log(`[info] ${m}`),
       });
       if (onnx) {
         extractor = onnx;
-        backend.info.featureRuntime = onnx.routeNote;
+      } else {
+        base.dispose();
+        base = await loadBaseModel(tf, entry, baseOptions);
+        extractor = base;
       }
     }
+    backend.info.featureRuntime = onnx ? onnx.routeNote : `tfjs ${backend.info.backend} (${base.route}${base.routeNote ? `: ${base.routeNote}` : ''})`;
     log('info', `Features on ${backend.info.featureRuntime}`);
     const modelInfo = { id: entry.id, name: entry.name, inputSize: base.inputSize, featureSize: base.featureSize };
     config = {
