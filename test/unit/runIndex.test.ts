@@ -1,21 +1,11 @@
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import type { RunStatus } from '../../src/shared/runFolder';
 import { closeInterruptedRun, describeRun, isInside, latestFinishedRun, listRuns, readRunStatus, runsOfDataset } from '../../src/extension/runIndex';
+import { tempDir } from './tempDirs';
 
-const tempDirs: string[] = [];
-/** A fresh folder under the system temp folder, removed after the tests of this file. */
-function tempDir(prefix: string): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
-  tempDirs.push(dir);
-  return dir;
-}
-after(() => {
-  for (const dir of tempDirs) fs.rmSync(dir, { recursive: true, force: true });
-});
 
 function writeRun(runsDir: string, name: string, status: Partial<RunStatus>): string {
   const runDir = path.join(runsDir, name);

@@ -1,22 +1,12 @@
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { fork } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import type { BackendInfo } from '../../src/shared/types';
 import { formatBackendReport, parseDiagnoseOutput, parsePredictOutput, runTrainingCli, stopChildProcess } from '../../src/extension/trainingCli';
+import { tempDir } from './tempDirs';
 
-const tempDirs: string[] = [];
-/** A fresh folder under the system temp folder, removed after the tests of this file. */
-function tempDir(prefix: string): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
-  tempDirs.push(dir);
-  return dir;
-}
-after(() => {
-  for (const dir of tempDirs) fs.rmSync(dir, { recursive: true, force: true });
-});
 
 /** Writes a small child-process script to a temp file. */
 function script(source: string): string {

@@ -5,7 +5,6 @@ import assert from 'node:assert/strict';
 import { execFile, fork, type ChildProcess } from 'node:child_process';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import type { TrainingNotification } from '../../src/shared/protocol/training';
@@ -13,12 +12,13 @@ import type { RunStatus } from '../../src/shared/runFolder';
 import type { DatasetReport, Evaluation } from '../../src/shared/types';
 import { DEFAULT_TRAIN_OPTIONS } from '../../src/shared/types';
 import { decodeImage } from '../../src/training/imageDecoder';
+import { tempDir } from './tempDirs';
 
 const run = promisify(execFile);
 const repo = path.resolve(__dirname, '../..');
 const bundle = path.join(repo, 'dist/training.js');
 const sample = path.join(repo, 'samples/leaves');
-const tmp = (p: string) => fs.mkdtempSync(path.join(os.tmpdir(), `it-engine-${p}-`));
+const tmp = (p: string) => tempDir(`it-engine-${p}-`);
 
 /** A copy of `n` images per class of the sample, so tests never touch the shipped folder. */
 function copySample(dest: string, perClass: number, classes = ['black_rot', 'cedar_rust', 'healthy', 'scab']): void {
