@@ -56,7 +56,7 @@ test('thumbnails load from the webview URI of the dataset with each path segment
   assert.equal(img.getAttribute('src'), 'https://file+.vscode-resource.vscode-cdn.net/data/leaves/scab/b%20b%231.jpg');
   assert.equal(img.getAttribute('loading'), 'lazy');
   assert.equal(img.getAttribute('alt'), 'scab/b b#1.jpg');
-  assert.equal(imageUrl('https://x/root/', 'a/ü?.png'), 'https://x/root/a/%C3%BC%3F.png');
+  assert.equal(imageUrl('https://x/base/', 'a/ü?.png'), 'https://x/base/a/%C3%BC%3F.png');
   app.dispose();
 });
 
