@@ -54,6 +54,8 @@ export class RunCancelled extends Error {
 /** What the feature stage needs of a frozen base, on tfjs or onnxruntime. */
 type FeatureExtractor = Pick<BaseModel, 'extract' | 'cacheKey' | 'featureSize' | 'inputSize'>;
 
+const NO_FEATURES = new Float32Array(0);
+
 interface Embedded {
   item: DatasetItem;
   features: Float32Array;
@@ -208,6 +210,9 @@ export async function runTraining(
     const train = toFeatureSet(embedded.ok.filter((e) => e.item.split === 'train'), base.featureSize);
     const valEmbedded = embedded.ok.filter((e) => e.item.split === 'val');
     const val = toFeatureSet(valEmbedded, base.featureSize);
+    // The feature sets hold the only copy the head needs: let the per-image vectors go, so memory
+    // grows with the dataset by one feature matrix, not two.
+    for (const e of embedded.ok) e.features = NO_FEATURES;
     if (new Set(train.y).size < 2) throw new Error('Fewer than 2 classes have usable training images after decoding.');
 
     // 5. Head
