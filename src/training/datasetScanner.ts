@@ -7,6 +7,7 @@ import sharp, { type Metadata } from 'sharp';
 import type { ClassSummary, DatasetReport, DuplicateGroup, SkippedFile, SkipReason } from '../shared/types';
 import { stratifiedSplit } from './datasetSplit';
 import { type ImageFormat, SNIFF_BYTES, sniffImage } from './imageSniffer';
+import { countedSkipReason, SKIP_REASON_WORDS } from '../shared/skipReasons';
 
 /**
  * Dataset scan: turns a folder of class subfolders into a list of usable images, their split and
@@ -360,23 +361,13 @@ async function forEachConcurrent<T>(items: readonly T[], limit: number, fn: (ite
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
 }
 
-const REASON_WORDS: Record<SkipReason, [string, string]> = {
-  empty: ['empty file', 'empty files'],
-  corrupt: ['corrupt image', 'corrupt images'],
-  'not-image': ['not an image', 'not images'],
-  'too-many-pixels': ['over the pixel limit', 'over the pixel limit'],
-  unreadable: ['unreadable', 'unreadable'],
-  'dangling-symlink': ['dangling symlink', 'dangling symlinks'],
-  'symlink-loop': ['symlink loop', 'symlink loops'],
-};
-
 /** One line for the user, e.g. "3 files skipped: 2 not images, 1 over the pixel limit"; empty when nothing was skipped. */
 export function summarizeSkipped(skipped: readonly SkippedFile[]): string {
   if (skipped.length === 0) return '';
   const counts = new Map<SkipReason, number>();
   for (const s of skipped) counts.set(s.reason, (counts.get(s.reason) ?? 0) + 1);
-  const order = Object.keys(REASON_WORDS);
-  const parts = [...counts].sort((a, b) => b[1] - a[1] || order.indexOf(a[0]) - order.indexOf(b[0])).map(([reason, n]) => `${n} ${REASON_WORDS[reason][n === 1 ? 0 : 1]}`);
+  const order = Object.keys(SKIP_REASON_WORDS);
+  const parts = [...counts].sort((a, b) => b[1] - a[1] || order.indexOf(a[0]) - order.indexOf(b[0])).map(([reason, n]) => countedSkipReason(reason, n));
   return `${skipped.length} ${skipped.length === 1 ? 'file' : 'files'} skipped: ${parts.join(', ')}`;
 }
 

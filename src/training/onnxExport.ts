@@ -15,6 +15,7 @@ import type { OnnxAttribute, OnnxDataTypeValue, OnnxNode, OnnxTensor } from './o
 import { OnnxDataType, encodeOnnxModel } from './onnxProto';
 import { loadLayersModelFromDir } from './baseModel';
 import { readMetadata } from './classifierModel';
+import { writeFileAtomic } from './runFolder';
 
 type Tf = typeof tfType;
 
@@ -715,9 +716,7 @@ export async function exportClassifierToOnnx(modelDir: string, outFile: string, 
       metadata: { labels: JSON.stringify(metadata.labels), base_model: metadata.baseModel, input: 'RGB 0-255, NHWC float32, resized to cover the input size and centre-cropped' },
     });
     await fs.promises.mkdir(path.dirname(path.resolve(outFile)), { recursive: true });
-    const tmp = `${outFile}.tmp-${process.pid}`;
-    await fs.promises.writeFile(tmp, bytes);
-    await fs.promises.rename(tmp, outFile);
+    await writeFileAtomic(outFile, bytes);
     return metadata;
   } finally {
     model.dispose();

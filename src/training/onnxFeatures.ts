@@ -18,6 +18,7 @@ import type * as tfType from '@tensorflow/tfjs';
 import type * as Ort from 'onnxruntime-node';
 import type { ModelEntry } from './modelRegistry';
 import { ONNX_EXPORTER_VERSION, exportToOnnx } from './onnxExport';
+import { writeFileAtomic } from './runFolder';
 
 /** The frozen base as the pipeline uses it: the shape of baseModel.ts's BaseModel, with route `onnx`. */
 export interface OnnxBaseModel {
@@ -160,9 +161,7 @@ export async function loadOnnxBaseModel(
     }
     try {
       await fs.promises.mkdir(path.dirname(graphFile), { recursive: true });
-      const tmp = `${graphFile}.tmp-${process.pid}`;
-      await fs.promises.writeFile(tmp, bytes);
-      await fs.promises.rename(tmp, graphFile);
+      await writeFileAtomic(graphFile, bytes);
       opts.log?.(`ONNX graph of ${entry.id} exported to ${graphFile} (${(bytes.length / 1e6).toFixed(1)} MB)`);
     } catch (error) {
       // A read-only cache only costs the export next time.

@@ -125,25 +125,3 @@ export class RunFolderWriter {
     await new Promise<void>((resolve) => this.logStream.end(resolve));
   }
 }
-
-/** Reads a run's status.json; a `running` status whose process is gone reads as `failed`. */
-export function readRunStatus(runDir: string): RunStatus | undefined {
-  try {
-    const status = JSON.parse(fs.readFileSync(path.join(runDir, RUN_FILES.status), 'utf8')) as RunStatus;
-    if (status.state === 'running' && status.pid !== undefined && !processAlive(status.pid)) {
-      return { ...status, state: 'failed', message: status.message ?? 'The training process ended unexpectedly.' };
-    }
-    return status;
-  } catch {
-    return undefined;
-  }
-}
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}

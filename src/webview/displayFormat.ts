@@ -2,6 +2,7 @@
 import type { RunState } from '../shared/protocol/panel';
 import type { SkipReason, SkippedFile, Stage } from '../shared/types';
 import { STAGE_LABELS } from '../shared/stages';
+import { countedSkipReason, SKIP_REASON_WORDS } from '../shared/skipReasons';
 
 /** 0.8123 → "81.2%" (or "81%" with 0 digits). */
 export function formatPercent(fraction: number, digits = 1): string {
@@ -62,19 +63,9 @@ export function runStateLabel(state: RunState): string {
   return RUN_STATE_LABELS[state];
 }
 
-const SKIP_REASONS: Record<SkipReason, [singular: string, plural: string]> = {
-  empty: ['empty file', 'empty files'],
-  corrupt: ['corrupt image', 'corrupt images'],
-  'not-image': ['not an image', 'not images'],
-  'too-many-pixels': ['over the pixel limit', 'over the pixel limit'],
-  unreadable: ['unreadable', 'unreadable'],
-  'dangling-symlink': ['dangling symlink', 'dangling symlinks'],
-  'symlink-loop': ['symlink loop', 'symlink loops'],
-};
-
 /** One reason in words, e.g. "not an image". */
 export function skipReasonLabel(reason: SkipReason): string {
-  return SKIP_REASONS[reason]?.[0] ?? reason;
+  return SKIP_REASON_WORDS[reason]?.[0] ?? reason;
 }
 
 /** "3 files skipped: 2 not images, 1 over the pixel limit". */
@@ -82,7 +73,7 @@ export function skippedSummary(skipped: readonly SkippedFile[]): string {
   if (skipped.length === 0) return 'No files skipped';
   const counts = new Map<SkipReason, number>();
   for (const file of skipped) counts.set(file.reason, (counts.get(file.reason) ?? 0) + 1);
-  const parts = [...counts].map(([reason, n]) => `${n} ${(SKIP_REASONS[reason] ?? [reason, reason])[n === 1 ? 0 : 1]}`);
+  const parts = [...counts].map(([reason, n]) => countedSkipReason(reason, n));
   return `${skipped.length} ${skipped.length === 1 ? 'file' : 'files'} skipped: ${parts.join(', ')}`;
 }
 

@@ -15,7 +15,8 @@ import type { PanelState } from '../../src/shared/protocol/panel';
 import type { Prediction } from '../../src/shared/types';
 import { MODEL_CHOICES } from '../../src/shared/modelChoices';
 import { GALLERY_PAGE_SIZE } from '../../src/webview/galleryView';
-import { evaluationOf, sampleState, seededRandom, syntheticEpochs } from './webviewTestKit';
+import { seededRandom } from '../../src/training/trainingCallbacks';
+import { evaluationOf, sampleState, syntheticEpochs } from './webviewTestKit';
 
 const repoRoot = path.resolve(__dirname, '../..');
 const leavesRoot = path.join(repoRoot, 'samples/leaves');

@@ -5,6 +5,7 @@
 import { JSDOM } from 'jsdom';
 import type { PanelState } from '../../src/shared/protocol/panel';
 import type { ClassMetrics, ConfusedPair, EpochMetrics, Evaluation, Prediction } from '../../src/shared/types';
+import { seededRandom } from '../../src/training/trainingCallbacks';
 
 export const dom = new JSDOM('<!DOCTYPE html><html><head></head><body><main id="app"></main></body></html>', {
   pretendToBeVisual: true,
@@ -98,17 +99,6 @@ export function settle(ms = 0): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-/** A small deterministic random generator (mulberry32). */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const round4 = (x: number): number => Math.round(x * 10000) / 10000;
 
