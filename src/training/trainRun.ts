@@ -267,9 +267,10 @@ export async function runTraining(
     await writeJsonAtomic(writer.file(RUN_FILES.evaluation), evaluation);
     notify({ type: 'evaluation', evaluation });
 
-    // 8. Final model (the best weights were restored by the callbacks) and report
+    // 8. Final model and report. The callbacks restored the best weights, which the last onBest
+    // checkpoint already holds; save only if no checkpoint was written.
     progress.offer({ stage: 'save', done: 0, total: 1 });
-    await saveModelDir(classifier, modelDir, metadata, tfr);
+    if (!writer.currentStatus.hasCheckpoint) await saveModelDir(classifier, modelDir, metadata, tfr);
     const cancelled = cancel.cancelled;
     const state = cancelled ? 'cancelled' : 'finished';
     const summary = summaryOf(cancelled);
