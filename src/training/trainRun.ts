@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import type * as tfType from '@tensorflow/tfjs';
 import { RUN_FILES, type RunConfig } from '../shared/runFolder';
 import type { TrainingNotification } from '../shared/protocol/training';
-import type { BackendInfo, DatasetReport, EpochMetrics, Evaluation, RunSummary, SkippedFile, TrainOptions } from '../shared/types';
+import type { DatasetReport, EpochMetrics, Evaluation, RunSummary, SkippedFile, TrainOptions } from '../shared/types';
 import { initBackend, type Tf } from './backend';
 import { loadBaseModel, type BaseModel } from './baseModel';
 import { loadOnnxBaseModel, probeOnnxRuntime, type OnnxBaseModel } from './onnxFeatures';
@@ -327,7 +327,7 @@ function versions(tf: Tf): Record<string, string> {
 }
 
 /** A registry id, or the folder of a user's own LayersModel with its descriptor file. */
-export async function resolveModelEntry(model: string): Promise<ModelEntry> {
+async function resolveModelEntry(model: string): Promise<ModelEntry> {
   const known = findModel(model);
   if (known) return known;
   if (/[\\/]/.test(model) || fs.existsSync(path.join(model, CUSTOM_MODEL_DESCRIPTOR_FILE))) return readCustomModel(path.resolve(model));
@@ -500,4 +500,3 @@ function recount(report: DatasetReport, classes: string[], used: DatasetItem[]):
   }));
 }
 
-export type { BackendInfo };
