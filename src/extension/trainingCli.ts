@@ -223,6 +223,7 @@ export function formatBackendReport(info: BackendInfo, preference: string): stri
   lines.push(info.summary, '');
   lines.push(`Backend setting (\`imageTrainer.backend\`): \`${preference}\``);
   if (info.featureRuntime) lines.push('', `Feature extraction runtime: ${info.featureRuntime}`);
+  if (info.headRuntime) lines.push('', `Head training runtime: ${info.headRuntime}`);
   if (typeof info.threads === 'number') lines.push('', `Threads: ${info.threads}`);
   lines.push('', '## What was tried', '', '| Backend | Result | Detail |', '|---|---|---|');
   for (const attempt of info.attempts) {

@@ -119,6 +119,8 @@ export interface BackendInfo {
   attempts: BackendAttempt[];
   /** Runtime used for the frozen base's features when it differs from `backend` (e.g. onnxruntime). */
   featureRuntime?: string;
+  /** Runtime the head's optimizer steps run on when it differs from `backend` (e.g. onnxruntime). */
+  headRuntime?: string;
   threads?: number;
 }
 

@@ -73,6 +73,7 @@ function terminalReporter(quiet: boolean): { notify(n: TrainingNotification): vo
           for (const w of n.dataset.warnings) out(`Warning: ${w}`);
           out(`Backend: ${n.backend.summary}`);
           if (n.backend.featureRuntime) out(`Features: ${n.backend.featureRuntime}`);
+          if (n.backend.headRuntime) out(`Head: ${n.backend.headRuntime}`);
           out(`Base model: ${n.model.name}; run folder ${n.runDir}`);
           break;
         case 'progress': {

@@ -17,8 +17,8 @@
 
 import type * as tf from '@tensorflow/tfjs';
 import type { TrainOptions } from '../shared/types';
-import { trainableVariables } from './head';
-import { evaluateRows, runTrainingLoop, type LoopResult, type Rows, type Tf, type TrainHooks } from './trainingLoop';
+import { dropoutMasks, headForward, trainableVariables } from './head';
+import { classWeightsFor, evaluateRows, runTrainingLoop, tfjsStepEngine, type LoopResult, type Rows, type Tf, type TrainHooks } from './trainingLoop';
 import { registerWasmGradients } from './wasmGradients';
 
 /** A base model cut in two at `cutLayer`. */
@@ -170,24 +170,34 @@ export async function fineTune(
   if (tfx.getBackend() === 'wasm' && !tfx.getKernel('Conv2DBackpropFilter', 'wasm')) registerWasmGradients(tfx);
   const trainRows = asRows(train, 'training');
   const valRows = asRows(val, 'validation');
+  // The head's dropout masks come from their own seeded stream (not the head stage's).
+  const masks = dropoutMasks(o.seed + 1, o.dropout, o.hiddenUnits);
   const forward = (x: tf.Tensor, training: boolean): tf.Tensor2D =>
-    head.apply(cut.top.apply(x, { training: false }) as tf.Tensor, { training }) as tf.Tensor2D;
+    headForward(tfx, head, cut.top.apply(x, { training: false }) as tf.Tensor, training ? masks(x.shape[0]) : undefined);
   const before = evaluateRows(tfx, forward, valRows.n > 0 ? valRows : trainRows, numClasses);
-  return runTrainingLoop(
-    tfx,
-    {
-      stage: 'fine-tune',
-      variables: [...trainableVariables(cut.top), ...trainableVariables(head)],
-      forward,
-      train: trainRows,
-      val: valRows,
-      numClasses,
-      learningRate: o.fineTuneLearningRate,
-      epochs: o.fineTuneEpochs,
-      startEpoch,
-      baseline: { valLoss: before.loss, valAcc: before.acc },
-    },
-    o,
-    hooks,
-  );
+  const engine = tfjsStepEngine(tfx, {
+    variables: [...trainableVariables(cut.top), ...trainableVariables(head)],
+    forward,
+    numClasses,
+    learningRate: o.fineTuneLearningRate,
+    classWeights: classWeightsFor(trainRows, numClasses, o),
+  });
+  try {
+    return await runTrainingLoop(
+      {
+        stage: 'fine-tune',
+        engine,
+        train: trainRows,
+        val: valRows,
+        learningRate: o.fineTuneLearningRate,
+        epochs: o.fineTuneEpochs,
+        startEpoch,
+        baseline: { valLoss: before.loss, valAcc: before.acc },
+      },
+      o,
+      hooks,
+    );
+  } finally {
+    engine.dispose();
+  }
 }

@@ -3,7 +3,9 @@
 
 import type * as tf from '@tensorflow/tfjs';
 import type { TrainOptions } from '../shared/types';
-import { runTrainingLoop, type LoopResult, type Tf, type TrainHooks } from './trainingLoop';
+import { onnxHeadEngine, type OrtModule } from './onnxHead';
+import { seededRandom } from './trainingCallbacks';
+import { classWeightsFor, runTrainingLoop, tfjsStepEngine, type LoopResult, type Rows, type Tf, type TrainHooks } from './trainingLoop';
 
 export type { Tf, TrainHooks } from './trainingLoop';
 
@@ -29,7 +31,8 @@ export function buildHead(tfx: Tf, featureSize: number, numClasses: number, o: T
       name: 'head_hidden',
     }),
   );
-  // No dropout seed: tfjs would reuse one fixed mask for every batch.
+  // Training applies its own seeded masks (`dropoutMasks`); the layer is the identity at inference
+  // and keeps the saved model's structure.
   head.add(tfx.layers.dropout({ rate: o.dropout, name: 'head_dropout' }));
   head.add(
     tfx.layers.dense({
@@ -47,7 +50,7 @@ export function trainableVariables(model: tf.LayersModel): tf.Variable[] {
   return model.trainableWeights.map((w) => w.read() as tf.Variable);
 }
 
-function asRows(set: FeatureSet): { x: Float32Array; rowShape: number[]; y: Int32Array; n: number } {
+function asRows(set: FeatureSet): Rows {
   if (set.x.length !== set.n * set.featureSize) {
     throw new Error(`Feature set holds ${set.x.length} values, expected ${set.n} × ${set.featureSize}`);
   }
@@ -55,9 +58,30 @@ function asRows(set: FeatureSet): { x: Float32Array; rowShape: number[]; y: Int3
 }
 
 /**
- * Trains the head with Adam (learningRate), categorical cross-entropy, seeded shuffling, optional
- * balanced class weights, early stopping with best weights restored, LR reduction on plateau,
- * `onBest` checkpoints and cooperative cancel. The head ends with its best epoch's weights.
+ * Dropout masks of the head drawn from their own seeded stream: 0 with probability `rate`, else
+ * 1/(1 - rate) (inverted dropout, as tfjs's Dropout layer). Every step engine draws them in the
+ * same order, so a run is reproducible from its seed and the engines train the same head.
+ */
+export function dropoutMasks(seed: number, rate: number, units: number): (rows: number) => Float32Array | undefined {
+  if (!(rate > 0)) return () => undefined;
+  const random = seededRandom((seed ^ 0x9e3779b9) >>> 0);
+  const keep = 1 / (1 - rate);
+  return (rows) => {
+    const mask = new Float32Array(rows * units);
+    for (let i = 0; i < mask.length; i++) mask[i] = random() < rate ? 0 : keep;
+    return mask;
+  };
+}
+
+/** Where the head's optimizer steps run: tfjs (the default), or onnxruntime-node's CPU (onnxHead.ts). */
+export type HeadRuntime = { kind: 'tfjs' } | { kind: 'onnx'; ort: OrtModule; threads: number };
+
+/**
+ * Trains the head with Adam (learningRate), categorical cross-entropy, seeded shuffling and
+ * dropout, optional balanced class weights, early stopping with best weights restored, LR
+ * reduction on plateau, `onBest` checkpoints and cooperative cancel. The head ends with its best
+ * epoch's weights. With `runtime.kind === 'onnx'` the steps run on onnxruntime and the head's
+ * variables receive the weights at every checkpoint and at the end.
  */
 export async function trainHead(
   tfx: Tf,
@@ -67,23 +91,37 @@ export async function trainHead(
   numClasses: number,
   o: TrainOptions,
   hooks: TrainHooks,
+  runtime: HeadRuntime = { kind: 'tfjs' },
 ): Promise<LoopResult> {
-  return runTrainingLoop(
-    tfx,
-    {
-      stage: 'head',
-      variables: trainableVariables(head),
-      forward: (x, training) => head.apply(x, { training }) as tf.Tensor2D,
-      train: asRows(train),
-      val: asRows(val),
-      numClasses,
-      learningRate: o.learningRate,
-      epochs: o.epochs,
-      startEpoch: 0,
-    },
-    o,
-    hooks,
-  );
+  const trainRows = asRows(train);
+  const classWeights = classWeightsFor(trainRows, numClasses, o);
+  const masks = dropoutMasks(o.seed, o.dropout, o.hiddenUnits);
+  const engine =
+    runtime.kind === 'onnx'
+      ? await onnxHeadEngine(runtime.ort, tfx, trainableVariables(head), { numClasses, learningRate: o.learningRate, classWeights, masks, threads: runtime.threads })
+      : tfjsStepEngine(tfx, {
+          variables: trainableVariables(head),
+          forward: (x, training) => headForward(tfx, head, x, training ? masks(x.shape[0]) : undefined),
+          numClasses,
+          learningRate: o.learningRate,
+          classWeights,
+        });
+  try {
+    return await runTrainingLoop(
+      { stage: 'head', engine, train: trainRows, val: asRows(val), learningRate: o.learningRate, epochs: o.epochs, startEpoch: 0 },
+      o,
+      hooks,
+    );
+  } finally {
+    engine.dispose();
+  }
+}
+
+/** The head's class probabilities for a batch, with `mask` applied after the hidden layer (dropout) when given. */
+export function headForward(tfx: Tf, head: tf.LayersModel, x: tf.Tensor, mask: Float32Array | undefined): tf.Tensor2D {
+  const hidden = head.getLayer('head_hidden').apply(x) as tf.Tensor2D;
+  const dropped = mask ? tfx.mul(hidden, tfx.tensor2d(mask, hidden.shape)) : hidden;
+  return head.getLayer('head_output').apply(dropped) as tf.Tensor2D;
 }
 
 /** Class probabilities (n * classes, row by row) of the head in inference mode. */

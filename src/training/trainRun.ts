@@ -2,20 +2,21 @@
 // fine-tuning → evaluation → outputs. Drives everything the CLI prints and the panel shows through
 // `TrainingNotification`s; knows nothing about how they are delivered.
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import type * as tfType from '@tensorflow/tfjs';
 import { RUN_FILES, type RunConfig } from '../shared/runFolder';
 import type { TrainingNotification } from '../shared/protocol/training';
-import type { DatasetReport, EpochMetrics, Evaluation, RunSummary, SkippedFile, TrainOptions } from '../shared/types';
+import type { BackendInfo, DatasetReport, EpochMetrics, Evaluation, RunSummary, SkippedFile, TrainOptions } from '../shared/types';
 import { initBackend, type Tf } from './backend';
 import { loadBaseModel, type BaseModel } from './baseModel';
-import { loadOnnxBaseModel, probeOnnxRuntime, type OnnxBaseModel } from './onnxFeatures';
+import { loadOnnxBaseModel, loadOnnxRuntime, probeOnnxRuntime, type OnnxBaseModel } from './onnxFeatures';
 import { buildClassifier, classifierMetadata, saveModelDir } from './classifierModel';
 import { scanDataset, type DatasetItem } from './datasetScanner';
 import { evaluate } from './evaluation';
 import { FeatureCache } from './featureCache';
 import { chooseCutLayer, fineTune, splitAtLayer, type CutModel } from './fineTune';
-import { buildHead, predictProbs, trainHead, type FeatureSet } from './head';
+import { buildHead, predictProbs, trainHead, type FeatureSet, type HeadRuntime } from './head';
 import { decodeBatches, DecodeError } from './imageDecoder';
 import { DEFAULT_MODEL_ID, findModel, MODEL_REGISTRY, type ModelEntry } from './modelRegistry';
 import { ensureModel, ModelDownloadError } from './modelDownload';
@@ -173,6 +174,9 @@ export async function runTraining(
     }
     backend.info.featureRuntime = onnx ? onnx.routeNote : `tfjs ${backend.info.backend} (${base.route}${base.routeNote ? `: ${base.routeNote}` : ''})`;
     log('info', `Features on ${backend.info.featureRuntime}`);
+    const headRuntime = await chooseHeadRuntime(backend.info.backend);
+    backend.info.headRuntime = headRuntime.note;
+    log('info', `Head on ${headRuntime.note}`);
     const modelInfo = { id: entry.id, name: entry.name, inputSize: base.inputSize, featureSize: base.featureSize };
     config = {
       datasetRoot,
@@ -237,7 +241,7 @@ export async function runTraining(
       shouldStop: () => cancel.cancelled,
     });
     const totalEpochs = options.epochs + (cut ? options.fineTuneEpochs : 0);
-    const headResult = await trainHead(tfr, head, train, val, classes.length, options, hooks('head', totalEpochs));
+    const headResult = await trainHead(tfr, head, train, val, classes.length, options, hooks('head', totalEpochs), headRuntime.runtime);
     bestEpoch = headResult.bestEpoch;
     // Cancelled before any epoch ended: there is no trained model to evaluate or keep.
     if (cancel.cancelled && headResult.bestEpoch === 0) throw new RunCancelled();
@@ -308,6 +312,25 @@ export async function runTraining(
     }
     await writer.close();
   }
+}
+
+/**
+ * Where the head trains. On a CPU backend, onnxruntime-node runs a whole Adam step as one graph,
+ * several times faster than tfjs WebAssembly's per-operation dispatch (issue 7); tfjs-node(-gpu)
+ * keeps the head on TensorFlow. IMAGE_TRAINER_HEAD_RUNTIME=tfjs forces tfjs (comparisons, tests).
+ */
+async function chooseHeadRuntime(backend: BackendInfo['backend']): Promise<{ runtime: HeadRuntime; note: string }> {
+  const tfjsNote = `tfjs ${backend}`;
+  if (backend === 'tensorflow' || backend === 'tensorflow-gpu') return { runtime: { kind: 'tfjs' }, note: tfjsNote };
+  if (process.env.IMAGE_TRAINER_HEAD_RUNTIME === 'tfjs') return { runtime: { kind: 'tfjs' }, note: `${tfjsNote} (IMAGE_TRAINER_HEAD_RUNTIME=tfjs)` };
+  const ort = await loadOnnxRuntime();
+  if (typeof ort === 'string') return { runtime: { kind: 'tfjs' }, note: `${tfjsNote} (${ort})` };
+  const threads = os.availableParallelism();
+  const version = ort.env.versions?.node ?? ort.env.versions?.common ?? '';
+  return {
+    runtime: { kind: 'onnx', ort, threads },
+    note: `onnxruntime-node${version ? ` ${version}` : ''} (CPU, ${threads} thread${threads === 1 ? '' : 's'}, one graph per Adam step)`,
+  };
 }
 
 function errorMessage(err: unknown): string {
@@ -402,11 +425,12 @@ async function embedAll(
   const failed: SkippedFile[] = [];
   const toEmbed: DatasetItem[] = [];
   if (!cut) {
-    for (const item of items) {
-      const hit = await cache.get(item.sha256);
+    const hits = await cache.getMany(items.map((item) => item.sha256));
+    items.forEach((item, i) => {
+      const hit = hits[i];
       if (hit) features.set(item, hit);
       else toEmbed.push(item);
-    }
+    });
   } else {
     toEmbed.push(...items);
   }

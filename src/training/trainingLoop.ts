@@ -1,7 +1,11 @@
 // The epoch loop shared by head training and fine-tuning: a custom loop (not `model.fit`) so
 // that the forward pass decides each layer's training mode (BatchNorm in inference, Dropout in
 // training), the learning rate can change between epochs, cancel is checked after every batch,
-// and the best weights are kept as tensors and restored at the end.
+// and the best weights are kept and restored at the end.
+//
+// What a step computes and where is a `StepEngine`: tfjs with automatic differentiation
+// (`tfjsStepEngine`, any backend, any trainable variables), or the head's hand-written graph on
+// onnxruntime (onnxHead.ts). The loop itself only sees numbers.
 
 import type * as tf from '@tensorflow/tfjs';
 import type { EpochMetrics, TrainOptions } from '../shared/types';
@@ -30,15 +34,28 @@ export interface TrainHooks {
   now?(): number;
 }
 
+/** Where and how the optimizer steps run; the loop owns the schedule, the engine the weights. */
+export interface StepEngine {
+  /** One Adam step on the rows `order[start..end)` of `rows` at learning rate `lr`. */
+  step(rows: Rows, order: Int32Array, start: number, end: number, lr: number): void | Promise<void>;
+  /** Σ(batch mean loss × batch rows) and Σ correct rows of the steps since the last call; then resets them. */
+  takeEpochTotals(): { lossSum: number; hits: number };
+  /** Mean cross-entropy and accuracy over `rows` in inference mode (no dropout). */
+  evaluate(rows: Rows): { loss: number; acc: number } | Promise<{ loss: number; acc: number }>;
+  /** Remembers the current weights as the best. */
+  keepBest(): void;
+  /** Puts the remembered best weights back; nothing when none was kept. */
+  restoreBest(): void;
+  /** Makes the current weights those of the model the caller saves (when the engine keeps its own copy). */
+  publish?(): void;
+  dispose(): void;
+}
+
 export interface LoopSpec {
   stage: EpochMetrics['stage'];
-  /** The variables the optimizer updates; the best epoch's values are restored at the end. */
-  variables: tf.Variable[];
-  /** Class probabilities [batch, classes] for a batch of rows; `training` is true for optimizer steps. */
-  forward(x: tf.Tensor, training: boolean): tf.Tensor2D;
+  engine: StepEngine;
   train: Rows;
   val: Rows;
-  numClasses: number;
   learningRate: number;
   epochs: number;
   /** Epochs already run before this stage; reported epochs continue from here. */
@@ -56,36 +73,47 @@ export interface LoopResult {
 }
 
 // Keras clips probabilities to [eps, 1 - eps] before the log of the cross-entropy.
-const EPSILON = 1e-7;
+export const PROB_EPSILON = 1e-7;
 const EVAL_BATCH = 128;
+
+/** Balanced class weights of the training labels when `o.classWeights`, else null (every row weighs 1). */
+export function classWeightsFor(train: Rows, numClasses: number, o: TrainOptions): Float32Array | null {
+  return o.classWeights ? balancedClassWeights(train.y, numClasses) : null;
+}
 
 /** Per-row categorical cross-entropy of probabilities against integer labels. */
 function crossEntropy(tfx: Tf, probs: tf.Tensor2D, labels: tf.Tensor1D, numClasses: number): tf.Tensor1D {
   const oneHot = tfx.oneHot(labels, numClasses).toFloat();
-  const logP = tfx.log(tfx.clipByValue(probs, EPSILON, 1 - EPSILON));
+  const logP = tfx.log(tfx.clipByValue(probs, PROB_EPSILON, 1 - PROB_EPSILON));
   return tfx.neg(tfx.sum(tfx.mul(oneHot, logP), -1)) as tf.Tensor1D;
 }
 
-function rowSize(rows: Rows): number {
+/** Values per row. */
+export function rowSize(rows: Rows): number {
   return rows.rowShape.reduce((a, b) => a * b, 1);
 }
 
-/** Copies the rows `order[start..end)` into one batch tensor and its labels. */
-function gatherBatch(tfx: Tf, rows: Rows, order: Int32Array | null, start: number, end: number): [tf.Tensor, tf.Tensor1D] {
+/** Copies the rows `order[start..end)` (or `start..end` without an order) back to back into `into` (or a new array), with their labels. */
+export function gatherRows(rows: Rows, order: Int32Array | null, start: number, end: number, into?: Float32Array): { x: Float32Array; y: Int32Array } {
   const size = rowSize(rows);
   const count = end - start;
-  const xb = new Float32Array(count * size);
-  const yb = new Int32Array(count);
+  const x = into ? into.subarray(0, count * size) : new Float32Array(count * size);
+  const y = new Int32Array(count);
   for (let i = 0; i < count; i++) {
     const r = order ? order[start + i] : start + i;
-    xb.set(rows.x.subarray(r * size, (r + 1) * size), i * size);
-    yb[i] = rows.y[r];
+    x.set(rows.x.subarray(r * size, (r + 1) * size), i * size);
+    y[i] = rows.y[r];
   }
-  return [tfx.tensor(xb, [count, ...rows.rowShape]), tfx.tensor1d(yb, 'int32')];
+  return { x, y };
+}
+
+function gatherBatch(tfx: Tf, rows: Rows, order: Int32Array | null, start: number, end: number): [tf.Tensor, tf.Tensor1D] {
+  const { x, y } = gatherRows(rows, order, start, end);
+  return [tfx.tensor(x, [end - start, ...rows.rowShape]), tfx.tensor1d(y, 'int32')];
 }
 
 /** Mean cross-entropy and accuracy of `forward` (inference mode) over `rows`. */
-export function evaluateRows(tfx: Tf, forward: LoopSpec['forward'], rows: Rows, numClasses: number): { loss: number; acc: number } {
+export function evaluateRows(tfx: Tf, forward: (x: tf.Tensor, training: boolean) => tf.Tensor2D, rows: Rows, numClasses: number): { loss: number; acc: number } {
   if (rows.n === 0) return { loss: Number.NaN, acc: Number.NaN };
   let loss = 0;
   let correct = 0;
@@ -104,125 +132,167 @@ export function evaluateRows(tfx: Tf, forward: LoopSpec['forward'], rows: Rows, 
   return { loss: loss / rows.n, acc: correct / rows.n };
 }
 
-function snapshot(tfx: Tf, variables: tf.Variable[]): tf.Tensor[] {
-  return variables.map((v) => tfx.keep(v.clone()));
+/** Adds the clipped cross-entropy and the hit (arg-max, first on ties, equals the label) of `count` probability rows to `acc`. */
+export function scoreProbabilities(probs: Float32Array, labels: Int32Array, numClasses: number, acc: { loss: number; hits: number }): void {
+  for (let i = 0; i < labels.length; i++) {
+    const row = i * numClasses;
+    let best = 0;
+    for (let c = 1; c < numClasses; c++) if (probs[row + c] > probs[row + best]) best = c;
+    if (best === labels[i]) acc.hits++;
+    const p = Math.min(1 - PROB_EPSILON, Math.max(PROB_EPSILON, probs[row + labels[i]]));
+    acc.loss -= Math.log(p);
+  }
 }
 
-/** Trains `spec.variables` with Adam, epoch by epoch, with early stopping, LR reduction, checkpoints and cancel. */
-export async function runTrainingLoop(tfx: Tf, spec: LoopSpec, o: TrainOptions, hooks: TrainHooks): Promise<LoopResult> {
+export interface TfjsEngineSpec {
+  /** The variables the optimizer updates; the best epoch's values are restored at the end. */
+  variables: tf.Variable[];
+  /** Class probabilities [batch, classes] for a batch of rows; `training` is true for optimizer steps. */
+  forward(x: tf.Tensor, training: boolean): tf.Tensor2D;
+  numClasses: number;
+  learningRate: number;
+  classWeights: Float32Array | null;
+}
+
+/** Steps on tfjs: the loss is differentiated automatically, so any variables (head, unfrozen base layers) can train. */
+export function tfjsStepEngine(tfx: Tf, spec: TfjsEngineSpec): StepEngine {
+  const { variables, forward, numClasses } = spec;
+  const weightsTensor = spec.classWeights ? tfx.tensor1d(spec.classWeights) : null;
+  const optimizer = tfx.train.adam(spec.learningRate);
+  // Loss and hits stay on the device until the epoch ends: no synchronisation per batch.
+  let lossSum = tfx.scalar(0);
+  let hitSum = tfx.scalar(0);
+  let best: tf.Tensor[] | null = null;
+  const dropBest = () => {
+    best?.forEach((t) => t.dispose());
+    best = null;
+  };
+  return {
+    step(rows, order, start, end, lr) {
+      // Adam reads `learningRate` on every step; tfjs declares it protected but has no setter.
+      (optimizer as unknown as { learningRate: number }).learningRate = lr;
+      const [nextLoss, nextHits] = tfx.tidy(() => {
+        const [xb, yb] = gatherBatch(tfx, rows, order, start, end);
+        let hits: tf.Scalar | undefined;
+        const cost = optimizer.minimize(
+          () => {
+            const probs = forward(xb, true);
+            hits = tfx.keep(tfx.sum(tfx.equal(tfx.argMax(probs, -1), yb).toFloat()) as tf.Scalar);
+            const ce = crossEntropy(tfx, probs, yb, numClasses);
+            const weighted = weightsTensor ? tfx.mul(ce, tfx.gather(weightsTensor, yb)) : ce;
+            return tfx.mean(weighted) as tf.Scalar;
+          },
+          true,
+          variables,
+        ) as tf.Scalar;
+        const h = hits as tf.Scalar;
+        const out: [tf.Scalar, tf.Scalar] = [tfx.add(lossSum, tfx.mul(cost, end - start)), tfx.add(hitSum, h)];
+        h.dispose();
+        return out;
+      });
+      lossSum.dispose();
+      hitSum.dispose();
+      lossSum = nextLoss;
+      hitSum = nextHits;
+    },
+    takeEpochTotals() {
+      const totals = { lossSum: lossSum.dataSync()[0], hits: hitSum.dataSync()[0] };
+      lossSum.dispose();
+      hitSum.dispose();
+      lossSum = tfx.scalar(0);
+      hitSum = tfx.scalar(0);
+      return totals;
+    },
+    evaluate: (rows) => evaluateRows(tfx, forward, rows, numClasses),
+    keepBest() {
+      dropBest();
+      best = variables.map((v) => tfx.keep(v.clone()));
+    },
+    restoreBest() {
+      if (best) variables.forEach((v, i) => v.assign(best![i]));
+    },
+    dispose() {
+      dropBest();
+      lossSum.dispose();
+      hitSum.dispose();
+      weightsTensor?.dispose();
+      optimizer.dispose();
+    },
+  };
+}
+
+/** Trains with `spec.engine`, epoch by epoch, with early stopping, LR reduction, checkpoints and cancel; the engine ends with the best epoch's weights. */
+export async function runTrainingLoop(spec: LoopSpec, o: TrainOptions, hooks: TrainHooks): Promise<LoopResult> {
   const now = hooks.now ?? (() => performance.now());
-  const { train, val, numClasses, variables } = spec;
+  const { train, val, engine } = spec;
   if (train.n === 0) throw new Error('No training images: nothing to train on.');
   const batchSize = Math.max(1, Math.floor(o.batchSize));
   const batchesPerEpoch = Math.ceil(train.n / batchSize);
   const random = seededRandom(o.seed);
-  const classWeights = o.classWeights ? balancedClassWeights(train.y, numClasses) : null;
-  const weightsTensor = classWeights ? tfx.tensor1d(classWeights) : null;
 
   const early = new EarlyStopping(o.patience);
   const plateau = new ReduceLrOnPlateau(spec.learningRate, o.lrFactor, o.lrPatience);
-  let best: tf.Tensor[] | null = null;
   if (spec.baseline) {
     early.seed(spec.startEpoch, spec.baseline.valLoss);
     plateau.seed(spec.baseline.valLoss);
-    best = snapshot(tfx, variables);
+    engine.keepBest();
   }
-
-  const optimizer = tfx.train.adam(spec.learningRate);
-  // Adam reads `learningRate` on every step; tfjs declares it protected but has no setter.
-  const setLr = (lr: number): void => {
-    (optimizer as unknown as { learningRate: number }).learningRate = lr;
-  };
 
   const history: EpochMetrics[] = [];
   let stoppedBy: LoopResult['stoppedBy'] = 'epochs';
-  try {
-    for (let e = 0; e < spec.epochs; e++) {
-      const epoch = spec.startEpoch + e + 1;
-      const lr = plateau.lr;
-      setLr(lr);
-      const started = now();
-      const order = shuffledIndices(train.n, random);
-      let lossSum = tfx.scalar(0);
-      let hitSum = tfx.scalar(0);
-      let cancelled = false;
-      for (let b = 0; b < batchesPerEpoch; b++) {
-        const start = b * batchSize;
-        const end = Math.min(train.n, start + batchSize);
-        const [nextLoss, nextHits] = tfx.tidy(() => {
-          const [xb, yb] = gatherBatch(tfx, train, order, start, end);
-          let hits: tf.Scalar | undefined;
-          const cost = optimizer.minimize(
-            () => {
-              const probs = spec.forward(xb, true);
-              hits = tfx.keep(tfx.sum(tfx.equal(tfx.argMax(probs, -1), yb).toFloat()) as tf.Scalar);
-              const ce = crossEntropy(tfx, probs, yb, numClasses);
-              const weighted = weightsTensor ? tfx.mul(ce, tfx.gather(weightsTensor, yb)) : ce;
-              return tfx.mean(weighted) as tf.Scalar;
-            },
-            true,
-            variables,
-          ) as tf.Scalar;
-          const h = hits as tf.Scalar;
-          const out: [tf.Scalar, tf.Scalar] = [tfx.add(lossSum, tfx.mul(cost, end - start)), tfx.add(hitSum, h)];
-          h.dispose();
-          return out;
-        });
-        lossSum.dispose();
-        hitSum.dispose();
-        lossSum = nextLoss;
-        hitSum = nextHits;
-        hooks.onBatchEnd?.(b + 1, batchesPerEpoch, epoch);
-        if (hooks.shouldStop?.()) {
-          cancelled = true;
-          break;
-        }
-      }
-      const loss = lossSum.dataSync()[0] / train.n;
-      const acc = hitSum.dataSync()[0] / train.n;
-      lossSum.dispose();
-      hitSum.dispose();
-      if (cancelled) {
-        stoppedBy = 'cancel';
-        break;
-      }
-
-      const v = evaluateRows(tfx, spec.forward, val, numClasses);
-      const metrics: EpochMetrics = {
-        stage: spec.stage,
-        epoch,
-        loss,
-        acc,
-        valLoss: v.loss,
-        valAcc: v.acc,
-        lr,
-        durationMs: now() - started,
-      };
-      history.push(metrics);
-      // Without a validation set the training loss decides what "best" means.
-      const monitored = val.n > 0 ? v.loss : loss;
-      const decision = early.update(epoch, monitored);
-      await hooks.onEpochEnd?.(metrics);
-      if (decision.improved) {
-        best?.forEach((t) => t.dispose());
-        best = snapshot(tfx, variables);
-        await hooks.onBest?.(epoch, v.acc, v.loss);
-      }
-      plateau.update(monitored);
-      if (decision.stop) {
-        stoppedBy = 'early-stopping';
-        break;
-      }
+  for (let e = 0; e < spec.epochs; e++) {
+    const epoch = spec.startEpoch + e + 1;
+    const lr = plateau.lr;
+    const started = now();
+    const order = shuffledIndices(train.n, random);
+    let cancelled = false;
+    for (let b = 0; b < batchesPerEpoch; b++) {
+      const start = b * batchSize;
+      await engine.step(train, order, start, Math.min(train.n, start + batchSize), lr);
+      hooks.onBatchEnd?.(b + 1, batchesPerEpoch, epoch);
       if (hooks.shouldStop?.()) {
-        stoppedBy = 'cancel';
+        cancelled = true;
         break;
       }
     }
-    if (best) variables.forEach((v, i) => v.assign(best![i]));
-  } finally {
-    best?.forEach((t) => t.dispose());
-    weightsTensor?.dispose();
-    optimizer.dispose();
+    const totals = engine.takeEpochTotals();
+    if (cancelled) {
+      stoppedBy = 'cancel';
+      break;
+    }
+
+    const v = await engine.evaluate(val);
+    const metrics: EpochMetrics = {
+      stage: spec.stage,
+      epoch,
+      loss: totals.lossSum / train.n,
+      acc: totals.hits / train.n,
+      valLoss: v.loss,
+      valAcc: v.acc,
+      lr,
+      durationMs: now() - started,
+    };
+    history.push(metrics);
+    // Without a validation set the training loss decides what "best" means.
+    const monitored = val.n > 0 ? v.loss : metrics.loss;
+    const decision = early.update(epoch, monitored);
+    await hooks.onEpochEnd?.(metrics);
+    if (decision.improved) {
+      engine.keepBest();
+      engine.publish?.();
+      await hooks.onBest?.(epoch, v.acc, v.loss);
+    }
+    plateau.update(monitored);
+    if (decision.stop) {
+      stoppedBy = 'early-stopping';
+      break;
+    }
+    if (hooks.shouldStop?.()) {
+      stoppedBy = 'cancel';
+      break;
+    }
   }
+  engine.restoreBest();
+  engine.publish?.();
   return { bestEpoch: early.bestEpoch, epochsRun: history.length, history, stoppedBy };
 }

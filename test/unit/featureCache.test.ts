@@ -42,6 +42,22 @@ describe('FeatureCache', () => {
     assert.equal(cache.hits, 1);
   });
 
+  it('looks many entries up at once, in order, with hits and misses counted', async () => {
+    const cache = new FeatureCache(dir, `${KEY}|many`, SIZE);
+    const stored = Array.from({ length: 40 }, (_, i) => ({ hash: sha(`many ${i}`), v: vector(100 + i) }));
+    for (const { hash, v } of stored) await cache.put(hash, v);
+    const asked = stored.flatMap(({ hash }, i) => (i % 4 === 0 ? [hash, sha(`absent ${i}`)] : [hash]));
+    const got = await cache.getMany(asked, 7);
+    assert.equal(got.length, asked.length);
+    let k = 0;
+    stored.forEach(({ v }, i) => {
+      assert.deepEqual(got[k++], v, `entry ${i} comes back in its place, value for value`);
+      if (i % 4 === 0) assert.equal(got[k++], undefined);
+    });
+    assert.equal(cache.hits, 40);
+    assert.equal(cache.misses, 10);
+  });
+
   it('finds entries written by an earlier run with the same key', async () => {
     const hash = sha('image two');
     await new FeatureCache(dir, KEY, SIZE).put(hash, vector(2));

@@ -3,7 +3,8 @@ import { before, describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { DEFAULT_TRAIN_OPTIONS, type EpochMetrics, type TrainOptions } from '../../src/shared/types';
-import { buildHead, predictProbs, trainHead, type FeatureSet } from '../../src/training/head';
+import { buildHead, dropoutMasks, predictProbs, trainHead, type FeatureSet, type HeadRuntime } from '../../src/training/head';
+import { loadOnnxRuntime } from '../../src/training/onnxFeatures';
 import {
   balancedClassWeights,
   EarlyStopping,
@@ -40,154 +41,242 @@ function weightsOf(model: tf.LayersModel): Float32Array[] {
   return model.getWeights().map((w) => w.dataSync().slice() as Float32Array);
 }
 
+const runtimes: Record<'tfjs' | 'onnx', HeadRuntime> = { tfjs: { kind: 'tfjs' }, onnx: { kind: 'tfjs' } };
+
 before(async () => {
   await tf.setBackend('wasm');
   await tf.ready();
+  const ort = await loadOnnxRuntime();
+  assert.notEqual(typeof ort, 'string', `onnxruntime-node must load for these tests: ${String(ort)}`);
+  if (typeof ort !== 'string') runtimes.onnx = { kind: 'onnx', ort, threads: 2 };
 });
 
-describe('trainHead on the WebAssembly backend', () => {
-  it('separates three feature clusters to 100% validation accuracy without leaking tensors', async () => {
-    const train = clusters(20, 1);
-    const val = clusters(10, 2);
-    const o = options({ epochs: 15, learningRate: 0.01 });
-    const head = buildHead(tf, FEATURES, CLASSES, o);
-    const tensorsBefore = tf.memory().numTensors;
-    const epochs: EpochMetrics[] = [];
-    const result = await trainHead(tf, head, train, val, CLASSES, o, { onEpochEnd: (m) => void epochs.push(m) });
-    assert.equal(tf.memory().numTensors, tensorsBefore, 'every batch tensor, optimizer slot and best-weights copy is disposed');
-    assert.equal(result.epochsRun, epochs.length);
-    assert.deepEqual(result.history, epochs);
-    const last = result.history[result.history.length - 1];
-    assert.equal(last.valAcc, 1);
-    assert.ok(last.loss < result.history[0].loss, 'training loss went down');
-    for (const m of result.history) {
-      assert.equal(m.stage, 'head');
-      assert.equal(m.lr, 0.01);
-      assert.ok(Number.isFinite(m.valLoss) && m.durationMs >= 0);
-    }
-    const probs = await predictProbs(tf, head, val);
-    assert.equal(probs.length, val.n * CLASSES);
-    for (let i = 0; i < val.n; i++) {
-      const row = Array.from(probs.subarray(i * CLASSES, (i + 1) * CLASSES));
-      assert.equal(row.indexOf(Math.max(...row)), val.y[i]);
-      assert.ok(Math.abs(row.reduce((a, b) => a + b, 0) - 1) < 1e-5);
-    }
-    assert.equal(tf.memory().numTensors, tensorsBefore);
-    head.dispose();
-  });
-
-  it('is deterministic given the seed when dropout is off', async () => {
-    const train = clusters(12, 3);
-    const val = clusters(4, 4);
-    const o = options({ epochs: 3, dropout: 0, seed: 7 });
-    const runs: Float32Array[][] = [];
-    for (let r = 0; r < 2; r++) {
+for (const runtimeName of ['tfjs', 'onnx'] as const) {
+  describe(`trainHead with its steps on ${runtimeName === 'tfjs' ? 'tfjs WebAssembly' : 'onnxruntime'}`, () => {
+    const trainHeadOn = (head: tf.LayersModel, train: FeatureSet, val: FeatureSet, classes: number, o: TrainOptions, hooks: Parameters<typeof trainHead>[6]) =>
+      trainHead(tf, head, train, val, classes, o, hooks, runtimes[runtimeName]);
+    it('separates three feature clusters to 100% validation accuracy without leaking tensors', async () => {
+      const train = clusters(20, 1);
+      const val = clusters(10, 2);
+      const o = options({ epochs: 15, learningRate: 0.01 });
       const head = buildHead(tf, FEATURES, CLASSES, o);
-      await trainHead(tf, head, train, val, CLASSES, o, {});
-      runs.push(weightsOf(head));
-      head.dispose();
-    }
-    runs[0].forEach((w, i) => assert.deepEqual(w, runs[1][i]));
-  });
-
-  it('stops early when validation loss worsens and restores the best epoch weights', async () => {
-    const train = clusters(20, 5);
-    // Validation images of class 2 carry label 0: the better the head learns, the worse their loss.
-    const val = clusters(10, 6, (c) => (c === 2 ? 0 : c));
-    const o = options({ epochs: 30, learningRate: 0.01, patience: 3, lrPatience: 0 });
-    const head = buildHead(tf, FEATURES, CLASSES, o);
-    const atBest = new Map<number, Float32Array[]>();
-    const bestCalls: number[] = [];
-    const result = await trainHead(tf, head, train, val, CLASSES, o, {
-      onBest: (epoch) => {
-        bestCalls.push(epoch);
-        atBest.set(epoch, weightsOf(head));
-      },
-    });
-    assert.equal(result.stoppedBy, 'early-stopping');
-    assert.equal(result.epochsRun, result.bestEpoch + 3, 'stops after exactly `patience` epochs without a new best');
-    assert.equal(bestCalls[bestCalls.length - 1], result.bestEpoch);
-    const losses = result.history.map((m) => m.valLoss);
-    assert.equal(Math.min(...losses), losses[result.bestEpoch - 1]);
-    const finalWeights = weightsOf(head);
-    atBest.get(result.bestEpoch)!.forEach((w, i) => assert.deepEqual(finalWeights[i], w, `weight ${i} restored bit for bit`));
-    // and the restored head is the best epoch's head, not the last one
-    const probs = await predictProbs(tf, head, val);
-    let loss = 0;
-    for (let i = 0; i < val.n; i++) loss -= Math.log(Math.max(1e-7, probs[i * CLASSES + val.y[i]]));
-    assert.ok(Math.abs(loss / val.n - losses[result.bestEpoch - 1]) < 1e-4);
-    head.dispose();
-  });
-
-  it('halves the learning rate after lrPatience epochs without a better validation loss', async () => {
-    const train = clusters(20, 7);
-    const val = clusters(10, 8, (c) => (c === 2 ? 0 : c));
-    const o = options({ epochs: 10, learningRate: 0.01, patience: 0, lrPatience: 2, lrFactor: 0.5 });
-    const head = buildHead(tf, FEATURES, CLASSES, o);
-    const result = await trainHead(tf, head, train, val, CLASSES, o, {});
-    assert.equal(result.stoppedBy, 'epochs');
-    assert.equal(result.epochsRun, 10);
-    const lrs = result.history.map((m) => m.lr);
-    assert.ok(lrs.some((lr) => lr === 0.005), `the rate was halved at least once: ${lrs.join(', ')}`);
-    let best = Infinity;
-    let wait = 0;
-    let expected = 0.01;
-    result.history.forEach((m, e) => {
-      assert.equal(m.lr, expected, `epoch ${e + 1}`);
-      if (m.valLoss < best) {
-        best = m.valLoss;
-        wait = 0;
-      } else if (++wait >= 2) {
-        expected /= 2;
-        wait = 0;
+      const tensorsBefore = tf.memory().numTensors;
+      const epochs: EpochMetrics[] = [];
+      const result = await trainHeadOn(head, train, val, CLASSES, o, { onEpochEnd: (m) => void epochs.push(m) });
+      assert.equal(tf.memory().numTensors, tensorsBefore, 'every batch tensor, optimizer slot and best-weights copy is disposed');
+      assert.equal(result.epochsRun, epochs.length);
+      assert.deepEqual(result.history, epochs);
+      const last = result.history[result.history.length - 1];
+      assert.equal(last.valAcc, 1);
+      assert.ok(last.loss < result.history[0].loss, 'training loss went down');
+      for (const m of result.history) {
+        assert.equal(m.stage, 'head');
+        assert.equal(m.lr, 0.01);
+        assert.ok(Number.isFinite(m.valLoss) && m.durationMs >= 0);
       }
+      const probs = await predictProbs(tf, head, val);
+      assert.equal(probs.length, val.n * CLASSES);
+      for (let i = 0; i < val.n; i++) {
+        const row = Array.from(probs.subarray(i * CLASSES, (i + 1) * CLASSES));
+        assert.equal(row.indexOf(Math.max(...row)), val.y[i]);
+        assert.ok(Math.abs(row.reduce((a, b) => a + b, 0) - 1) < 1e-5);
+      }
+      assert.equal(tf.memory().numTensors, tensorsBefore);
+      head.dispose();
     });
-    head.dispose();
-  });
 
-  it('stops after the current batch on cancel and keeps the best epoch weights', async () => {
-    const train = clusters(20, 9); // 60 rows, batch 8: 8 batches per epoch
-    const val = clusters(5, 10);
-    const o = options({ epochs: 10 });
-    const head = buildHead(tf, FEATURES, CLASSES, o);
-    const tensorsBefore = tf.memory().numTensors;
-    let batches = 0;
-    let cancelAt = Infinity;
-    let bestWeights: Float32Array[] = [];
-    const result = await trainHead(tf, head, train, val, CLASSES, o, {
-      onBatchEnd: () => void batches++,
-      onBest: () => void (bestWeights = weightsOf(head)),
-      onEpochEnd: (m) => {
-        if (m.epoch === 2) cancelAt = batches + 3; // cancel in the middle of epoch 3
-      },
-      shouldStop: () => batches >= cancelAt,
+    it('is deterministic given the seed, dropout included', async () => {
+      const train = clusters(12, 3);
+      const val = clusters(4, 4);
+      const o = options({ epochs: 3, dropout: 0.3, seed: 7 });
+      const runs: Float32Array[][] = [];
+      for (let r = 0; r < 2; r++) {
+        const head = buildHead(tf, FEATURES, CLASSES, o);
+        await trainHeadOn(head, train, val, CLASSES, o, {});
+        runs.push(weightsOf(head));
+        head.dispose();
+      }
+      runs[0].forEach((w, i) => assert.deepEqual(w, runs[1][i]));
     });
-    assert.equal(result.stoppedBy, 'cancel');
-    assert.equal(batches, 8 * 2 + 3, 'no batch ran after the cancel request');
-    assert.equal(result.epochsRun, 2, 'the interrupted epoch is not reported');
-    assert.ok(result.bestEpoch >= 1 && result.bestEpoch <= 2);
-    weightsOf(head).forEach((w, i) => assert.deepEqual(w, bestWeights[i]));
-    assert.equal(tf.memory().numTensors, tensorsBefore);
-    head.dispose();
-  });
 
-  it('weights classes inversely to their frequency when asked to', async () => {
-    // 3:1 imbalance; the balanced loss still trains, and the weighted loss differs from the plain one.
-    const big = clusters(12, 11);
-    const keep = Array.from({ length: big.n }, (_, i) => i).filter((i) => big.y[i] !== 2 || i % 4 === 2);
-    const x = new Float32Array(keep.length * FEATURES);
-    keep.forEach((r, i) => x.set(big.x.subarray(r * FEATURES, (r + 1) * FEATURES), i * FEATURES));
-    const train: FeatureSet = { x, y: Int32Array.from(keep.map((r) => big.y[r])), n: keep.length, featureSize: FEATURES };
-    const val = clusters(4, 12);
-    const losses: number[] = [];
-    for (const classWeights of [false, true]) {
-      const o = options({ epochs: 1, dropout: 0, classWeights });
+    it('stops early when validation loss worsens and restores the best epoch weights', async () => {
+      const train = clusters(20, 5);
+      // Validation images of class 2 carry label 0: the better the head learns, the worse their loss.
+      const val = clusters(10, 6, (c) => (c === 2 ? 0 : c));
+      const o = options({ epochs: 30, learningRate: 0.01, patience: 3, lrPatience: 0 });
       const head = buildHead(tf, FEATURES, CLASSES, o);
-      const r = await trainHead(tf, head, train, val, CLASSES, o, {});
-      losses.push(r.history[0].loss);
+      const atBest = new Map<number, Float32Array[]>();
+      const bestCalls: number[] = [];
+      const result = await trainHeadOn(head, train, val, CLASSES, o, {
+        onBest: (epoch) => {
+          bestCalls.push(epoch);
+          atBest.set(epoch, weightsOf(head));
+        },
+      });
+      assert.equal(result.stoppedBy, 'early-stopping');
+      assert.equal(result.epochsRun, result.bestEpoch + 3, 'stops after exactly `patience` epochs without a new best');
+      assert.equal(bestCalls[bestCalls.length - 1], result.bestEpoch);
+      const losses = result.history.map((m) => m.valLoss);
+      assert.equal(Math.min(...losses), losses[result.bestEpoch - 1]);
+      const finalWeights = weightsOf(head);
+      atBest.get(result.bestEpoch)!.forEach((w, i) => assert.deepEqual(finalWeights[i], w, `weight ${i} restored bit for bit`));
+      // and the restored head is the best epoch's head, not the last one
+      const probs = await predictProbs(tf, head, val);
+      let loss = 0;
+      for (let i = 0; i < val.n; i++) loss -= Math.log(Math.max(1e-7, probs[i * CLASSES + val.y[i]]));
+      assert.ok(Math.abs(loss / val.n - losses[result.bestEpoch - 1]) < 1e-4);
+      head.dispose();
+    });
+
+    it('halves the learning rate after lrPatience epochs without a better validation loss', async () => {
+      const train = clusters(20, 7);
+      const val = clusters(10, 8, (c) => (c === 2 ? 0 : c));
+      const o = options({ epochs: 10, learningRate: 0.01, patience: 0, lrPatience: 2, lrFactor: 0.5 });
+      const head = buildHead(tf, FEATURES, CLASSES, o);
+      const result = await trainHeadOn(head, train, val, CLASSES, o, {});
+      assert.equal(result.stoppedBy, 'epochs');
+      assert.equal(result.epochsRun, 10);
+      const lrs = result.history.map((m) => m.lr);
+      assert.ok(lrs.some((lr) => lr === 0.005), `the rate was halved at least once: ${lrs.join(', ')}`);
+      let best = Infinity;
+      let wait = 0;
+      let expected = 0.01;
+      result.history.forEach((m, e) => {
+        assert.equal(m.lr, expected, `epoch ${e + 1}`);
+        if (m.valLoss < best) {
+          best = m.valLoss;
+          wait = 0;
+        } else if (++wait >= 2) {
+          expected /= 2;
+          wait = 0;
+        }
+      });
+      head.dispose();
+    });
+
+    it('stops after the current batch on cancel and keeps the best epoch weights', async () => {
+      const train = clusters(20, 9); // 60 rows, batch 8: 8 batches per epoch
+      const val = clusters(5, 10);
+      const o = options({ epochs: 10 });
+      const head = buildHead(tf, FEATURES, CLASSES, o);
+      const tensorsBefore = tf.memory().numTensors;
+      let batches = 0;
+      let cancelAt = Infinity;
+      let bestWeights: Float32Array[] = [];
+      const result = await trainHeadOn(head, train, val, CLASSES, o, {
+        onBatchEnd: () => void batches++,
+        onBest: () => void (bestWeights = weightsOf(head)),
+        onEpochEnd: (m) => {
+          if (m.epoch === 2) cancelAt = batches + 3; // cancel in the middle of epoch 3
+        },
+        shouldStop: () => batches >= cancelAt,
+      });
+      assert.equal(result.stoppedBy, 'cancel');
+      assert.equal(batches, 8 * 2 + 3, 'no batch ran after the cancel request');
+      assert.equal(result.epochsRun, 2, 'the interrupted epoch is not reported');
+      assert.ok(result.bestEpoch >= 1 && result.bestEpoch <= 2);
+      weightsOf(head).forEach((w, i) => assert.deepEqual(w, bestWeights[i]));
+      assert.equal(tf.memory().numTensors, tensorsBefore);
+      head.dispose();
+    });
+
+    it('weights classes inversely to their frequency when asked to', async () => {
+      // 3:1 imbalance; the balanced loss still trains, and the weighted loss differs from the plain one.
+      const big = clusters(12, 11);
+      const keep = Array.from({ length: big.n }, (_, i) => i).filter((i) => big.y[i] !== 2 || i % 4 === 2);
+      const x = new Float32Array(keep.length * FEATURES);
+      keep.forEach((r, i) => x.set(big.x.subarray(r * FEATURES, (r + 1) * FEATURES), i * FEATURES));
+      const train: FeatureSet = { x, y: Int32Array.from(keep.map((r) => big.y[r])), n: keep.length, featureSize: FEATURES };
+      const val = clusters(4, 12);
+      const losses: number[] = [];
+      for (const classWeights of [false, true]) {
+        const o = options({ epochs: 1, dropout: 0, classWeights });
+        const head = buildHead(tf, FEATURES, CLASSES, o);
+        const r = await trainHeadOn(head, train, val, CLASSES, o, {});
+        losses.push(r.history[0].loss);
+        head.dispose();
+      }
+      assert.notEqual(losses[0], losses[1]);
+    });
+  });
+}
+
+describe('the onnxruntime head engine against tfjs automatic differentiation', () => {
+  /** Trains two heads from the same seed, one per runtime, and returns their histories and weights. */
+  async function both(train: FeatureSet, val: FeatureSet, classes: number, o: TrainOptions) {
+    const out: { history: EpochMetrics[]; weights: Float32Array[] }[] = [];
+    for (const runtime of [runtimes.tfjs, runtimes.onnx]) {
+      const head = buildHead(tf, train.featureSize, classes, o);
+      const r = await trainHead(tf, head, train, val, classes, o, {}, runtime);
+      out.push({ history: r.history, weights: weightsOf(head) });
       head.dispose();
     }
-    assert.notEqual(losses[0], losses[1]);
+    return out;
+  }
+
+  function maxAbsDiff(a: Float32Array[], b: Float32Array[]): number {
+    let d = 0;
+    a.forEach((w, i) => w.forEach((x, j) => (d = Math.max(d, Math.abs(x - b[i][j])))));
+    return d;
+  }
+
+  it('takes the same Adam step from the same weights, dropout and class weights included', async () => {
+    const train = clusters(8, 21); // 24 rows = one batch
+    const val = clusters(2, 22);
+    const o = options({ epochs: 1, batchSize: 24, dropout: 0.25, classWeights: true, learningRate: 0.01, patience: 0 });
+    const [a, b] = await both(train, val, CLASSES, o);
+    const before = buildHead(tf, FEATURES, CLASSES, o);
+    const initial = weightsOf(before);
+    before.dispose();
+    assert.ok(maxAbsDiff(initial, a.weights) > 5e-3, 'the step moved the weights');
+    assert.ok(maxAbsDiff(a.weights, b.weights) < 1e-6, `max |tfjs - onnx| = ${maxAbsDiff(a.weights, b.weights)}`);
+    const [ma, mb] = [a.history[0], b.history[0]];
+    assert.ok(Math.abs(ma.loss - mb.loss) < 1e-5 && Math.abs(ma.valLoss - mb.valLoss) < 1e-5, `${JSON.stringify(ma)} vs ${JSON.stringify(mb)}`);
+    assert.equal(ma.acc, mb.acc);
+  });
+
+  it('follows tfjs over several epochs on wider, overlapping data', async () => {
+    const F = 96;
+    const random = seededRandom(31);
+    const make = (n: number): FeatureSet => {
+      const x = new Float32Array(n * F);
+      const y = new Int32Array(n);
+      for (let i = 0; i < n; i++) {
+        y[i] = i % 4;
+        for (let f = 0; f < F; f++) x[i * F + f] = Math.max(0, (f % 4 === y[i] ? 0.8 : 0) + random() * 1.5 - 0.5);
+      }
+      return { x, y, n, featureSize: F };
+    };
+    const o = options({ epochs: 6, hiddenUnits: 32, batchSize: 16, dropout: 0.2, learningRate: 3e-3, patience: 0 });
+    const [a, b] = await both(make(120), make(40), 4, o);
+    assert.equal(a.history.length, 6);
+    a.history.forEach((m, e) => {
+      const n = b.history[e];
+      assert.ok(Math.abs(m.loss - n.loss) < 1e-4 && Math.abs(m.valLoss - n.valLoss) < 1e-4, `epoch ${e + 1}: ${JSON.stringify(m)} vs ${JSON.stringify(n)}`);
+    });
+    assert.ok(a.history[5].loss < a.history[0].loss, 'it learned');
+    assert.ok(maxAbsDiff(a.weights, b.weights) < 1e-4, `max |tfjs - onnx| = ${maxAbsDiff(a.weights, b.weights)}`);
+  });
+
+  it('agrees where the clipped cross-entropy stops the gradient (saturated probabilities)', async () => {
+    const big = clusters(8, 23);
+    const train: FeatureSet = { ...big, x: big.x.map((v) => v * 400) };
+    const o = options({ epochs: 2, batchSize: 8, dropout: 0, learningRate: 0.05, patience: 0 });
+    const [a, b] = await both(train, clusters(2, 24), CLASSES, o);
+    assert.ok(maxAbsDiff(a.weights, b.weights) < 1e-5, `max |tfjs - onnx| = ${maxAbsDiff(a.weights, b.weights)}`);
+  });
+});
+
+describe('head dropout masks', () => {
+  it('drop about `rate` of the units, scale the rest by 1/(1 - rate), and repeat from the seed', () => {
+    const a = dropoutMasks(5, 0.25, 100)(50)!;
+    const b = dropoutMasks(5, 0.25, 100)(50)!;
+    assert.deepEqual(a, b);
+    assert.notDeepEqual(a, dropoutMasks(6, 0.25, 100)(50));
+    const dropped = a.filter((v) => v === 0).length / a.length;
+    assert.ok(dropped > 0.22 && dropped < 0.28, `dropped ${dropped}`);
+    assert.ok(a.every((v) => v === 0 || v === Math.fround(1 / 0.75)));
+    assert.equal(dropoutMasks(5, 0, 100)(50), undefined);
   });
 });
 

@@ -84,12 +84,22 @@ test('the CLI trains on the sample, prints accuracy and the confusion matrix, an
   const epochs = fs.readFileSync(path.join(runDir, 'metrics.jsonl'), 'utf8').trim().split('\n');
   assert.equal(epochs.length, status.summary?.epochsRun);
 
+  const curves = (dir: string) =>
+    fs.readFileSync(path.join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => {
+      const { durationMs: _ignored, ...m } = JSON.parse(l) as { durationMs: number };
+      return m;
+    });
+  const firstCurves = curves(runDir);
   fs.rmSync(path.join(work, 'runs'), { recursive: true });
   const second = await run(process.execPath, args, { cwd: work });
   assert.match(second.stdout, /120 cache hits, 0 misses/);
   const runDir2 = onlyRun(path.join(work, 'runs'));
   const status2 = readJson<RunStatus>(path.join(runDir2, 'status.json'));
   assert.deepEqual(status2.summary?.cache, { hits: 120, misses: 0 });
+  // The head trains on onnxruntime here, and the seed fixes split, shuffles, initial weights and
+  // dropout masks: the rerun on the cached features repeats the first run epoch for epoch.
+  assert.match(first.stderr, /Head: onnxruntime-node \S+ \(CPU, \d+ threads?, one graph per Adam step\)/);
+  assert.deepEqual(curves(runDir2), firstCurves);
 
   const predicted = await run(process.execPath, [bundle, 'predict', runDir2, path.join(data, 'healthy'), '--json'], { cwd: work });
   const lines = predicted.stdout.trim().split('\n').map((l) => JSON.parse(l) as { path: string; label: string; confidence: number; top: { label: string }[] });

@@ -1,0 +1,308 @@
+// The classifier head trained on onnxruntime-node: one `session.run` per optimizer step.
+//
+// Why: on tfjs WebAssembly a head step (batch 32, 1280 → 128 → classes, Adam) costs ~7 ms, almost
+// all of it per-operation overhead and XNNPACK re-packing the weights that change every step; a
+// warm rerun (features from the cache) is then mostly head training. onnxruntime has no training
+// API in its npm package, but a training step is an ordinary computation: this module writes the
+// forward pass, the hand-derived backward pass and the Adam update as one inference graph whose
+// inputs are the batch and the current parameters/moments and whose outputs are the next ones.
+//
+// The math is that of head.ts + trainingLoop.ts on tfjs, step for step: Dense(relu) → dropout
+// (the mask is an input, drawn by the caller) → Dense(softmax), categorical cross-entropy on
+// probabilities clipped to [1e-7, 1 - 1e-7] (Keras), per-row class weights, the batch mean, and
+// tfjs's Adam (β1 0.9, β2 0.999, ε 1e-7, bias correction through 1 - β^t). Parameters live in one
+// flat vector laid out as the head's trainable weights: W1 (F×H, row-major) | b1 | W2 (H×C) | b2.
+import type * as tf from '@tensorflow/tfjs';
+import type * as Ort from 'onnxruntime-node';
+import { encodeOnnxModel, OnnxDataType, type OnnxModel, type OnnxNode, type OnnxTensor } from './onnxProto';
+import { gatherRows, PROB_EPSILON, scoreProbabilities, type Rows, type StepEngine, type Tf } from './trainingLoop';
+
+/** Sizes of the head. */
+export interface HeadShape {
+  featureSize: number;
+  hiddenUnits: number;
+  numClasses: number;
+}
+
+/** Adam hyper-parameters as tfjs's `tf.train.adam(lr)` uses them. */
+export const ADAM = { beta1: 0.9, beta2: 0.999, epsilon: 1e-7 } as const;
+
+/** Offsets of W1, b1, W2, b2 in the flat parameter vector, and its length. */
+export function headLayout(s: HeadShape): { w1: number; b1: number; w2: number; b2: number; total: number } {
+  const w1 = 0;
+  const b1 = w1 + s.featureSize * s.hiddenUnits;
+  const w2 = b1 + s.hiddenUnits;
+  const b2 = w2 + s.hiddenUnits * s.numClasses;
+  return { w1, b1, w2, b2, total: b2 + s.numClasses };
+}
+
+const OPSET = 13;
+
+/** The step graph's `step_scale` and `step_eps` for Adam step `t` (from 1) at learning rate `lr`. */
+export function adamScalars(lr: number, t: number): { scale: number; eps: number } {
+  const c1 = 1 / (1 - ADAM.beta1 ** t);
+  const s = Math.sqrt(1 / (1 - ADAM.beta2 ** t));
+  return { scale: (-lr * c1) / s, eps: ADAM.epsilon / s };
+}
+
+class GraphBuilder {
+  readonly nodes: OnnxNode[] = [];
+  readonly initializers: OnnxTensor[] = [];
+  private count = 0;
+
+  op(opType: string, inputs: string[], attributes?: OnnxNode['attributes'], output?: string): string {
+    const out = output ?? `${opType.toLowerCase()}_${this.count}`;
+    this.nodes.push({ opType, name: `n${this.count++}_${opType}`, inputs, outputs: [out], attributes });
+    return out;
+  }
+
+  float(name: string, value: number): string {
+    this.initializers.push({ name, dims: [], dataType: OnnxDataType.float, data: Float32Array.of(value) });
+    return name;
+  }
+
+  ints(name: string, values: number[]): string {
+    this.initializers.push({ name, dims: [values.length], dataType: OnnxDataType.int64, data: BigInt64Array.from(values.map(BigInt)) });
+    return name;
+  }
+}
+
+/** Slices `flat[start, start + dims product)` and reshapes it to `dims`. */
+function sliceParam(g: GraphBuilder, flat: string, name: string, start: number, dims: number[]): string {
+  const size = dims.reduce((a, b) => a * b, 1);
+  const sliced = g.op('Slice', [flat, g.ints(`${name}_start`, [start]), g.ints(`${name}_end`, [start + size]), g.ints(`${name}_axes`, [0])]);
+  return dims.length === 1 ? sliced : g.op('Reshape', [sliced, g.ints(`${name}_shape`, dims)]);
+}
+
+/** The forward pass up to the class probabilities; returns the names of Z1 (pre-relu), the dropped hidden layer and P. */
+function forward(g: GraphBuilder, s: HeadShape, x: string, params: string, mask: string | undefined) {
+  const L = headLayout(s);
+  const w1 = sliceParam(g, params, 'w1', L.w1, [s.featureSize, s.hiddenUnits]);
+  const b1 = sliceParam(g, params, 'b1', L.b1, [s.hiddenUnits]);
+  const w2 = sliceParam(g, params, 'w2', L.w2, [s.hiddenUnits, s.numClasses]);
+  const b2 = sliceParam(g, params, 'b2', L.b2, [s.numClasses]);
+  const z1 = g.op('Gemm', [x, w1, b1]);
+  const h = g.op('Relu', [z1]);
+  const hd = mask ? g.op('Mul', [h, mask]) : h;
+  const z2 = g.op('Gemm', [hd, w2, b2]);
+  const p = g.op('Softmax', [z2], [{ name: 'axis', kind: 'int', value: 1 }], 'probs');
+  return { w2, z1, hd, p };
+}
+
+function model(name: string, g: GraphBuilder, inputs: OnnxModel['graph']['inputs'], outputs: OnnxModel['graph']['outputs']): OnnxModel {
+  return {
+    irVersion: 7,
+    opsetVersion: OPSET,
+    producerName: 'image-trainer',
+    producerVersion: '1',
+    graph: { name, nodes: g.nodes, initializers: g.initializers, inputs, outputs },
+  };
+}
+
+/**
+ * One optimizer step. Inputs: `x` [B, F], `onehot` [B, C], `row_scale` [B, 1] (class weight / B),
+ * `mask` [B, H] (0 or 1/(1 - rate)), `params`/`m`/`v` [P], and the scalars `step_scale` and
+ * `step_eps` of step t (`adamScalars`). Outputs: `params_out`, `m_out`, `v_out`, `loss` (the batch's
+ * weighted mean cross-entropy) and `hits` (rows whose arg-max is the label).
+ */
+export function headStepGraph(s: HeadShape): OnnxModel {
+  const g = new GraphBuilder();
+  const P = headLayout(s).total;
+  const f = OnnxDataType.float;
+  const { w2, z1, hd, p } = forward(g, s, 'x', 'params', 'mask');
+
+  // Cross-entropy of the true class with Keras's clip; the clip's gradient is zero outside the range.
+  const eps = g.float('prob_eps', PROB_EPSILON);
+  const oneMinusEps = g.float('prob_one_minus_eps', 1 - PROB_EPSILON);
+  const pTrue = g.op('ReduceSum', [g.op('Mul', [p, 'onehot']), g.ints('axis1', [1])], [{ name: 'keepdims', kind: 'int', value: 1 }]);
+  const logP = g.op('Log', [g.op('Clip', [pTrue, eps, oneMinusEps])]);
+  g.op('Neg', [g.op('ReduceSum', [g.op('Mul', [logP, 'row_scale'])], [{ name: 'keepdims', kind: 'int', value: 0 }])], undefined, 'loss');
+  const inside = g.op('Cast', [g.op('And', [g.op('GreaterOrEqual', [pTrue, eps]), g.op('LessOrEqual', [pTrue, oneMinusEps])])], [{ name: 'to', kind: 'int', value: f }]);
+  const hitRows = g.op('Equal', [g.op('ArgMax', [p], [{ name: 'axis', kind: 'int', value: 1 }]), g.op('ArgMax', ['onehot'], [{ name: 'axis', kind: 'int', value: 1 }])]);
+  g.op('ReduceSum', [g.op('Cast', [hitRows], [{ name: 'to', kind: 'int', value: f }])], [{ name: 'keepdims', kind: 'int', value: 0 }], 'hits');
+
+  // Backward: softmax + cross-entropy give (P - onehot) per row, scaled by the row's weight / B.
+  const dz2 = g.op('Mul', [g.op('Sub', [p, 'onehot']), g.op('Mul', ['row_scale', inside])]);
+  const transA = [{ name: 'transA', kind: 'int' as const, value: 1 }];
+  const dw2 = g.op('Gemm', [hd, dz2], transA);
+  const axis0 = g.ints('axis0', [0]);
+  const noKeep = [{ name: 'keepdims', kind: 'int' as const, value: 0 }];
+  const db2 = g.op('ReduceSum', [dz2, axis0], noKeep);
+  const dhd = g.op('Gemm', [dz2, w2], [{ name: 'transB', kind: 'int', value: 1 }]);
+  const reluGate = g.op('Cast', [g.op('Greater', [z1, g.float('zero', 0)])], [{ name: 'to', kind: 'int', value: f }]);
+  const dz1 = g.op('Mul', [g.op('Mul', [dhd, 'mask']), reluGate]);
+  const dw1 = g.op('Gemm', ['x', dz1], transA);
+  const db1 = g.op('ReduceSum', [dz1, axis0], noKeep);
+  const flat = g.ints('flat', [-1]);
+  const grad = g.op('Concat', [g.op('Reshape', [dw1, flat]), db1, g.op('Reshape', [dw2, flat]), db2], [{ name: 'axis', kind: 'int', value: 0 }]);
+
+  // Adam, as tfjs applies it: p - lr·(m'·c1) / (sqrt(v'·c2) + ε), rearranged with s = sqrt(c2) to
+  // p + (m'·(-lr·c1/s)) / (sqrt(v') + ε/s), two passes fewer over the weights (`step_scale` and
+  // `step_eps` are those two scalars).
+  const m = g.op('Add', [g.op('Mul', ['m', g.float('beta1', ADAM.beta1)]), g.op('Mul', [grad, g.float('one_minus_beta1', 1 - ADAM.beta1)])], undefined, 'm_out');
+  const v = g.op('Add', [g.op('Mul', ['v', g.float('beta2', ADAM.beta2)]), g.op('Mul', [g.op('Mul', [grad, grad]), g.float('one_minus_beta2', 1 - ADAM.beta2)])], undefined, 'v_out');
+  const update = g.op('Div', [g.op('Mul', [m, 'step_scale']), g.op('Add', [g.op('Sqrt', [v]), 'step_eps'])]);
+  g.op('Add', ['params', update], undefined, 'params_out');
+
+  return model(
+    'head_step',
+    g,
+    [
+      { name: 'x', elemType: f, shape: ['batch', s.featureSize] },
+      { name: 'onehot', elemType: f, shape: ['batch', s.numClasses] },
+      { name: 'row_scale', elemType: f, shape: ['batch', 1] },
+      { name: 'mask', elemType: f, shape: ['batch', s.hiddenUnits] },
+      { name: 'params', elemType: f, shape: [P] },
+      { name: 'm', elemType: f, shape: [P] },
+      { name: 'v', elemType: f, shape: [P] },
+      { name: 'step_scale', elemType: f, shape: [] },
+      { name: 'step_eps', elemType: f, shape: [] },
+    ],
+    [
+      { name: 'params_out', elemType: f, shape: [P] },
+      { name: 'm_out', elemType: f, shape: [P] },
+      { name: 'v_out', elemType: f, shape: [P] },
+      { name: 'loss', elemType: f, shape: [] },
+      { name: 'hits', elemType: f, shape: [] },
+    ],
+  );
+}
+
+/** Inference: `x` [N, F] and `params` [P] in, class probabilities `probs` [N, C] out. */
+export function headPredictGraph(s: HeadShape): OnnxModel {
+  const g = new GraphBuilder();
+  const f = OnnxDataType.float;
+  forward(g, s, 'x', 'params', undefined);
+  return model(
+    'head_predict',
+    g,
+    [
+      { name: 'x', elemType: f, shape: ['batch', s.featureSize] },
+      { name: 'params', elemType: f, shape: [headLayout(s).total] },
+    ],
+    [{ name: 'probs', elemType: f, shape: ['batch', s.numClasses] }],
+  );
+}
+
+export type OrtModule = typeof Ort;
+
+/** What the head engine needs besides the head's variables. */
+export interface OnnxHeadSpec {
+  numClasses: number;
+  learningRate: number;
+  classWeights: Float32Array | null;
+  /** Dropout mask for a batch of `rows` ([rows, hidden units]), or undefined for none. */
+  masks(rows: number): Float32Array | undefined;
+  /** onnxruntime intra-op threads. */
+  threads: number;
+}
+
+const EVAL_ROWS = 1024;
+
+function sessionOptions(threads: number): Ort.InferenceSession.SessionOptions {
+  return { intraOpNumThreads: threads, interOpNumThreads: 1, executionMode: 'sequential', graphOptimizationLevel: 'all', executionProviders: ['cpu'] };
+}
+
+/**
+ * Head steps on onnxruntime, starting from the current values of `variables` (the head's
+ * trainable weights: W1 [F, H], b1 [H], W2 [H, C], b2 [C]); `publish` writes the engine's
+ * weights back into them.
+ */
+export async function onnxHeadEngine(ort: OrtModule, tfx: Tf, variables: tf.Variable[], spec: OnnxHeadSpec): Promise<StepEngine> {
+  const [w1, b1, w2, b2] = variables;
+  if (variables.length !== 4 || w1.shape.length !== 2 || w2.shape.length !== 2) {
+    throw new Error(`onnxHeadEngine: expected the head's 4 weights (W1, b1, W2, b2), got shapes ${variables.map((v) => `[${v.shape.join(', ')}]`).join(' ')}`);
+  }
+  const shape: HeadShape = { featureSize: w1.shape[0], hiddenUnits: w1.shape[1], numClasses: w2.shape[1] };
+  if (shape.numClasses !== spec.numClasses) throw new Error(`onnxHeadEngine: the head has ${shape.numClasses} outputs, the data ${spec.numClasses} classes`);
+  const layout = headLayout(shape);
+  const offsets = [layout.w1, layout.b1, layout.w2, layout.b2];
+  // Two sets of parameters and moments: each step reads one and writes the other (onnxruntime
+  // fills preallocated outputs), so no step allocates or copies them.
+  const P = layout.total;
+  const slots = [0, 1].map(() => ({ params: new Float32Array(P), m: new Float32Array(P), v: new Float32Array(P) }));
+  let cur = 0;
+  variables.forEach((variable, i) => slots[0].params.set(variable.dataSync() as Float32Array, offsets[i]));
+  let best: Float32Array | null = null;
+
+  const options = sessionOptions(spec.threads);
+  const stepSession = await ort.InferenceSession.create(encodeOnnxModel(headStepGraph(shape)), options);
+  const predictSession = await ort.InferenceSession.create(encodeOnnxModel(headPredictGraph(shape)), options).catch(async (error) => {
+    await stepSession.release();
+    throw error;
+  });
+
+  const { featureSize: F, hiddenUnits: H, numClasses: C } = shape;
+  const tensor = (data: Float32Array, dims: number[]) => new ort.Tensor('float32', data, dims);
+  let xb = new Float32Array(0);
+  let t = 0;
+  let lossSum = 0;
+  let hits = 0;
+  const ones = (rows: number) => new Float32Array(rows * H).fill(1);
+
+  return {
+    async step(rows, order, start, end, lr) {
+      const count = end - start;
+      if (xb.length < count * F) xb = new Float32Array(count * F);
+      const batch = gatherRows(rows, order, start, end, xb);
+      const onehot = new Float32Array(count * C);
+      const rowScale = new Float32Array(count);
+      for (let i = 0; i < count; i++) {
+        const y = batch.y[i];
+        onehot[i * C + y] = 1;
+        rowScale[i] = (spec.classWeights ? spec.classWeights[y] : 1) / count;
+      }
+      const scalars = adamScalars(lr, ++t);
+      const from = slots[cur];
+      const to = slots[1 - cur];
+      const loss = new Float32Array(1);
+      const hitCount = new Float32Array(1);
+      await stepSession.run(
+        {
+          x: tensor(batch.x, [count, F]),
+          onehot: tensor(onehot, [count, C]),
+          row_scale: tensor(rowScale, [count, 1]),
+          mask: tensor(spec.masks(count) ?? ones(count), [count, H]),
+          params: tensor(from.params, [P]),
+          m: tensor(from.m, [P]),
+          v: tensor(from.v, [P]),
+          step_scale: tensor(Float32Array.of(scalars.scale), []),
+          step_eps: tensor(Float32Array.of(scalars.eps), []),
+        },
+        { params_out: tensor(to.params, [P]), m_out: tensor(to.m, [P]), v_out: tensor(to.v, [P]), loss: tensor(loss, []), hits: tensor(hitCount, []) },
+      );
+      cur = 1 - cur;
+      lossSum += loss[0] * count;
+      hits += hitCount[0];
+    },
+    takeEpochTotals() {
+      const totals = { lossSum, hits };
+      lossSum = 0;
+      hits = 0;
+      return totals;
+    },
+    async evaluate(rows: Rows) {
+      if (rows.n === 0) return { loss: Number.NaN, acc: Number.NaN };
+      const score = { loss: 0, hits: 0 };
+      for (let start = 0; start < rows.n; start += EVAL_ROWS) {
+        const end = Math.min(rows.n, start + EVAL_ROWS);
+        const out = await predictSession.run({ x: tensor(rows.x.subarray(start * F, end * F), [end - start, F]), params: tensor(slots[cur].params, [P]) });
+        scoreProbabilities(out.probs.data as Float32Array, rows.y.subarray(start, end), C, score);
+      }
+      return { loss: score.loss / rows.n, acc: score.hits / rows.n };
+    },
+    keepBest() {
+      best = slots[cur].params.slice();
+    },
+    restoreBest() {
+      if (best) slots[cur].params.set(best);
+    },
+    publish() {
+      tfx.tidy(() => variables.forEach((variable, i) => variable.assign(tfx.tensor(slots[cur].params.subarray(offsets[i], offsets[i] + variable.size), variable.shape))));
+    },
+    dispose() {
+      void stepSession.release();
+      void predictSession.release();
+    },
+  };
+}
