@@ -15,7 +15,8 @@ import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
-import { DEFAULT_TRAIN_OPTIONS, type EpochMetrics } from '../src/shared/types';
+import { DEFAULT_TRAIN_OPTIONS, type BackendInfo, type EpochMetrics, type StageTimes } from '../src/shared/types';
+import { formatStageTimes } from '../src/shared/stages';
 import { RUN_FILES, type RunStatus } from '../src/shared/runFolder';
 import { loadLayersModelFromDir as loadModelDir } from '../src/training/baseModel';
 import { scanDataset, type DatasetItem } from '../src/training/datasetScanner';
@@ -35,6 +36,8 @@ interface Args {
   model: string;
   sample: number;
   fineTuneLayers: number;
+  coldRuns: number;
+  warmRuns: number;
   skipNaive: boolean;
   naiveChild: boolean;
 }
@@ -47,6 +50,8 @@ function parse(): Args {
       model: { type: 'string', default: DEFAULT_TRAIN_OPTIONS.model },
       sample: { type: 'string', default: '256' },
       'fine-tune-layers': { type: 'string', default: '20' },
+      'cold-runs': { type: 'string', default: '2' },
+      'warm-runs': { type: 'string', default: '3' },
       'skip-naive': { type: 'boolean', default: false },
       'naive-child': { type: 'boolean', default: false },
       help: { type: 'boolean', default: false },
@@ -54,7 +59,7 @@ function parse(): Args {
   });
   if (values.help) {
     console.log(
-      'npm run bench -- [dataset] [--json FILE] [--model ID] [--sample N (images for the inference-only rates, default 256)] [--fine-tune-layers N (0 = skip, default 20)] [--skip-naive]',
+      'npm run bench -- [dataset] [--json FILE] [--model ID] [--sample N (images for the inference-only rates, default 256)] [--fine-tune-layers N (0 = skip, default 20)] [--cold-runs N (default 2)] [--warm-runs N (default 3)] [--skip-naive]',
     );
     process.exit(0);
   }
@@ -64,6 +69,8 @@ function parse(): Args {
     model: values.model as string,
     sample: Math.max(BATCH, Number(values.sample)),
     fineTuneLayers: Math.max(0, Number(values['fine-tune-layers'])),
+    coldRuns: Math.max(1, Number(values['cold-runs'])),
+    warmRuns: Math.max(1, Number(values['warm-runs'])),
     skipNaive: Boolean(values['skip-naive']),
     naiveChild: Boolean(values['naive-child']),
   };
@@ -176,6 +183,8 @@ interface EngineRun {
   fineTuneEpochS: number | null;
   cache: { hits: number; misses: number } | null;
   backend: string | null;
+  /** Where the run's time went (status.json summary), milliseconds. */
+  stageMs: StageTimes | null;
   runDir: string | null;
 }
 
@@ -195,9 +204,9 @@ async function engineRun(dataset: string, runsDir: string, cacheDir: string, ext
     const lines = fs.existsSync(path.join(runDir, RUN_FILES.metrics)) ? fs.readFileSync(path.join(runDir, RUN_FILES.metrics), 'utf8').split('\n') : [];
     metrics = lines.filter((l) => l.trim()).map((l) => JSON.parse(l) as EpochMetrics);
     try {
-      const config = JSON.parse(fs.readFileSync(path.join(runDir, RUN_FILES.config), 'utf8')) as { backend?: { summary?: string; backend?: string; featureRuntime?: string } };
+      const config = JSON.parse(fs.readFileSync(path.join(runDir, RUN_FILES.config), 'utf8')) as { backend?: BackendInfo };
       const b = config.backend;
-      backend = b ? `${b.featureRuntime ? `features on ${b.featureRuntime}; ` : ''}${b.summary ?? b.backend ?? ''}` : null;
+      backend = b ? `${b.featureRuntime ? `features on ${b.featureRuntime}; ` : ''}${b.headRuntime ? `head on ${b.headRuntime}; ` : ''}${b.summary ?? b.backend ?? ''}` : null;
     } catch {
       backend = null;
     }
@@ -213,6 +222,7 @@ async function engineRun(dataset: string, runsDir: string, cacheDir: string, ext
     fineTuneEpochS: ft.length ? seconds(ft.reduce((s, m) => s + m.durationMs, 0) / ft.length) : null,
     cache: status?.summary?.cache ?? null,
     backend,
+    stageMs: status?.summary?.stageMs ?? null,
     runDir,
   };
 }
@@ -400,21 +410,29 @@ async function main(): Promise<void> {
     const featuresSpeedup = onnxBase ? median(rounds.map((r) => (r.engine as number) / r.naive)) : null;
     const shareOfPeak = onnxBase ? median(rounds.map((r) => ((r.engine as number) * flopsPerImage) / 1e9 / r.peak)) : null;
 
-    // End to end, engine: cold cache, warm cache, then fine-tuning.
+    // End to end, engine: cold caches (each run with an empty cache folder: no features, no ONNX
+    // graph, no scan index), then warm reruns on the last one, then fine-tuning. Medians.
     const runsDir = path.join(work, 'runs');
-    const cacheDir = path.join(work, 'cache');
     const errors: string[] = [];
-    const attempt = async (what: string, extra: string[]): Promise<EngineRun> => {
+    const failed: EngineRun = { wallS: Number.NaN, peakRssMb: Number.NaN, accuracy: null, featuresPerS: null, headS: null, fineTuneEpochS: null, cache: null, backend: null, stageMs: null, runDir: null };
+    const attempt = async (what: string, cacheDir: string, extra: string[]): Promise<EngineRun> => {
       try {
         return await engineRun(args.dataset, runsDir, cacheDir, extra);
       } catch (error) {
         errors.push(`${what}: ${(error as Error).message}`);
-        return { wallS: Number.NaN, peakRssMb: Number.NaN, accuracy: null, featuresPerS: null, headS: null, fineTuneEpochS: null, cache: null, backend: null, runDir: null };
+        return failed;
       }
     };
-    const cold = await attempt('engine, cold cache', []);
-    const warm = await attempt('engine, warm cache', []);
-    const ft = args.fineTuneLayers > 0 ? await attempt('engine, fine-tuning', ['--fine-tune-layers', String(args.fineTuneLayers), '--fine-tune-epochs', '2']) : undefined;
+    const colds: EngineRun[] = [];
+    for (let i = 0; i < args.coldRuns; i++) colds.push(await attempt(`engine, cold cache ${i + 1}`, path.join(work, `cache-${i}`), []));
+    const cacheDir = path.join(work, `cache-${args.coldRuns - 1}`);
+    const warms: EngineRun[] = [];
+    for (let i = 0; i < args.warmRuns; i++) warms.push(await attempt(`engine, warm cache ${i + 1}`, cacheDir, []));
+    const byWall = (runs: EngineRun[]): EngineRun => [...runs].sort((a, b) => (Number.isNaN(a.wallS) ? 1 : Number.isNaN(b.wallS) ? -1 : a.wallS - b.wallS))[Math.floor((runs.length - 1) / 2)];
+    const cold = byWall(colds);
+    const warm = byWall(warms);
+    const ft = args.fineTuneLayers > 0 ? await attempt('engine, fine-tuning', cacheDir, ['--fine-tune-layers', String(args.fineTuneLayers), '--fine-tune-epochs', '2']) : undefined;
+    const stageSeconds = (t: StageTimes | null) => (t ? Object.fromEntries(Object.entries(t).map(([k, v]) => [k, v / 1000])) : null);
 
     // End to end, naive route, in its own process.
     let naive: NaiveResult | undefined;
@@ -455,10 +473,14 @@ async function main(): Promise<void> {
       cold_s: cold.wallS,
       warm_s: warm.wallS,
       warm_speedup: cold.wallS / warm.wallS,
+      cold_runs_s: colds.map((r) => r.wallS),
+      warm_runs_s: warms.map((r) => r.wallS),
+      cold_stage_s: stageSeconds(cold.stageMs),
+      warm_stage_s: stageSeconds(warm.stageMs),
       warm_cache: warm.cache,
       accuracy: cold.accuracy,
       accuracy_fine_tuned: ft?.accuracy ?? null,
-      peak_rss_mb: Math.max(cold.peakRssMb, warm.peakRssMb) || null,
+      peak_rss_mb: Math.max(...colds.map((r) => r.peakRssMb), ...warms.map((r) => r.peakRssMb)) || null,
       naive: naive ?? null,
       sample_images: sampleImages,
       errors,
@@ -471,8 +493,8 @@ async function main(): Promise<void> {
       ['files → features, end to end (images/s)', fmt(cold.featuresPerS), fmt(naive ? naive.images / (naive.images / naive.decodePerS + naive.images / naive.featuresPerS) : null), ratio(cold.featuresPerS, naive ? naive.images / (naive.images / naive.decodePerS + naive.images / naive.featuresPerS) : null)],
       ['head training (s)', fmt(cold.headS, 2), fmt(naive?.headS, 2), ratio(naive?.headS, cold.headS)],
       [`fine-tuning, ${args.fineTuneLayers} layers (s/epoch)`, fmt(ft?.fineTuneEpochS, 2), '—', '—'],
-      ['end to end, cold cache (s)', fmt(cold.wallS, 2), fmt(naive?.wallS, 2), ratio(naive?.wallS, cold.wallS)],
-      ['end to end, warm cache (s)', fmt(warm.wallS, 2), '—', `${ratio(cold.wallS, warm.wallS)} vs cold`],
+      [`end to end, cold cache (s, median of ${colds.length})`, fmt(cold.wallS, 2), fmt(naive?.wallS, 2), ratio(naive?.wallS, cold.wallS)],
+      [`end to end, warm cache (s, median of ${warms.length})`, fmt(warm.wallS, 2), '—', `${ratio(cold.wallS, warm.wallS)} vs cold`],
       ['validation accuracy', fmt(cold.accuracy === null ? null : 100 * cold.accuracy) + '%', naive ? `${fmt(100 * naive.accuracy)}%` : '—', ''],
       ['peak RSS (MB)', fmt(result.peak_rss_mb, 0), fmt(naive?.peakRssMb, 0), ''],
     ];
@@ -492,6 +514,9 @@ async function main(): Promise<void> {
       `\nInference-only rates: medians of ${rounds.length} interleaved rounds over the same decoded images (engine: the ONNX base on ${sampleImages}; naive: the layers model on tfjs wasm, 1 thread, on ${naiveImages}); the ratio is the median of per-round ratios. ` +
         'Engine end-to-end times run the built CLI (dist/training.js) from process start; the naive route is timed inside its process after start-up.',
     );
+    console.log(`cold runs (s): ${colds.map((r) => fmt(r.wallS, 2)).join(', ')}; warm runs (s): ${warms.map((r) => fmt(r.wallS, 2)).join(', ')}`);
+    if (cold.stageMs) console.log(`median cold run: ${formatStageTimes(cold.stageMs)}`);
+    if (warm.stageMs) console.log(`median warm run: ${formatStageTimes(warm.stageMs)}`);
     for (const e of errors) console.log(`\nnot measured — ${e}`);
     if (args.json) {
       fs.mkdirSync(path.dirname(path.resolve(args.json)), { recursive: true });

@@ -196,6 +196,24 @@ export interface RunSummary {
   epochsRun: number;
   cache: { hits: number; misses: number };
   wallMs: number;
+  /** Where the time went, in milliseconds: process start-up before the run began, then each stage. */
+  stageMs?: StageTimes;
   featuresPerSec: number;
   cancelled: boolean;
+}
+
+/** Milliseconds per part of a run (absent: the run did not get there, or skipped it). */
+export interface StageTimes {
+  /** From the process's start to the run's (loading Node and the bundle). */
+  startup?: number;
+  backend?: number;
+  scan?: number;
+  /** Loading or downloading the base model and preparing its feature runtime. */
+  model?: number;
+  features?: number;
+  head?: number;
+  fineTune?: number;
+  evaluate?: number;
+  /** The final model, status and report (checkpoints are counted in their training stage). */
+  save?: number;
 }

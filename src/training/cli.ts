@@ -13,7 +13,7 @@ import { MODEL_REGISTRY } from './modelRegistry';
 import { listImageFiles, predictImages } from './predict';
 import { defaultCacheDir, defaultRunsDir } from './runFolder';
 import { runTraining, type CancelToken } from './trainRun';
-import { STAGE_LABELS } from '../shared/stages';
+import { formatStageTimes, STAGE_LABELS } from '../shared/stages';
 
 
 function intOption(min: number) {
@@ -200,6 +200,7 @@ export function buildProgram(extensionRoot: string): Command {
         console.log(`Validation accuracy: ${(100 * summary.valAccuracy).toFixed(1)}% (best epoch ${summary.bestEpoch} of ${summary.epochsRun})`);
         const speed = summary.cache.misses > 0 ? `, ${summary.featuresPerSec.toFixed(1)} images/s` : ' (all from the cache)';
         console.log(`Features: ${summary.cache.hits} cache hits, ${summary.cache.misses} misses${speed}; wall time ${(summary.wallMs / 1000).toFixed(1)} s`);
+        if (summary.stageMs) console.log(`Time: ${formatStageTimes(summary.stageMs)}`);
         console.log(`Run folder: ${summary.runDir}`);
       } finally {
         process.off('SIGINT', onSigint);

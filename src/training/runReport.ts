@@ -1,6 +1,7 @@
 // The readable `report.md` of a run: what was trained, on what, how well, and what went wrong.
 import type { RunConfig } from '../shared/runFolder';
 import type { DatasetReport, EpochMetrics, Evaluation, RunSummary } from '../shared/types';
+import { formatStageTimes } from '../shared/stages';
 
 const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
 
@@ -26,6 +27,7 @@ export function renderRunReport(input: {
   lines.push(
     `- Epochs run: ${summary.epochsRun}; wall time ${(summary.wallMs / 1000).toFixed(1)} s; features ${summary.featuresPerSec.toFixed(1)} images/s; cache ${summary.cache.hits} hits, ${summary.cache.misses} misses`,
   );
+  if (summary.stageMs) lines.push(`- Time: ${formatStageTimes(summary.stageMs)}`);
   lines.push('', '## Data', '', '| class | train | val | test |', '|---|---:|---:|---:|');
   for (const c of dataset.classes) lines.push(`| ${c.name} | ${c.train} | ${c.val} | ${c.test} |`);
   if (dataset.emptyClasses.length) lines.push('', `Empty classes left out: ${dataset.emptyClasses.join(', ')}`);

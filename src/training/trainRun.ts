@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import type * as tfType from '@tensorflow/tfjs';
 import { RUN_FILES, type RunConfig } from '../shared/runFolder';
 import type { TrainingNotification } from '../shared/protocol/training';
-import type { BackendInfo, DatasetReport, EpochMetrics, Evaluation, RunSummary, SkippedFile, TrainOptions } from '../shared/types';
+import type { BackendInfo, DatasetReport, EpochMetrics, StageTimes, Evaluation, RunSummary, SkippedFile, TrainOptions } from '../shared/types';
 import { initBackend, type Tf } from './backend';
 import { loadBaseModel, type BaseModel } from './baseModel';
 import { loadOnnxBaseModel, loadOnnxRuntime, probeOnnxRuntime, type OnnxBaseModel } from './onnxFeatures';
@@ -69,6 +69,14 @@ export async function runTraining(
   cancel: CancelToken,
 ): Promise<RunSummary> {
   const t0 = Date.now();
+  const stageMs: StageTimes = { startup: Math.round(process.uptime() * 1000) };
+  let lapStart = performance.now();
+  /** Adds the time since the previous lap to `stage`. */
+  const lap = (stage: keyof StageTimes) => {
+    const t = performance.now();
+    stageMs[stage] = Math.round((stageMs[stage] ?? 0) + t - lapStart);
+    lapStart = t;
+  };
   const options = req.options;
   let entry = req.modelEntry ?? (await resolveModelEntry(options.model));
   const datasetRoot = path.resolve(req.datasetRoot);
@@ -108,6 +116,7 @@ export async function runTraining(
     epochsRun: history.length,
     cache: cacheStats,
     wallMs: Date.now() - t0,
+    stageMs: { ...stageMs },
     featuresPerSec,
     cancelled,
   });
@@ -136,6 +145,7 @@ export async function runTraining(
     // weight gradients): register the project's kernels for both.
     if (tf.getBackend() === 'wasm') registerWasmGradients(tf);
 
+    lap('backend');
     // 2. Scan + split
     progress.offer({ stage: 'scan', done: 0, total: 1 });
     const scan = await scanDataset(datasetRoot, {
@@ -149,6 +159,7 @@ export async function runTraining(
     await writeJsonAtomic(writer.file(RUN_FILES.datasetReport), report);
     await writeJsonAtomic(writer.file(RUN_FILES.labels), classes);
 
+    lap('scan');
     // 3. Base model
     const resolved = await resolveModelFolder(entry, req, cancel, progress, log);
     entry = resolved.entry;
@@ -197,6 +208,7 @@ export async function runTraining(
       );
     }
 
+    lap('model');
     // 4. Features (cached) — or, for fine-tuning, activations at the cut point.
     const cut = options.fineTuneLayers > 0 ? chooseCut(tf, base, entry, options.fineTuneLayers, log) : undefined;
     const cache = new FeatureCache(req.cacheDir, extractor.cacheKey, extractor.featureSize);
@@ -219,6 +231,7 @@ export async function runTraining(
     for (const e of embedded.ok) e.features = NO_FEATURES;
     if (new Set(train.y).size < 2) throw new Error('Fewer than 2 classes have usable training images after decoding.');
 
+    lap('features');
     // 5. Head
     const tfr = tf;
     const head = buildHead(tfr, base.featureSize, classes.length, options);
@@ -247,6 +260,7 @@ export async function runTraining(
     if (cancel.cancelled && headResult.bestEpoch === 0) throw new RunCancelled();
     log('info', `Head: ${headResult.epochsRun} epochs, best epoch ${headResult.bestEpoch} (stopped by ${headResult.stoppedBy})`);
 
+    lap('head');
     // 6. Fine-tuning
     if (cut && !cancel.cancelled && embedded.activations) {
       const acts = embedded.activations;
@@ -262,6 +276,7 @@ export async function runTraining(
       log('info', `Fine-tuning: ${ft.epochsRun} epochs, best epoch ${ft.bestEpoch}`);
     }
 
+    if (cut) lap('fineTune');
     // 7. Evaluation with the kept weights (features recomputed only when fine-tuning changed the base)
     progress.offer({ stage: 'evaluate', done: 0, total: val.n });
     const valFeatures = cut && embedded.activations ? await recomputeFeatures(tfr, cut, embedded, 'val', base.featureSize) : val;
@@ -271,12 +286,14 @@ export async function runTraining(
     await writeJsonAtomic(writer.file(RUN_FILES.evaluation), evaluation);
     notify({ type: 'evaluation', evaluation });
 
+    lap('evaluate');
     // 8. Final model and report. The callbacks restored the best weights, which the last onBest
     // checkpoint already holds; save only if no checkpoint was written.
     progress.offer({ stage: 'save', done: 0, total: 1 });
     if (!writer.currentStatus.hasCheckpoint) await saveModelDir(classifier, modelDir, metadata, tfr);
     const cancelled = cancel.cancelled;
     const state = cancelled ? 'cancelled' : 'finished';
+    lap('save');
     const summary = summaryOf(cancelled);
     const { runDir: _r, ...summaryOnDisk } = summary;
     await writer.updateStatus({

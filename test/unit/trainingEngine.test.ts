@@ -78,6 +78,14 @@ test('the CLI trains on the sample, prints accuracy and the confusion matrix, an
   const status = readJson<RunStatus>(path.join(runDir, 'status.json'));
   assert.equal(status.state, 'finished');
   assert.equal(status.summary?.cache.misses, 120);
+  // Where the time went: every stage the run went through, adding up to no more than its wall time.
+  const stageMs = status.summary?.stageMs ?? {};
+  assert.deepEqual(Object.keys(stageMs).sort(), ['backend', 'evaluate', 'features', 'head', 'model', 'save', 'scan', 'startup']);
+  const { startup, ...inRun } = stageMs;
+  assert.ok(startup! > 0 && inRun.features! > 0 && inRun.head! > 0);
+  const total = Object.values(inRun).reduce((a, b) => a + b, 0);
+  assert.ok(total <= status.summary!.wallMs + 5, `stages ${total} ms, wall ${status.summary!.wallMs} ms`);
+  assert.match(first.stdout, /^Time: start-up \d+\.\d\d s · backend .* · head \d+\.\d\d s · evaluation .*$/m);
   const evaluation = readJson<Evaluation>(path.join(runDir, 'evaluation.json'));
   assert.deepEqual(evaluation.classes, ['black_rot', 'cedar_rust', 'healthy', 'scab']);
   assert.equal(evaluation.predictions.length, evaluation.matrix.flat().reduce((a, b) => a + b, 0));
