@@ -1,12 +1,13 @@
 import { createHash } from 'node:crypto';
 import type { BigIntStats, Dirent } from 'node:fs';
-import { open, readdir, readlink, stat } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, readlink, realpath, stat } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import sharp, { type Metadata } from 'sharp';
 import type { ClassSummary, DatasetReport, DuplicateGroup, SkippedFile, SkipReason } from '../shared/types';
 import { stratifiedSplit } from './datasetSplit';
-import { type ImageFormat, SNIFF_BYTES, sniffImage } from './imageSniffer';
+import { type ImageFormat, SNIFF_BYTES, SUPPORTED_FORMATS, sniffImage } from './imageSniffer';
+import { isInside, writeFileAtomic } from './runFolder';
 import { countedSkipReason, SKIP_REASON_WORDS } from '../shared/skipReasons';
 
 /**
@@ -43,6 +44,19 @@ import { countedSkipReason, SKIP_REASON_WORDS } from '../shared/skipReasons';
  * decoder reports it (DecodeError `corrupt`) when the image is first decoded.
  * Note: permission bits do not stop root (CAP_DAC_OVERRIDE), so run as root a chmod-000 file is
  * simply read; `unreadable` appears for an ordinary user or for real I/O errors.
+ *
+ * The index (`ScanOptions.index`, like git's): one file per dataset root in a folder outside the
+ * dataset, mapping each good image's path to what inspecting it found (hash, sizes, format) and
+ * the identity its `stat` had then (device, inode, size, mtime and ctime in nanoseconds). A file
+ * whose identity is unchanged is not opened again: a rescan of an unchanged dataset costs the
+ * folder walk. Any write to a file changes its ctime (which no program can set back), so content
+ * rewritten in place with the same size and a restored mtime is still seen. Files that could not
+ * be inspected are never indexed, so their reasons are always current; `maxPixels` is applied to
+ * the stored header size on every scan. A file changed less than a timestamp tick before the scan
+ * began is not indexed (git's "racily clean" case: a second change within the same tick could
+ * leave the same identity). A missing, unreadable or damaged index only costs time, and so does
+ * one that cannot be written. Timestamps from a server whose clock is far from ours (network
+ * folders) weaken that last guard; identity and size still must match.
  *
  * Nested folders inside a class are walked recursively and their images belong to that class
  * (`cats/indoor/a.jpg` is a cat), so sub-grouping within a class is harmless.
@@ -86,6 +100,11 @@ export interface ScanOptions {
   /** Called after the folder walk with `done = 0` and after each file is inspected. */
   onProgress?: (done: number, total: number) => void;
   signal?: AbortSignal;
+  /**
+   * Folder (outside the dataset) for the scan index, which lets a rescan skip reading files that
+   * have not changed; created when missing. No index is used when it is absent or inside the dataset.
+   */
+  index?: string;
 }
 
 export interface ScanResult {
@@ -94,6 +113,8 @@ export interface ScanResult {
   classes: string[];
   /** Usable images, sorted by `rel`. */
   items: DatasetItem[];
+  /** Files whose inspection was taken from the index instead of reading them (0 without an index). */
+  indexHits: number;
 }
 
 /** A dataset that cannot be trained on, with a message the user can act on. */
@@ -134,7 +155,8 @@ interface Entry {
   kind: 'dir' | 'file' | 'other';
   /** `dev:ino` of the target (symlinks followed). */
   key: string;
-  size: number;
+  /** Of the target (symlinks followed). */
+  stats: BigIntStats;
   /** The entry itself is a symlink. */
   link: boolean;
   /** For `other`: what it is. */
@@ -148,6 +170,9 @@ interface Candidate {
   /** Undefined when the split is computed. */
   side?: Side;
   size: number;
+  /** `dev:ino:size:mtimeNs:ctimeNs` from the walk's stat: equal identities, same content. */
+  identity: string;
+  ctimeNs: bigint;
 }
 
 interface Walk {
@@ -210,10 +235,10 @@ async function listDir(walk: Walk, abs: string, rel: string): Promise<Entry[] | 
         return undefined;
       }
       const key = `${st.dev}:${st.ino}`;
-      const base = { name, abs: entryAbs, rel: entryRel, key, link };
-      if (st.isDirectory()) return { ...base, kind: 'dir', size: 0 };
-      if (st.isFile()) return { ...base, kind: 'file', size: Number(st.size) };
-      return { ...base, kind: 'other', size: 0, what: describeOther(st) };
+      const base = { name, abs: entryAbs, rel: entryRel, key, stats: st, link };
+      if (st.isDirectory()) return { ...base, kind: 'dir' };
+      if (st.isFile()) return { ...base, kind: 'file' };
+      return { ...base, kind: 'other', what: describeOther(st) };
     }),
   );
   return entries.filter((e): e is Entry => e !== undefined);
@@ -263,13 +288,32 @@ async function walkClass(walk: Walk, dir: Entry, className: string, side: Side |
       continue;
     }
     seenFiles.add(file.key);
-    walk.candidates.push({ abs: file.abs, rel: file.rel, className, side, size: file.size });
+    const st = file.stats;
+    walk.candidates.push({
+      abs: file.abs,
+      rel: file.rel,
+      className,
+      side,
+      size: Number(st.size),
+      identity: `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`,
+      ctimeNs: st.ctimeNs,
+    });
   }
 }
 
-type Inspection =
-  | { ok: true; candidate: Candidate; sha256: string; width: number; height: number; format: ImageFormat }
-  | { ok: false; skipped: SkippedFile };
+/** What inspecting a good image finds; the index keeps exactly this. */
+interface ImageFacts {
+  sha256: string;
+  /** As displayed, i.e. after EXIF orientation. */
+  width: number;
+  height: number;
+  format: ImageFormat;
+  /** First page/frame as stored: what the pixel limit applies to (only that is ever decoded). */
+  pixelWidth: number;
+  pixelHeight: number;
+}
+
+type Inspection = { ok: true; candidate: Candidate; facts: ImageFacts } | { ok: false; skipped: SkippedFile };
 
 function skip(candidate: Candidate, reason: SkipReason, detail: string): Inspection {
   return { ok: false, skipped: { path: candidate.rel, reason, detail } };
@@ -289,8 +333,17 @@ async function hashHandle(handle: FileHandle): Promise<string> {
   return hash.digest('hex');
 }
 
-// Sniffs, hashes and reads the header of one file; never decodes pixels.
-async function inspect(candidate: Candidate, maxPixels: number): Promise<Inspection> {
+// Sharp's own sentence from its error ("Input buffer has corrupt header"), without the libvips text
+// it appends: that buffer is shared by every thread and cleared by concurrent calls, so it comes
+// and goes from run to run and would make the same file's report differ between scans.
+function sharpReason(error: unknown): string {
+  const first = (error instanceof Error ? error.message : String(error)).trim().split('\n')[0];
+  return first.split(':')[0].trim() || 'unknown error';
+}
+
+// Sniffs, hashes and reads the header of one file; never decodes pixels. The pixel limit is
+// applied afterwards (withPixelLimit), so the same facts serve any limit.
+async function inspect(candidate: Candidate): Promise<Inspection> {
   if (candidate.size === 0) return skip(candidate, 'empty', 'the file is empty (0 bytes)');
   let handle: FileHandle;
   try {
@@ -328,25 +381,110 @@ async function inspect(candidate: Candidate, maxPixels: number): Promise<Inspect
       // No pixel limit here: we want the claimed size to report it; nothing is decoded.
       meta = await sharp(whole ?? candidate.abs, { limitInputPixels: false }).metadata();
     } catch (error) {
-      const message = (error instanceof Error ? error.message : String(error)).split('\n')[0].trim();
-      return skip(candidate, 'corrupt', `${sniffed.format.toUpperCase()} header cannot be read: ${message}`);
+      return skip(candidate, 'corrupt', `${sniffed.format.toUpperCase()} header cannot be read: ${sharpReason(error)}`);
     }
     if (!meta.width || !meta.height) return skip(candidate, 'corrupt', `${sniffed.format.toUpperCase()} header has no image size`);
-    // Only the first page/frame is decoded, so that is what the limit applies to.
-    const pixels = meta.width * (meta.pageHeight ?? meta.height);
-    if (pixels > maxPixels) {
-      return skip(
-        candidate,
-        'too-many-pixels',
-        `header claims ${meta.width}x${meta.pageHeight ?? meta.height} = ${pixels.toLocaleString('en-US')} pixels, over the limit of ${maxPixels.toLocaleString('en-US')}: not decoded (possible decompression bomb)`,
-      );
-    }
-    const width = meta.autoOrient?.width ?? meta.width;
-    const height = meta.autoOrient?.height ?? meta.height;
-    return { ok: true, candidate, sha256, width, height, format: sniffed.format };
+    const facts: ImageFacts = {
+      sha256,
+      width: meta.autoOrient?.width ?? meta.width,
+      height: meta.autoOrient?.height ?? meta.height,
+      format: sniffed.format,
+      pixelWidth: meta.width,
+      pixelHeight: meta.pageHeight ?? meta.height,
+    };
+    return { ok: true, candidate, facts };
   } finally {
     await handle.close().catch(() => undefined);
   }
+}
+
+// The decompression-bomb guard, from the header size alone.
+function withPixelLimit(inspection: Inspection, maxPixels: number): Inspection {
+  if (!inspection.ok) return inspection;
+  const { pixelWidth, pixelHeight } = inspection.facts;
+  const pixels = pixelWidth * pixelHeight;
+  if (pixels <= maxPixels) return inspection;
+  return skip(
+    inspection.candidate,
+    'too-many-pixels',
+    `header claims ${pixelWidth}x${pixelHeight} = ${pixels.toLocaleString('en-US')} pixels, over the limit of ${maxPixels.toLocaleString('en-US')}: not decoded (possible decompression bomb)`,
+  );
+}
+
+const INDEX_VERSION = 1;
+/** Timestamps at least this far apart are distinct on a filesystem with sub-second times (a clock tick is 1-16 ms). */
+const FINE_TICK_NS = 50_000_000n;
+/** FAT keeps modification times to 2 s. */
+const COARSE_TICK_NS = 3_000_000_000n;
+
+/** One index entry on disk: [identity, sha256, width, height, format, pixelWidth, pixelHeight]. */
+type IndexRow = [string, string, number, number, ImageFormat, number, number];
+
+interface ScanIndex {
+  /** The index file, or undefined when no index is used. */
+  file?: string;
+  rows: Map<string, IndexRow>;
+}
+
+function isIndexRow(row: unknown): row is IndexRow {
+  return (
+    Array.isArray(row) &&
+    row.length === 7 &&
+    typeof row[0] === 'string' &&
+    typeof row[1] === 'string' &&
+    /^[0-9a-f]{64}$/.test(row[1]) &&
+    (SUPPORTED_FORMATS as readonly unknown[]).includes(row[4]) &&
+    [row[2], row[3], row[5], row[6]].every((n) => Number.isInteger(n) && n > 0)
+  );
+}
+
+// The real path of `abs`, or of its nearest existing ancestor with the rest appended.
+async function realpathOfNearest(abs: string): Promise<string> {
+  try {
+    return await realpath(abs);
+  } catch {
+    const parent = path.dirname(abs);
+    return parent === abs ? abs : path.join(await realpathOfNearest(parent), path.basename(abs));
+  }
+}
+
+// Reads the index of one dataset root; anything wrong with it reads as an empty index.
+async function readScanIndex(folder: string | undefined, rootAbs: string): Promise<ScanIndex> {
+  const rows = new Map<string, IndexRow>();
+  if (folder === undefined) return { rows };
+  const folderAbs = path.resolve(folder);
+  // Never write into the dataset, even through a link.
+  if (isInside(await realpath(rootAbs).catch(() => rootAbs), await realpathOfNearest(folderAbs))) return { rows };
+  const file = path.join(folderAbs, `${createHash('sha256').update(rootAbs).digest('hex').slice(0, 32)}.json`);
+  try {
+    const parsed: unknown = JSON.parse(await readFile(file, 'utf8'));
+    const { version, root, entries } = (parsed ?? {}) as { version?: unknown; root?: unknown; entries?: unknown };
+    if (version === INDEX_VERSION && root === rootAbs && entries && typeof entries === 'object') {
+      for (const [abs, row] of Object.entries(entries)) if (isIndexRow(row)) rows.set(abs, row);
+    }
+  } catch {
+    // Missing or unreadable: an empty index, rebuilt by this scan.
+  }
+  return { file, rows };
+}
+
+// Writes the index when it differs from what was read; a failure only costs the next scan time.
+async function writeScanIndex(index: ScanIndex, rootAbs: string, rows: Map<string, IndexRow>, hits: number): Promise<void> {
+  // Every new row that is a hit is the old row unchanged, so equal counts mean an equal index.
+  if (index.file === undefined || (hits === rows.size && rows.size === index.rows.size)) return;
+  try {
+    await mkdir(path.dirname(index.file), { recursive: true });
+    await writeFileAtomic(index.file, JSON.stringify({ version: INDEX_VERSION, root: rootAbs, entries: Object.fromEntries(rows) }));
+  } catch {
+    // A read-only or full cache folder: the scan result is unaffected.
+  }
+}
+
+// A file last changed within a timestamp tick of the scan's start could change again with the
+// same identity after it was read; such a file is inspected again next time.
+function settledBefore(candidate: Candidate, scanStartNs: bigint): boolean {
+  const tick = candidate.ctimeNs % 1_000_000_000n === 0n ? COARSE_TICK_NS : FINE_TICK_NS;
+  return candidate.ctimeNs < scanStartNs - tick;
 }
 
 async function forEachConcurrent<T>(items: readonly T[], limit: number, fn: (item: T, index: number) => Promise<void>, signal?: AbortSignal): Promise<void> {
@@ -378,6 +516,7 @@ function plural(n: number, one: string, many = `${one}s`): string {
 /** Scans a dataset folder (read-only): classes, usable images with hash, size and split, and a report of every problem. */
 export async function scanDataset(root: string, options: ScanOptions): Promise<ScanResult> {
   const { valSplit, seed, maxPixels, onProgress, signal } = options;
+  const scanStartNs = BigInt(Date.now()) * 1_000_000n;
   if (!Number.isFinite(valSplit) || valSplit < 0 || valSplit >= 1) throw new RangeError(`valSplit must be at least 0 and below 1, got ${valSplit}`);
   const rootAbs = path.resolve(root);
   let rootStat: BigIntStats;
@@ -391,7 +530,7 @@ export async function scanDataset(root: string, options: ScanOptions): Promise<S
 
   const walk: Walk = { root: rootAbs, skipped: [], ignored: 0, candidates: [], signal };
   const warnings: string[] = [];
-    const top = await listDir(walk, rootAbs, '');
+  const top = await listDir(walk, rootAbs, '');
   if (!top) throw new DatasetError(`Dataset folder cannot be read: ${rootAbs} (${walk.skipped[0]?.detail ?? 'unknown error'})`);
 
   const sideDirs = new Map<Side, Entry>();
@@ -446,22 +585,42 @@ export async function scanDataset(root: string, options: ScanOptions): Promise<S
   }
 
   const candidates = walk.candidates.sort((a, b) => compareNames(a.rel, b.rel));
+  const index = await readScanIndex(options.index, rootAbs);
   const inspections: Inspection[] = new Array(candidates.length);
+  const rows: (IndexRow | undefined)[] = new Array(candidates.length);
+  let indexHits = 0;
   let done = 0;
   onProgress?.(0, candidates.length);
   await forEachConcurrent(
     candidates,
     INSPECT_CONCURRENCY,
-    async (candidate, index) => {
-      inspections[index] = await inspect(candidate, maxPixels);
+    async (candidate, i) => {
+      const row = index.rows.get(candidate.abs);
+      let inspection: Inspection;
+      if (row && row[0] === candidate.identity) {
+        const [, sha256, width, height, format, pixelWidth, pixelHeight] = row;
+        inspection = { ok: true, candidate, facts: { sha256, width, height, format, pixelWidth, pixelHeight } };
+        rows[i] = row;
+        indexHits++;
+      } else {
+        inspection = await inspect(candidate);
+        if (inspection.ok && settledBefore(candidate, scanStartNs)) {
+          const f = inspection.facts;
+          rows[i] = [candidate.identity, f.sha256, f.width, f.height, f.format, f.pixelWidth, f.pixelHeight];
+        }
+      }
+      inspections[i] = withPixelLimit(inspection, maxPixels);
       onProgress?.(++done, candidates.length);
     },
     signal,
   );
   signal?.throwIfAborted();
+  const newRows = new Map<string, IndexRow>();
+  candidates.forEach((candidate, i) => rows[i] && newRows.set(candidate.abs, rows[i]));
+  await writeScanIndex(index, rootAbs, newRows, indexHits);
 
   const skipped = [...walk.skipped];
-  const usable: Extract<Inspection, { ok: true }>[] = [];
+  const usable: { candidate: Candidate; facts: ImageFacts }[] = [];
   for (const inspection of inspections) {
     if (inspection.ok) usable.push(inspection);
     else skipped.push(inspection.skipped);
@@ -478,7 +637,7 @@ export async function scanDataset(root: string, options: ScanOptions): Promise<S
   // The split: folders for the explicit layout, content hash + seed otherwise (and for train/ when val/ is missing).
   const splitOf: Side[] = usable.map((u) => u.candidate.side ?? 'train');
   if (!explicit || !sideDirs.has('val')) {
-    const computed = usable.map((u, i) => ({ i, classIndex: classIndex.get(u.candidate.className)!, sha256: u.sha256 })).filter(({ i }) => splitOf[i] === 'train');
+    const computed = usable.map((u, i) => ({ i, classIndex: classIndex.get(u.candidate.className)!, sha256: u.facts.sha256 })).filter(({ i }) => splitOf[i] === 'train');
     const sides = stratifiedSplit(computed, valSplit, seed);
     computed.forEach(({ i }, k) => (splitOf[i] = sides[k]));
   }
@@ -488,11 +647,11 @@ export async function scanDataset(root: string, options: ScanOptions): Promise<S
     rel: u.candidate.rel,
     classIndex: classIndex.get(u.candidate.className)!,
     split: splitOf[i],
-    sha256: u.sha256,
+    sha256: u.facts.sha256,
     bytes: u.candidate.size,
-    width: u.width,
-    height: u.height,
-    format: u.format,
+    width: u.facts.width,
+    height: u.facts.height,
+    format: u.facts.format,
   }));
 
   const summaries: ClassSummary[] = classes.map((name) => ({ name, train: 0, val: 0, test: 0 }));
@@ -570,5 +729,5 @@ export async function scanDataset(root: string, options: ScanOptions): Promise<S
       report,
     );
   }
-  return { report, classes, items };
+  return { report, classes, items, indexHits };
 }

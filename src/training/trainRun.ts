@@ -153,6 +153,7 @@ export async function runTraining(
       seed: options.seed,
       maxPixels: options.maxPixels,
       onProgress: (done, total) => progress.offer({ stage: 'scan', done, total }),
+      index: path.join(req.cacheDir, 'scan'),
     });
     report = scan.report;
     const classes = scan.classes;
