@@ -38,11 +38,23 @@ export function headLayout(s: HeadShape): { w1: number; b1: number; w2: number; 
 
 const OPSET = 13;
 
-/** The step graph's `step_scale` and `step_eps` for Adam step `t` (from 1) at learning rate `lr`. */
+/**
+ * The step graph's `step_scale` and `step_eps` for Adam step `t` (from 1) at learning rate `lr`:
+ * with s = sqrt(c2 · (1-β2)), p' = p + m̃'·(-lr·c1·(1-β1)/s) / (sqrt(ṽ') + ε/s) is tfjs's update.
+ */
 export function adamScalars(lr: number, t: number): { scale: number; eps: number } {
   const c1 = 1 / (1 - ADAM.beta1 ** t);
-  const s = Math.sqrt(1 / (1 - ADAM.beta2 ** t));
-  return { scale: (-lr * c1) / s, eps: ADAM.epsilon / s };
+  const s = Math.sqrt((1 - ADAM.beta2) / (1 - ADAM.beta2 ** t));
+  return { scale: (-lr * c1 * (1 - ADAM.beta1)) / s, eps: ADAM.epsilon / s };
+}
+
+/** The graphs' parameter inputs: `w1` [F, H], and `rest` = b1 | W2 | b2 (the flat layout's tail). */
+function paramGroups(s: HeadShape): [string, number[]][] {
+  const L = headLayout(s);
+  return [
+    ['w1', [s.featureSize, s.hiddenUnits]],
+    ['rest', [L.total - L.b1]],
+  ];
 }
 
 class GraphBuilder {
@@ -74,19 +86,36 @@ function sliceParam(g: GraphBuilder, flat: string, name: string, start: number, 
   return dims.length === 1 ? sliced : g.op('Reshape', [sliced, g.ints(`${name}_shape`, dims)]);
 }
 
-/** The forward pass up to the class probabilities; returns the names of Z1 (pre-relu), the dropped hidden layer and P. */
-function forward(g: GraphBuilder, s: HeadShape, x: string, params: string, mask: string | undefined) {
+/**
+ * The forward pass up to the class probabilities, from `w1` [F, H] and `rest` (b1 | W2 | b2): W1
+ * is most of the head, so it comes in as its own tensor and is never sliced or concatenated.
+ */
+function forward(g: GraphBuilder, s: HeadShape, mask: string | undefined) {
   const L = headLayout(s);
-  const w1 = sliceParam(g, params, 'w1', L.w1, [s.featureSize, s.hiddenUnits]);
-  const b1 = sliceParam(g, params, 'b1', L.b1, [s.hiddenUnits]);
-  const w2 = sliceParam(g, params, 'w2', L.w2, [s.hiddenUnits, s.numClasses]);
-  const b2 = sliceParam(g, params, 'b2', L.b2, [s.numClasses]);
-  const z1 = g.op('Gemm', [x, w1, b1]);
+  const b1 = sliceParam(g, 'rest', 'b1', L.b1 - L.b1, [s.hiddenUnits]);
+  const w2 = sliceParam(g, 'rest', 'w2', L.w2 - L.b1, [s.hiddenUnits, s.numClasses]);
+  const b2 = sliceParam(g, 'rest', 'b2', L.b2 - L.b1, [s.numClasses]);
+  const z1 = g.op('Gemm', ['x', 'w1', b1]);
   const h = g.op('Relu', [z1]);
   const hd = mask ? g.op('Mul', [h, mask]) : h;
   const z2 = g.op('Gemm', [hd, w2, b2]);
   const p = g.op('Softmax', [z2], [{ name: 'axis', kind: 'int', value: 1 }], 'probs');
   return { w2, z1, hd, p };
+}
+
+/**
+ * Adam on one parameter group. tfjs computes m' = β1·m + (1-β1)·g, v' = β2·v + (1-β2)·g² and
+ * p' = p - lr·(m'·c1) / (sqrt(v'·c2) + ε) with c1 = 1/(1-β1^t), c2 = 1/(1-β2^t). Here the
+ * moments are kept divided by (1-β1) and (1-β2) — m̃' = β1·m̃ + g, ṽ' = β2·ṽ + g² — and the
+ * constants move into two scalars, `step_scale` and `step_eps` (`adamScalars`):
+ * p' = p + m̃'·step_scale / (sqrt(ṽ') + step_eps). The same step in ten passes over the weights
+ * instead of fourteen.
+ */
+function adam(g: GraphBuilder, param: string, grad: string): void {
+  const m = g.op('Add', [g.op('Mul', [`m_${param}`, 'beta1']), grad], undefined, `m_${param}_out`);
+  const v = g.op('Add', [g.op('Mul', [`v_${param}`, 'beta2']), g.op('Mul', [grad, grad])], undefined, `v_${param}_out`);
+  const update = g.op('Div', [g.op('Mul', [m, 'step_scale']), g.op('Add', [g.op('Sqrt', [v]), 'step_eps'])]);
+  g.op('Add', [param, update], undefined, `${param}_out`);
 }
 
 function model(name: string, g: GraphBuilder, inputs: OnnxModel['graph']['inputs'], outputs: OnnxModel['graph']['outputs']): OnnxModel {
@@ -101,15 +130,16 @@ function model(name: string, g: GraphBuilder, inputs: OnnxModel['graph']['inputs
 
 /**
  * One optimizer step. Inputs: `x` [B, F], `onehot` [B, C], `row_scale` [B, 1] (class weight / B),
- * `mask` [B, H] (0 or 1/(1 - rate)), `params`/`m`/`v` [P], and the scalars `step_scale` and
- * `step_eps` of step t (`adamScalars`). Outputs: `params_out`, `m_out`, `v_out`, `loss` (the batch's
+ * `mask` [B, H] (0 or 1/(1 - rate)), for each parameter group p of `paramGroups` (`w1`, `rest`)
+ * the values p and Adam's moments `m_p`, `v_p`, and the scalars `step_scale` and `step_eps` of
+ * step t (`adamScalars`). Outputs: `p_out`, `m_p_out`, `v_p_out` per group, `loss` (the batch's
  * weighted mean cross-entropy) and `hits` (rows whose arg-max is the label).
  */
 export function headStepGraph(s: HeadShape): OnnxModel {
   const g = new GraphBuilder();
-  const P = headLayout(s).total;
   const f = OnnxDataType.float;
-  const { w2, z1, hd, p } = forward(g, s, 'x', 'params', 'mask');
+  const groups = paramGroups(s);
+  const { w2, z1, hd, p } = forward(g, s, 'mask');
 
   // Cross-entropy of the true class with Keras's clip; the clip's gradient is zero outside the range.
   const eps = g.float('prob_eps', PROB_EPSILON);
@@ -134,15 +164,12 @@ export function headStepGraph(s: HeadShape): OnnxModel {
   const dw1 = g.op('Gemm', ['x', dz1], transA);
   const db1 = g.op('ReduceSum', [dz1, axis0], noKeep);
   const flat = g.ints('flat', [-1]);
-  const grad = g.op('Concat', [g.op('Reshape', [dw1, flat]), db1, g.op('Reshape', [dw2, flat]), db2], [{ name: 'axis', kind: 'int', value: 0 }]);
+  const restGrad = g.op('Concat', [db1, g.op('Reshape', [dw2, flat]), db2], [{ name: 'axis', kind: 'int', value: 0 }]);
 
-  // Adam, as tfjs applies it: p - lr·(m'·c1) / (sqrt(v'·c2) + ε), rearranged with s = sqrt(c2) to
-  // p + (m'·(-lr·c1/s)) / (sqrt(v') + ε/s), two passes fewer over the weights (`step_scale` and
-  // `step_eps` are those two scalars).
-  const m = g.op('Add', [g.op('Mul', ['m', g.float('beta1', ADAM.beta1)]), g.op('Mul', [grad, g.float('one_minus_beta1', 1 - ADAM.beta1)])], undefined, 'm_out');
-  const v = g.op('Add', [g.op('Mul', ['v', g.float('beta2', ADAM.beta2)]), g.op('Mul', [g.op('Mul', [grad, grad]), g.float('one_minus_beta2', 1 - ADAM.beta2)])], undefined, 'v_out');
-  const update = g.op('Div', [g.op('Mul', [m, 'step_scale']), g.op('Add', [g.op('Sqrt', [v]), 'step_eps'])]);
-  g.op('Add', ['params', update], undefined, 'params_out');
+  g.float('beta1', ADAM.beta1);
+  g.float('beta2', ADAM.beta2);
+  adam(g, 'w1', dw1);
+  adam(g, 'rest', restGrad);
 
   return model(
     'head_step',
@@ -152,33 +179,37 @@ export function headStepGraph(s: HeadShape): OnnxModel {
       { name: 'onehot', elemType: f, shape: ['batch', s.numClasses] },
       { name: 'row_scale', elemType: f, shape: ['batch', 1] },
       { name: 'mask', elemType: f, shape: ['batch', s.hiddenUnits] },
-      { name: 'params', elemType: f, shape: [P] },
-      { name: 'm', elemType: f, shape: [P] },
-      { name: 'v', elemType: f, shape: [P] },
+      ...groups.flatMap(([name, shape]) => [
+        { name, elemType: f, shape },
+        { name: `m_${name}`, elemType: f, shape },
+        { name: `v_${name}`, elemType: f, shape },
+      ]),
       { name: 'step_scale', elemType: f, shape: [] },
       { name: 'step_eps', elemType: f, shape: [] },
     ],
     [
-      { name: 'params_out', elemType: f, shape: [P] },
-      { name: 'm_out', elemType: f, shape: [P] },
-      { name: 'v_out', elemType: f, shape: [P] },
+      ...groups.flatMap(([name, shape]) => [
+        { name: `${name}_out`, elemType: f, shape },
+        { name: `m_${name}_out`, elemType: f, shape },
+        { name: `v_${name}_out`, elemType: f, shape },
+      ]),
       { name: 'loss', elemType: f, shape: [] },
       { name: 'hits', elemType: f, shape: [] },
     ],
   );
 }
 
-/** Inference: `x` [N, F] and `params` [P] in, class probabilities `probs` [N, C] out. */
+/** Inference: `x` [N, F] and the parameter groups in, class probabilities `probs` [N, C] out. */
 export function headPredictGraph(s: HeadShape): OnnxModel {
   const g = new GraphBuilder();
   const f = OnnxDataType.float;
-  forward(g, s, 'x', 'params', undefined);
+  forward(g, s, undefined);
   return model(
     'head_predict',
     g,
     [
       { name: 'x', elemType: f, shape: ['batch', s.featureSize] },
-      { name: 'params', elemType: f, shape: [headLayout(s).total] },
+      ...paramGroups(s).map(([name, shape]) => ({ name, elemType: f, shape })),
     ],
     [{ name: 'probs', elemType: f, shape: ['batch', s.numClasses] }],
   );
@@ -222,6 +253,11 @@ export async function onnxHeadEngine(ort: OrtModule, tfx: Tf, variables: tf.Vari
   const P = layout.total;
   const slots = [0, 1].map(() => ({ params: new Float32Array(P), m: new Float32Array(P), v: new Float32Array(P) }));
   let cur = 0;
+  // Each group is a contiguous stretch of the flat vectors, fed and fetched as views (no copies).
+  const groups = paramGroups(shape).map(([name, dims]): [string, number[], number, number] => {
+    const begin = name === 'w1' ? layout.w1 : layout.b1;
+    return [name, dims, begin, begin + dims.reduce((a, b) => a * b, 1)];
+  });
   variables.forEach((variable, i) => slots[0].params.set(variable.dataSync() as Float32Array, offsets[i]));
   let best: Float32Array | null = null;
 
@@ -257,20 +293,24 @@ export async function onnxHeadEngine(ort: OrtModule, tfx: Tf, variables: tf.Vari
       const to = slots[1 - cur];
       const loss = new Float32Array(1);
       const hitCount = new Float32Array(1);
-      await stepSession.run(
-        {
-          x: tensor(batch.x, [count, F]),
-          onehot: tensor(onehot, [count, C]),
-          row_scale: tensor(rowScale, [count, 1]),
-          mask: tensor(spec.masks(count) ?? ones(count), [count, H]),
-          params: tensor(from.params, [P]),
-          m: tensor(from.m, [P]),
-          v: tensor(from.v, [P]),
-          step_scale: tensor(Float32Array.of(scalars.scale), []),
-          step_eps: tensor(Float32Array.of(scalars.eps), []),
-        },
-        { params_out: tensor(to.params, [P]), m_out: tensor(to.m, [P]), v_out: tensor(to.v, [P]), loss: tensor(loss, []), hits: tensor(hitCount, []) },
-      );
+      const feeds: Record<string, Ort.Tensor> = {
+        x: tensor(batch.x, [count, F]),
+        onehot: tensor(onehot, [count, C]),
+        row_scale: tensor(rowScale, [count, 1]),
+        mask: tensor(spec.masks(count) ?? ones(count), [count, H]),
+        step_scale: tensor(Float32Array.of(scalars.scale), []),
+        step_eps: tensor(Float32Array.of(scalars.eps), []),
+      };
+      const fetches: Record<string, Ort.Tensor> = { loss: tensor(loss, []), hits: tensor(hitCount, []) };
+      for (const [name, dims, begin, end] of groups) {
+        feeds[name] = tensor(from.params.subarray(begin, end), dims);
+        feeds[`m_${name}`] = tensor(from.m.subarray(begin, end), dims);
+        feeds[`v_${name}`] = tensor(from.v.subarray(begin, end), dims);
+        fetches[`${name}_out`] = tensor(to.params.subarray(begin, end), dims);
+        fetches[`m_${name}_out`] = tensor(to.m.subarray(begin, end), dims);
+        fetches[`v_${name}_out`] = tensor(to.v.subarray(begin, end), dims);
+      }
+      await stepSession.run(feeds, fetches);
       cur = 1 - cur;
       lossSum += loss[0] * count;
       hits += hitCount[0];
@@ -286,7 +326,9 @@ export async function onnxHeadEngine(ort: OrtModule, tfx: Tf, variables: tf.Vari
       const score = { loss: 0, hits: 0 };
       for (let start = 0; start < rows.n; start += EVAL_ROWS) {
         const end = Math.min(rows.n, start + EVAL_ROWS);
-        const out = await predictSession.run({ x: tensor(rows.x.subarray(start * F, end * F), [end - start, F]), params: tensor(slots[cur].params, [P]) });
+        const feeds: Record<string, Ort.Tensor> = { x: tensor(rows.x.subarray(start * F, end * F), [end - start, F]) };
+        for (const [name, dims, begin, stop] of groups) feeds[name] = tensor(slots[cur].params.subarray(begin, stop), dims);
+        const out = await predictSession.run(feeds);
         scoreProbabilities(out.probs.data as Float32Array, rows.y.subarray(start, end), C, score);
       }
       return { loss: score.loss / rows.n, acc: score.hits / rows.n };

@@ -47,7 +47,7 @@ describe('FeatureCache', () => {
     const stored = Array.from({ length: 40 }, (_, i) => ({ hash: sha(`many ${i}`), v: vector(100 + i) }));
     for (const { hash, v } of stored) await cache.put(hash, v);
     const asked = stored.flatMap(({ hash }, i) => (i % 4 === 0 ? [hash, sha(`absent ${i}`)] : [hash]));
-    const got = await cache.getMany(asked, 7);
+    const got = await cache.getMany(asked, { slice: 7 });
     assert.equal(got.length, asked.length);
     let k = 0;
     stored.forEach(({ v }, i) => {
@@ -56,6 +56,36 @@ describe('FeatureCache', () => {
     });
     assert.equal(cache.hits, 40);
     assert.equal(cache.misses, 10);
+  });
+
+  it("serves a dataset's vectors from its pack, and falls back to the entries where the pack is missing, stale or damaged", async () => {
+    const cache = new FeatureCache(dir, `${KEY}|pack`, SIZE);
+    const stored = Array.from({ length: 12 }, (_, i) => ({ sha256: sha(`packed ${i}`), v: vector(200 + i) }));
+    for (const { sha256, v } of stored) await cache.put(sha256, v);
+    const shas = stored.map((e) => e.sha256);
+    await cache.writePack('dataset-a', stored);
+    // With the entries gone, only the pack can answer.
+    for (const e of stored) fs.rmSync(entryFile(cache, e.sha256));
+    const fromPack = await cache.getMany([...shas, shas[0]], { pack: 'dataset-a' });
+    stored.forEach((e, i) => assert.deepEqual(fromPack[i], e.v));
+    assert.deepEqual(fromPack[12], stored[0].v, 'a duplicate is served too');
+    assert.ok(cache.packServedAll(12), 'the pack held exactly these vectors');
+    assert.equal(cache.hits, 13);
+
+    assert.equal((await cache.getMany(shas, { pack: 'another-dataset' })).filter(Boolean).length, 0, 'another pack name: entries only');
+    assert.equal(cache.packServedAll(12), false);
+    for (const { sha256, v } of stored) await cache.put(sha256, v);
+    const file = path.join(cache.root, 'packs', 'dataset-a.pack');
+    const whole = fs.readFileSync(file);
+    fs.writeFileSync(file, whole.subarray(0, whole.length - 1));
+    assert.deepEqual(await cache.getMany(shas, { pack: 'dataset-a' }), stored.map((e) => e.v), 'a pack cut short is ignored');
+    assert.equal(cache.packServedAll(12), false);
+
+    await cache.writePack('dataset-a', [...stored.slice(0, 11), { sha256: stored[11].sha256, v: new Float32Array(SIZE).fill(Number.NaN) }]);
+    assert.deepEqual(await cache.getMany(shas, { pack: 'dataset-a' }), stored.map((e) => e.v), 'a non-finite packed vector is read from its entry');
+    assert.equal(cache.packServedAll(12), false);
+    assert.deepEqual(fs.readdirSync(path.dirname(file)), ['dataset-a.pack'], 'no temporary file is left behind');
+    await assert.rejects(cache.writePack('../escape', stored), /bad pack name/);
   });
 
   it('finds entries written by an earlier run with the same key', async () => {
