@@ -3,7 +3,8 @@ import type { BigIntStats, Dirent } from 'node:fs';
 import { mkdir, open, readdir, readFile, readlink, realpath, stat } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
-import sharp, { type Metadata } from 'sharp';
+import type { Metadata } from 'sharp';
+import { sharp } from './lazySharp';
 import type { ClassSummary, DatasetReport, DuplicateGroup, SkippedFile, SkipReason } from '../shared/types';
 import { stratifiedSplit } from './datasetSplit';
 import { type ImageFormat, SNIFF_BYTES, SUPPORTED_FORMATS, sniffImage } from './imageSniffer';
@@ -379,7 +380,7 @@ async function inspect(candidate: Candidate): Promise<Inspection> {
     let meta: Metadata;
     try {
       // No pixel limit here: we want the claimed size to report it; nothing is decoded.
-      meta = await sharp(whole ?? candidate.abs, { limitInputPixels: false }).metadata();
+      meta = await sharp()(whole ?? candidate.abs, { limitInputPixels: false }).metadata();
     } catch (error) {
       return skip(candidate, 'corrupt', `${sniffed.format.toUpperCase()} header cannot be read: ${sharpReason(error)}`);
     }

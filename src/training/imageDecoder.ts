@@ -1,6 +1,6 @@
 import { stat } from 'node:fs/promises';
 import os from 'node:os';
-import sharp from 'sharp';
+import { sharp } from './lazySharp';
 import type { SkipReason } from '../shared/types';
 
 /**
@@ -40,7 +40,7 @@ export async function decodeImage(abs: string, size: number, maxPixels: number):
   let data: Buffer;
   let channels: number;
   try {
-    const out = await sharp(abs, { limitInputPixels: Math.max(1, Math.floor(maxPixels)), failOn: 'error' })
+    const out = await sharp()(abs, { limitInputPixels: Math.max(1, Math.floor(maxPixels)), failOn: 'error' })
       .rotate()
       .flatten({ background: { r: 255, g: 255, b: 255 } })
       .toColourspace('srgb')

@@ -130,16 +130,8 @@ export async function loadOnnxBaseModel(
     return unavailable(`cannot hash the model weights: ${(error as Error).message}`);
   }
 
-  let session: Ort.InferenceSession | undefined;
-  if (fs.existsSync(graphFile)) {
-    try {
-      session = await ort.InferenceSession.create(graphFile, sessionOptions);
-      opts.log?.(`ONNX graph of ${entry.id} reused from the cache (${graphFile})`);
-    } catch (error) {
-      opts.log?.(`cached ONNX graph ${graphFile} does not load (${(error as Error).message.split('\n')[0]}); exporting it again`);
-    }
-  }
-  if (!session) {
+  /** Exports the graph, opens it and caches it; undefined (with the reason told) when that fails. */
+  const exportAndOpen = async (): Promise<Ort.InferenceSession | undefined> => {
     let bytes: Uint8Array;
     try {
       bytes = exportToOnnx(layersModel, {
@@ -154,8 +146,9 @@ export async function loadOnnxBaseModel(
     } catch (error) {
       return unavailable(`the model cannot be exported to ONNX: ${(error as Error).message}`);
     }
+    let created: Ort.InferenceSession;
     try {
-      session = await ort.InferenceSession.create(bytes, sessionOptions);
+      created = await ort.InferenceSession.create(bytes, sessionOptions);
     } catch (error) {
       return unavailable(`onnxruntime rejected the exported graph: ${(error as Error).message.split('\n')[0]}`);
     }
@@ -167,11 +160,33 @@ export async function loadOnnxBaseModel(
       // A read-only cache only costs the export next time.
       opts.log?.(`could not cache the ONNX graph: ${(error as Error).message}`);
     }
-  }
+    return created;
+  };
+  /** Opens the cached graph, or exports it again when it does not load. */
+  const openCached = async (): Promise<Ort.InferenceSession> => {
+    try {
+      const cached = await ort.InferenceSession.create(graphFile, sessionOptions);
+      opts.log?.(`ONNX graph of ${entry.id} reused from the cache (${graphFile})`);
+      return cached;
+    } catch (error) {
+      opts.log?.(`cached ONNX graph ${graphFile} does not load (${(error as Error).message.split('\n')[0]}); exporting it again`);
+    }
+    const again = await exportAndOpen();
+    if (!again) throw new Error(`onnxruntime cannot run the features of ${entry.id}: see the log`);
+    return again;
+  };
 
-  const s = session;
-  const inputName = s.inputNames[0];
-  const outputName = s.outputNames[0];
+  // A graph in the cache loaded before: open it when the first image needs features (a warm
+  // rerun finds every vector in the feature cache and never does). Otherwise export it now, so
+  // that a model onnxruntime cannot run falls back to tfjs before the run starts.
+  let session: Promise<Ort.InferenceSession> | undefined;
+  if (!fs.existsSync(graphFile)) {
+    const created = await exportAndOpen();
+    if (!created) return undefined;
+    session = Promise.resolve(created);
+  }
+  const sessionNow = (): Promise<Ort.InferenceSession> => (session ??= openCached());
+
   const size = entry.inputSize;
   const imageBytes = size * size * 3;
   const featureSize = entry.featureSize;
@@ -191,6 +206,8 @@ export async function loadOnnxBaseModel(
     async extract(pixels: Uint8Array, n: number): Promise<Float32Array> {
       if (disposed) throw new Error('the ONNX base model was disposed');
       if (pixels.length < n * imageBytes) throw new RangeError(`extract: ${n} images need ${n * imageBytes} bytes, got ${pixels.length}`);
+      const s = await sessionNow();
+      const [inputName, outputName] = [s.inputNames[0], s.outputNames[0]];
       const out = new Float32Array(n * featureSize);
       for (let start = 0; start < n; start += batchSize) {
         const count = Math.min(batchSize, n - start);
@@ -205,7 +222,7 @@ export async function loadOnnxBaseModel(
     dispose(): void {
       if (disposed) return;
       disposed = true;
-      void s.release();
+      void session?.then((s) => s.release()).catch(() => undefined);
     },
   };
 }

@@ -3,9 +3,10 @@
 // Why: on tfjs WebAssembly a head step (batch 32, 1280 → 128 → classes, Adam) costs ~7 ms, almost
 // all of it per-operation overhead and XNNPACK re-packing the weights that change every step; a
 // warm rerun (features from the cache) is then mostly head training. onnxruntime has no training
-// API in its npm package, but a training step is an ordinary computation: this module writes the
-// forward pass, the hand-derived backward pass and the Adam update as one inference graph whose
-// inputs are the batch and the current parameters/moments and whose outputs are the next ones.
+// API in its npm package, but the forward and backward passes are an ordinary computation: the
+// step graph takes the batch and the current weights and returns the gradients (derived by hand
+// below); Adam's update then runs as one fused WebAssembly SIMD loop (wasmAdam.ts) over the
+// weights, moments and gradients, which onnxruntime reads and writes in place.
 //
 // The math is that of head.ts + trainingLoop.ts on tfjs, step for step: Dense(relu) → dropout
 // (the mask is an input, drawn by the caller) → Dense(softmax), categorical cross-entropy on
@@ -16,6 +17,7 @@ import type * as tf from '@tensorflow/tfjs';
 import type * as Ort from 'onnxruntime-node';
 import { encodeOnnxModel, OnnxDataType, type OnnxModel, type OnnxNode, type OnnxTensor } from './onnxProto';
 import { gatherRows, PROB_EPSILON, scoreProbabilities, type Rows, type StepEngine, type Tf } from './trainingLoop';
+import { createAdamBuffers } from './wasmAdam';
 
 /** Sizes of the head. */
 export interface HeadShape {
@@ -39,8 +41,11 @@ export function headLayout(s: HeadShape): { w1: number; b1: number; w2: number; 
 const OPSET = 13;
 
 /**
- * The step graph's `step_scale` and `step_eps` for Adam step `t` (from 1) at learning rate `lr`:
- * with s = sqrt(c2 · (1-β2)), p' = p + m̃'·(-lr·c1·(1-β1)/s) / (sqrt(ṽ') + ε/s) is tfjs's update.
+ * Adam's two scalars for step `t` (from 1) at learning rate `lr`. tfjs computes
+ * m' = β1·m + (1-β1)·g, v' = β2·v + (1-β2)·g² and p' = p - lr·(m'·c1) / (sqrt(v'·c2) + ε) with
+ * c1 = 1/(1-β1^t), c2 = 1/(1-β2^t). With the moments kept divided by (1-β1) and (1-β2)
+ * (m̃' = β1·m̃ + g, ṽ' = β2·ṽ + g²) and s = sqrt(c2·(1-β2)), that is
+ * p' = p + m̃'·scale / (sqrt(ṽ') + eps) with scale = -lr·c1·(1-β1)/s and eps = ε/s.
  */
 export function adamScalars(lr: number, t: number): { scale: number; eps: number } {
   const c1 = 1 / (1 - ADAM.beta1 ** t);
@@ -103,21 +108,6 @@ function forward(g: GraphBuilder, s: HeadShape, mask: string | undefined) {
   return { w2, z1, hd, p };
 }
 
-/**
- * Adam on one parameter group. tfjs computes m' = β1·m + (1-β1)·g, v' = β2·v + (1-β2)·g² and
- * p' = p - lr·(m'·c1) / (sqrt(v'·c2) + ε) with c1 = 1/(1-β1^t), c2 = 1/(1-β2^t). Here the
- * moments are kept divided by (1-β1) and (1-β2) — m̃' = β1·m̃ + g, ṽ' = β2·ṽ + g² — and the
- * constants move into two scalars, `step_scale` and `step_eps` (`adamScalars`):
- * p' = p + m̃'·step_scale / (sqrt(ṽ') + step_eps). The same step in ten passes over the weights
- * instead of fourteen.
- */
-function adam(g: GraphBuilder, param: string, grad: string): void {
-  const m = g.op('Add', [g.op('Mul', [`m_${param}`, 'beta1']), grad], undefined, `m_${param}_out`);
-  const v = g.op('Add', [g.op('Mul', [`v_${param}`, 'beta2']), g.op('Mul', [grad, grad])], undefined, `v_${param}_out`);
-  const update = g.op('Div', [g.op('Mul', [m, 'step_scale']), g.op('Add', [g.op('Sqrt', [v]), 'step_eps'])]);
-  g.op('Add', [param, update], undefined, `${param}_out`);
-}
-
 function model(name: string, g: GraphBuilder, inputs: OnnxModel['graph']['inputs'], outputs: OnnxModel['graph']['outputs']): OnnxModel {
   return {
     irVersion: 7,
@@ -129,11 +119,10 @@ function model(name: string, g: GraphBuilder, inputs: OnnxModel['graph']['inputs
 }
 
 /**
- * One optimizer step. Inputs: `x` [B, F], `onehot` [B, C], `row_scale` [B, 1] (class weight / B),
- * `mask` [B, H] (0 or 1/(1 - rate)), for each parameter group p of `paramGroups` (`w1`, `rest`)
- * the values p and Adam's moments `m_p`, `v_p`, and the scalars `step_scale` and `step_eps` of
- * step t (`adamScalars`). Outputs: `p_out`, `m_p_out`, `v_p_out` per group, `loss` (the batch's
- * weighted mean cross-entropy) and `hits` (rows whose arg-max is the label).
+ * The gradients of one step. Inputs: `x` [B, F], `onehot` [B, C], `row_scale` [B, 1] (class
+ * weight / B), `mask` [B, H] (0 or 1/(1 - rate)) and the parameter groups of `paramGroups` (`w1`,
+ * `rest`). Outputs: the loss's gradient per group (`grad_w1`, `grad_rest`), and `probs` [B, C]
+ * (the forward pass's class probabilities, for the batch's loss and hits).
  */
 export function headStepGraph(s: HeadShape): OnnxModel {
   const g = new GraphBuilder();
@@ -141,15 +130,12 @@ export function headStepGraph(s: HeadShape): OnnxModel {
   const groups = paramGroups(s);
   const { w2, z1, hd, p } = forward(g, s, 'mask');
 
-  // Cross-entropy of the true class with Keras's clip; the clip's gradient is zero outside the range.
-  const eps = g.float('prob_eps', PROB_EPSILON);
-  const oneMinusEps = g.float('prob_one_minus_eps', 1 - PROB_EPSILON);
+  // Keras clips the true class's probability before the log of the cross-entropy; the clip's
+  // gradient is zero outside [ε, 1 - ε] (`inside`). The loss and hits themselves are counted by
+  // the caller from `probs`: fewer operations per step.
   const pTrue = g.op('ReduceSum', [g.op('Mul', [p, 'onehot']), g.ints('axis1', [1])], [{ name: 'keepdims', kind: 'int', value: 1 }]);
-  const logP = g.op('Log', [g.op('Clip', [pTrue, eps, oneMinusEps])]);
-  g.op('Neg', [g.op('ReduceSum', [g.op('Mul', [logP, 'row_scale'])], [{ name: 'keepdims', kind: 'int', value: 0 }])], undefined, 'loss');
-  const inside = g.op('Cast', [g.op('And', [g.op('GreaterOrEqual', [pTrue, eps]), g.op('LessOrEqual', [pTrue, oneMinusEps])])], [{ name: 'to', kind: 'int', value: f }]);
-  const hitRows = g.op('Equal', [g.op('ArgMax', [p], [{ name: 'axis', kind: 'int', value: 1 }]), g.op('ArgMax', ['onehot'], [{ name: 'axis', kind: 'int', value: 1 }])]);
-  g.op('ReduceSum', [g.op('Cast', [hitRows], [{ name: 'to', kind: 'int', value: f }])], [{ name: 'keepdims', kind: 'int', value: 0 }], 'hits');
+  const clipped = g.op('Clip', [pTrue, g.float('prob_eps', PROB_EPSILON), g.float('prob_one_minus_eps', 1 - PROB_EPSILON)]);
+  const inside = g.op('Cast', [g.op('Equal', [clipped, pTrue])], [{ name: 'to', kind: 'int', value: f }]);
 
   // Backward: softmax + cross-entropy give (P - onehot) per row, scaled by the row's weight / B.
   const dz2 = g.op('Mul', [g.op('Sub', [p, 'onehot']), g.op('Mul', ['row_scale', inside])]);
@@ -161,15 +147,10 @@ export function headStepGraph(s: HeadShape): OnnxModel {
   const dhd = g.op('Gemm', [dz2, w2], [{ name: 'transB', kind: 'int', value: 1 }]);
   const reluGate = g.op('Cast', [g.op('Greater', [z1, g.float('zero', 0)])], [{ name: 'to', kind: 'int', value: f }]);
   const dz1 = g.op('Mul', [g.op('Mul', [dhd, 'mask']), reluGate]);
-  const dw1 = g.op('Gemm', ['x', dz1], transA);
+  g.op('Gemm', ['x', dz1], transA, 'grad_w1');
   const db1 = g.op('ReduceSum', [dz1, axis0], noKeep);
   const flat = g.ints('flat', [-1]);
-  const restGrad = g.op('Concat', [db1, g.op('Reshape', [dw2, flat]), db2], [{ name: 'axis', kind: 'int', value: 0 }]);
-
-  g.float('beta1', ADAM.beta1);
-  g.float('beta2', ADAM.beta2);
-  adam(g, 'w1', dw1);
-  adam(g, 'rest', restGrad);
+  g.op('Concat', [db1, g.op('Reshape', [dw2, flat]), db2], [{ name: 'axis', kind: 'int', value: 0 }], 'grad_rest');
 
   return model(
     'head_step',
@@ -179,22 +160,11 @@ export function headStepGraph(s: HeadShape): OnnxModel {
       { name: 'onehot', elemType: f, shape: ['batch', s.numClasses] },
       { name: 'row_scale', elemType: f, shape: ['batch', 1] },
       { name: 'mask', elemType: f, shape: ['batch', s.hiddenUnits] },
-      ...groups.flatMap(([name, shape]) => [
-        { name, elemType: f, shape },
-        { name: `m_${name}`, elemType: f, shape },
-        { name: `v_${name}`, elemType: f, shape },
-      ]),
-      { name: 'step_scale', elemType: f, shape: [] },
-      { name: 'step_eps', elemType: f, shape: [] },
+      ...groups.map(([name, shape]) => ({ name, elemType: f, shape })),
     ],
     [
-      ...groups.flatMap(([name, shape]) => [
-        { name: `${name}_out`, elemType: f, shape },
-        { name: `m_${name}_out`, elemType: f, shape },
-        { name: `v_${name}_out`, elemType: f, shape },
-      ]),
-      { name: 'loss', elemType: f, shape: [] },
-      { name: 'hits', elemType: f, shape: [] },
+      ...groups.map(([name, shape]) => ({ name: `grad_${name}`, elemType: f, shape })),
+      { name: 'probs', elemType: f, shape: ['batch', s.numClasses] },
     ],
   );
 }
@@ -248,17 +218,15 @@ export async function onnxHeadEngine(ort: OrtModule, tfx: Tf, variables: tf.Vari
   if (shape.numClasses !== spec.numClasses) throw new Error(`onnxHeadEngine: the head has ${shape.numClasses} outputs, the data ${spec.numClasses} classes`);
   const layout = headLayout(shape);
   const offsets = [layout.w1, layout.b1, layout.w2, layout.b2];
-  // Two sets of parameters and moments: each step reads one and writes the other (onnxruntime
-  // fills preallocated outputs), so no step allocates or copies them.
+  // Weights, moments and gradients in the Adam kernel's memory: onnxruntime reads the weights and
+  // writes the gradients there (views, no copies), and the kernel updates in place.
   const P = layout.total;
-  const slots = [0, 1].map(() => ({ params: new Float32Array(P), m: new Float32Array(P), v: new Float32Array(P) }));
-  let cur = 0;
-  // Each group is a contiguous stretch of the flat vectors, fed and fetched as views (no copies).
+  const adam = createAdamBuffers(P);
   const groups = paramGroups(shape).map(([name, dims]): [string, number[], number, number] => {
     const begin = name === 'w1' ? layout.w1 : layout.b1;
     return [name, dims, begin, begin + dims.reduce((a, b) => a * b, 1)];
   });
-  variables.forEach((variable, i) => slots[0].params.set(variable.dataSync() as Float32Array, offsets[i]));
+  variables.forEach((variable, i) => adam.params.set(variable.dataSync() as Float32Array, offsets[i]));
   let best: Float32Array | null = null;
 
   const options = sessionOptions(spec.threads);
@@ -272,8 +240,8 @@ export async function onnxHeadEngine(ort: OrtModule, tfx: Tf, variables: tf.Vari
   const tensor = (data: Float32Array, dims: number[]) => new ort.Tensor('float32', data, dims);
   let xb = new Float32Array(0);
   let t = 0;
-  let lossSum = 0;
-  let hits = 0;
+  // Σ weighted cross-entropy (= batch mean × rows, as the tfjs engine sums it) and Σ hits of the epoch so far.
+  let totals = { loss: 0, hits: 0 };
   const ones = (rows: number) => new Float32Array(rows * H).fill(1);
 
   return {
@@ -288,38 +256,27 @@ export async function onnxHeadEngine(ort: OrtModule, tfx: Tf, variables: tf.Vari
         onehot[i * C + y] = 1;
         rowScale[i] = (spec.classWeights ? spec.classWeights[y] : 1) / count;
       }
-      const scalars = adamScalars(lr, ++t);
-      const from = slots[cur];
-      const to = slots[1 - cur];
-      const loss = new Float32Array(1);
-      const hitCount = new Float32Array(1);
+      const probs = new Float32Array(count * C);
       const feeds: Record<string, Ort.Tensor> = {
         x: tensor(batch.x, [count, F]),
         onehot: tensor(onehot, [count, C]),
         row_scale: tensor(rowScale, [count, 1]),
         mask: tensor(spec.masks(count) ?? ones(count), [count, H]),
-        step_scale: tensor(Float32Array.of(scalars.scale), []),
-        step_eps: tensor(Float32Array.of(scalars.eps), []),
       };
-      const fetches: Record<string, Ort.Tensor> = { loss: tensor(loss, []), hits: tensor(hitCount, []) };
-      for (const [name, dims, begin, end] of groups) {
-        feeds[name] = tensor(from.params.subarray(begin, end), dims);
-        feeds[`m_${name}`] = tensor(from.m.subarray(begin, end), dims);
-        feeds[`v_${name}`] = tensor(from.v.subarray(begin, end), dims);
-        fetches[`${name}_out`] = tensor(to.params.subarray(begin, end), dims);
-        fetches[`m_${name}_out`] = tensor(to.m.subarray(begin, end), dims);
-        fetches[`v_${name}_out`] = tensor(to.v.subarray(begin, end), dims);
+      const fetches: Record<string, Ort.Tensor> = { probs: tensor(probs, [count, C]) };
+      for (const [name, dims, begin, stop] of groups) {
+        feeds[name] = tensor(adam.params.subarray(begin, stop), dims);
+        fetches[`grad_${name}`] = tensor(adam.grad.subarray(begin, stop), dims);
       }
       await stepSession.run(feeds, fetches);
-      cur = 1 - cur;
-      lossSum += loss[0] * count;
-      hits += hitCount[0];
+      const scalars = adamScalars(lr, ++t);
+      adam.update(P, ADAM.beta1, ADAM.beta2, scalars.scale, scalars.eps);
+      scoreProbabilities(probs, batch.y, C, totals, spec.classWeights);
     },
     takeEpochTotals() {
-      const totals = { lossSum, hits };
-      lossSum = 0;
-      hits = 0;
-      return totals;
+      const epoch = { lossSum: totals.loss, hits: totals.hits };
+      totals = { loss: 0, hits: 0 };
+      return epoch;
     },
     async evaluate(rows: Rows) {
       if (rows.n === 0) return { loss: Number.NaN, acc: Number.NaN };
@@ -327,20 +284,20 @@ export async function onnxHeadEngine(ort: OrtModule, tfx: Tf, variables: tf.Vari
       for (let start = 0; start < rows.n; start += EVAL_ROWS) {
         const end = Math.min(rows.n, start + EVAL_ROWS);
         const feeds: Record<string, Ort.Tensor> = { x: tensor(rows.x.subarray(start * F, end * F), [end - start, F]) };
-        for (const [name, dims, begin, stop] of groups) feeds[name] = tensor(slots[cur].params.subarray(begin, stop), dims);
+        for (const [name, dims, begin, stop] of groups) feeds[name] = tensor(adam.params.subarray(begin, stop), dims);
         const out = await predictSession.run(feeds);
         scoreProbabilities(out.probs.data as Float32Array, rows.y.subarray(start, end), C, score);
       }
       return { loss: score.loss / rows.n, acc: score.hits / rows.n };
     },
     keepBest() {
-      best = slots[cur].params.slice();
+      best = adam.params.slice(0, P);
     },
     restoreBest() {
-      if (best) slots[cur].params.set(best);
+      if (best) adam.params.set(best);
     },
     publish() {
-      tfx.tidy(() => variables.forEach((variable, i) => variable.assign(tfx.tensor(slots[cur].params.subarray(offsets[i], offsets[i] + variable.size), variable.shape))));
+      tfx.tidy(() => variables.forEach((variable, i) => variable.assign(tfx.tensor(adam.params.subarray(offsets[i], offsets[i] + variable.size), variable.shape))));
     },
     dispose() {
       void stepSession.release();

@@ -25,6 +25,7 @@ import { ProgressThrottle, RateMeter } from './progressThrottle';
 import { registerWasmGradients } from './wasmGradients';
 import { createRunFolder, RunFolderWriter, writeFileAtomic, writeJsonAtomic } from './runFolder';
 import { renderRunReport } from './runReport';
+import { sharpVersion } from './lazySharp';
 
 export interface RunRequest {
   datasetRoot: string;
@@ -365,12 +366,7 @@ function errorMessage(err: unknown): string {
 function versions(tf: Tf): Record<string, string> {
   const v: Record<string, string> = { node: process.version };
   for (const [k, val] of Object.entries(tf.version ?? {})) v[k] = String(val);
-  try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    v.sharp = String(require('sharp').versions?.sharp ?? 'unknown');
-  } catch {
-    // sharp version is informative only
-  }
+  v.sharp = sharpVersion();
   return v;
 }
 

@@ -132,15 +132,18 @@ export function evaluateRows(tfx: Tf, forward: (x: tf.Tensor, training: boolean)
   return { loss: loss / rows.n, acc: correct / rows.n };
 }
 
-/** Adds the clipped cross-entropy and the hit (arg-max, first on ties, equals the label) of `count` probability rows to `acc`. */
-export function scoreProbabilities(probs: Float32Array, labels: Int32Array, numClasses: number, acc: { loss: number; hits: number }): void {
+/**
+ * Adds the clipped cross-entropy (times the row's class weight, when given) and the hit (arg-max,
+ * first on ties, equals the label) of each probability row to `acc`.
+ */
+export function scoreProbabilities(probs: Float32Array, labels: Int32Array, numClasses: number, acc: { loss: number; hits: number }, classWeights?: Float32Array | null): void {
   for (let i = 0; i < labels.length; i++) {
     const row = i * numClasses;
     let best = 0;
     for (let c = 1; c < numClasses; c++) if (probs[row + c] > probs[row + best]) best = c;
     if (best === labels[i]) acc.hits++;
     const p = Math.min(1 - PROB_EPSILON, Math.max(PROB_EPSILON, probs[row + labels[i]]));
-    acc.loss -= Math.log(p);
+    acc.loss -= Math.log(p) * (classWeights ? classWeights[labels[i]] : 1);
   }
 }
 
