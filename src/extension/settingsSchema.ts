@@ -29,7 +29,7 @@ export const TRAIN_OPTION_SPECS: { readonly [K in keyof TrainOptions]: SettingSp
     maximum: 0.9,
     description: 'Fraction of each class held out for validation, when the dataset has no explicit `train/` + `val/` folders.',
   },
-  seed: { kind: 'integer', minimum: 0, maximum: 2147483647, description: 'Random seed of the split and of the weight initialisation; the same seed gives the same split.' },
+  seed: { kind: 'integer', minimum: 0, maximum: 2147483647, description: 'Random seed of the split, the shuffles, the weight initialisation and the dropout masks: the same data, settings and seed give the same split and the same epochs.' },
   hiddenUnits: { kind: 'integer', minimum: 1, maximum: 4096, description: 'Units of the hidden dense layer of the classifier head.' },
   dropout: { kind: 'number', minimum: 0, maximum: 0.9, description: 'Dropout rate before the output layer of the head.' },
   classWeights: { kind: 'boolean', description: 'Weight each class inversely to its number of images in the loss (helps imbalanced datasets).' },
