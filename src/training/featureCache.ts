@@ -131,24 +131,34 @@ export class FeatureCache {
       unique.set(sha, e.v);
     }
     const n = unique.size;
-    const data = Buffer.alloc(PACK_HEADER + n * 32 + n * this.featureSize * 4);
-    PACK_MAGIC.copy(data, 0);
-    data.writeUInt32LE(n, PACK_MAGIC.length);
-    data.writeUInt32LE(this.featureSize, PACK_MAGIC.length + 4);
-    let i = 0;
-    const vectorsAt = PACK_HEADER + n * 32;
-    for (const [sha, v] of unique) {
-      data.write(sha, PACK_HEADER + i * 32, 'hex');
-      const at = vectorsAt + i * this.featureSize * 4;
-      if (LITTLE_ENDIAN) data.set(new Uint8Array(v.buffer, v.byteOffset, v.byteLength), at);
-      else for (let k = 0; k < v.length; k++) data.writeFloatLE(v[k], at + k * 4);
-      i++;
-    }
+    const header = Buffer.alloc(PACK_HEADER + n * 32);
+    PACK_MAGIC.copy(header, 0);
+    header.writeUInt32LE(n, PACK_MAGIC.length);
+    header.writeUInt32LE(this.featureSize, PACK_MAGIC.length + 4);
+    [...unique.keys()].forEach((sha, i) => header.write(sha, PACK_HEADER + i * 32, 'hex'));
     const file = this.packFile(name);
     const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
     try {
       await fs.mkdir(path.dirname(file), { recursive: true });
-      await fs.writeFile(tmp, data);
+      // Written a slice of vectors at a time: a pack of a large dataset is never a second copy in memory.
+      const handle = await fs.open(tmp, 'w');
+      try {
+        await handle.write(header);
+        const vectors = [...unique.values()];
+        const perChunk = Math.max(1, Math.floor((1 << 20) / (this.featureSize * 4)));
+        const chunk = Buffer.alloc(perChunk * this.featureSize * 4);
+        for (let start = 0; start < vectors.length; start += perChunk) {
+          const part = vectors.slice(start, start + perChunk);
+          part.forEach((v, i) => {
+            const at = i * this.featureSize * 4;
+            if (LITTLE_ENDIAN) chunk.set(new Uint8Array(v.buffer, v.byteOffset, v.byteLength), at);
+            else for (let k = 0; k < v.length; k++) chunk.writeFloatLE(v[k], at + k * 4);
+          });
+          await handle.write(chunk, 0, part.length * this.featureSize * 4);
+        }
+      } finally {
+        await handle.close();
+      }
       await fs.rename(tmp, file);
     } catch {
       await fs.rm(tmp, { force: true }).catch(() => undefined);

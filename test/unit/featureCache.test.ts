@@ -88,6 +88,16 @@ describe('FeatureCache', () => {
     await assert.rejects(cache.writePack('../escape', stored), /bad pack name/);
   });
 
+  it('writes and reads a pack larger than one write slice, every vector in its place', async () => {
+    const cache = new FeatureCache(dir, `${KEY}|big-pack`, SIZE);
+    const stored = Array.from({ length: 450 }, (_, i) => ({ sha256: sha(`big ${i}`), v: vector(1000 + i) }));
+    await cache.writePack('big', stored);
+    const got = await cache.getMany(stored.map((e) => e.sha256).reverse(), { pack: 'big' });
+    got.reverse().forEach((v, i) => assert.deepEqual(v, stored[i].v, `vector ${i}`));
+    assert.ok(cache.packServedAll(450));
+    assert.equal(cache.misses, 0, 'no entry files exist: every vector came from the pack');
+  });
+
   it('finds entries written by an earlier run with the same key', async () => {
     const hash = sha('image two');
     await new FeatureCache(dir, KEY, SIZE).put(hash, vector(2));
