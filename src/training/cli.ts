@@ -7,6 +7,8 @@ import type { TrainingNotification } from '../shared/protocol/training';
 import { diagnoseBackends, initBackend } from './backend';
 import { formatConfusionMatrix } from './evaluation';
 import { exportClassifierToOnnx } from './onnxExport';
+import { chooseHeadRuntime } from './onnxHead';
+import { probeOnnxRuntime } from './onnxFeatures';
 import { installNativeBackend, nativeModuleSearchPaths } from './nativeBackendInstall';
 import { RUN_FILES } from '../shared/runFolder';
 import { MODEL_REGISTRY } from './modelRegistry';
@@ -241,12 +243,20 @@ export function buildProgram(extensionRoot: string): Command {
     .option('--native-dir <dir>', 'folder where `install-backend` put the native tfjs backends')
     .action(async (o: { json?: boolean; backend: BackendPreference; nativeDir?: string }) => {
       const info = await diagnoseBackends({ preference: o.backend, nativeModulePaths: nativePaths(o.nativeDir) });
+      // What a run would do besides the backend: where the frozen base and the head run.
+      if (info.backend === 'wasm' || info.backend === 'cpu') {
+        const probe = await probeOnnxRuntime();
+        info.featureRuntime = probe.ok ? `onnxruntime-node ${probe.version} (CPU, BatchNorm folded)` : `tfjs ${info.backend} (${probe.reason})`;
+      }
+      info.headRuntime = (await chooseHeadRuntime(info.backend)).note;
       if (o.json) {
         console.log(JSON.stringify(info));
         return;
       }
       console.log(info.summary);
       for (const a of info.attempts) console.log(`  ${a.backend}: ${a.status}${a.detail ? ` — ${a.detail}` : ''}`);
+      if (info.featureRuntime) console.log(`Features: ${info.featureRuntime}`);
+      console.log(`Head: ${info.headRuntime}`);
     });
 
   program

@@ -3,7 +3,7 @@
 
 import type * as tf from '@tensorflow/tfjs';
 import type { TrainOptions } from '../shared/types';
-import { onnxHeadEngine, type OrtModule } from './onnxHead';
+import { onnxHeadEngine, type HeadRuntime } from './onnxHead';
 import { seededRandom } from './trainingCallbacks';
 import { classWeightsFor, runTrainingLoop, tfjsStepEngine, type LoopResult, type Rows, type Tf, type TrainHooks } from './trainingLoop';
 
@@ -73,8 +73,6 @@ export function dropoutMasks(seed: number, rate: number, units: number): (rows: 
   };
 }
 
-/** Where the head's optimizer steps run: tfjs (the default), or onnxruntime-node's CPU (onnxHead.ts). */
-export type HeadRuntime = { kind: 'tfjs' } | { kind: 'onnx'; ort: OrtModule; threads: number };
 
 /**
  * Trains the head with Adam (learningRate), categorical cross-entropy, seeded shuffling and

@@ -7,16 +7,17 @@ import * as path from 'node:path';
 import type * as tfType from '@tensorflow/tfjs';
 import { RUN_FILES, type RunConfig } from '../shared/runFolder';
 import type { TrainingNotification } from '../shared/protocol/training';
-import type { BackendInfo, DatasetReport, EpochMetrics, StageTimes, Evaluation, RunSummary, SkippedFile, TrainOptions } from '../shared/types';
+import type { DatasetReport, EpochMetrics, StageTimes, Evaluation, RunSummary, SkippedFile, TrainOptions } from '../shared/types';
 import { initBackend, type Tf } from './backend';
 import { loadBaseModel, type BaseModel } from './baseModel';
-import { loadOnnxBaseModel, loadOnnxRuntime, probeOnnxRuntime, type OnnxBaseModel } from './onnxFeatures';
+import { loadOnnxBaseModel, probeOnnxRuntime, type OnnxBaseModel } from './onnxFeatures';
+import { chooseHeadRuntime } from './onnxHead';
 import { buildClassifier, classifierMetadata, saveModelDir } from './classifierModel';
 import { scanDataset, type DatasetItem } from './datasetScanner';
 import { evaluate } from './evaluation';
 import { FeatureCache } from './featureCache';
 import { chooseCutLayer, fineTune, splitAtLayer, type CutModel } from './fineTune';
-import { buildHead, predictProbs, trainHead, type FeatureSet, type HeadRuntime } from './head';
+import { buildHead, predictProbs, trainHead, type FeatureSet } from './head';
 import { decodeBatches, DecodeError } from './imageDecoder';
 import { DEFAULT_MODEL_ID, findModel, MODEL_REGISTRY, type ModelEntry } from './modelRegistry';
 import { ensureModel, ModelDownloadError } from './modelDownload';
@@ -335,28 +336,6 @@ export async function runTraining(
     }
     await writer.close();
   }
-}
-
-/**
- * Where the head trains. On a CPU backend, onnxruntime-node runs a whole Adam step as one graph,
- * several times faster than tfjs WebAssembly's per-operation dispatch (issue 7); tfjs-node(-gpu)
- * keeps the head on TensorFlow. IMAGE_TRAINER_HEAD_RUNTIME=tfjs forces tfjs (comparisons, tests).
- */
-async function chooseHeadRuntime(backend: BackendInfo['backend']): Promise<{ runtime: HeadRuntime; note: string }> {
-  const tfjsNote = `tfjs ${backend}`;
-  if (backend === 'tensorflow' || backend === 'tensorflow-gpu') return { runtime: { kind: 'tfjs' }, note: tfjsNote };
-  if (process.env.IMAGE_TRAINER_HEAD_RUNTIME === 'tfjs') return { runtime: { kind: 'tfjs' }, note: `${tfjsNote} (IMAGE_TRAINER_HEAD_RUNTIME=tfjs)` };
-  const ort = await loadOnnxRuntime();
-  if (typeof ort === 'string') return { runtime: { kind: 'tfjs' }, note: `${tfjsNote} (${ort})` };
-  // One thread: a step is ~60 small operations, and the hand-offs to a second thread (each
-  // session has its own spinning pool) cost more than the two products gain — measured here at
-  // 1.2-1.4 ms per batch-32 step on one thread against 1.5-2.1 ms on two.
-  const threads = 1;
-  const version = ort.env.versions?.node ?? ort.env.versions?.common ?? '';
-  return {
-    runtime: { kind: 'onnx', ort, threads },
-    note: `onnxruntime-node${version ? ` ${version}` : ''} (CPU, ${threads} thread${threads === 1 ? '' : 's'}, one graph per Adam step)`,
-  };
 }
 
 function errorMessage(err: unknown): string {

@@ -26,6 +26,15 @@ test('with no native backend installed, diagnose names both missing packages and
   assert.match(byName['tensorflow-gpu'].detail, /@tensorflow\/tfjs-node-gpu/);
   assert.equal(byName.tensorflow.status, 'missing');
   assert.match(info.summary, /^WebAssembly/);
+  // onnxruntime-node ships with the package: features and head steps run there, and diagnose says so.
+  assert.match(info.featureRuntime ?? '', /^onnxruntime-node \d+\.\d+\.\d+ \(CPU, BatchNorm folded\)$/);
+  assert.match(info.headRuntime ?? '', /^onnxruntime-node \d+\.\d+\.\d+ \(CPU, 1 thread, one graph per Adam step\)$/);
+});
+
+test('diagnose names tfjs as the head runtime when IMAGE_TRAINER_HEAD_RUNTIME=tfjs says so', async () => {
+  const out = await run(process.execPath, [bundle, 'diagnose'], { env: { ...process.env, IMAGE_TRAINER_HEAD_RUNTIME: 'tfjs' } });
+  assert.match(out.stdout, /^Head: tfjs wasm \(IMAGE_TRAINER_HEAD_RUNTIME=tfjs\)$/m);
+  assert.match(out.stdout, /^Features: onnxruntime-node /m);
 });
 
 test('an installed GPU backend that fails to load shows its load error, and the next backend runs', async () => {

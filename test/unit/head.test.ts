@@ -3,7 +3,8 @@ import { before, describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { DEFAULT_TRAIN_OPTIONS, type EpochMetrics, type TrainOptions } from '../../src/shared/types';
-import { buildHead, dropoutMasks, predictProbs, trainHead, type FeatureSet, type HeadRuntime } from '../../src/training/head';
+import { buildHead, dropoutMasks, predictProbs, trainHead, type FeatureSet } from '../../src/training/head';
+import type { HeadRuntime } from '../../src/training/onnxHead';
 import { loadOnnxRuntime } from '../../src/training/onnxFeatures';
 import {
   balancedClassWeights,
