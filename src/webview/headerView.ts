@@ -15,6 +15,7 @@ import {
   stageUnit,
 } from './displayFormat';
 import { h, replaceChildren, setAttribute } from './domBuilder';
+import { formatStageTimes } from '../shared/stages';
 
 /** Planned epochs: head epochs plus fine-tuning epochs when fine-tuning is on. */
 export function plannedEpochs(state: PanelState): number | undefined {
@@ -200,6 +201,8 @@ export class HeaderView {
     if (state.summary) {
       const s = state.summary;
       items.push(fact('Result', 'result', `validation accuracy ${formatPercent(s.valAccuracy)} at epoch ${s.bestEpoch} of ${s.epochsRun}; ${formatCount(s.cache.hits)} cached / ${formatCount(s.cache.misses)} new feature vectors`));
+      const wall = s.wallMs < 60_000 ? `${(s.wallMs / 1000).toFixed(1)} s` : formatDuration(s.wallMs / 1000);
+      if (s.stageMs) items.push(fact('Time', 'time', `${wall} in all — ${formatStageTimes(s.stageMs)}`));
     }
     replaceChildren(this.facts, ...items);
   }
@@ -245,7 +248,13 @@ export class HeaderView {
         h(
           'vscode-collapsible',
           { id: 'backend-details', heading: 'Why this backend' },
-          h('ul', { class: 'file-list' }, ...state.backend.attempts.map((a) => h('li', { 'data-status': a.status }, h('strong', {}, a.backend), ` — ${a.status}${a.detail ? `: ${a.detail}` : ''}`))),
+          h(
+            'ul',
+            { class: 'file-list' },
+            ...state.backend.attempts.map((a) => h('li', { 'data-status': a.status }, h('strong', {}, a.backend), ` — ${a.status}${a.detail ? `: ${a.detail}` : ''}`)),
+            ...(state.backend.featureRuntime ? [h('li', { 'data-runtime': 'features' }, h('strong', {}, 'features'), ` — ${state.backend.featureRuntime}`)] : []),
+            ...(state.backend.headRuntime ? [h('li', { 'data-runtime': 'head' }, h('strong', {}, 'head'), ` — ${state.backend.headRuntime}`)] : []),
+          ),
         ),
       );
     }

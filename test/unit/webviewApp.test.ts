@@ -81,7 +81,10 @@ test('a finished run hides Cancel, fills the bar and says Done', () => {
   const { app } = startApp();
   deliver({
     type: 'state',
-    state: sampleState({ state: 'finished', summary: { valAccuracy: 0.9, bestEpoch: 3, epochsRun: 3, cache: { hits: 0, misses: 120 }, wallMs: 65000, featuresPerSec: 40, cancelled: false } }),
+    state: sampleState({
+      state: 'finished',
+      summary: { valAccuracy: 0.9, bestEpoch: 3, epochsRun: 3, cache: { hits: 0, misses: 120 }, wallMs: 1930, stageMs: { startup: 220, scan: 170, features: 60, head: 1220 }, featuresPerSec: 40, cancelled: false },
+    }),
   });
   assert.equal($('#run-state').dataset.state, 'finished');
   assert.equal($('#stage').textContent, 'Done');
@@ -89,6 +92,18 @@ test('a finished run hides Cancel, fills the bar and says Done', () => {
   assert.equal($('#progress').getAttribute('aria-valuenow'), '100');
   assert.equal($('#cancel').hidden, true);
   assert.match($('#result').textContent ?? '', /validation accuracy 90\.0% at epoch 3 of 3/);
+  assert.match($('#time').textContent ?? '', /1\.9 s in all — start-up 0\.22 s · scan 0\.17 s · features 0\.06 s · head 1\.22 s$/);
+  app.dispose();
+});
+
+test('"Why this backend" also says where the features and the head steps ran', () => {
+  const { app } = startApp();
+  const state = sampleState();
+  state.backend = { ...state.backend!, featureRuntime: 'onnxruntime-node 1.30.0 (CPU, 2 threads, BatchNorm folded)', headRuntime: 'onnxruntime-node 1.30.0 (CPU, 1 thread, one graph per Adam step)' };
+  deliver({ type: 'state', state });
+  assert.match(document.querySelector('#backend-details [data-runtime="features"]')?.textContent ?? '', /^features — onnxruntime-node 1\.30\.0 \(CPU, 2 threads/);
+  assert.match(document.querySelector('#backend-details [data-runtime="head"]')?.textContent ?? '', /^head — onnxruntime-node .*one graph per Adam step\)$/);
+  assert.equal(document.querySelector('#time'), null, 'no time line before the run has finished');
   app.dispose();
 });
 
