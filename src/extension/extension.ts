@@ -4,7 +4,7 @@ import * as vscode from 'vscode';
 import { showBackendDiagnostics } from './backendDiagnostics';
 import { classifyImage } from './classifyImage';
 import type { ClassifyOptions } from './classifyImage';
-import { SettingsProblemReporter, storageLocations } from './configuration';
+import { SettingsProblemReporter, storageLocations, type StorageLocations } from './configuration';
 import { exportOnnx, installNativeBackend } from './modelCommands';
 import { DatasetTreeProvider } from './datasetTree';
 import { announceRunEnd, cancelTraining, openPanel, openRunReport, revealInExplorer, trainClassifier } from './trainingCommands';
@@ -21,6 +21,8 @@ export interface ImageTrainerApi {
   notices: UserNotices;
   log: vscode.OutputChannel;
   bundlePath: string;
+  /** Folders in the extension's global storage (downloaded models, native backends). */
+  storage: StorageLocations;
 }
 
 let manager: TrainingProcessManager | undefined;
@@ -69,7 +71,7 @@ export function activate(context: vscode.ExtensionContext): ImageTrainerApi {
     ),
   );
   settings.check();
-  return { manager: processes, datasets, notices, log, bundlePath };
+  return { manager: processes, datasets, notices, log, bundlePath, storage };
 }
 
 /** Stops every training process; VS Code waits for the returned promise. */

@@ -33,8 +33,9 @@ export async function installNativeBackend(services: CommandServices, bundlePath
   );
   const lastLine = (result.code === 0 ? result.stdout : result.stderr || result.stdout).trim().split(/\r?\n/).pop() ?? '';
   if (result.code === 0) {
-    const next = await vscode.window.showInformationMessage(`${choice.label} backend installed. ${lastLine}`, 'Show Backend Diagnostics');
-    if (next) void vscode.commands.executeCommand('imageTrainer.showBackendDiagnostics');
+    void services.notices.info(`${choice.label} backend installed. ${lastLine}`, 'Show Backend Diagnostics').then((next) => {
+      if (next) void vscode.commands.executeCommand('imageTrainer.showBackendDiagnostics');
+    });
     return true;
   }
   void services.notices.error(`Installing the ${choice.label} backend failed: ${lastLine || `npm exited with ${result.signal ?? result.code}`}`, 'Show Log').then((c) => {
