@@ -59,6 +59,8 @@ interface SavedLayout {
   /** model.json as written, with a placeholder weights path. */
   modelJson: { weightsManifest: { paths: string[]; weights: tfType.io.WeightsManifestEntry[] }[] } & Record<string, unknown>;
   metadataJson: string;
+  /** The weights file that save wrote (the one the next checkpoint replaces). */
+  weightsName: string;
 }
 
 /** What the last full save of each model wrote: later checkpoints of the same topology only rewrite the weights. */
@@ -95,24 +97,27 @@ function weightsInSpecOrder(model: tfType.LayersModel, specs: tfType.io.WeightsM
  */
 export async function saveModelDir(model: tfType.LayersModel, dir: string, metadata: ModelMetadata | undefined, tf: Tf): Promise<void> {
   await fs.promises.mkdir(dir, { recursive: true });
-  let previousWeights: string[] = [];
-  try {
-    const current = JSON.parse(await fs.promises.readFile(path.join(dir, 'model.json'), 'utf8')) as {
-      weightsManifest?: { paths: string[] }[];
-    };
-    previousWeights = (current.weightsManifest ?? []).flatMap((g) => g.paths);
-  } catch {
-    // no previous checkpoint
-  }
   const weightsName = `weights-${Date.now().toString(36)}-${process.pid}.bin`;
   const metadataJson = metadata ? JSON.stringify(metadata) : '';
   const layout = savedLayouts.get(model);
   const quick = layout && layout.dir === dir && layout.metadataJson === metadataJson ? weightsInSpecOrder(model, layout.modelJson.weightsManifest[0].weights) : undefined;
+  let previousWeights: string[] = [];
   if (layout && quick) {
+    // This process wrote the folder's model.json: the file it names is known, no need to read it.
+    previousWeights = [layout.weightsName];
     await writeFileAtomic(path.join(dir, weightsName), quick);
     const modelJson = { ...layout.modelJson, weightsManifest: [{ ...layout.modelJson.weightsManifest[0], paths: [weightsName] }] };
     await writeJsonAtomic(path.join(dir, 'model.json'), modelJson);
+    layout.weightsName = weightsName;
   } else {
+    try {
+      const current = JSON.parse(await fs.promises.readFile(path.join(dir, 'model.json'), 'utf8')) as {
+        weightsManifest?: { paths: string[] }[];
+      };
+      previousWeights = (current.weightsManifest ?? []).flatMap((g) => g.paths);
+    } catch {
+      // no previous checkpoint
+    }
     await model.save(
       tf.io.withSaveHandler(async (artifacts) => {
         const weights = artifacts.weightData ? joinWeightData(artifacts.weightData) : new Uint8Array(0);
@@ -127,7 +132,7 @@ export async function saveModelDir(model: tfType.LayersModel, dir: string, metad
           userDefinedMetadata: metadata ? { imageTrainer: metadata } : undefined,
         };
         await writeJsonAtomic(path.join(dir, 'model.json'), modelJson);
-        savedLayouts.set(model, { dir, modelJson, metadataJson });
+        savedLayouts.set(model, { dir, modelJson, metadataJson, weightsName });
         return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON', weightDataBytes: weights.byteLength } };
       }),
     );

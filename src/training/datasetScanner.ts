@@ -449,6 +449,11 @@ async function realpathOfNearest(abs: string): Promise<string> {
   }
 }
 
+/** A short stable key of a dataset folder (its absolute path hashed) for the per-dataset files of the caches. */
+export function datasetFolderKey(rootAbs: string): string {
+  return createHash('sha256').update(rootAbs).digest('hex').slice(0, 32);
+}
+
 // Reads the index of one dataset root; anything wrong with it reads as an empty index.
 async function readScanIndex(folder: string | undefined, rootAbs: string): Promise<ScanIndex> {
   const rows = new Map<string, IndexRow>();
@@ -456,7 +461,7 @@ async function readScanIndex(folder: string | undefined, rootAbs: string): Promi
   const folderAbs = path.resolve(folder);
   // Never write into the dataset, even through a link.
   if (isInside(await realpath(rootAbs).catch(() => rootAbs), await realpathOfNearest(folderAbs))) return { rows };
-  const file = path.join(folderAbs, `${createHash('sha256').update(rootAbs).digest('hex').slice(0, 32)}.json`);
+  const file = path.join(folderAbs, `${datasetFolderKey(rootAbs)}.json`);
   try {
     const parsed: unknown = JSON.parse(await readFile(file, 'utf8'));
     const { version, root, entries } = (parsed ?? {}) as { version?: unknown; root?: unknown; entries?: unknown };

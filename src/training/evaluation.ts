@@ -15,7 +15,7 @@ function round4(v: number): number {
 }
 
 /** Index of the largest value in `probs[row*k .. row*k+k)`; the first one on ties. */
-function argMaxRow(probs: Float32Array, row: number, k: number): number {
+export function argMaxRow(probs: Float32Array, row: number, k: number): number {
   let best = 0;
   let bestValue = probs[row * k];
   for (let c = 1; c < k; c++) {

@@ -22,6 +22,26 @@ const PACK_HEADER = PACK_MAGIC.length + 8;
 /** Entries are little-endian; on such a machine (x86, ARM) they are copied as bytes, not converted value by value. */
 const LITTLE_ENDIAN = os.endianness() === 'LE';
 
+/**
+ * Writes `file` through a temporary file renamed over it, so a reader sees the old or the new
+ * content, never a part. No fsync, on purpose: a cache entry lost to a power cut is a miss.
+ */
+async function replaceFile(file: string, write: (handle: fs.FileHandle) => Promise<unknown>): Promise<void> {
+  const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+  try {
+    const handle = await fs.open(tmp, 'w');
+    try {
+      await write(handle);
+    } finally {
+      await handle.close();
+    }
+    await fs.rename(tmp, file);
+  } catch (err) {
+    await fs.rm(tmp, { force: true }).catch(() => undefined);
+    throw err;
+  }
+}
+
 /** Whether every value is finite (a plain loop: `every(Number.isFinite)` is ~6× slower on 5 M values). */
 function allFinite(v: Float32Array): boolean {
   for (let i = 0; i < v.length; i++) {
@@ -136,16 +156,14 @@ export class FeatureCache {
     header.writeUInt32LE(n, PACK_MAGIC.length);
     header.writeUInt32LE(this.featureSize, PACK_MAGIC.length + 4);
     [...unique.keys()].forEach((sha, i) => header.write(sha, PACK_HEADER + i * 32, 'hex'));
+    const vectors = [...unique.values()];
+    const perChunk = Math.max(1, Math.floor((1 << 20) / (this.featureSize * 4)));
     const file = this.packFile(name);
-    const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
     try {
       await fs.mkdir(path.dirname(file), { recursive: true });
       // Written a slice of vectors at a time: a pack of a large dataset is never a second copy in memory.
-      const handle = await fs.open(tmp, 'w');
-      try {
+      await replaceFile(file, async (handle) => {
         await handle.write(header);
-        const vectors = [...unique.values()];
-        const perChunk = Math.max(1, Math.floor((1 << 20) / (this.featureSize * 4)));
         const chunk = Buffer.alloc(perChunk * this.featureSize * 4);
         for (let start = 0; start < vectors.length; start += perChunk) {
           const part = vectors.slice(start, start + perChunk);
@@ -156,12 +174,9 @@ export class FeatureCache {
           });
           await handle.write(chunk, 0, part.length * this.featureSize * 4);
         }
-      } finally {
-        await handle.close();
-      }
-      await fs.rename(tmp, file);
+      });
     } catch {
-      await fs.rm(tmp, { force: true }).catch(() => undefined);
+      // A pack is only a shortcut: without it the next run reads the entries.
     }
   }
 
@@ -218,13 +233,6 @@ export class FeatureCache {
     const data = Buffer.alloc(v.length * 4);
     if (LITTLE_ENDIAN) data.set(new Uint8Array(v.buffer, v.byteOffset, v.byteLength));
     else for (let i = 0; i < v.length; i++) data.writeFloatLE(v[i], i * 4);
-    const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
-    try {
-      await fs.writeFile(tmp, data);
-      await fs.rename(tmp, file);
-    } catch (err) {
-      await fs.rm(tmp, { force: true });
-      throw err;
-    }
+    await replaceFile(file, (handle) => handle.writeFile(data));
   }
 }

@@ -74,11 +74,21 @@ export function loadOnnxRuntime(): Promise<OrtModule | string> {
   return ortModule;
 }
 
+/** onnxruntime-node's version as the module reports it ('' when it does not). */
+export function onnxRuntimeVersion(ort: OrtModule): string {
+  return ort.env.versions?.node ?? ort.env.versions?.common ?? '';
+}
+
+/** The session options every graph of the project runs with: CPU, sequential, fully optimised, `threads` intra-op threads. */
+export function onnxSessionOptions(threads: number): Ort.InferenceSession.SessionOptions {
+  return { intraOpNumThreads: threads, interOpNumThreads: 1, executionMode: 'sequential', graphOptimizationLevel: 'all', executionProviders: ['cpu'] };
+}
+
 /** Whether onnxruntime-node loads here: its version, or the reason it does not. */
 export async function probeOnnxRuntime(): Promise<{ ok: true; version: string } | { ok: false; reason: string }> {
   const ort = await loadOnnxRuntime();
   if (typeof ort === 'string') return { ok: false, reason: ort };
-  return { ok: true, version: ort.env.versions?.node ?? ort.env.versions?.common ?? 'unknown' };
+  return { ok: true, version: onnxRuntimeVersion(ort) || 'unknown' };
 }
 
 /** Hash of what determines the exported graph: topology, weights, preprocessing, exporter version. */
@@ -114,13 +124,7 @@ export async function loadOnnxBaseModel(
   if (typeof ort === 'string') return unavailable(ort);
 
   const threads = Math.max(1, Math.floor(opts.threads ?? os.availableParallelism()));
-  const sessionOptions: Ort.InferenceSession.SessionOptions = {
-    intraOpNumThreads: threads,
-    interOpNumThreads: 1,
-    executionMode: 'sequential',
-    graphOptimizationLevel: 'all',
-    executionProviders: ['cpu'],
-  };
+  const sessionOptions = onnxSessionOptions(threads);
   let hash: string;
   let graphFile: string;
   try {
@@ -191,7 +195,7 @@ export async function loadOnnxBaseModel(
   const imageBytes = size * size * 3;
   const featureSize = entry.featureSize;
   const batchSize = Math.max(1, Math.floor(opts.batchSize ?? 32));
-  const version = ort.env.versions?.node ?? ort.env.versions?.common ?? '';
+  const version = onnxRuntimeVersion(ort);
   const { scale, offset } = entry.preprocessing;
   let disposed = false;
   return {

@@ -19,7 +19,7 @@ import { encodeOnnxModel, OnnxDataType, type OnnxModel, type OnnxNode, type Onnx
 import { gatherRows, PROB_EPSILON, scoreProbabilities, type Rows, type StepEngine, type Tf } from './trainingLoop';
 import { createAdamBuffers } from './wasmAdam';
 import type { BackendName } from '../shared/types';
-import { loadOnnxRuntime } from './onnxFeatures';
+import { loadOnnxRuntime, onnxRuntimeVersion, onnxSessionOptions } from './onnxFeatures';
 
 /** Sizes of the head. */
 export interface HeadShape {
@@ -29,10 +29,10 @@ export interface HeadShape {
 }
 
 /** Adam hyper-parameters as tfjs's `tf.train.adam(lr)` uses them. */
-export const ADAM = { beta1: 0.9, beta2: 0.999, epsilon: 1e-7 } as const;
+const ADAM = { beta1: 0.9, beta2: 0.999, epsilon: 1e-7 } as const;
 
 /** Offsets of W1, b1, W2, b2 in the flat parameter vector, and its length. */
-export function headLayout(s: HeadShape): { w1: number; b1: number; w2: number; b2: number; total: number } {
+function headLayout(s: HeadShape): { w1: number; b1: number; w2: number; b2: number; total: number } {
   const w1 = 0;
   const b1 = w1 + s.featureSize * s.hiddenUnits;
   const w2 = b1 + s.hiddenUnits;
@@ -49,7 +49,7 @@ const OPSET = 13;
  * (m̃' = β1·m̃ + g, ṽ' = β2·ṽ + g²) and s = sqrt(c2·(1-β2)), that is
  * p' = p + m̃'·scale / (sqrt(ṽ') + eps) with scale = -lr·c1·(1-β1)/s and eps = ε/s.
  */
-export function adamScalars(lr: number, t: number): { scale: number; eps: number } {
+function adamScalars(lr: number, t: number): { scale: number; eps: number } {
   const c1 = 1 / (1 - ADAM.beta1 ** t);
   const s = Math.sqrt((1 - ADAM.beta2) / (1 - ADAM.beta2 ** t));
   return { scale: (-lr * c1 * (1 - ADAM.beta1)) / s, eps: ADAM.epsilon / s };
@@ -126,7 +126,7 @@ function model(name: string, g: GraphBuilder, inputs: OnnxModel['graph']['inputs
  * `rest`). Outputs: the loss's gradient per group (`grad_w1`, `grad_rest`), and `probs` [B, C]
  * (the forward pass's class probabilities, for the batch's loss and hits).
  */
-export function headStepGraph(s: HeadShape): OnnxModel {
+function headStepGraph(s: HeadShape): OnnxModel {
   const g = new GraphBuilder();
   const f = OnnxDataType.float;
   const groups = paramGroups(s);
@@ -172,7 +172,7 @@ export function headStepGraph(s: HeadShape): OnnxModel {
 }
 
 /** Inference: `x` [N, F] and the parameter groups in, class probabilities `probs` [N, C] out. */
-export function headPredictGraph(s: HeadShape): OnnxModel {
+function headPredictGraph(s: HeadShape): OnnxModel {
   const g = new GraphBuilder();
   const f = OnnxDataType.float;
   forward(g, s, undefined);
@@ -202,10 +202,6 @@ export interface OnnxHeadSpec {
 
 const EVAL_ROWS = 1024;
 
-function sessionOptions(threads: number): Ort.InferenceSession.SessionOptions {
-  return { intraOpNumThreads: threads, interOpNumThreads: 1, executionMode: 'sequential', graphOptimizationLevel: 'all', executionProviders: ['cpu'] };
-}
-
 /**
  * Head steps on onnxruntime, starting from the current values of `variables` (the head's
  * trainable weights: W1 [F, H], b1 [H], W2 [H, C], b2 [C]); `publish` writes the engine's
@@ -231,7 +227,7 @@ export async function onnxHeadEngine(ort: OrtModule, tfx: Tf, variables: tf.Vari
   variables.forEach((variable, i) => adam.params.set(variable.dataSync() as Float32Array, offsets[i]));
   let best: Float32Array | null = null;
 
-  const options = sessionOptions(spec.threads);
+  const options = onnxSessionOptions(spec.threads);
   const stepSession = await ort.InferenceSession.create(encodeOnnxModel(headStepGraph(shape)), options);
   const predictSession = await ort.InferenceSession.create(encodeOnnxModel(headPredictGraph(shape)), options).catch(async (error) => {
     await stepSession.release();
@@ -244,7 +240,12 @@ export async function onnxHeadEngine(ort: OrtModule, tfx: Tf, variables: tf.Vari
   let t = 0;
   // Σ weighted cross-entropy (= batch mean × rows, as the tfjs engine sums it) and Σ hits of the epoch so far.
   let totals = { loss: 0, hits: 0 };
-  const ones = (rows: number) => new Float32Array(rows * H).fill(1);
+  const onesByRows = new Map<number, Float32Array>();
+  const ones = (rows: number): Float32Array => {
+    let mask = onesByRows.get(rows);
+    if (!mask) onesByRows.set(rows, (mask = new Float32Array(rows * H).fill(1)));
+    return mask;
+  };
 
   return {
     async step(rows, order, start, end, lr) {
@@ -327,7 +328,7 @@ export async function chooseHeadRuntime(backend: BackendName): Promise<{ runtime
   // has its own spinning pool) cost more than the two products gain — measured here at 1.2-1.4 ms
   // per batch-32 step on one thread against 1.5-2.1 ms on two.
   const threads = 1;
-  const version = ort.env.versions?.node ?? ort.env.versions?.common ?? '';
+  const version = onnxRuntimeVersion(ort);
   return {
     runtime: { kind: 'onnx', ort, threads },
     note: `onnxruntime-node${version ? ` ${version}` : ''} (CPU, ${threads} thread${threads === 1 ? '' : 's'}, one graph per Adam step)`,

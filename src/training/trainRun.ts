@@ -1,7 +1,6 @@
 // One training run, start to finish: scan → split → features (cached) → head → optional
 // fine-tuning → evaluation → outputs. Drives everything the CLI prints and the panel shows through
 // `TrainingNotification`s; knows nothing about how they are delivered.
-import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type * as tfType from '@tensorflow/tfjs';
@@ -13,7 +12,7 @@ import { loadBaseModel, type BaseModel } from './baseModel';
 import { loadOnnxBaseModel, probeOnnxRuntime, type OnnxBaseModel } from './onnxFeatures';
 import { chooseHeadRuntime } from './onnxHead';
 import { buildClassifier, classifierMetadata, saveModelDir } from './classifierModel';
-import { scanDataset, type DatasetItem } from './datasetScanner';
+import { datasetFolderKey, scanDataset, type DatasetItem } from './datasetScanner';
 import { evaluate } from './evaluation';
 import { FeatureCache } from './featureCache';
 import { chooseCutLayer, fineTune, splitAtLayer, type CutModel } from './fineTune';
@@ -215,8 +214,7 @@ export async function runTraining(
     // 4. Features (cached) — or, for fine-tuning, activations at the cut point.
     const cut = options.fineTuneLayers > 0 ? chooseCut(tf, base, entry, options.fineTuneLayers, log) : undefined;
     const cache = new FeatureCache(req.cacheDir, extractor.cacheKey, extractor.featureSize);
-    const packName = createHash('sha256').update(datasetRoot).digest('hex').slice(0, 24);
-    const embedded = await embedAll(tf, base, extractor, cache, packName, [...trainItems, ...valItems], options, cancel, progress, cut);
+    const embedded = await embedAll(tf, base, extractor, cache, datasetFolderKey(datasetRoot), [...trainItems, ...valItems], options, cancel, progress, cut);
     // Fine-tuning embeds every image through the cut (activations are needed), bypassing the cache.
     cacheStats = cut ? { hits: 0, misses: embedded.ok.length + embedded.failed.length } : { hits: cache.hits, misses: cache.misses };
     featuresPerSec = embedded.perSec;
@@ -415,7 +413,7 @@ async function embedAll(
   base: BaseModel,
   extractor: FeatureExtractor,
   cache: FeatureCache,
-  /** The dataset's pack in the feature cache (a hash of its folder). */
+  /** The dataset's pack in the feature cache (`datasetFolderKey`). */
   packName: string,
   items: DatasetItem[],
   options: TrainOptions,

@@ -9,6 +9,7 @@
 
 import type * as tf from '@tensorflow/tfjs';
 import type { EpochMetrics, TrainOptions } from '../shared/types';
+import { argMaxRow } from './evaluation';
 import { balancedClassWeights, EarlyStopping, ReduceLrOnPlateau, seededRandom, shuffledIndices } from './trainingCallbacks';
 
 /** The tfjs namespace, passed in: `@tensorflow/tfjs` with WebAssembly, or tfjs-node(-gpu). */
@@ -89,7 +90,7 @@ function crossEntropy(tfx: Tf, probs: tf.Tensor2D, labels: tf.Tensor1D, numClass
 }
 
 /** Values per row. */
-export function rowSize(rows: Rows): number {
+function rowSize(rows: Rows): number {
   return rows.rowShape.reduce((a, b) => a * b, 1);
 }
 
@@ -138,11 +139,8 @@ export function evaluateRows(tfx: Tf, forward: (x: tf.Tensor, training: boolean)
  */
 export function scoreProbabilities(probs: Float32Array, labels: Int32Array, numClasses: number, acc: { loss: number; hits: number }, classWeights?: Float32Array | null): void {
   for (let i = 0; i < labels.length; i++) {
-    const row = i * numClasses;
-    let best = 0;
-    for (let c = 1; c < numClasses; c++) if (probs[row + c] > probs[row + best]) best = c;
-    if (best === labels[i]) acc.hits++;
-    const p = Math.min(1 - PROB_EPSILON, Math.max(PROB_EPSILON, probs[row + labels[i]]));
+    if (argMaxRow(probs, i, numClasses) === labels[i]) acc.hits++;
+    const p = Math.min(1 - PROB_EPSILON, Math.max(PROB_EPSILON, probs[i * numClasses + labels[i]]));
     acc.loss -= Math.log(p) * (classWeights ? classWeights[labels[i]] : 1);
   }
 }
