@@ -31,7 +31,14 @@ const nodeExternals = [
 // binaries are copied to <outdir>/wasm, where the backend loader looks first. sharp and the
 // optional native backends stay external.
 const productionNodeExternals = nodeExternals.filter(
-  (name) => !['@tensorflow/tfjs', '@tensorflow/tfjs-core', '@tensorflow/tfjs-layers', '@tensorflow/tfjs-backend-wasm', '@tensorflow/tfjs-backend-cpu'].includes(name),
+  (name) =>
+    ![
+      '@tensorflow/tfjs',
+      '@tensorflow/tfjs-core',
+      '@tensorflow/tfjs-layers',
+      '@tensorflow/tfjs-backend-wasm',
+      '@tensorflow/tfjs-backend-cpu',
+    ].includes(name),
 );
 
 /** Shared options for one bundle. */

@@ -18,14 +18,14 @@ import '@tensorflow/tfjs-backend-wasm';
 import { DEFAULT_TRAIN_OPTIONS, type BackendInfo, type EpochMetrics, type StageTimes } from '../src/shared/types';
 import { formatStageTimes } from '../src/shared/stages';
 import { RUN_FILES, type RunStatus } from '../src/shared/runFolder';
-import { loadLayersModelFromDir as loadModelDir } from '../src/training/baseModel';
-import { scanDataset, type DatasetItem } from '../src/training/datasetScanner';
-import { buildHead, trainHead, type FeatureSet } from '../src/training/head';
-import { decodeBatches, decodeImage } from '../src/training/imageDecoder';
-import type { LoopResult } from '../src/training/trainingLoop';
-import { findModel, type ModelEntry } from '../src/training/modelRegistry';
-import { loadOnnxBaseModel, loadOnnxRuntime } from '../src/training/onnxFeatures';
-import { OnnxDataType, encodeOnnxModel } from '../src/training/onnxProto';
+import { loadLayersModelFromDir as loadModelDir } from '../src/training/models/baseModel';
+import { scanDataset, type DatasetItem } from '../src/training/dataset/datasetScanner';
+import { buildHead, trainHead, type FeatureSet } from '../src/training/fit/head';
+import { decodeBatches, decodeImage } from '../src/training/dataset/imageDecoder';
+import type { LoopResult } from '../src/training/fit/trainingLoop';
+import { findModel, type ModelEntry } from '../src/training/models/modelRegistry';
+import { loadOnnxBaseModel, loadOnnxRuntime } from '../src/training/onnx/onnxFeatures';
+import { OnnxDataType, encodeOnnxModel } from '../src/training/onnx/onnxProto';
 
 const repoRoot = path.resolve(__dirname, '..');
 const BATCH = 32;
@@ -131,7 +131,10 @@ async function matmulPeak(threads: number): Promise<{ gflops: number; how: strin
       best = Math.min(best, (now() - t) / 3);
     }
     await s.release();
-    return { gflops: flop / (best / 1000) / 1e9, how: `onnxruntime-node MatMul 1024×1024×1024 fp32, ${threads} threads (MLAS), best of 10×3` };
+    return {
+      gflops: flop / (best / 1000) / 1e9,
+      how: `onnxruntime-node MatMul 1024×1024×1024 fp32, ${threads} threads (MLAS), best of 10×3`,
+    };
   }
   const x = tf.tensor2d(b, [N, N]);
   tf.tidy(() => tf.matMul(x, x).dataSync());
@@ -142,11 +145,18 @@ async function matmulPeak(threads: number): Promise<{ gflops: number; how: strin
     best = Math.min(best, now() - t);
   }
   x.dispose();
-  return { gflops: flop / (best / 1000) / 1e9, how: `tfjs ${tf.getBackend()} matMul 1024×1024×1024 fp32 (onnxruntime unavailable: ${ort}), best of 4` };
+  return {
+    gflops: flop / (best / 1000) / 1e9,
+    how: `tfjs ${tf.getBackend()} matMul 1024×1024×1024 fp32 (onnxruntime unavailable: ${ort}), best of 4`,
+  };
 }
 
 /** Polls /proc for the peak resident set (VmHWM) of a child until it exits. */
-function runChild(cmd: string, args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Promise<{ code: number; wallS: number; peakRssMb: number; stdout: string; stderr: string }> {
+function runChild(
+  cmd: string,
+  args: string[],
+  opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {},
+): Promise<{ code: number; wallS: number; peakRssMb: number; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
     const t0 = now();
     const child = spawn(cmd, args, { cwd: opts.cwd ?? repoRoot, env: opts.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -193,7 +203,8 @@ async function engineRun(dataset: string, runsDir: string, cacheDir: string, ext
   const cli = path.join(repoRoot, 'dist/training.js');
   const before = new Set(fs.existsSync(runsDir) ? fs.readdirSync(runsDir) : []);
   const r = await runChild(process.execPath, [cli, 'train', dataset, '--out', runsDir, '--cache', cacheDir, '--quiet', ...extra]);
-  if (r.code !== 0) throw new Error(`engine run failed (exit ${r.code}): ${(r.stderr || r.stdout).trim().split('\n').slice(-5).join(' | ')}`);
+  if (r.code !== 0)
+    throw new Error(`engine run failed (exit ${r.code}): ${(r.stderr || r.stdout).trim().split('\n').slice(-5).join(' | ')}`);
   const created = fs.readdirSync(runsDir).filter((d) => !before.has(d));
   const runDir = created.length === 1 ? path.join(runsDir, created[0]) : null;
   let status: RunStatus | undefined;
@@ -201,12 +212,16 @@ async function engineRun(dataset: string, runsDir: string, cacheDir: string, ext
   let backend: string | null = null;
   if (runDir) {
     status = JSON.parse(fs.readFileSync(path.join(runDir, RUN_FILES.status), 'utf8')) as RunStatus;
-    const lines = fs.existsSync(path.join(runDir, RUN_FILES.metrics)) ? fs.readFileSync(path.join(runDir, RUN_FILES.metrics), 'utf8').split('\n') : [];
+    const lines = fs.existsSync(path.join(runDir, RUN_FILES.metrics))
+      ? fs.readFileSync(path.join(runDir, RUN_FILES.metrics), 'utf8').split('\n')
+      : [];
     metrics = lines.filter((l) => l.trim()).map((l) => JSON.parse(l) as EpochMetrics);
     try {
       const config = JSON.parse(fs.readFileSync(path.join(runDir, RUN_FILES.config), 'utf8')) as { backend?: BackendInfo };
       const b = config.backend;
-      backend = b ? `${b.featureRuntime ? `features on ${b.featureRuntime}; ` : ''}${b.headRuntime ? `head on ${b.headRuntime}; ` : ''}${b.summary ?? b.backend ?? ''}` : null;
+      backend = b
+        ? `${b.featureRuntime ? `features on ${b.featureRuntime}; ` : ''}${b.headRuntime ? `head on ${b.headRuntime}; ` : ''}${b.summary ?? b.backend ?? ''}`
+        : null;
     } catch {
       backend = null;
     }
@@ -253,7 +268,11 @@ async function naiveRoute(args: Args): Promise<NaiveResult> {
   await tf.setBackend('wasm');
   const entry = mustFindModel(args.model);
   const scanStart = now();
-  const scan = await scanDataset(args.dataset, { valSplit: DEFAULT_TRAIN_OPTIONS.valSplit, seed: DEFAULT_TRAIN_OPTIONS.seed, maxPixels: DEFAULT_TRAIN_OPTIONS.maxPixels });
+  const scan = await scanDataset(args.dataset, {
+    valSplit: DEFAULT_TRAIN_OPTIONS.valSplit,
+    seed: DEFAULT_TRAIN_OPTIONS.seed,
+    maxPixels: DEFAULT_TRAIN_OPTIONS.maxPixels,
+  });
   const scanS = seconds(now() - scanStart);
   const base = await loadModelDir(tf, modelFolder(entry));
   const size = entry.inputSize;
@@ -332,7 +351,8 @@ function modelFolder(entry: ModelEntry): string {
   throw new Error(`the bench runs on local models only; ${entry.id} is downloaded on demand`);
 }
 
-const fmt = (x: number | null | undefined, digits = 1): string => (x === null || x === undefined || !Number.isFinite(x) ? '—' : x.toFixed(digits));
+const fmt = (x: number | null | undefined, digits = 1): string =>
+  x === null || x === undefined || !Number.isFinite(x) ? '—' : x.toFixed(digits);
 const ratio = (a: number | null | undefined, b: number | null | undefined): string => (a && b ? `${(a / b).toFixed(1)}×` : '—');
 
 async function main(): Promise<void> {
@@ -342,7 +362,8 @@ async function main(): Promise<void> {
     console.log(`NAIVE_RESULT ${JSON.stringify(r)}`);
     return;
   }
-  if (!fs.existsSync(path.join(repoRoot, 'dist/training.js'))) throw new Error('dist/training.js is missing: run `npm run build` first (npm run bench does)');
+  if (!fs.existsSync(path.join(repoRoot, 'dist/training.js')))
+    throw new Error('dist/training.js is missing: run `npm run build` first (npm run bench does)');
   const entry = mustFindModel(args.model);
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'image-trainer-bench-'));
   const startedAt = new Date();
@@ -358,11 +379,20 @@ async function main(): Promise<void> {
 
     // Engine stages, in process.
     const s0 = now();
-    const scan = await scanDataset(args.dataset, { valSplit: DEFAULT_TRAIN_OPTIONS.valSplit, seed: DEFAULT_TRAIN_OPTIONS.seed, maxPixels: DEFAULT_TRAIN_OPTIONS.maxPixels });
+    const scan = await scanDataset(args.dataset, {
+      valSplit: DEFAULT_TRAIN_OPTIONS.valSplit,
+      seed: DEFAULT_TRAIN_OPTIONS.seed,
+      maxPixels: DEFAULT_TRAIN_OPTIONS.maxPixels,
+    });
     const scanS = seconds(now() - s0);
     const d0 = now();
     let decoded = 0;
-    for await (const b of decodeBatches(scan.items, { size: entry.inputSize, batchSize: BATCH, maxPixels: DEFAULT_TRAIN_OPTIONS.maxPixels })) decoded += b.items.length;
+    for await (const b of decodeBatches(scan.items, {
+      size: entry.inputSize,
+      batchSize: BATCH,
+      maxPixels: DEFAULT_TRAIN_OPTIONS.maxPixels,
+    }))
+      decoded += b.items.length;
     const decodePerS = decoded / seconds(now() - d0);
     const sample = await decodeSample(scan.items, entry.inputSize, args.sample);
     const sampleImages = sample.reduce((s, b) => s + b.n, 0);
@@ -372,7 +402,9 @@ async function main(): Promise<void> {
     // interleaved rounds. On a shared machine the load changes from second to second, so each
     // ratio is taken within one round and the median over the rounds is reported.
     const reasons: string[] = [];
-    const onnxBase = await loadOnnxBaseModel(await loadModelDir(tf, modelFolder(entry)), entry, path.join(work, 'onnx-cache'), { onUnavailable: (r) => reasons.push(r) });
+    const onnxBase = await loadOnnxBaseModel(await loadModelDir(tf, modelFolder(entry)), entry, path.join(work, 'onnx-cache'), {
+      onUnavailable: (r) => reasons.push(r),
+    });
     const engineRuntime = onnxBase ? onnxBase.routeNote : `onnxruntime unavailable: ${reasons.join('; ')}`;
     const size = entry.inputSize;
     const predict = (b: { pixels: Uint8Array; n: number }): void =>
@@ -414,7 +446,18 @@ async function main(): Promise<void> {
     // graph, no scan index), then warm reruns on the last one, then fine-tuning. Medians.
     const runsDir = path.join(work, 'runs');
     const errors: string[] = [];
-    const failed: EngineRun = { wallS: Number.NaN, peakRssMb: Number.NaN, accuracy: null, featuresPerS: null, headS: null, fineTuneEpochS: null, cache: null, backend: null, stageMs: null, runDir: null };
+    const failed: EngineRun = {
+      wallS: Number.NaN,
+      peakRssMb: Number.NaN,
+      accuracy: null,
+      featuresPerS: null,
+      headS: null,
+      fineTuneEpochS: null,
+      cache: null,
+      backend: null,
+      stageMs: null,
+      runDir: null,
+    };
     const attempt = async (what: string, cacheDir: string, extra: string[]): Promise<EngineRun> => {
       try {
         return await engineRun(args.dataset, runsDir, cacheDir, extra);
@@ -428,18 +471,33 @@ async function main(): Promise<void> {
     const cacheDir = path.join(work, `cache-${args.coldRuns - 1}`);
     const warms: EngineRun[] = [];
     for (let i = 0; i < args.warmRuns; i++) warms.push(await attempt(`engine, warm cache ${i + 1}`, cacheDir, []));
-    const byWall = (runs: EngineRun[]): EngineRun => [...runs].sort((a, b) => (Number.isNaN(a.wallS) ? 1 : Number.isNaN(b.wallS) ? -1 : a.wallS - b.wallS))[Math.floor((runs.length - 1) / 2)];
+    const byWall = (runs: EngineRun[]): EngineRun =>
+      [...runs].sort((a, b) => (Number.isNaN(a.wallS) ? 1 : Number.isNaN(b.wallS) ? -1 : a.wallS - b.wallS))[
+        Math.floor((runs.length - 1) / 2)
+      ];
     const cold = byWall(colds);
     const warm = byWall(warms);
-    const ft = args.fineTuneLayers > 0 ? await attempt('engine, fine-tuning', cacheDir, ['--fine-tune-layers', String(args.fineTuneLayers), '--fine-tune-epochs', '2']) : undefined;
+    const ft =
+      args.fineTuneLayers > 0
+        ? await attempt('engine, fine-tuning', cacheDir, ['--fine-tune-layers', String(args.fineTuneLayers), '--fine-tune-epochs', '2'])
+        : undefined;
     const stageSeconds = (t: StageTimes | null) => (t ? Object.fromEntries(Object.entries(t).map(([k, v]) => [k, v / 1000])) : null);
 
     // End to end, naive route, in its own process.
     let naive: NaiveResult | undefined;
     if (!args.skipNaive) {
-      const r = await runChild(process.execPath, ['--import', 'tsx', path.join(repoRoot, 'scripts/bench.ts'), args.dataset, '--model', args.model, '--naive-child']);
+      const r = await runChild(process.execPath, [
+        '--import',
+        'tsx',
+        path.join(repoRoot, 'scripts/bench.ts'),
+        args.dataset,
+        '--model',
+        args.model,
+        '--naive-child',
+      ]);
       const line = r.stdout.split('\n').find((l) => l.startsWith('NAIVE_RESULT '));
-      if (r.code !== 0 || !line) throw new Error(`naive route failed (exit ${r.code}): ${r.stderr.trim().split('\n').slice(-5).join(' | ')}`);
+      if (r.code !== 0 || !line)
+        throw new Error(`naive route failed (exit ${r.code}): ${r.stderr.trim().split('\n').slice(-5).join(' | ')}`);
       naive = JSON.parse(line.slice('NAIVE_RESULT '.length)) as NaiveResult;
       naive.peakRssMb = Math.max(naive.peakRssMb, r.peakRssMb);
     }
@@ -489,13 +547,28 @@ async function main(): Promise<void> {
     const rows: [string, string, string, string][] = [
       ['scan (s)', fmt(scanS, 2), fmt(naive?.scanS, 2), ratio(naive?.scanS, scanS)],
       ['decode (images/s)', fmt(decodePerS), fmt(naive?.decodePerS), ratio(decodePerS, naive?.decodePerS)],
-      ['feature extraction, inference only, batch 32 (images/s)', fmt(engineFeaturesPerS), fmt(baselineFeaturesPerS), featuresSpeedup === null ? '—' : `${featuresSpeedup.toFixed(1)}×`],
-      ['files → features, end to end (images/s)', fmt(cold.featuresPerS), fmt(naive ? naive.images / (naive.images / naive.decodePerS + naive.images / naive.featuresPerS) : null), ratio(cold.featuresPerS, naive ? naive.images / (naive.images / naive.decodePerS + naive.images / naive.featuresPerS) : null)],
+      [
+        'feature extraction, inference only, batch 32 (images/s)',
+        fmt(engineFeaturesPerS),
+        fmt(baselineFeaturesPerS),
+        featuresSpeedup === null ? '—' : `${featuresSpeedup.toFixed(1)}×`,
+      ],
+      [
+        'files → features, end to end (images/s)',
+        fmt(cold.featuresPerS),
+        fmt(naive ? naive.images / (naive.images / naive.decodePerS + naive.images / naive.featuresPerS) : null),
+        ratio(cold.featuresPerS, naive ? naive.images / (naive.images / naive.decodePerS + naive.images / naive.featuresPerS) : null),
+      ],
       ['head training (s)', fmt(cold.headS, 2), fmt(naive?.headS, 2), ratio(naive?.headS, cold.headS)],
       [`fine-tuning, ${args.fineTuneLayers} layers (s/epoch)`, fmt(ft?.fineTuneEpochS, 2), '—', '—'],
       [`end to end, cold cache (s, median of ${colds.length})`, fmt(cold.wallS, 2), fmt(naive?.wallS, 2), ratio(naive?.wallS, cold.wallS)],
       [`end to end, warm cache (s, median of ${warms.length})`, fmt(warm.wallS, 2), '—', `${ratio(cold.wallS, warm.wallS)} vs cold`],
-      ['validation accuracy', fmt(cold.accuracy === null ? null : 100 * cold.accuracy) + '%', naive ? `${fmt(100 * naive.accuracy)}%` : '—', ''],
+      [
+        'validation accuracy',
+        fmt(cold.accuracy === null ? null : 100 * cold.accuracy) + '%',
+        naive ? `${fmt(100 * naive.accuracy)}%` : '—',
+        '',
+      ],
       ['peak RSS (MB)', fmt(result.peak_rss_mb, 0), fmt(naive?.peakRssMb, 0), ''],
     ];
     const widths = [0, 1, 2, 3].map((c) => Math.max(...rows.map((r) => r[c].length), ['stage', 'engine', 'naive', 'ratio'][c].length));
@@ -503,7 +576,9 @@ async function main(): Promise<void> {
     console.log(`\nImage Trainer bench — ${result.date}\n${result.machine}, Node ${result.node}`);
     console.log(`dataset ${args.dataset}: ${scan.items.length} images, ${scan.classes.length} classes; model ${entry.id}`);
     console.log(`engine runtime: ${engineRuntime}; engine run backend: ${cold.backend ?? 'unknown'}`);
-    console.log(`model: ${(flopsPerImage / 1e6).toFixed(0)} MFLOP/image (${(macs / 1e6).toFixed(0)} M multiply-adds); measured peak: ${peak.gflops.toFixed(1)} GFLOP/s (${peak.how}; rounds ${peakSpread.map((g) => g.toFixed(0)).join(', ')})`);
+    console.log(
+      `model: ${(flopsPerImage / 1e6).toFixed(0)} MFLOP/image (${(macs / 1e6).toFixed(0)} M multiply-adds); measured peak: ${peak.gflops.toFixed(1)} GFLOP/s (${peak.how}; rounds ${peakSpread.map((g) => g.toFixed(0)).join(', ')})`,
+    );
     console.log(
       `feature extraction: ${fmt(engineGflops)} GFLOP/s (median of ${rounds.length} rounds); ${shareOfPeak === null ? '—' : (100 * shareOfPeak).toFixed(0)}% of the matmul peak measured in the same round (median)\n`,
     );
@@ -514,7 +589,9 @@ async function main(): Promise<void> {
       `\nInference-only rates: medians of ${rounds.length} interleaved rounds over the same decoded images (engine: the ONNX base on ${sampleImages}; naive: the layers model on tfjs wasm, 1 thread, on ${naiveImages}); the ratio is the median of per-round ratios. ` +
         'Engine end-to-end times run the built CLI (dist/training.js) from process start; the naive route is timed inside its process after start-up.',
     );
-    console.log(`cold runs (s): ${colds.map((r) => fmt(r.wallS, 2)).join(', ')}; warm runs (s): ${warms.map((r) => fmt(r.wallS, 2)).join(', ')}`);
+    console.log(
+      `cold runs (s): ${colds.map((r) => fmt(r.wallS, 2)).join(', ')}; warm runs (s): ${warms.map((r) => fmt(r.wallS, 2)).join(', ')}`,
+    );
     if (cold.stageMs) console.log(`median cold run: ${formatStageTimes(cold.stageMs)}`);
     if (warm.stageMs) console.log(`median warm run: ${formatStageTimes(warm.stageMs)}`);
     for (const e of errors) console.log(`\nnot measured — ${e}`);

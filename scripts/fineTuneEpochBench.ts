@@ -8,9 +8,9 @@ import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import sharp from 'sharp';
 import { DEFAULT_TRAIN_OPTIONS } from '../src/shared/types';
-import { fineTune, splitAtLayer } from '../src/training/fineTune';
-import { buildHead } from '../src/training/head';
-import { registerWasmGradients, wasmGradientStats, type WasmGradientMode } from '../src/training/wasmGradients';
+import { fineTune, splitAtLayer } from '../src/training/fit/fineTune';
+import { buildHead } from '../src/training/fit/head';
+import { registerWasmGradients, wasmGradientStats, type WasmGradientMode } from '../src/training/backend/wasmGradients';
 
 const repoRoot = path.resolve(__dirname, '..');
 
@@ -23,22 +23,43 @@ async function main(): Promise<void> {
   const json = JSON.parse(await readFile(path.join(modelDir, 'model.json'), 'utf8'));
   const w = await readFile(path.join(modelDir, 'weights.bin'));
   const base = await tf.loadLayersModel(
-    tf.io.fromMemory({ modelTopology: json.modelTopology, weightSpecs: json.weightsManifest[0].weights, weightData: w.buffer.slice(w.byteOffset, w.byteOffset + w.byteLength) }),
+    tf.io.fromMemory({
+      modelTopology: json.modelTopology,
+      weightSpecs: json.weightsManifest[0].weights,
+      weightData: w.buffer.slice(w.byteOffset, w.byteOffset + w.byteLength),
+    }),
   );
   const cut = splitAtLayer(tf, base, 'block_16_expand');
 
   const root = path.join(repoRoot, 'samples/leaves');
-  const classes = (await readdir(root, { withFileTypes: true })).filter((d) => d.isDirectory()).map((d) => d.name).sort();
+  const classes = (await readdir(root, { withFileTypes: true }))
+    .filter((d) => d.isDirectory())
+    .map((d) => d.name)
+    .sort();
   const files: { file: string; label: number }[] = [];
-  for (const [label, c] of classes.entries()) for (const f of (await readdir(path.join(root, c))).sort()) files.push({ file: path.join(root, c, f), label });
+  for (const [label, c] of classes.entries())
+    for (const f of (await readdir(path.join(root, c))).sort()) files.push({ file: path.join(root, c, f), label });
   const picked = Array.from({ length: images }, (_, i) => files[Math.floor((i * files.length) / images)]);
 
   const t0 = performance.now();
   const per = 7 * 7 * 56;
   const acts = new Float32Array(images * per);
   for (const [i, { file }] of picked.entries()) {
-    const { data } = await sharp(file).rotate().removeAlpha().resize(224, 224, { fit: 'cover' }).raw().toBuffer({ resolveWithObject: true });
-    const out = tf.tidy(() => cut.bottom.predict(tf.tensor4d(Float32Array.from(data, (v) => v / 127.5 - 1), [1, 224, 224, 3])) as tf.Tensor);
+    const { data } = await sharp(file)
+      .rotate()
+      .removeAlpha()
+      .resize(224, 224, { fit: 'cover' })
+      .raw()
+      .toBuffer({ resolveWithObject: true });
+    const out = tf.tidy(
+      () =>
+        cut.bottom.predict(
+          tf.tensor4d(
+            Float32Array.from(data, (v) => v / 127.5 - 1),
+            [1, 224, 224, 3],
+          ),
+        ) as tf.Tensor,
+    );
     acts.set(out.dataSync(), i * per);
     out.dispose();
   }
@@ -61,10 +82,14 @@ async function main(): Promise<void> {
     const cpu = process.cpuUsage(cpu0);
     cpuMs[mode] = (cpu.user + cpu.system) / 1000;
     head.dispose();
-    console.log(`${mode}: ${(results[mode] / 1000).toFixed(2)} s wall, ${(cpuMs[mode] / 1000).toFixed(2)} s CPU per epoch (${Math.ceil(images / batchSize)} steps of ${batchSize}); kernels fast ${wasmGradientStats.fast - before.fast}, reference ${wasmGradientStats.reference - before.reference}`);
+    console.log(
+      `${mode}: ${(results[mode] / 1000).toFixed(2)} s wall, ${(cpuMs[mode] / 1000).toFixed(2)} s CPU per epoch (${Math.ceil(images / batchSize)} steps of ${batchSize}); kernels fast ${wasmGradientStats.fast - before.fast}, reference ${wasmGradientStats.reference - before.reference}`,
+    );
   }
   console.log(`bottom activations for ${images} images (decode + bottom forward): ${(activationMs / 1000).toFixed(2)} s`);
-  console.log(`speed-up of the WebAssembly kernels over the pure-JS fallback: ${(results.reference / results.fast).toFixed(1)}× wall, ${(cpuMs.reference / cpuMs.fast).toFixed(1)}× CPU`);
+  console.log(
+    `speed-up of the WebAssembly kernels over the pure-JS fallback: ${(results.reference / results.fast).toFixed(1)}× wall, ${(cpuMs.reference / cpuMs.fast).toFixed(1)}× CPU`,
+  );
   console.log(`threads: ${(tf.backend() as unknown as { getThreadsCount?(): number }).getThreadsCount?.() ?? 1}`);
 }
 

@@ -8,7 +8,12 @@ import sharp from 'sharp';
 const [src, perClassArg] = process.argv.slice(2);
 if (!src) throw new Error('usage: node scripts/makeSample.mjs <plantvillage-apple folder> [perClass]');
 const perClass = Number(perClassArg ?? 30);
-const names = { Apple___Apple_scab: 'scab', Apple___Black_rot: 'black_rot', Apple___Cedar_apple_rust: 'cedar_rust', Apple___healthy: 'healthy' };
+const names = {
+  Apple___Apple_scab: 'scab',
+  Apple___Black_rot: 'black_rot',
+  Apple___Cedar_apple_rust: 'cedar_rust',
+  Apple___healthy: 'healthy',
+};
 const out = path.resolve('samples/leaves');
 for (const [from, to] of Object.entries(names)) {
   fs.mkdirSync(path.join(out, to), { recursive: true });
@@ -18,7 +23,10 @@ for (const [from, to] of Object.entries(names)) {
     if (n >= perClass) break;
     const p = path.join(src, from, f);
     if (fs.statSync(p).size === 0) continue;
-    await sharp(p).resize(128, 128).jpeg({ quality: 80 }).toFile(path.join(out, to, `${to}_${String(n + 1).padStart(2, '0')}.jpg`));
+    await sharp(p)
+      .resize(128, 128)
+      .jpeg({ quality: 80 })
+      .toFile(path.join(out, to, `${to}_${String(n + 1).padStart(2, '0')}.jpg`));
     n++;
   }
 }

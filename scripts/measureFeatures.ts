@@ -7,9 +7,9 @@ import { execFileSync } from 'node:child_process';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import sharp from 'sharp';
-import { initBackend } from '../src/training/backend';
-import { loadBaseModel, type FeatureRoute } from '../src/training/baseModel';
-import { DEFAULT_MODEL_ID, findModel } from '../src/training/modelRegistry';
+import { initBackend } from '../src/training/backend/backend';
+import { loadBaseModel, type FeatureRoute } from '../src/training/models/baseModel';
+import { DEFAULT_MODEL_ID, findModel } from '../src/training/models/modelRegistry';
 
 interface Result {
   label: string;
@@ -40,7 +40,11 @@ async function measure(route: FeatureRoute, threads: number, label: string): Pro
   const one = size * size * 3;
   const pixels = new Uint8Array(batchSize * one);
   for (let i = 0; i < batchSize; i++) {
-    const raw = await sharp(path.join(photosDir, PHOTOS[i % PHOTOS.length])).resize(size, size, { fit: 'cover' }).removeAlpha().raw().toBuffer();
+    const raw = await sharp(path.join(photosDir, PHOTOS[i % PHOTOS.length]))
+      .resize(size, size, { fit: 'cover' })
+      .removeAlpha()
+      .raw()
+      .toBuffer();
     pixels.set(raw, i * one);
   }
   await base.extract(pixels, batchSize); // warm-up: kernels, weights, memory growth
@@ -95,7 +99,9 @@ async function main(): Promise<void> {
   console.log(`${'configuration'.padEnd(44)} ${'median'.padStart(7)} ${'best'.padStart(7)}  images/s  (ratio to naive, by median)`);
   for (const r of stats) {
     const gflops = entry.flops ? `, ${((2 * entry.flops * r.median) / 1e9).toFixed(1)} GFLOP/s` : '';
-    console.log(`${r.label.padEnd(44)} ${r.median.toFixed(1).padStart(7)} ${r.best.toFixed(1).padStart(7)}  (${(r.median / naive.median).toFixed(2)}x${gflops}) [threads ${r.threads}]`);
+    console.log(
+      `${r.label.padEnd(44)} ${r.median.toFixed(1).padStart(7)} ${r.best.toFixed(1).padStart(7)}  (${(r.median / naive.median).toFixed(2)}x${gflops}) [threads ${r.threads}]`,
+    );
   }
 }
 

@@ -23,7 +23,10 @@ const vsixPath = path.join(repoRoot, process.env.VSIX_OUT ?? `${manifest.name}-$
 fs.rmSync(stage, { recursive: true, force: true });
 fs.mkdirSync(stage, { recursive: true });
 
-execFileSync(process.execPath, ['esbuild.mjs', '--production', `--outdir=${path.join(stage, 'dist')}`], { cwd: repoRoot, stdio: 'inherit' });
+execFileSync(process.execPath, ['esbuild.mjs', '--production', `--outdir=${path.join(stage, 'dist')}`], {
+  cwd: repoRoot,
+  stdio: 'inherit',
+});
 
 // What the bundles load from node_modules at run time: sharp (native, always external), the
 // optional ONNX Runtime when the training bundle imports it, @vscode-elements/elements when the
@@ -40,7 +43,8 @@ const installOnlyDependencies = { 'onnxruntime-node': ['adm-zip', 'global-agent'
 
 // The packaged manifest declares only the run-time dependencies (vsce copies exactly their tree).
 const packagedManifest = { ...manifest, dependencies: {} };
-for (const name of runtimePackages) packagedManifest.dependencies[name] = manifest.dependencies?.[name] ?? manifest.optionalDependencies?.[name];
+for (const name of runtimePackages)
+  packagedManifest.dependencies[name] = manifest.dependencies?.[name] ?? manifest.optionalDependencies?.[name];
 delete packagedManifest.optionalDependencies;
 delete packagedManifest.devDependencies;
 delete packagedManifest.scripts;
@@ -88,7 +92,7 @@ function resolvePackageDir(name, fromDir) {
 for (const name of runtimePackages) copyPackageTree(name, repoRoot);
 
 // Files the bundles load from a package they otherwise bundle: the threaded WebAssembly loader
-// (src/training/wasmThreads.ts) requires the Emscripten factory and pthread worker script of the
+// (src/training/backend/wasmThreads.ts) requires the Emscripten factory and pthread worker script of the
 // threaded build from @tensorflow/tfjs-backend-wasm. Only these files are packaged, under a
 // manifest without dependencies.
 const packageFilesAtRunTime = {
@@ -102,7 +106,12 @@ for (const [name, files] of Object.entries(packageFilesAtRunTime)) {
     fs.mkdirSync(path.dirname(path.join(target, file)), { recursive: true });
     fs.copyFileSync(path.join(pkgDir, file), path.join(target, file));
   }
-  const trimmed = { name: pkg.name, version: pkg.version, license: pkg.license, description: `${files.length} run-time files of ${pkg.name}` };
+  const trimmed = {
+    name: pkg.name,
+    version: pkg.version,
+    license: pkg.license,
+    description: `${files.length} run-time files of ${pkg.name}`,
+  };
   fs.writeFileSync(path.join(target, 'package.json'), JSON.stringify(trimmed, null, 2) + '\n');
   packagedManifest.dependencies[name] = pkg.version;
 }
@@ -117,23 +126,37 @@ execFileSync(process.execPath, [vsce, 'package', '--target', target, '--out', vs
 });
 
 const entries = listZip(vsixPath);
-const files = entries.map((e) => e.name).filter((n) => n.startsWith('extension/')).map((n) => n.slice('extension/'.length));
+const files = entries
+  .map((e) => e.name)
+  .filter((n) => n.startsWith('extension/'))
+  .map((n) => n.slice('extension/'.length));
 const required = [
-  'package.json', 'dist/extension.js', 'dist/training.js', 'dist/webview.js',
-  'dist/wasm/tfjs-backend-wasm.wasm', 'dist/wasm/tfjs-backend-wasm-simd.wasm',
-  'media/models/mobilenet_v2_0.35_224_no_top/model.json', 'media/models/mobilenet_v2_0.35_224_no_top/weights.bin',
+  'package.json',
+  'dist/extension.js',
+  'dist/training.js',
+  'dist/webview.js',
+  'dist/wasm/tfjs-backend-wasm.wasm',
+  'dist/wasm/tfjs-backend-wasm-simd.wasm',
+  'media/models/mobilenet_v2_0.35_224_no_top/model.json',
+  'media/models/mobilenet_v2_0.35_224_no_top/weights.bin',
   'node_modules/sharp/package.json',
   'node_modules/@tensorflow/tfjs-backend-wasm/wasm-out/tfjs-backend-wasm-threaded-simd.js',
   'node_modules/@tensorflow/tfjs-backend-wasm/wasm-out/tfjs-backend-wasm-threaded-simd.worker.js',
 ];
 const problems = required.filter((f) => !files.includes(f)).map((f) => `missing ${f}`);
-if (!files.some((f) => /^node_modules\/@img\/sharp-linux-x64\/lib\/.*\.node$/.test(f))) problems.push('missing sharp\'s linux-x64 native module');
+if (!files.some((f) => /^node_modules\/@img\/sharp-linux-x64\/lib\/.*\.node$/.test(f)))
+  problems.push("missing sharp's linux-x64 native module");
 if (!files.some((f) => /^node_modules\/@img\/sharp-libvips-linux-x64\/lib\/libvips-cpp\.so/.test(f))) problems.push('missing libvips');
-if (runtimePackages.includes('onnxruntime-node') && !files.some((f) => /^node_modules\/onnxruntime-node\/bin\/napi-v\d+\/linux\/x64\/onnxruntime_binding\.node$/.test(f))) {
-  problems.push('missing ONNX Runtime\'s linux-x64 binding');
+if (
+  runtimePackages.includes('onnxruntime-node') &&
+  !files.some((f) => /^node_modules\/onnxruntime-node\/bin\/napi-v\d+\/linux\/x64\/onnxruntime_binding\.node$/.test(f))
+) {
+  problems.push("missing ONNX Runtime's linux-x64 binding");
 }
 const forbidden = files.filter((f) =>
-  /^(src|test|scripts|samples|types|bin)\/|\.map$|(^|\/)\.vscode-test\/|^node_modules\/@tensorflow\/(?!tfjs-backend-wasm\/(package\.json|wasm-out\/tfjs-backend-wasm-threaded-simd(\.worker)?\.js)$)|\.ts$|^node_modules\/onnxruntime-node\/bin\/napi-v\d+\/(darwin|win32|linux\/arm64)\//.test(f),
+  /^(src|test|scripts|samples|types|bin)\/|\.map$|(^|\/)\.vscode-test\/|^node_modules\/@tensorflow\/(?!tfjs-backend-wasm\/(package\.json|wasm-out\/tfjs-backend-wasm-threaded-simd(\.worker)?\.js)$)|\.ts$|^node_modules\/onnxruntime-node\/bin\/napi-v\d+\/(darwin|win32|linux\/arm64)\//.test(
+    f,
+  ),
 );
 problems.push(...forbidden.map((f) => `should not be packaged: ${f}`));
 
@@ -141,12 +164,24 @@ const size = fs.statSync(vsixPath).size;
 const unpacked = entries.reduce((sum, e) => sum + e.size, 0);
 const byFolder = new Map();
 for (const e of entries) {
-  const top = e.name.replace(/^extension\//, '').split('/').slice(0, e.name.includes('node_modules/@') ? 3 : 2).join('/');
+  const top = e.name
+    .replace(/^extension\//, '')
+    .split('/')
+    .slice(0, e.name.includes('node_modules/@') ? 3 : 2)
+    .join('/');
   byFolder.set(top, (byFolder.get(top) ?? 0) + e.size);
 }
 const mb = (n) => `${(n / 1024 / 1024).toFixed(2)} MB`;
-console.log([...byFolder].sort((a, b) => b[1] - a[1]).slice(0, 12).map(([k, v]) => `  ${mb(v).padStart(9)}  ${k}`).join('\n'));
-console.log(`VSIX ${path.relative(repoRoot, vsixPath)}: ${mb(size)} (${mb(unpacked)} unpacked), ${files.length} files, ${((Date.now() - started) / 1000).toFixed(1)} s`);
+console.log(
+  [...byFolder]
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, 12)
+    .map(([k, v]) => `  ${mb(v).padStart(9)}  ${k}`)
+    .join('\n'),
+);
+console.log(
+  `VSIX ${path.relative(repoRoot, vsixPath)}: ${mb(size)} (${mb(unpacked)} unpacked), ${files.length} files, ${((Date.now() - started) / 1000).toFixed(1)} s`,
+);
 if (problems.length > 0) {
   console.error(`package: the VSIX is wrong:\n  ${problems.join('\n  ')}`);
   process.exit(1);

@@ -17,7 +17,10 @@ export async function showBackendDiagnostics(
   const preference = readSettings().settings.train.backend;
   const result = await vscode.window.withProgress(
     { location: vscode.ProgressLocation.Notification, title: 'Checking the training backends…' },
-    () => runTrainingCli(bundlePath, ['diagnose', '--json', '--backend', preference, '--native-dir', storage.nativeBackendsDir], { timeoutMs: 120_000 }),
+    () =>
+      runTrainingCli(bundlePath, ['diagnose', '--json', '--backend', preference, '--native-dir', storage.nativeBackendsDir], {
+        timeoutMs: 120_000,
+      }),
   );
   log.appendLine(`[diagnose] exit ${result.signal ?? result.code}\n${result.stdout}${result.stderr}`);
   const info = parseDiagnoseOutput(result.stdout);

@@ -2,7 +2,7 @@
 // or a run the user picks; the prediction runs in the training bundle (`predict --json`).
 import * as path from 'node:path';
 import * as vscode from 'vscode';
-import { describeRun, latestFinishedRun } from './runIndex';
+import { latestFinishedRun } from './runIndex';
 import { parsePredictOutput, runTrainingCli } from './trainingCli';
 import type { PredictionLine } from './trainingCli';
 import { pickRun } from './trainingCommands';
@@ -32,7 +32,6 @@ export function formatTop(prediction: PredictionLine): string {
     .join(' · ');
 }
 
-
 /** Classifies `arg` (an image Uri from the explorer, or one the user picks) and shows the top 3. */
 export async function classifyImage(
   services: CommandServices,
@@ -42,7 +41,12 @@ export async function classifyImage(
 ): Promise<ClassifyResult | undefined> {
   let image = arg instanceof vscode.Uri ? arg.fsPath : typeof arg === 'string' ? arg : undefined;
   if (!image) {
-    const picked = await vscode.window.showOpenDialog({ canSelectFiles: true, canSelectMany: false, filters: IMAGE_FILTER, openLabel: 'Classify' });
+    const picked = await vscode.window.showOpenDialog({
+      canSelectFiles: true,
+      canSelectMany: false,
+      filters: IMAGE_FILTER,
+      openLabel: 'Classify',
+    });
     image = picked?.[0]?.fsPath;
     if (!image) return undefined;
   }
@@ -55,21 +59,29 @@ export async function classifyImage(
     const dataset = services.datasets.datasetContaining(image);
     const own = dataset ? latestFinishedRun(services.datasets.runsOf(dataset.root)) : undefined;
     if (own && !options.chooseRun) runDir = own.runDir;
-    else if (finished.length > 0) runDir = (await pickRun(finished, 'Classify Image', dataset ? `No model of ${dataset.name} yet: choose a run` : 'Model to classify with'))?.runDir;
+    else if (finished.length > 0)
+      runDir = (
+        await pickRun(finished, 'Classify Image', dataset ? `No model of ${dataset.name} yet: choose a run` : 'Model to classify with')
+      )?.runDir;
     else {
-      void services.notices.warn('No trained model yet: train a classifier on a dataset first (right-click its folder → Train Image Classifier).');
+      void services.notices.warn(
+        'No trained model yet: train a classifier on a dataset first (right-click its folder → Train Image Classifier).',
+      );
       return undefined;
     }
     if (!runDir) return undefined;
   }
   const name = path.basename(image);
-  const result = await vscode.window.withProgress(
-    { location: vscode.ProgressLocation.Notification, title: `Classifying ${name}…` },
-    () => runTrainingCli(bundlePath, ['predict', runDir, image, '--json', '--native-dir', services.storage.nativeBackendsDir], { timeoutMs: 120_000 }),
+  const result = await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `Classifying ${name}…` }, () =>
+    runTrainingCli(bundlePath, ['predict', runDir, image, '--json', '--native-dir', services.storage.nativeBackendsDir], {
+      timeoutMs: 120_000,
+    }),
   );
   const [prediction] = parsePredictOutput(result.stdout);
   if (result.code !== 0 || !prediction) {
-    services.log.appendLine(`[classify] predict ${runDir} ${image} → ${result.signal ?? `code ${result.code}`}\n${result.stdout}${result.stderr}`);
+    services.log.appendLine(
+      `[classify] predict ${runDir} ${image} → ${result.signal ?? `code ${result.code}`}\n${result.stdout}${result.stderr}`,
+    );
     const why = result.stderr.trim().split(/\r?\n/).pop() || 'no prediction was printed';
     void services.notices.error(`Could not classify ${name}: ${why}`);
     return undefined;

@@ -49,7 +49,8 @@ export function runLocationsFor(datasetRoot: string, settings: ValidatedSettings
   const folder = vscode.workspace.getWorkspaceFolder(vscode.Uri.file(datasetRoot));
   // A dataset outside the workspace keeps its runs beside itself, never inside it.
   const base = folder?.uri.fsPath ?? path.dirname(datasetRoot);
-  const resolve = (value: string, fallback: string): string => (value === '' ? path.join(base, '.image-trainer', fallback) : path.resolve(base, value));
+  const resolve = (value: string, fallback: string): string =>
+    value === '' ? path.join(base, '.image-trainer', fallback) : path.resolve(base, value);
   return { runsDir: resolve(settings.runsFolder, 'runs'), cacheDir: resolve(settings.cacheFolder, 'cache'), base };
 }
 

@@ -4,6 +4,7 @@
 // into node_modules, .git, hidden folders or the extension's own `.image-trainer` folder.
 // Images are counted by file extension here (fast enough for a tree); the engine's scan, which
 // reads the bytes, is authoritative.
+import type { Dirent } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 
@@ -11,7 +12,13 @@ import * as path from 'node:path';
 export const IMAGE_EXTENSIONS: ReadonlySet<string> = new Set(['.jpg', '.jpeg', '.jpe', '.jfif', '.png', '.webp', '.gif', '.tif', '.tiff']);
 
 /** Folder names never walked, whatever their depth. */
-export const EXCLUDED_FOLDER_NAMES: ReadonlySet<string> = new Set(['node_modules', '.git', '.image-trainer', '__pycache__', 'bower_components']);
+export const EXCLUDED_FOLDER_NAMES: ReadonlySet<string> = new Set([
+  'node_modules',
+  '.git',
+  '.image-trainer',
+  '__pycache__',
+  'bower_components',
+]);
 
 /** Subfolder names of the explicit split layout. */
 export const SPLIT_FOLDER_NAMES = ['train', 'val', 'test'] as const;
@@ -86,7 +93,7 @@ export async function discoverDatasets(root: string, options: DiscoveryOptions =
   let truncated = false;
 
   async function readFolder(node: FolderNode): Promise<void> {
-    let entries: import('node:fs').Dirent[];
+    let entries: Dirent[];
     try {
       entries = await fs.readdir(node.dir, { withFileTypes: true });
     } catch {

@@ -3,7 +3,7 @@
 // different classes (same size, then same sha256). Cheap enough to run in the background when a
 // dataset appears; the engine's scan before training remains the authoritative report.
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import { createReadStream, type Dirent } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import type { DiscoveredDataset } from './datasetDiscovery';
@@ -78,7 +78,7 @@ interface FileEntry {
 }
 
 async function listFiles(dir: string, depth: number, out: string[]): Promise<void> {
-  let entries: import('node:fs').Dirent[];
+  let entries: Dirent[];
   try {
     entries = await fs.readdir(dir, { withFileTypes: true });
   } catch {
@@ -141,7 +141,8 @@ export async function checkDatasetHealth(dataset: DiscoveredDataset, options: He
     for (const folder of cls.folders) {
       const found: string[] = [];
       await listFiles(folder, 0, found);
-      for (const abs of found) files.push({ abs, rel: path.relative(dataset.root, abs).split(path.sep).join('/'), className: cls.name, size: -1 });
+      for (const abs of found)
+        files.push({ abs, rel: path.relative(dataset.root, abs).split(path.sep).join('/'), className: cls.name, size: -1 });
     }
   }
   const truncated = files.length > maxFiles;
@@ -163,7 +164,12 @@ export async function checkDatasetHealth(dataset: DiscoveredDataset, options: He
         }
         const format = imageFormatOf(await readHead(file.abs));
         if (!format) {
-          fileProblems.push({ path: file.rel, className: file.className, reason: 'not-image', detail: 'not a JPEG, PNG, WebP, GIF or TIFF image' });
+          fileProblems.push({
+            path: file.rel,
+            className: file.className,
+            reason: 'not-image',
+            detail: 'not a JPEG, PNG, WebP, GIF or TIFF image',
+          });
           return;
         }
         imagesPerClass[file.className]++;
@@ -233,11 +239,16 @@ export async function checkDatasetHealth(dataset: DiscoveredDataset, options: He
     const empty = fileProblems.filter((p) => p.reason === 'empty').length;
     const notImage = fileProblems.filter((p) => p.reason === 'not-image').length;
     const unreadable = fileProblems.filter((p) => p.reason === 'unreadable').length;
-    const parts = [empty && `${empty} empty`, notImage && `${notImage} not ${notImage === 1 ? 'an image' : 'images'}`, unreadable && `${unreadable} unreadable`].filter(Boolean);
+    const parts = [
+      empty && `${empty} empty`,
+      notImage && `${notImage} not ${notImage === 1 ? 'an image' : 'images'}`,
+      unreadable && `${unreadable} unreadable`,
+    ].filter(Boolean);
     warnings.push(`${plural(fileProblems.length, 'file')} will be skipped: ${parts.join(', ')}`);
   }
   if (emptyClasses.length > 0) warnings.push(`${plural(emptyClasses.length, 'empty class', 'empty classes')}: ${emptyClasses.join(', ')}`);
-  if (tinyClasses.length > 0) warnings.push(`${plural(tinyClasses.length, 'class', 'classes')} with fewer than ${tinyClassSize} images: ${tinyClasses.join(', ')}`);
+  if (tinyClasses.length > 0)
+    warnings.push(`${plural(tinyClasses.length, 'class', 'classes')} with fewer than ${tinyClassSize} images: ${tinyClasses.join(', ')}`);
   if (imbalance) {
     warnings.push(
       `Imbalanced: ${imbalance.largest} has ${imbalance.ratio.toFixed(1)}× the images of ${imbalance.smallest} (consider the classWeights setting)`,
@@ -246,5 +257,16 @@ export async function checkDatasetHealth(dataset: DiscoveredDataset, options: He
   if (duplicates.length > 0) warnings.push(`${plural(duplicates.length, 'file')} duplicated across classes (label noise)`);
   if (truncated) warnings.push(`Quick check stopped after ${maxFiles} files; training checks every file`);
 
-  return { files: checked.length, imagesPerClass, fileProblems, emptyClasses, tinyClasses, imbalance, duplicates, classWarnings, warnings, truncated };
+  return {
+    files: checked.length,
+    imagesPerClass,
+    fileProblems,
+    emptyClasses,
+    tinyClasses,
+    imbalance,
+    duplicates,
+    classWarnings,
+    warnings,
+    truncated,
+  };
 }

@@ -155,7 +155,10 @@ export class DatasetTreeProvider implements vscode.TreeDataProvider<DatasetNode>
       this.lastDiscoveryMs = Date.now() - t0;
       const files = results.reduce((n, r) => n + r.filesSeen, 0);
       this.log.appendLine(
-        `[datasets] ${plural(found.length, 'dataset')} found in ${this.lastDiscoveryMs} ms (${plural(files, 'file')} in ${plural(results.reduce((n, r) => n + r.foldersRead, 0), 'folder')})${results.some((r) => r.truncated) ? '; some folders were too deep to look into' : ''}`,
+        `[datasets] ${plural(found.length, 'dataset')} found in ${this.lastDiscoveryMs} ms (${plural(files, 'file')} in ${plural(
+          results.reduce((n, r) => n + r.foldersRead, 0),
+          'folder',
+        )})${results.some((r) => r.truncated) ? '; some folders were too deep to look into' : ''}`,
       );
     } catch (error) {
       if (abort.signal.aborted) return; // a newer discovery replaces this one
@@ -273,7 +276,10 @@ export class DatasetTreeProvider implements vscode.TreeDataProvider<DatasetNode>
 
   private datasetItem(dataset: DiscoveredDataset): vscode.TreeItem {
     const single = this.datasetList.length === 1;
-    const item = new vscode.TreeItem(dataset.name, single ? vscode.TreeItemCollapsibleState.Expanded : vscode.TreeItemCollapsibleState.Collapsed);
+    const item = new vscode.TreeItem(
+      dataset.name,
+      single ? vscode.TreeItemCollapsibleState.Expanded : vscode.TreeItemCollapsibleState.Collapsed,
+    );
     item.id = `dataset:${dataset.root}`;
     const health = this.health.get(dataset.root);
     const live = this.manager.runFor(dataset.root);
@@ -282,7 +288,11 @@ export class DatasetTreeProvider implements vscode.TreeDataProvider<DatasetNode>
     if (health && health.warnings.length > 0) parts.push(plural(health.warnings.length, 'warning'));
     if (live) parts.push('training…');
     item.description = parts.join(' · ');
-    item.iconPath = live ? new vscode.ThemeIcon('sync~spin') : health && health.warnings.length > 0 ? WARNING_ICON : new vscode.ThemeIcon('database');
+    item.iconPath = live
+      ? new vscode.ThemeIcon('sync~spin')
+      : health && health.warnings.length > 0
+        ? WARNING_ICON
+        : new vscode.ThemeIcon('database');
     item.contextValue = live ? 'dataset-training' : 'dataset';
     const tooltip = new vscode.MarkdownString(undefined, true);
     tooltip.appendMarkdown(`**${escapeMarkdown(dataset.name)}**  \n${escapeMarkdown(dataset.root)}\n\n`);
@@ -304,7 +314,9 @@ export class DatasetTreeProvider implements vscode.TreeDataProvider<DatasetNode>
     // Once the quick check has read the bytes, its count replaces the count by file name.
     const images = health && !health.truncated ? (health.imagesPerClass[cls.name] ?? cls.imageCount) : cls.imageCount;
     const problemFiles = health?.fileProblems.filter((p) => p.className === cls.name).length ?? 0;
-    item.description = [plural(images, 'image'), problemFiles > 0 ? plural(problemFiles, 'bad file') : undefined].filter(Boolean).join(' · ');
+    item.description = [plural(images, 'image'), problemFiles > 0 ? plural(problemFiles, 'bad file') : undefined]
+      .filter(Boolean)
+      .join(' · ');
     item.iconPath = warnings.length > 0 ? WARNING_ICON : new vscode.ThemeIcon('folder');
     item.contextValue = 'datasetClass';
     const tooltip = new vscode.MarkdownString(undefined, true);

@@ -62,7 +62,9 @@ export function activate(context: vscode.ExtensionContext): ImageTrainerApi {
     vscode.commands.registerCommand('imageTrainer.openRunReport', (arg?: unknown) => openRunReport(services, arg)),
     vscode.commands.registerCommand('imageTrainer.revealInExplorer', (arg?: unknown) => revealInExplorer(arg)),
     vscode.commands.registerCommand('imageTrainer.refreshDatasets', () => datasets.refresh()),
-    vscode.commands.registerCommand('imageTrainer.showBackendDiagnostics', () => showBackendDiagnostics(context, bundlePath, log, notices, storage)),
+    vscode.commands.registerCommand('imageTrainer.showBackendDiagnostics', () =>
+      showBackendDiagnostics(context, bundlePath, log, notices, storage),
+    ),
     vscode.commands.registerCommand('imageTrainer.installGpuBackend', () => installNativeBackend(services, bundlePath)),
     vscode.commands.registerCommand('imageTrainer.exportOnnx', (arg?: unknown) => exportOnnx(services, bundlePath, arg)),
     // The explorer passes (uri, selectedUris); a third argument lets tests and other commands pick the run.

@@ -28,7 +28,8 @@ export function relativePathProblem(candidate: unknown): string | undefined {
   // eslint-disable-next-line no-control-regex
   if (/[\u0000-\u001f\u007f]/.test(candidate)) return 'control characters';
   if (candidate.includes('\\')) return 'backslash';
-  if (candidate.startsWith('/') || path.posix.isAbsolute(candidate) || path.win32.isAbsolute(candidate) || /^[a-zA-Z]:/.test(candidate)) return 'absolute path';
+  if (candidate.startsWith('/') || path.posix.isAbsolute(candidate) || path.win32.isAbsolute(candidate) || /^[a-zA-Z]:/.test(candidate))
+    return 'absolute path';
   const segments = candidate.split('/');
   if (segments.some((s) => s === '' || s === '.' || s === '..')) return 'not normalised (empty, "." or ".." segment)';
   if (path.posix.normalize(candidate) !== candidate) return 'not normalised';
@@ -98,14 +99,16 @@ export class ImagePathGuard {
     if (relativePathProblem(toClass) || toClass.includes('/')) return { ok: false, reason: 'class is not a folder name' };
     const segments = relativePath.split('/');
     const classIndex = segments.indexOf(fromClass);
-    if (classIndex < 0 || classIndex > 1 || classIndex === segments.length - 1) return { ok: false, reason: 'cannot tell the class folder of this image' };
+    if (classIndex < 0 || classIndex > 1 || classIndex === segments.length - 1)
+      return { ok: false, reason: 'cannot tell the class folder of this image' };
     const targetRelative = [...segments.slice(0, classIndex), toClass, segments[segments.length - 1]!].join('/');
     const root = await this.resolvedRoot();
     if (!root) return { ok: false, reason: 'dataset root not found' };
     const folder = path.join(this.datasetRoot, ...targetRelative.split('/').slice(0, -1));
     try {
       const realFolder = await fs.realpath(folder);
-      if (!isStrictlyInside(root, realFolder) || !(await fs.stat(realFolder)).isDirectory()) return { ok: false, reason: 'class folder outside the dataset root' };
+      if (!isStrictlyInside(root, realFolder) || !(await fs.stat(realFolder)).isDirectory())
+        return { ok: false, reason: 'class folder outside the dataset root' };
     } catch {
       return { ok: false, reason: `class folder ${toClass} not found` };
     }

@@ -11,7 +11,11 @@ import { runDirFrom, type CommandServices } from './trainingCommands';
 export async function installNativeBackend(services: CommandServices, bundlePath: string): Promise<boolean> {
   const choice = await vscode.window.showQuickPick(
     [
-      { label: 'GPU (CUDA)', description: '@tensorflow/tfjs-node-gpu 4.22 — needs an NVIDIA driver, CUDA 11.x and cuDNN 8', backend: 'gpu' as const },
+      {
+        label: 'GPU (CUDA)',
+        description: '@tensorflow/tfjs-node-gpu 4.22 — needs an NVIDIA driver, CUDA 11.x and cuDNN 8',
+        backend: 'gpu' as const,
+      },
       { label: 'Native CPU', description: '@tensorflow/tfjs-node 4.22 — faster than WebAssembly on most CPUs', backend: 'cpu' as const },
     ],
     { title: 'Install a native TensorFlow backend', placeHolder: 'Which backend?' },
@@ -38,9 +42,11 @@ export async function installNativeBackend(services: CommandServices, bundlePath
     });
     return true;
   }
-  void services.notices.error(`Installing the ${choice.label} backend failed: ${lastLine || `npm exited with ${result.signal ?? result.code}`}`, 'Show Log').then((c) => {
-    if (c) services.log.show();
-  });
+  void services.notices
+    .error(`Installing the ${choice.label} backend failed: ${lastLine || `npm exited with ${result.signal ?? result.code}`}`, 'Show Log')
+    .then((c) => {
+      if (c) services.log.show();
+    });
   return false;
 }
 

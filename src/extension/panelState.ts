@@ -88,7 +88,13 @@ export function applyTrainingNotification(state: PanelState, notification: Train
 /** The full state of a live run from its handle's history; the handle's own state has the last word. */
 export function panelStateFromHistory(run: LiveRunSnapshot, imageBaseUri: string, moved: PanelState['moved'] = []): PanelState {
   const runId = panelRunId(run.runDir, run.id);
-  let state = initialPanelState(runId, run.runDir ? path.basename(run.runDir) : path.basename(run.datasetRoot), run.datasetRoot, imageBaseUri, run.state);
+  let state = initialPanelState(
+    runId,
+    run.runDir ? path.basename(run.runDir) : path.basename(run.datasetRoot),
+    run.datasetRoot,
+    imageBaseUri,
+    run.state,
+  );
   for (const notification of run.history) state = applyTrainingNotification(state, notification);
   return { ...state, state: run.state, moved: [...moved] };
 }
@@ -100,7 +106,8 @@ export function parseMetricsLines(text: string): EpochMetrics[] {
     if (!line.trim()) continue;
     try {
       const value: unknown = JSON.parse(line);
-      if (isObject(value) && typeof value.epoch === 'number' && typeof value.loss === 'number') epochs.set(value.epoch, value as unknown as EpochMetrics);
+      if (isObject(value) && typeof value.epoch === 'number' && typeof value.loss === 'number')
+        epochs.set(value.epoch, value as unknown as EpochMetrics);
     } catch {
       // A line being written while we read: it will be complete next time.
     }
@@ -119,7 +126,13 @@ function isRunStatus(value: unknown): value is RunStatus {
 }
 
 function isEvaluation(value: unknown): value is Evaluation {
-  return isObject(value) && Array.isArray(value.classes) && Array.isArray(value.matrix) && Array.isArray(value.predictions) && Array.isArray(value.perClass);
+  return (
+    isObject(value) &&
+    Array.isArray(value.classes) &&
+    Array.isArray(value.matrix) &&
+    Array.isArray(value.predictions) &&
+    Array.isArray(value.perClass)
+  );
 }
 
 function isDatasetReport(value: unknown): value is DatasetReport {
@@ -179,7 +192,8 @@ export function panelStateFromRunFolder(
   let message = status.message;
   if (status.state === 'running' && (status.pid === undefined || !isProcessAlive(status.pid))) {
     state = 'failed';
-    message = message ?? 'The training process stopped before the run finished (interrupted). The best checkpoint so far is kept if there was one.';
+    message =
+      message ?? 'The training process stopped before the run finished (interrupted). The best checkpoint so far is kept if there was one.';
   }
   const summary = status.summary ? withoutRunDir(status.summary) : undefined;
   const result: PanelState = {
@@ -216,6 +230,7 @@ export type RetrainRequest = { ok: true; model?: string } | { ok: false; reason:
 /** Checks the model a (well-formed) retrain command names against the list the host offered. */
 export function retrainRequest(command: RetrainCommand, choices: readonly ModelChoice[] = MODEL_CHOICES): RetrainRequest {
   if (command.model === undefined) return { ok: true };
-  if (!findModelChoice(command.model, choices)) return { ok: false, reason: `"${command.model.slice(0, 80)}" is not a base model the panel offers` };
+  if (!findModelChoice(command.model, choices))
+    return { ok: false, reason: `"${command.model.slice(0, 80)}" is not a base model the panel offers` };
   return { ok: true, model: command.model };
 }

@@ -3,7 +3,6 @@
 import type { Progress, Stage } from '../shared/types';
 import { STAGE_LABELS } from '../shared/stages';
 
-
 // Share of the whole run each stage takes, roughly, so one bar can advance monotonically.
 const STAGE_SPANS: Record<Stage, [number, number]> = {
   scan: [0, 3],

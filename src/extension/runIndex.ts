@@ -1,5 +1,6 @@
 // Reads the run folders under a runs folder (their status.json), for the tree, Classify Image and
 // Open Run Report, and repairs the status of a run whose process died without saying so.
+import type { Dirent } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { RUN_FILES } from '../shared/runFolder';
@@ -47,7 +48,7 @@ export async function readRunStatus(runDir: string): Promise<RunStatus | undefin
 
 /** Every run folder under `runsDir` with a readable status, newest first. */
 export async function listRuns(runsDir: string): Promise<RunEntry[]> {
-  let entries: import('node:fs').Dirent[];
+  let entries: Dirent[];
   try {
     entries = await fs.readdir(runsDir, { withFileTypes: true });
   } catch {

@@ -20,7 +20,12 @@ export const TRAIN_OPTION_SPECS: { readonly [K in keyof TrainOptions]: SettingSp
     description:
       'Base model the classifier is built on (frozen, features extracted once): a model id or the folder of your own TF.js LayersModel. `mobilenet_v2_0.35` is embedded; `mobilenet_v2_0.50`, `mobilenet_v2_0.75`, `mobilenet_v2_1.00`, `mobilenet_v1_0.25` … `mobilenet_v1_1.0` are downloaded on first use.',
   },
-  epochs: { kind: 'integer', minimum: 1, maximum: 1000, description: 'Maximum number of epochs for training the classifier head (early stopping may end sooner).' },
+  epochs: {
+    kind: 'integer',
+    minimum: 1,
+    maximum: 1000,
+    description: 'Maximum number of epochs for training the classifier head (early stopping may end sooner).',
+  },
   batchSize: { kind: 'integer', minimum: 1, maximum: 4096, description: 'Images per training batch.' },
   learningRate: { kind: 'number', minimum: 1e-7, maximum: 1, description: 'Learning rate of the head (Adam).' },
   valSplit: {
@@ -29,25 +34,51 @@ export const TRAIN_OPTION_SPECS: { readonly [K in keyof TrainOptions]: SettingSp
     maximum: 0.9,
     description: 'Fraction of each class held out for validation, when the dataset has no explicit `train/` + `val/` folders.',
   },
-  seed: { kind: 'integer', minimum: 0, maximum: 2147483647, description: 'Random seed of the split, the shuffles, the weight initialisation and the dropout masks: the same data, settings and seed give the same split and the same epochs.' },
+  seed: {
+    kind: 'integer',
+    minimum: 0,
+    maximum: 2147483647,
+    description:
+      'Random seed of the split, the shuffles, the weight initialisation and the dropout masks: the same data, settings and seed give the same split and the same epochs.',
+  },
   hiddenUnits: { kind: 'integer', minimum: 1, maximum: 4096, description: 'Units of the hidden dense layer of the classifier head.' },
   dropout: { kind: 'number', minimum: 0, maximum: 0.9, description: 'Dropout rate before the output layer of the head.' },
-  classWeights: { kind: 'boolean', description: 'Weight each class inversely to its number of images in the loss (helps imbalanced datasets).' },
-  patience: { kind: 'integer', minimum: 0, maximum: 1000, description: 'Early stopping: epochs without validation improvement before training stops and the best weights are restored (0 = off).' },
-  lrPatience: { kind: 'integer', minimum: 0, maximum: 1000, description: 'Epochs without improvement before the learning rate is multiplied by `#imageTrainer.lrFactor#` (0 = off).' },
+  classWeights: {
+    kind: 'boolean',
+    description: 'Weight each class inversely to its number of images in the loss (helps imbalanced datasets).',
+  },
+  patience: {
+    kind: 'integer',
+    minimum: 0,
+    maximum: 1000,
+    description: 'Early stopping: epochs without validation improvement before training stops and the best weights are restored (0 = off).',
+  },
+  lrPatience: {
+    kind: 'integer',
+    minimum: 0,
+    maximum: 1000,
+    description: 'Epochs without improvement before the learning rate is multiplied by `#imageTrainer.lrFactor#` (0 = off).',
+  },
   lrFactor: { kind: 'number', minimum: 0.01, maximum: 1, description: 'Factor applied to the learning rate on a plateau.' },
   fineTuneLayers: {
     kind: 'integer',
     minimum: 0,
     maximum: 1000,
-    description: 'Layers at the top of the base model to unfreeze for a fine-tuning stage after the head is trained (0 = no fine-tuning; slower, needs more images).',
+    description:
+      'Layers at the top of the base model to unfreeze for a fine-tuning stage after the head is trained (0 = no fine-tuning; slower, needs more images).',
   },
   fineTuneEpochs: { kind: 'integer', minimum: 0, maximum: 1000, description: 'Epochs of the fine-tuning stage.' },
-  fineTuneLearningRate: { kind: 'number', minimum: 1e-10, maximum: 0.1, description: 'Learning rate of the fine-tuning stage (keep it small).' },
+  fineTuneLearningRate: {
+    kind: 'number',
+    minimum: 1e-10,
+    maximum: 0.1,
+    description: 'Learning rate of the fine-tuning stage (keep it small).',
+  },
   backend: {
     kind: 'enum',
     values: BACKEND_PREFERENCES,
-    description: 'Which engine runs the tensor math. Run **Image Trainer: Show Backend Diagnostics** to see which one is available and why.',
+    description:
+      'Which engine runs the tensor math. Run **Image Trainer: Show Backend Diagnostics** to see which one is available and why.',
     enumDescriptions: [
       'Try the GPU (`@tensorflow/tfjs-node-gpu`), then native CPU (`@tensorflow/tfjs-node`), then WebAssembly.',
       'NVIDIA GPU through `@tensorflow/tfjs-node-gpu` (CUDA); falls back with an explanation when unavailable.',
@@ -174,7 +205,10 @@ export function validateSettings(get: (name: string) => unknown): ValidatedSetti
     if (raw === undefined || raw === null) continue;
     if (typeof raw !== 'string') {
       const key = `${SETTINGS_SECTION}.${name}`;
-      problems.push({ key, message: `Setting "${key}" is ${describeValue(raw)}; it must be a folder path (a string). Using the default location.` });
+      problems.push({
+        key,
+        message: `Setting "${key}" is ${describeValue(raw)}; it must be a folder path (a string). Using the default location.`,
+      });
       continue;
     }
     folders[name] = raw.trim();

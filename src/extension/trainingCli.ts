@@ -47,7 +47,9 @@ export function runTrainingCli(bundlePath: string, args: readonly string[], opti
       stderr += chunk;
       emit('err', chunk);
     });
-    const timer = options.timeoutMs ? setTimeout(() => void stopChildProcess(child, { askMs: 0, termMs: 2000 }), options.timeoutMs) : undefined;
+    const timer = options.timeoutMs
+      ? setTimeout(() => void stopChildProcess(child, { askMs: 0, termMs: 2000 }), options.timeoutMs)
+      : undefined;
     const onAbort = (): void => void stopChildProcess(child, { askMs: 0, termMs: 2000 });
     options.signal?.addEventListener('abort', onAbort, { once: true });
     child.once('error', (error) => {
@@ -129,7 +131,13 @@ function isPredictionLine(value: unknown): value is PredictionLine {
     typeof v.label === 'string' &&
     typeof v.confidence === 'number' &&
     Array.isArray(v.top) &&
-    v.top.every((t) => typeof t === 'object' && t !== null && typeof (t as Record<string, unknown>).label === 'string' && typeof (t as Record<string, unknown>).confidence === 'number')
+    v.top.every(
+      (t) =>
+        typeof t === 'object' &&
+        t !== null &&
+        typeof (t as Record<string, unknown>).label === 'string' &&
+        typeof (t as Record<string, unknown>).confidence === 'number',
+    )
   );
 }
 
@@ -190,17 +198,20 @@ function adviceFor(attempt: BackendAttempt): string | undefined {
         if (/libcudart|libcublas|libcufft|libcurand|libcusolver|libcusparse|cuda/.test(detail)) {
           return 'tfjs-node-gpu 4.x is built against CUDA 11.x: install the CUDA 11 runtime (`libcudart.so.11.0`), even if a newer CUDA is present, and make it findable (`LD_LIBRARY_PATH` or `ldconfig`).';
         }
-        if (/libcudnn|cudnn/.test(detail)) return 'Install cuDNN 8 for CUDA 11 (`libcudnn.so.8`) and make it findable (`LD_LIBRARY_PATH` or `ldconfig`).';
+        if (/libcudnn|cudnn/.test(detail))
+          return 'Install cuDNN 8 for CUDA 11 (`libcudnn.so.8`) and make it findable (`LD_LIBRARY_PATH` or `ldconfig`).';
         if (/libtensorflow|napi|node_modules|\.node\b/.test(detail)) {
-          return 'The native module is installed but did not load: reinstall `@tensorflow/tfjs-node-gpu` with the same Node version as the one that runs it (VS Code\'s extension host or `node`).';
+          return "The native module is installed but did not load: reinstall `@tensorflow/tfjs-node-gpu` with the same Node version as the one that runs it (VS Code's extension host or `node`).";
         }
         return 'The GPU module failed to load: see the error above.';
       }
-      if (attempt.status === 'no-gpu') return 'The module loaded but TensorFlow found no CUDA device: check `nvidia-smi` and the NVIDIA driver.';
+      if (attempt.status === 'no-gpu')
+        return 'The module loaded but TensorFlow found no CUDA device: check `nvidia-smi` and the NVIDIA driver.';
       return undefined;
     case 'tensorflow':
       if (attempt.status === 'missing') return 'Install `@tensorflow/tfjs-node` (needs internet at install time) for native CPU speed.';
-      if (attempt.status === 'failed') return 'The native CPU module failed to load: reinstall `@tensorflow/tfjs-node` for this platform and Node version.';
+      if (attempt.status === 'failed')
+        return 'The native CPU module failed to load: reinstall `@tensorflow/tfjs-node` for this platform and Node version.';
       return undefined;
     default:
       return undefined;

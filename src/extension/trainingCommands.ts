@@ -39,7 +39,12 @@ function isNode(value: unknown): value is DatasetNode {
 }
 
 function isRunHandle(value: unknown): value is TrainingRunHandle {
-  return typeof value === 'object' && value !== null && typeof (value as TrainingRunHandle).cancel === 'function' && typeof (value as TrainingRunHandle).id === 'string';
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    typeof (value as TrainingRunHandle).cancel === 'function' &&
+    typeof (value as TrainingRunHandle).id === 'string'
+  );
 }
 
 async function isDirectory(fsPath: string): Promise<boolean> {
@@ -69,7 +74,10 @@ async function datasetRootFrom(arg: unknown, services: CommandServices): Promise
     root: d.root,
   }));
   items.push({ label: '$(folder-opened) Choose a folder…', alwaysShow: true });
-  const picked = datasets.length > 0 ? await vscode.window.showQuickPick(items, { title: 'Train Image Classifier', placeHolder: 'Dataset to train on' }) : items[items.length - 1];
+  const picked =
+    datasets.length > 0
+      ? await vscode.window.showQuickPick(items, { title: 'Train Image Classifier', placeHolder: 'Dataset to train on' })
+      : items[items.length - 1];
   if (!picked) return undefined;
   if (picked.root) return picked.root;
   const chosen = await vscode.window.showOpenDialog({
@@ -89,7 +97,11 @@ async function offerRunningRun(run: TrainingRun, services: CommandServices): Pro
 }
 
 /** Train Image Classifier: starts a run on a folder and opens the panel on it; returns the run. `overrides` (e.g. the panel's model choice) win over the settings. */
-export async function trainClassifier(services: CommandServices, arg?: unknown, overrides?: Partial<TrainOptions>): Promise<TrainingRun | undefined> {
+export async function trainClassifier(
+  services: CommandServices,
+  arg?: unknown,
+  overrides?: Partial<TrainOptions>,
+): Promise<TrainingRun | undefined> {
   const root = await datasetRootFrom(arg, services);
   if (!root) return undefined;
   const existing = services.manager.runFor(root);
@@ -101,7 +113,11 @@ export async function trainClassifier(services: CommandServices, arg?: unknown, 
   if (enclosing && !samePath(enclosing.root, root)) {
     // A right-click on a class folder (or deeper) most likely means its dataset.
     const action = `Train on ${enclosing.name}`;
-    const choice = await services.notices.info(`${path.basename(root)} is inside the dataset ${enclosing.name}.`, action, 'Train on This Folder');
+    const choice = await services.notices.info(
+      `${path.basename(root)} is inside the dataset ${enclosing.name}.`,
+      action,
+      'Train on This Folder',
+    );
     if (!choice) return undefined;
     if (choice === action) return trainClassifier(services, enclosing.root, overrides);
   }
@@ -201,14 +217,17 @@ export async function openPanel(services: CommandServices, arg?: unknown): Promi
     if (await isRunFolder(fsPath)) runDir = fsPath;
     else datasetRoot = fsPath;
   }
-  const live = services.manager.activeRuns.filter((r) => (runDir ? r.runDir !== undefined && samePath(r.runDir, runDir) : datasetRoot ? samePath(r.datasetRoot, datasetRoot) : true));
+  const live = services.manager.activeRuns.filter((r) =>
+    runDir ? r.runDir !== undefined && samePath(r.runDir, runDir) : datasetRoot ? samePath(r.datasetRoot, datasetRoot) : true,
+  );
   if (live.length > 0) return panel.showLive(live[live.length - 1]);
   if (!runDir && datasetRoot) runDir = services.datasets.runsOf(datasetRoot)[0]?.runDir;
   if (!runDir && !datasetRoot) {
     await services.datasets.whenReady();
     runDir = (await pickRun(services.datasets.allRuns, 'Open Training Panel'))?.runDir;
     if (!runDir) {
-      if (services.datasets.allRuns.length === 0) void services.notices.info('No training runs yet: right-click a dataset folder and choose Train Image Classifier.');
+      if (services.datasets.allRuns.length === 0)
+        void services.notices.info('No training runs yet: right-click a dataset folder and choose Train Image Classifier.');
       return;
     }
   }
@@ -265,18 +284,26 @@ export function announceRunEnd(run: TrainingRun, services: CommandServices): voi
   if (run.state === 'finished' && finished?.type === 'finished') {
     const acc = (finished.summary.valAccuracy * 100).toFixed(1);
     void services.notices
-      .info(`Training on ${run.datasetName} finished: validation accuracy ${acc}% (best epoch ${finished.summary.bestEpoch}).`, 'Open Panel', 'Open Report')
+      .info(
+        `Training on ${run.datasetName} finished: validation accuracy ${acc}% (best epoch ${finished.summary.bestEpoch}).`,
+        'Open Panel',
+        'Open Report',
+      )
       .then((choice) => {
         if (choice === 'Open Panel') services.panel().showLive(run);
         if (choice === 'Open Report') void openRunReport(services, run.runDir);
       });
   } else if (run.state === 'cancelled') {
-    void services.notices.info(`Training on ${run.datasetName} was cancelled; the best checkpoint so far is kept.`, 'Open Panel').then((choice) => {
-      if (choice) services.panel().showLive(run);
-    });
+    void services.notices
+      .info(`Training on ${run.datasetName} was cancelled; the best checkpoint so far is kept.`, 'Open Panel')
+      .then((choice) => {
+        if (choice) services.panel().showLive(run);
+      });
   } else if (run.state === 'failed') {
-    void services.notices.error(`Training on ${run.datasetName} failed: ${run.failureMessage ?? 'unknown error'}`, 'Open Panel').then((choice) => {
-      if (choice === 'Open Panel') services.panel().showLive(run);
-    });
+    void services.notices
+      .error(`Training on ${run.datasetName} failed: ${run.failureMessage ?? 'unknown error'}`, 'Open Panel')
+      .then((choice) => {
+        if (choice === 'Open Panel') services.panel().showLive(run);
+      });
   }
 }

@@ -7,7 +7,15 @@ import { isPanelCommand, type PanelCommand, type PanelNotification, type PanelSt
 import type { TrainingNotification } from '../shared/protocol/training';
 import { ImagePathGuard } from './imagePathGuard';
 import { createNonce, panelHtml } from './panelHtml';
-import { applyTrainingNotification, datasetRootOf, panelStateFromHistory, panelStateFromRunFolder, readRunFolder, retrainRequest, withModelChoices } from './panelState';
+import {
+  applyTrainingNotification,
+  datasetRootOf,
+  panelStateFromHistory,
+  panelStateFromRunFolder,
+  readRunFolder,
+  retrainRequest,
+  withModelChoices,
+} from './panelState';
 import { isProcessAlive } from './runIndex';
 import type { TrainingRunHandle } from './trainingRunHandle';
 
@@ -66,7 +74,10 @@ export class TrainingPanelManager implements vscode.Disposable {
       return;
     }
     const panel = this.createWebviewPanel(path.basename(runDir), datasetRootOf(contents));
-    const runPanel = new RunPanel(panel, this.context, this.deps, datasetRootOf(contents), (id, dir) => this.remember(id, dir), { kind: 'folder', runDir });
+    const runPanel = new RunPanel(panel, this.context, this.deps, datasetRootOf(contents), (id, dir) => this.remember(id, dir), {
+      kind: 'folder',
+      runDir,
+    });
     this.track(runPanel);
     await runPanel.loadFolder();
   }
@@ -85,13 +96,21 @@ export class TrainingPanelManager implements vscode.Disposable {
       panel.dispose();
       return;
     }
-    const runPanel = new RunPanel(panel, this.context, this.deps, datasetRootOf(contents), (id, dir) => this.remember(id, dir), { kind: 'folder', runDir });
+    const runPanel = new RunPanel(panel, this.context, this.deps, datasetRootOf(contents), (id, dir) => this.remember(id, dir), {
+      kind: 'folder',
+      runDir,
+    });
     this.track(runPanel);
     await runPanel.loadFolder();
   }
 
   private createWebviewPanel(title: string, datasetRoot: string): vscode.WebviewPanel {
-    return vscode.window.createWebviewPanel(TRAINING_PANEL_VIEW_TYPE, `Training: ${title}`, vscode.ViewColumn.Active, webviewOptions(this.context, datasetRoot));
+    return vscode.window.createWebviewPanel(
+      TRAINING_PANEL_VIEW_TYPE,
+      `Training: ${title}`,
+      vscode.ViewColumn.Active,
+      webviewOptions(this.context, datasetRoot),
+    );
   }
 
   private track(panel: RunPanel): void {
@@ -160,7 +179,15 @@ class RunPanel implements vscode.Disposable {
       this.state = panelStateFromHistory(source.run, imageBaseUri);
     } else {
       this.runDir = source.runDir;
-      this.state = { runId: path.basename(source.runDir), runName: path.basename(source.runDir), state: 'starting', datasetName: path.basename(datasetRoot), imageBaseUri, epochs: [], moved: [] };
+      this.state = {
+        runId: path.basename(source.runDir),
+        runName: path.basename(source.runDir),
+        state: 'starting',
+        datasetName: path.basename(datasetRoot),
+        imageBaseUri,
+        epochs: [],
+        moved: [],
+      };
     }
     panel.webview.options = webviewOptions(context, datasetRoot);
     panel.webview.html = this.html();
@@ -273,7 +300,9 @@ class RunPanel implements vscode.Disposable {
   /** Nothing is posted before the webview said `ready` (it would be lost); `ready` gets the full state. */
   private post(notification: PanelNotification): void {
     if (!this.ready || this.disposed) return;
-    void this.panel.webview.postMessage(notification.type === 'state' ? { ...notification, state: withModelChoices(notification.state) } : notification);
+    void this.panel.webview.postMessage(
+      notification.type === 'state' ? { ...notification, state: withModelChoices(notification.state) } : notification,
+    );
   }
 
   private async onMessage(message: unknown): Promise<void> {
@@ -301,7 +330,11 @@ class RunPanel implements vscode.Disposable {
       }
       case 'openImage': {
         const file = await this.checked(command.path, command.type);
-        if (file) await vscode.commands.executeCommand('vscode.open', vscode.Uri.file(file), { viewColumn: vscode.ViewColumn.Beside, preview: true });
+        if (file)
+          await vscode.commands.executeCommand('vscode.open', vscode.Uri.file(file), {
+            viewColumn: vscode.ViewColumn.Beside,
+            preview: true,
+          });
         return;
       }
       case 'revealImage': {
@@ -326,7 +359,9 @@ class RunPanel implements vscode.Disposable {
     const evaluation = this.state.evaluation;
     const prediction = evaluation?.predictions.find((p) => p.path === relativePath);
     if (!evaluation || !prediction || this.state.moved.some((m) => m.path === relativePath)) {
-      this.deps.log.appendLine(`[panel] refused moveImage for ${JSON.stringify(relativePath.slice(0, 200))}: not a movable image of this run`);
+      this.deps.log.appendLine(
+        `[panel] refused moveImage for ${JSON.stringify(relativePath.slice(0, 200))}: not a movable image of this run`,
+      );
       return;
     }
     const from = await this.checked(relativePath, 'moveImage');
@@ -340,7 +375,10 @@ class RunPanel implements vscode.Disposable {
     }
     const choice = await vscode.window.showWarningMessage(
       `Move ${path.posix.basename(relativePath)} from class "${fromClass}" to class "${toClass}"?`,
-      { modal: true, detail: `The file is renamed to ${target.relativePath} inside the dataset folder. Undo (Edit > Undo in the Explorer) puts it back.` },
+      {
+        modal: true,
+        detail: `The file is renamed to ${target.relativePath} inside the dataset folder. Undo (Edit > Undo in the Explorer) puts it back.`,
+      },
       'Move',
     );
     if (choice !== 'Move' || this.disposed) return;
@@ -361,7 +399,12 @@ class RunPanel implements vscode.Disposable {
   private onFilesRenamed(files: readonly { oldUri: vscode.Uri; newUri: vscode.Uri }[]): void {
     const absolute = (relative: string): string => path.resolve(this.datasetRoot, ...relative.split('/'));
     const undone = this.state.moved.filter((m) =>
-      files.some((f) => m.newPath !== undefined && path.resolve(f.oldUri.fsPath) === absolute(m.newPath) && path.resolve(f.newUri.fsPath) === absolute(m.path)),
+      files.some(
+        (f) =>
+          m.newPath !== undefined &&
+          path.resolve(f.oldUri.fsPath) === absolute(m.newPath) &&
+          path.resolve(f.newUri.fsPath) === absolute(m.path),
+      ),
     );
     if (undone.length === 0) return;
     this.state = { ...this.state, moved: this.state.moved.filter((m) => !undone.includes(m)) };

@@ -116,7 +116,9 @@ export class TrainingRun implements TrainingRunHandle, vscode.Disposable {
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
     });
     const run = new TrainingRun(child, request, log);
-    log.appendLine(`[${run.datasetName}] training process ${child.pid ?? '(not started)'} for ${request.datasetRoot}, runs in ${request.runsDir}`);
+    log.appendLine(
+      `[${run.datasetName}] training process ${child.pid ?? '(not started)'} for ${request.datasetRoot}, runs in ${request.runsDir}`,
+    );
     const start: StartCommand = {
       type: 'start',
       datasetRoot: request.datasetRoot,
@@ -176,7 +178,8 @@ export class TrainingRun implements TrainingRunHandle, vscode.Disposable {
         this.send(cancel);
       },
     }).then((how) => {
-      if (how !== 'exited') this.log.appendLine(`[${this.datasetName}] the training process did not stop when asked; it was ${how} by signal`);
+      if (how !== 'exited')
+        this.log.appendLine(`[${this.datasetName}] the training process did not stop when asked; it was ${how} by signal`);
     });
     return this.exited;
   }
@@ -195,7 +198,9 @@ export class TrainingRun implements TrainingRunHandle, vscode.Disposable {
 
   private handleMessage(message: unknown): void {
     if (!isTrainingNotification(message)) {
-      this.log.appendLine(`[${this.datasetName}] ignored a message that is not a training notification: ${JSON.stringify(message)?.slice(0, 200)}`);
+      this.log.appendLine(
+        `[${this.datasetName}] ignored a message that is not a training notification: ${JSON.stringify(message)?.slice(0, 200)}`,
+      );
       return;
     }
     switch (message.type) {
@@ -209,7 +214,9 @@ export class TrainingRun implements TrainingRunHandle, vscode.Disposable {
         this._runDir = message.runDir;
         this._state = 'running';
         this.events.push(message);
-        this.log.appendLine(`[${this.datasetName}] started: ${message.runDir}; backend ${message.backend.backend} (${message.backend.summary}); model ${message.model.id}`);
+        this.log.appendLine(
+          `[${this.datasetName}] started: ${message.runDir}; backend ${message.backend.backend} (${message.backend.summary}); model ${message.model.id}`,
+        );
         break;
       case 'epochEnd':
         this.events.push(message);
@@ -249,11 +256,7 @@ export class TrainingRun implements TrainingRunHandle, vscode.Disposable {
   private async handleExit(code: number | null, signal: NodeJS.Signals | null, spawnError?: Error): Promise<void> {
     this.log.appendLine(`[${this.datasetName}] training process exited (${signal ? `signal ${signal}` : `code ${code}`})`);
     if (this.isEnded) return;
-    const how = spawnError
-      ? `could not start: ${spawnError.message}`
-      : signal
-        ? `was killed (${signal})`
-        : `exited with code ${code}`;
+    const how = spawnError ? `could not start: ${spawnError.message}` : signal ? `was killed (${signal})` : `exited with code ${code}`;
     const state: 'failed' | 'cancelled' = this.cancelRequested ? 'cancelled' : 'failed';
     const message =
       state === 'cancelled'

@@ -42,7 +42,10 @@ export class TrainingProgressReporter implements vscode.Disposable {
             }),
             run.onDidNotify((message) => {
               if (message.type !== 'progress' && message.type !== 'started') return;
-              const line = message.type === 'started' ? `${message.backend.backend} backend, ${message.model.name}` : describeProgress(message.progress);
+              const line =
+                message.type === 'started'
+                  ? `${message.backend.backend} backend, ${message.model.name}`
+                  : describeProgress(message.progress);
               const percent = message.type === 'progress' ? overallPercent(message.progress) : reported;
               // `increment` adds up; never go backwards.
               const increment = Math.max(0, percent - reported);

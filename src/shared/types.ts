@@ -56,14 +56,7 @@ export const DEFAULT_TRAIN_OPTIONS: TrainOptions = {
 };
 
 /** Why a file in the dataset folder was not used. */
-export type SkipReason =
-  | 'empty'
-  | 'corrupt'
-  | 'not-image'
-  | 'too-many-pixels'
-  | 'unreadable'
-  | 'dangling-symlink'
-  | 'symlink-loop';
+export type SkipReason = 'empty' | 'corrupt' | 'not-image' | 'too-many-pixels' | 'unreadable' | 'dangling-symlink' | 'symlink-loop';
 
 export interface SkippedFile {
   /** Path relative to the dataset root, `/`-separated. */

@@ -1,8 +1,8 @@
 // The training process as a child of the extension host: waits for a StartCommand over IPC,
 // streams TrainingNotifications back, and stops cooperatively on a CancelCommand.
 import { isTrainingCommand, type StartCommand, type TrainingNotification } from '../shared/protocol/training';
-import { nativeModuleSearchPaths } from './nativeBackendInstall';
-import { runTraining, type CancelToken } from './trainRun';
+import { nativeModuleSearchPaths } from './backend/nativeBackendInstall';
+import { runTraining, type CancelToken } from './run/trainRun';
 
 /** Serves one training run over the IPC channel of a forked process, then exits. */
 export function serveChildProcess(extensionRoot: string): void {

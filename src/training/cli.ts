@@ -2,21 +2,20 @@
 import * as path from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import cliProgress from 'cli-progress';
-import { BACKEND_PREFERENCES, DEFAULT_TRAIN_OPTIONS, type BackendPreference, type Progress, type TrainOptions } from '../shared/types';
+import { BACKEND_PREFERENCES, DEFAULT_TRAIN_OPTIONS, type BackendPreference, type TrainOptions } from '../shared/types';
 import type { TrainingNotification } from '../shared/protocol/training';
-import { diagnoseBackends, initBackend } from './backend';
-import { formatConfusionMatrix } from './evaluation';
-import { exportClassifierToOnnx } from './onnxExport';
-import { chooseHeadRuntime } from './onnxHead';
-import { probeOnnxRuntime } from './onnxFeatures';
-import { installNativeBackend, nativeModuleSearchPaths } from './nativeBackendInstall';
+import { diagnoseBackends, initBackend } from './backend/backend';
+import { formatConfusionMatrix } from './fit/evaluation';
+import { exportClassifierToOnnx } from './onnx/onnxExport';
+import { chooseHeadRuntime } from './onnx/onnxHead';
+import { probeOnnxRuntime } from './onnx/onnxFeatures';
+import { installNativeBackend, nativeModuleSearchPaths } from './backend/nativeBackendInstall';
 import { RUN_FILES } from '../shared/runFolder';
-import { MODEL_REGISTRY } from './modelRegistry';
-import { listImageFiles, predictImages } from './predict';
-import { defaultCacheDir, defaultRunsDir } from './runFolder';
-import { runTraining, type CancelToken } from './trainRun';
+import { MODEL_REGISTRY } from './models/modelRegistry';
+import { listImageFiles, predictImages } from './models/predict';
+import { defaultCacheDir, defaultRunsDir } from './run/runFolderWriter';
+import { runTraining, type CancelToken } from './run/trainRun';
 import { formatStageTimes, STAGE_LABELS } from '../shared/stages';
-
 
 function intOption(min: number) {
   return (value: string): number => {
@@ -43,12 +42,19 @@ function backendOption(value: string): BackendPreference {
 
 function modelOption(value: string): string {
   if (!MODEL_REGISTRY.some((m) => m.id === value) && !/[\\/]/.test(value)) {
-    throw new InvalidArgumentError(`unknown model; known: ${MODEL_REGISTRY.map((m) => m.id).join(', ')}, or a folder path (./my-model) holding a LayersModel and its descriptor`);
+    throw new InvalidArgumentError(
+      `unknown model; known: ${MODEL_REGISTRY.map((m) => m.id).join(', ')}, or a folder path (./my-model) holding a LayersModel and its descriptor`,
+    );
   }
   return value;
 }
 
-const fmtEta = (s: number | undefined) => (s === undefined || !Number.isFinite(s) ? '--' : s >= 60 ? `${Math.floor(s / 60)}m${String(Math.round(s % 60)).padStart(2, '0')}s` : `${Math.round(s)}s`);
+const fmtEta = (s: number | undefined) =>
+  s === undefined || !Number.isFinite(s)
+    ? '--'
+    : s >= 60
+      ? `${Math.floor(s / 60)}m${String(Math.round(s % 60)).padStart(2, '0')}s`
+      : `${Math.round(s)}s`;
 
 /** Prints progress bars and epoch lines for a run in a terminal (plain lines when not a TTY). */
 function terminalReporter(quiet: boolean): { notify(n: TrainingNotification): void; stop(): void } {
@@ -71,7 +77,8 @@ function terminalReporter(quiet: boolean): { notify(n: TrainingNotification): vo
       switch (n.type) {
         case 'started':
           out(`Dataset ${n.dataset.name}: ${n.dataset.classes.map((c) => `${c.name} ${c.train}+${c.val}`).join(', ')} (train+val)`);
-          if (n.dataset.skipped.length) out(`Skipped ${n.dataset.skipped.length} files: ${n.dataset.skipped.map((s) => `${s.path} (${s.reason})`).join(', ')}`);
+          if (n.dataset.skipped.length)
+            out(`Skipped ${n.dataset.skipped.length} files: ${n.dataset.skipped.map((s) => `${s.path} (${s.reason})`).join(', ')}`);
           for (const w of n.dataset.warnings) out(`Warning: ${w}`);
           out(`Backend: ${n.backend.summary}`);
           if (n.backend.featureRuntime) out(`Features: ${n.backend.featureRuntime}`);
@@ -85,7 +92,9 @@ function terminalReporter(quiet: boolean): { notify(n: TrainingNotification): vo
           const extra =
             p.stage === 'download'
               ? `${(p.done / 1e6).toFixed(1)} of ${(p.total / 1e6).toFixed(1)} MB (${Math.floor((100 * p.done) / Math.max(1, p.total))}%)`
-              : [p.imagesPerSec ? `${p.imagesPerSec.toFixed(1)} img/s` : '', p.etaSec !== undefined ? `ETA ${fmtEta(p.etaSec)}` : ''].join(' ');
+              : [p.imagesPerSec ? `${p.imagesPerSec.toFixed(1)} img/s` : '', p.etaSec !== undefined ? `ETA ${fmtEta(p.etaSec)}` : ''].join(
+                  ' ',
+                );
           if (barStage !== p.stage) {
             stopBar();
             bar.start(Math.max(1, p.total), p.done, { stage: name, extra });
@@ -142,10 +151,20 @@ export function buildProgram(extensionRoot: string): Command {
     .option('--dropout <f>', 'dropout rate of the head', floatOption(0, 0.95), DEFAULT_TRAIN_OPTIONS.dropout)
     .option('--class-weights', 'weight classes inversely to their frequency', DEFAULT_TRAIN_OPTIONS.classWeights)
     .option('--patience <n>', 'early stopping patience in epochs (0 = off)', intOption(0), DEFAULT_TRAIN_OPTIONS.patience)
-    .option('--fine-tune-layers <n>', 'unfreeze about this many top layers of the base (0 = no fine-tuning)', intOption(0), DEFAULT_TRAIN_OPTIONS.fineTuneLayers)
+    .option(
+      '--fine-tune-layers <n>',
+      'unfreeze about this many top layers of the base (0 = no fine-tuning)',
+      intOption(0),
+      DEFAULT_TRAIN_OPTIONS.fineTuneLayers,
+    )
     .option('--fine-tune-epochs <n>', 'epochs of fine-tuning', intOption(1), DEFAULT_TRAIN_OPTIONS.fineTuneEpochs)
     .option('--backend <name>', `backend: ${BACKEND_PREFERENCES.join(', ')}`, backendOption, DEFAULT_TRAIN_OPTIONS.backend)
-    .option('--model <id-or-folder>', 'base model id, or the folder of your own TF.js LayersModel', modelOption, DEFAULT_TRAIN_OPTIONS.model)
+    .option(
+      '--model <id-or-folder>',
+      'base model id, or the folder of your own TF.js LayersModel',
+      modelOption,
+      DEFAULT_TRAIN_OPTIONS.model,
+    )
     .option('--out <dir>', 'runs folder (default: .image-trainer/runs under the current folder)')
     .option('--cache <dir>', 'feature cache folder (default: .image-trainer/cache under the current folder)')
     .option('--native-dir <dir>', 'folder where `install-backend` put the native tfjs backends')
@@ -195,13 +214,19 @@ export function buildProgram(extensionRoot: string): Command {
         );
         reporter.stop();
         if (summary.cancelled) {
-          console.error(`Cancelled. ${summary.bestEpoch ? `Best checkpoint (epoch ${summary.bestEpoch}) kept in ${summary.runDir}` : 'No checkpoint was saved.'}`);
+          console.error(
+            `Cancelled. ${summary.bestEpoch ? `Best checkpoint (epoch ${summary.bestEpoch}) kept in ${summary.runDir}` : 'No checkpoint was saved.'}`,
+          );
           process.exitCode = 130;
           return;
         }
-        console.log(`Validation accuracy: ${(100 * summary.valAccuracy).toFixed(1)}% (best epoch ${summary.bestEpoch} of ${summary.epochsRun})`);
+        console.log(
+          `Validation accuracy: ${(100 * summary.valAccuracy).toFixed(1)}% (best epoch ${summary.bestEpoch} of ${summary.epochsRun})`,
+        );
         const speed = summary.cache.misses > 0 ? `, ${summary.featuresPerSec.toFixed(1)} images/s` : ' (all from the cache)';
-        console.log(`Features: ${summary.cache.hits} cache hits, ${summary.cache.misses} misses${speed}; wall time ${(summary.wallMs / 1000).toFixed(1)} s`);
+        console.log(
+          `Features: ${summary.cache.hits} cache hits, ${summary.cache.misses} misses${speed}; wall time ${(summary.wallMs / 1000).toFixed(1)} s`,
+        );
         if (summary.stageMs) console.log(`Time: ${formatStageTimes(summary.stageMs)}`);
         console.log(`Run folder: ${summary.runDir}`);
       } finally {
@@ -229,7 +254,9 @@ export function buildProgram(extensionRoot: string): Command {
         } else if (o.json) {
           console.log(JSON.stringify(r));
         } else {
-          console.log(`${r.path}: ${r.label} ${(100 * r.confidence).toFixed(1)}% (${r.top.map((t) => `${t.label} ${(100 * t.confidence).toFixed(1)}%`).join(', ')})`);
+          console.log(
+            `${r.path}: ${r.label} ${(100 * r.confidence).toFixed(1)}% (${r.top.map((t) => `${t.label} ${(100 * t.confidence).toFixed(1)}%`).join(', ')})`,
+          );
         }
       }
       if (failures === files.length && files.length > 0) process.exitCode = 1;
@@ -246,7 +273,9 @@ export function buildProgram(extensionRoot: string): Command {
       // What a run would do besides the backend: where the frozen base and the head run.
       if (info.backend === 'wasm' || info.backend === 'cpu') {
         const probe = await probeOnnxRuntime();
-        info.featureRuntime = probe.ok ? `onnxruntime-node ${probe.version} (CPU, BatchNorm folded)` : `tfjs ${info.backend} (${probe.reason})`;
+        info.featureRuntime = probe.ok
+          ? `onnxruntime-node ${probe.version} (CPU, BatchNorm folded)`
+          : `tfjs ${info.backend} (${probe.reason})`;
       }
       info.headRuntime = (await chooseHeadRuntime(info.backend)).note;
       if (o.json) {
@@ -270,7 +299,10 @@ export function buildProgram(extensionRoot: string): Command {
       const onSigint = () => controller.abort();
       process.once('SIGINT', onSigint);
       process.once('SIGTERM', onSigint);
-      const result = await installNativeBackend(kind, path.resolve(o.dir), { onOutput: (line) => console.log(line), signal: controller.signal });
+      const result = await installNativeBackend(kind, path.resolve(o.dir), {
+        onOutput: (line) => console.log(line),
+        signal: controller.signal,
+      });
       (result.ok ? console.log : console.error)(result.message);
       if (!result.ok) process.exitCode = 1;
     });

@@ -1,6 +1,6 @@
 // Entry of the training bundle (dist/training.js). Forked by the extension with an IPC channel and
 // no arguments, it serves one training run; run from a terminal, it is the `image-trainer` CLI.
-import { findExtensionRoot } from './baseModel';
+import { findExtensionRoot } from './models/baseModel';
 import { serveChildProcess } from './childProcess';
 import { runCli } from './cli';
 

@@ -15,7 +15,12 @@ export class ClassMetricsView {
 
   constructor(private readonly onSelect: CellHandler) {
     this.body = h('div', { class: 'metrics-body' });
-    this.element = h('section', { id: 'metrics-section', 'aria-labelledby': 'metrics-title' }, h('h2', { id: 'metrics-title' }, 'Per class'), this.body);
+    this.element = h(
+      'section',
+      { id: 'metrics-section', 'aria-labelledby': 'metrics-title' },
+      h('h2', { id: 'metrics-title' }, 'Per class'),
+      this.body,
+    );
   }
 
   /** Shows the metrics of `evaluation` (nothing while there is none). */
@@ -29,7 +34,13 @@ export class ClassMetricsView {
     const total = evaluation.perClass.reduce((a, c) => a + c.support, 0);
     const table = h(
       'vscode-table',
-      { id: 'class-metrics', 'zebra': true, 'bordered-rows': true, columns: JSON.stringify(['34%', '16%', '16%', '16%', '18%']), 'aria-label': 'Precision, recall, F1 and support per class' },
+      {
+        id: 'class-metrics',
+        zebra: true,
+        'bordered-rows': true,
+        columns: JSON.stringify(['34%', '16%', '16%', '16%', '18%']),
+        'aria-label': 'Precision, recall, F1 and support per class',
+      },
       h(
         'vscode-table-header',
         { slot: 'header' },
@@ -39,10 +50,30 @@ export class ClassMetricsView {
         'vscode-table-body',
         { slot: 'body' },
         ...evaluation.perClass.map((c) =>
-          row([c.name, formatPercent(c.precision), formatPercent(c.recall), formatPercent(c.f1), formatCount(c.support)], { 'data-class': c.name }),
+          row([c.name, formatPercent(c.precision), formatPercent(c.recall), formatPercent(c.f1), formatCount(c.support)], {
+            'data-class': c.name,
+          }),
         ),
-        row(['Macro average', formatPercent(evaluation.macro.precision), formatPercent(evaluation.macro.recall), formatPercent(evaluation.macro.f1), formatCount(total)], { class: 'summary-row' }),
-        row(['Weighted average', formatPercent(evaluation.weighted.precision), formatPercent(evaluation.weighted.recall), formatPercent(evaluation.weighted.f1), formatCount(total)], { class: 'summary-row' }),
+        row(
+          [
+            'Macro average',
+            formatPercent(evaluation.macro.precision),
+            formatPercent(evaluation.macro.recall),
+            formatPercent(evaluation.macro.f1),
+            formatCount(total),
+          ],
+          { class: 'summary-row' },
+        ),
+        row(
+          [
+            'Weighted average',
+            formatPercent(evaluation.weighted.precision),
+            formatPercent(evaluation.weighted.recall),
+            formatPercent(evaluation.weighted.f1),
+            formatCount(total),
+          ],
+          { class: 'summary-row' },
+        ),
       ),
     );
     const pairs = evaluation.mostConfused.filter((p) => p.count > 0 && p.actual !== p.predicted).slice(0, 8);
@@ -64,7 +95,11 @@ export class ClassMetricsView {
           );
     replaceChildren(
       this.body,
-      h('p', { class: 'accuracy' }, `Validation accuracy ${formatPercent(evaluation.accuracy)} on ${formatCount(total)} images (kept epoch ${evaluation.bestEpoch}).`),
+      h(
+        'p',
+        { class: 'accuracy' },
+        `Validation accuracy ${formatPercent(evaluation.accuracy)} on ${formatCount(total)} images (kept epoch ${evaluation.bestEpoch}).`,
+      ),
       table,
       h('h3', {}, 'Most confused (true → predicted)'),
       pairList,

@@ -17,9 +17,17 @@ export function curveMarks(epochs: readonly EpochMetrics[], bestEpoch: number | 
     const previous = epochs[i - 1]!;
     const current = epochs[i]!;
     if (current.stage === 'fine-tune' && previous.stage !== 'fine-tune') {
-      marks.push({ kind: 'fine-tune', epoch: current.epoch, label: `Fine-tuning from epoch ${current.epoch} (learning rate ${formatLearningRate(current.lr)})` });
+      marks.push({
+        kind: 'fine-tune',
+        epoch: current.epoch,
+        label: `Fine-tuning from epoch ${current.epoch} (learning rate ${formatLearningRate(current.lr)})`,
+      });
     } else if (current.lr !== previous.lr) {
-      marks.push({ kind: 'lr', epoch: current.epoch, label: `Learning rate ${formatLearningRate(previous.lr)} → ${formatLearningRate(current.lr)} at epoch ${current.epoch}` });
+      marks.push({
+        kind: 'lr',
+        epoch: current.epoch,
+        label: `Learning rate ${formatLearningRate(previous.lr)} → ${formatLearningRate(current.lr)} at epoch ${current.epoch}`,
+      });
     }
   }
   if (epochs.length > 0 && epochs[0]!.stage === 'fine-tune') {

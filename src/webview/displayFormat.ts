@@ -39,7 +39,6 @@ export function formatCount(value: number): string {
   return Math.round(value).toLocaleString('en-US');
 }
 
-
 /** The stage in words. */
 export function stageLabel(stage: Stage): string {
   return STAGE_LABELS[stage];

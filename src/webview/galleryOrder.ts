@@ -21,9 +21,7 @@ export function cellImages(evaluation: Evaluation, actual: number, predicted: nu
   }
   return images.sort(
     (a, b) =>
-      probabilityOf(b, predicted) - probabilityOf(a, predicted) ||
-      probabilityOf(a, actual) - probabilityOf(b, actual) ||
-      byPath(a, b),
+      probabilityOf(b, predicted) - probabilityOf(a, predicted) || probabilityOf(a, actual) - probabilityOf(b, actual) || byPath(a, b),
   );
 }
 

@@ -51,9 +51,12 @@ export class GalleryView {
     );
     this.grid.addEventListener('click', (event) => this.onClick(event));
     if (typeof IntersectionObserver !== 'undefined') {
-      this.observer = new IntersectionObserver((entries) => {
-        if (entries.some((e) => e.isIntersecting) && this.rendered < this.images.length) this.renderPage();
-      }, { rootMargin: '800px 0px' });
+      this.observer = new IntersectionObserver(
+        (entries) => {
+          if (entries.some((e) => e.isIntersecting) && this.rendered < this.images.length) this.renderPage();
+        },
+        { rootMargin: '800px 0px' },
+      );
       this.observer.observe(this.more);
     }
   }
@@ -80,7 +83,9 @@ export class GalleryView {
     const p = evaluation.classes[predicted];
     const count = plural(this.images.length, 'image');
     this.title.textContent =
-      actual === predicted ? `Correct ${a}: ${count}, least confident first` : `True ${a}, predicted ${p}: ${count}, most confident mistakes first`;
+      actual === predicted
+        ? `Correct ${a}: ${count}, least confident first`
+        : `True ${a}, predicted ${p}: ${count}, most confident mistakes first`;
     this.grid.dataset.actual = String(actual);
     this.grid.dataset.predicted = String(predicted);
     replaceChildren(this.grid);
@@ -151,9 +156,21 @@ export class GalleryView {
       h(
         'button',
         { type: 'button', class: 'open', title: `Open ${prediction.path} beside the panel` },
-        h('img', { src: imageUrl(this.imageBaseUri, prediction.path), alt: prediction.path, loading: 'lazy', decoding: 'async', width: 128, height: 128 }),
+        h('img', {
+          src: imageUrl(this.imageBaseUri, prediction.path),
+          alt: prediction.path,
+          loading: 'lazy',
+          decoding: 'async',
+          width: 128,
+          height: 128,
+        }),
       ),
-      h('div', { class: 'caption' }, h('span', { class: 'name', title: prediction.path }, name), h('span', { class: 'confidence' }, confidence)),
+      h(
+        'div',
+        { class: 'caption' },
+        h('span', { class: 'name', title: prediction.path }, name),
+        h('span', { class: 'confidence' }, confidence),
+      ),
       h(
         'div',
         { class: 'actions' },

@@ -28,7 +28,10 @@ export function plannedEpochs(state: PanelState): number | undefined {
 /** "Epoch 3 of 20" (or "Epoch 3" when the plan is unknown). */
 export function epochText(state: PanelState): string {
   const last = state.epochs.length > 0 ? state.epochs[state.epochs.length - 1]!.epoch : 0;
-  const done = state.state === 'running' || state.state === 'starting' ? Math.max(state.progress?.epoch ?? 0, last) : (state.summary?.epochsRun ?? last);
+  const done =
+    state.state === 'running' || state.state === 'starting'
+      ? Math.max(state.progress?.epoch ?? 0, last)
+      : (state.summary?.epochsRun ?? last);
   const planned = plannedEpochs(state);
   return planned ? `Epoch ${done} of ${planned}` : `Epoch ${done}`;
 }
@@ -53,7 +56,8 @@ export function stageText(state: PanelState): string {
 export function progressText(progress: Progress | undefined): string {
   if (!progress) return '';
   const parts = [`${formatCount(progress.done)} of ${formatCount(progress.total)} ${stageUnit(progress.stage)}`];
-  if (progress.imagesPerSec !== undefined && Number.isFinite(progress.imagesPerSec)) parts.push(`${progress.imagesPerSec.toFixed(progress.imagesPerSec < 10 ? 1 : 0)} images/s`);
+  if (progress.imagesPerSec !== undefined && Number.isFinite(progress.imagesPerSec))
+    parts.push(`${progress.imagesPerSec.toFixed(progress.imagesPerSec < 10 ? 1 : 0)} images/s`);
   if (progress.etaSec !== undefined && Number.isFinite(progress.etaSec)) parts.push(`ETA ${formatDuration(progress.etaSec)}`);
   return parts.join(' · ');
 }
@@ -74,10 +78,25 @@ export class HeaderView {
   private readonly stage = h('span', { id: 'stage' });
   private readonly epoch = h('span', { id: 'epoch' });
   private readonly bar = h('vscode-progress-bar', { 'aria-hidden': 'true', max: 100 }) as HTMLElement & { value?: number; max?: number };
-  private readonly progress = h('div', { id: 'progress', role: 'progressbar', 'aria-valuemin': 0, 'aria-valuemax': 100, 'aria-valuenow': 0, 'aria-label': 'Progress of the current stage' }, this.bar);
+  private readonly progress = h(
+    'div',
+    {
+      id: 'progress',
+      role: 'progressbar',
+      'aria-valuemin': 0,
+      'aria-valuemax': 100,
+      'aria-valuenow': 0,
+      'aria-label': 'Progress of the current stage',
+    },
+    this.bar,
+  );
   private readonly progressDetail = h('span', { id: 'progress-text', class: 'muted' });
   private readonly modelSelect = h('select', { id: 'model-select', class: 'model-select' }) as HTMLSelectElement;
-  private readonly retrain = h('vscode-button', { id: 'retrain', secondary: true, title: 'Train a new classifier on this dataset with the chosen base model' }, 'Retrain');
+  private readonly retrain = h(
+    'vscode-button',
+    { id: 'retrain', secondary: true, title: 'Train a new classifier on this dataset with the chosen base model' },
+    'Retrain',
+  );
   private readonly modelPicker = h(
     'div',
     { class: 'model-picker', hidden: true },
@@ -113,7 +132,12 @@ export class HeaderView {
       this.message,
       this.facts,
       this.details,
-      h('div', { class: 'progress-row' }, h('div', { class: 'progress-labels' }, this.stage, this.epoch, this.progressDetail), this.progress),
+      h(
+        'div',
+        { class: 'progress-row' },
+        h('div', { class: 'progress-labels' }, this.stage, this.epoch, this.progressDetail),
+        this.progress,
+      ),
     );
   }
 
@@ -160,7 +184,11 @@ export class HeaderView {
     this.progress.dataset.stage = p?.stage ?? '';
     this.bar.value = percent;
     this.bar.setAttribute('value', String(percent));
-    this.progressDetail.textContent = active ? progressText(p) : state.summary ? `${formatDuration(state.summary.wallMs / 1000)} in all` : '';
+    this.progressDetail.textContent = active
+      ? progressText(p)
+      : state.summary
+        ? `${formatDuration(state.summary.wallMs / 1000)} in all`
+        : '';
   }
 
   private renderModelPicker(state: PanelState): void {
@@ -181,7 +209,8 @@ export class HeaderView {
   }
 
   private renderFacts(state: PanelState): void {
-    const fact = (term: string, id: string, ...value: (Node | string)[]): HTMLElement => h('div', {}, h('dt', {}, term), h('dd', { id }, ...value));
+    const fact = (term: string, id: string, ...value: (Node | string)[]): HTMLElement =>
+      h('div', {}, h('dt', {}, term), h('dd', { id }, ...value));
     const items: HTMLElement[] = [];
     const d = state.dataset;
     const datasetLine = [state.datasetName];
@@ -189,18 +218,33 @@ export class HeaderView {
       const train = d.classes.reduce((a, c) => a + c.train, 0);
       const val = d.classes.reduce((a, c) => a + c.val, 0);
       const test = d.classes.reduce((a, c) => a + c.test, 0);
-      datasetLine.push(plural(d.classes.length, 'class', 'classes'), `${formatCount(train)} train / ${formatCount(val)} validation${test ? ` / ${formatCount(test)} test` : ''} images`);
+      datasetLine.push(
+        plural(d.classes.length, 'class', 'classes'),
+        `${formatCount(train)} train / ${formatCount(val)} validation${test ? ` / ${formatCount(test)} test` : ''} images`,
+      );
     }
     items.push(fact('Dataset', 'dataset', datasetLine.join(' · ')));
     if (state.backend) {
       items.push(fact('Backend', 'backend', h('span', { class: 'backend-name' }, state.backend.backend), ' — ', state.backend.summary));
     }
     if (state.model) {
-      items.push(fact('Base model', 'model', `${state.model.name} (${state.model.inputSize}×${state.model.inputSize} input, ${formatCount(state.model.featureSize)} features)`));
+      items.push(
+        fact(
+          'Base model',
+          'model',
+          `${state.model.name} (${state.model.inputSize}×${state.model.inputSize} input, ${formatCount(state.model.featureSize)} features)`,
+        ),
+      );
     }
     if (state.summary) {
       const s = state.summary;
-      items.push(fact('Result', 'result', `validation accuracy ${formatPercent(s.valAccuracy)} at epoch ${s.bestEpoch} of ${s.epochsRun}; ${formatCount(s.cache.hits)} cached / ${formatCount(s.cache.misses)} new feature vectors`));
+      items.push(
+        fact(
+          'Result',
+          'result',
+          `validation accuracy ${formatPercent(s.valAccuracy)} at epoch ${s.bestEpoch} of ${s.epochsRun}; ${formatCount(s.cache.hits)} cached / ${formatCount(s.cache.misses)} new feature vectors`,
+        ),
+      );
       const wall = s.wallMs < 60_000 ? `${(s.wallMs / 1000).toFixed(1)} s` : formatDuration(s.wallMs / 1000);
       if (s.stageMs) items.push(fact('Time', 'time', `${wall} in all — ${formatStageTimes(s.stageMs)}`));
     }
@@ -216,7 +260,13 @@ export class HeaderView {
           'ul',
           { id: 'classes', class: 'classes', 'aria-label': 'Classes and image counts (train / validation)' },
           ...d.classes.map((c) =>
-            h('li', { 'data-class': c.name }, h('span', { class: 'class-name' }, c.name), ' ', h('span', { class: 'muted' }, `${formatCount(c.train)} / ${formatCount(c.val)}${c.test ? ` / ${formatCount(c.test)}` : ''}`)),
+            h(
+              'li',
+              { 'data-class': c.name },
+              h('span', { class: 'class-name' }, c.name),
+              ' ',
+              h('span', { class: 'muted' }, `${formatCount(c.train)} / ${formatCount(c.val)}${c.test ? ` / ${formatCount(c.test)}` : ''}`),
+            ),
           ),
         ),
       );
@@ -226,7 +276,18 @@ export class HeaderView {
           h(
             'vscode-collapsible',
             { id: 'skipped', heading: skippedSummary(d.skipped), 'data-count': d.skipped.length },
-            h('ul', { class: 'file-list' }, ...d.skipped.map((s) => h('li', { 'data-path': s.path, 'data-reason': s.reason }, h('code', {}, s.path), ` — ${skipReasonLabel(s.reason)}${s.detail ? `: ${s.detail}` : ''}`))),
+            h(
+              'ul',
+              { class: 'file-list' },
+              ...d.skipped.map((s) =>
+                h(
+                  'li',
+                  { 'data-path': s.path, 'data-reason': s.reason },
+                  h('code', {}, s.path),
+                  ` — ${skipReasonLabel(s.reason)}${s.detail ? `: ${s.detail}` : ''}`,
+                ),
+              ),
+            ),
           ),
         );
       }
@@ -235,7 +296,11 @@ export class HeaderView {
           h(
             'vscode-collapsible',
             { id: 'duplicates', heading: `${plural(d.duplicates.length, 'identical file')} in more than one class` },
-            h('ul', { class: 'file-list' }, ...d.duplicates.map((g) => h('li', {}, g.paths.map((p) => p).join(' = '), ` (${g.classes.join(', ')})`))),
+            h(
+              'ul',
+              { class: 'file-list' },
+              ...d.duplicates.map((g) => h('li', {}, g.paths.map((p) => p).join(' = '), ` (${g.classes.join(', ')})`)),
+            ),
           ),
         );
       }
@@ -251,9 +316,15 @@ export class HeaderView {
           h(
             'ul',
             { class: 'file-list' },
-            ...state.backend.attempts.map((a) => h('li', { 'data-status': a.status }, h('strong', {}, a.backend), ` — ${a.status}${a.detail ? `: ${a.detail}` : ''}`)),
-            ...(state.backend.featureRuntime ? [h('li', { 'data-runtime': 'features' }, h('strong', {}, 'features'), ` — ${state.backend.featureRuntime}`)] : []),
-            ...(state.backend.headRuntime ? [h('li', { 'data-runtime': 'head' }, h('strong', {}, 'head'), ` — ${state.backend.headRuntime}`)] : []),
+            ...state.backend.attempts.map((a) =>
+              h('li', { 'data-status': a.status }, h('strong', {}, a.backend), ` — ${a.status}${a.detail ? `: ${a.detail}` : ''}`),
+            ),
+            ...(state.backend.featureRuntime
+              ? [h('li', { 'data-runtime': 'features' }, h('strong', {}, 'features'), ` — ${state.backend.featureRuntime}`)]
+              : []),
+            ...(state.backend.headRuntime
+              ? [h('li', { 'data-runtime': 'head' }, h('strong', {}, 'head'), ` — ${state.backend.headRuntime}`)]
+              : []),
           ),
         ),
       );

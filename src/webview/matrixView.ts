@@ -23,7 +23,10 @@ export class MatrixView {
   private focused: [number, number] = [0, 0];
   private table: HTMLTableElement | undefined;
 
-  constructor(private readonly onSelect: CellHandler, private readonly onNormaliseChange: (normalise: boolean) => void) {
+  constructor(
+    private readonly onSelect: CellHandler,
+    private readonly onNormaliseChange: (normalise: boolean) => void,
+  ) {
     this.toggle = h('vscode-checkbox', { id: 'normalise', label: 'Normalise by true class' }, 'Normalise by true class');
     this.toggle.addEventListener('change', () => {
       this.setNormalise(Boolean(this.toggle.checked));
@@ -91,8 +94,15 @@ export class MatrixView {
     const head = h(
       'tr',
       {},
-      h('th', { class: 'corner', scope: 'col' }, h('span', { class: 'visually-hidden' }, 'True class'), h('span', { 'aria-hidden': 'true' }, 'True ↓ / Predicted →')),
-      ...classes.map((name, j) => h('th', { scope: 'col', class: 'col-head', title: `Predicted ${name}`, 'data-predicted': j }, h('span', {}, name))),
+      h(
+        'th',
+        { class: 'corner', scope: 'col' },
+        h('span', { class: 'visually-hidden' }, 'True class'),
+        h('span', { 'aria-hidden': 'true' }, 'True ↓ / Predicted →'),
+      ),
+      ...classes.map((name, j) =>
+        h('th', { scope: 'col', class: 'col-head', title: `Predicted ${name}`, 'data-predicted': j }, h('span', {}, name)),
+      ),
     );
     const rows = matrix.map((row, i) => {
       const cells = classes.map((_, j) => {
@@ -122,7 +132,13 @@ export class MatrixView {
     });
     const table = h(
       'table',
-      { id: 'matrix', role: 'grid', class: vertical ? 'vertical-heads' : '', 'aria-label': 'Confusion matrix: rows are true classes, columns predicted classes', 'data-normalised': String(this.normalise) },
+      {
+        id: 'matrix',
+        role: 'grid',
+        class: vertical ? 'vertical-heads' : '',
+        'aria-label': 'Confusion matrix: rows are true classes, columns predicted classes',
+        'data-normalised': String(this.normalise),
+      },
       h('thead', {}, head),
       h('tbody', {}, ...rows),
     ) as HTMLTableElement;
@@ -148,14 +164,32 @@ export class MatrixView {
     let a = Number(cell.dataset.actual);
     let p = Number(cell.dataset.predicted);
     switch (event.key) {
-      case 'ArrowUp': a = Math.max(0, a - 1); break;
-      case 'ArrowDown': a = Math.min(n - 1, a + 1); break;
-      case 'ArrowLeft': p = Math.max(0, p - 1); break;
-      case 'ArrowRight': p = Math.min(n - 1, p + 1); break;
-      case 'Home': p = 0; if (event.ctrlKey) a = 0; break;
-      case 'End': p = n - 1; if (event.ctrlKey) a = n - 1; break;
-      case 'PageUp': a = 0; break;
-      case 'PageDown': a = n - 1; break;
+      case 'ArrowUp':
+        a = Math.max(0, a - 1);
+        break;
+      case 'ArrowDown':
+        a = Math.min(n - 1, a + 1);
+        break;
+      case 'ArrowLeft':
+        p = Math.max(0, p - 1);
+        break;
+      case 'ArrowRight':
+        p = Math.min(n - 1, p + 1);
+        break;
+      case 'Home':
+        p = 0;
+        if (event.ctrlKey) a = 0;
+        break;
+      case 'End':
+        p = n - 1;
+        if (event.ctrlKey) a = n - 1;
+        break;
+      case 'PageUp':
+        a = 0;
+        break;
+      case 'PageDown':
+        a = n - 1;
+        break;
       case 'Enter':
       case ' ':
         event.preventDefault();

@@ -25,7 +25,14 @@ export interface PersistedPanel {
 export function isPersistedPanel(value: unknown): value is PersistedPanel {
   if (typeof value !== 'object' || value === null) return false;
   const v = value as Partial<PersistedPanel>;
-  return v.version === 1 && typeof v.panel === 'object' && v.panel !== null && Array.isArray(v.panel.epochs) && typeof v.ui === 'object' && v.ui !== null;
+  return (
+    v.version === 1 &&
+    typeof v.panel === 'object' &&
+    v.panel !== null &&
+    Array.isArray(v.panel.epochs) &&
+    typeof v.ui === 'object' &&
+    v.ui !== null
+  );
 }
 
 const PROGRESS_PERSIST_DELAY_MS = 1000;
@@ -45,7 +52,10 @@ export class PanelApp {
   private persistTimer: ReturnType<typeof setTimeout> | undefined;
   private readonly disposers: (() => void)[] = [];
 
-  constructor(private readonly root: HTMLElement, private readonly api: VsCodeApi) {
+  constructor(
+    private readonly root: HTMLElement,
+    private readonly api: VsCodeApi,
+  ) {
     this.header = new HeaderView(
       () => this.post({ type: 'cancel' }),
       (model) => this.retrain(model),
@@ -193,7 +203,11 @@ export class PanelApp {
       h(
         'div',
         { id: 'retrain-hint', role: 'note', class: 'hint' },
-        h('span', {}, `${plural(moved, 'image')} moved to another class folder since this run. Retrain to learn from the corrected labels.`),
+        h(
+          'span',
+          {},
+          `${plural(moved, 'image')} moved to another class folder since this run. Retrain to learn from the corrected labels.`,
+        ),
         button,
       ),
     );

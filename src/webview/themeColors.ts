@@ -28,7 +28,15 @@ export function chartColors(): ChartColors {
     train: cssVariable(['--vscode-charts-blue'], text),
     validation: cssVariable(['--vscode-charts-orange', '--vscode-charts-red'], text),
     text,
-    grid: cssVariable(['--vscode-editorIndentGuide-background1', '--vscode-editorIndentGuide-background', '--vscode-panel-border', '--vscode-widget-border'], 'GrayText'),
+    grid: cssVariable(
+      [
+        '--vscode-editorIndentGuide-background1',
+        '--vscode-editorIndentGuide-background',
+        '--vscode-panel-border',
+        '--vscode-widget-border',
+      ],
+      'GrayText',
+    ),
     font: `${size} ${family}`,
   };
 }

@@ -93,9 +93,17 @@ export async function startCodeServer(options: CodeServerOptions): Promise<CodeS
   const child = spawn(
     codeServerBin,
     [
-      '--auth', 'none', '--bind-addr', `127.0.0.1:${port}`, '--disable-telemetry', '--disable-update-check',
-      '--disable-workspace-trust', '--disable-getting-started-override', '--ignore-last-opened',
-      ...dirArgs, options.workspace,
+      '--auth',
+      'none',
+      '--bind-addr',
+      `127.0.0.1:${port}`,
+      '--disable-telemetry',
+      '--disable-update-check',
+      '--disable-workspace-trust',
+      '--disable-getting-started-override',
+      '--ignore-last-opened',
+      ...dirArgs,
+      options.workspace,
     ],
     { env, detached: true, stdio: ['ignore', logFd, logFd] },
   );
@@ -105,7 +113,16 @@ export async function startCodeServer(options: CodeServerOptions): Promise<CodeS
   child.unref();
   const url = `http://127.0.0.1:${port}`;
   const log = (): string => fs.readFileSync(logFile, 'utf8');
-  await waitFor(async () => (await fetch(`${url}/healthz`).then((r) => r.ok, () => false)) || (child.exitCode !== null && fail(`code-server exited:\n${log()}`)), 30_000, 'code-server /healthz');
+  await waitFor(
+    async () =>
+      (await fetch(`${url}/healthz`).then(
+        (r) => r.ok,
+        () => false,
+      )) ||
+      (child.exitCode !== null && fail(`code-server exited:\n${log()}`)),
+    30_000,
+    'code-server /healthz',
+  );
 
   return {
     url,
@@ -115,17 +132,41 @@ export async function startCodeServer(options: CodeServerOptions): Promise<CodeS
     userSettingsFile,
     log,
     async stop() {
-      try { process.kill(-pid, 'SIGTERM'); } catch { /* already gone */ }
-      const gone = await waitFor(() => processesOf(pid, runDir).length === 0, 10_000, 'process group exit').then(() => true, () => false);
+      try {
+        process.kill(-pid, 'SIGTERM');
+      } catch {
+        /* already gone */
+      }
+      const gone = await waitFor(() => processesOf(pid, runDir).length === 0, 10_000, 'process group exit').then(
+        () => true,
+        () => false,
+      );
       if (!gone) {
-        for (const p of processesOf(pid, runDir)) { try { process.kill(p.pid, 'SIGKILL'); } catch { /* gone */ } }
-        throw new Error(`processes survived SIGTERM of the code-server group:\n${processesOf(pid, runDir).map((p) => p.line).join('\n') || '(killed with SIGKILL)'}`);
+        for (const p of processesOf(pid, runDir)) {
+          try {
+            process.kill(p.pid, 'SIGKILL');
+          } catch {
+            /* gone */
+          }
+        }
+        throw new Error(
+          `processes survived SIGTERM of the code-server group:\n${
+            processesOf(pid, runDir)
+              .map((p) => p.line)
+              .join('\n') || '(killed with SIGKILL)'
+          }`,
+        );
       }
     },
   };
 }
 
-export interface ProcessLine { pid: number; pgid: number; args: string; line: string }
+export interface ProcessLine {
+  pid: number;
+  pgid: number;
+  args: string;
+  line: string;
+}
 
 /** Lists live processes in the server's process group or whose command line mentions its run folder. */
 export function processesOf(pgid: number, runDir: string): ProcessLine[] {
@@ -140,7 +181,9 @@ export function processesOf(pgid: number, runDir: string): ProcessLine[] {
 
 /** Training processes (the forked dist/training.js of the installed extension) currently alive. */
 export function trainingProcesses(server: CodeServer): ProcessLine[] {
-  return processesOf(server.pid, server.runDir).filter((p) => p.args.includes(path.join(server.installedExtensionDir, 'dist', 'training.js')));
+  return processesOf(server.pid, server.runDir).filter((p) =>
+    p.args.includes(path.join(server.installedExtensionDir, 'dist', 'training.js')),
+  );
 }
 
 export interface Workbench {
@@ -166,7 +209,15 @@ export async function openWorkbench(server: CodeServer, workspace: string, optio
     executablePath: chromiumPath,
     headless: true,
     viewport: { width: 1600, height: 1000 },
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
   });
   // tsx compiles the functions tests pass to evaluate() with esbuild's keepNames, which wraps
   // named inner functions in __name(): give every frame (webviews included) that helper.
@@ -224,7 +275,11 @@ export async function setColorTheme(page: Page, theme: ColorTheme): Promise<void
   await input.waitFor({ timeout: 10_000 });
   await input.fill('>Preferences: Color Theme');
   // Click the rows: Enter would take the first match, which may be "Browse Color Themes in Marketplace".
-  await page.locator('.quick-input-list').getByRole('option', { name: /^Preferences: Color Theme\b/ }).first().click({ timeout: 10_000 });
+  await page
+    .locator('.quick-input-list')
+    .getByRole('option', { name: /^Preferences: Color Theme\b/ })
+    .first()
+    .click({ timeout: 10_000 });
   // Rows read "Light Modern  Default Light Modern": the setting's id is the description.
   await page.locator('.quick-input-list .monaco-list-row').filter({ hasText: theme }).first().click({ timeout: 10_000 });
   await page.locator(`.monaco-workbench.${themeClass}`).waitFor({ timeout: 20_000 });
@@ -266,7 +321,12 @@ export async function clickContextMenuItem(page: Page, item: Locator, menuItem: 
   // the opening right-click); the highlighted item then still runs with Enter.
   await entry.hover();
   await entry.click();
-  if (!(await entry.waitFor({ state: 'hidden', timeout: 2_000 }).then(() => true, () => false))) {
+  if (
+    !(await entry.waitFor({ state: 'hidden', timeout: 2_000 }).then(
+      () => true,
+      () => false,
+    ))
+  ) {
     await entry.hover();
     await page.keyboard.press('Enter');
     await entry.waitFor({ state: 'hidden', timeout: 5_000 });
@@ -303,7 +363,12 @@ export async function imagePreviewSize(page: Page): Promise<{ width: number; hei
 }
 
 /** Polls a condition until it holds, or throws after the timeout naming what it waited for. */
-export async function waitFor(condition: () => boolean | Promise<boolean>, timeoutMs: number, what: string, intervalMs = 200): Promise<void> {
+export async function waitFor(
+  condition: () => boolean | Promise<boolean>,
+  timeoutMs: number,
+  what: string,
+  intervalMs = 200,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     if (await condition()) return;

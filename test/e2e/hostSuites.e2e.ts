@@ -16,7 +16,11 @@ const hostTestsDir = path.join(repoRoot, 'test', 'host');
 const timeoutMs = 8 * 60_000;
 
 /** What test/host/index.ts writes to the file named by IMAGE_TRAINER_HOST_RESULT. */
-interface HostTestResults { failures: number; passed: string[]; failed: string[] }
+interface HostTestResults {
+  failures: number;
+  passed: string[];
+  failed: string[];
+}
 
 test('the extension host suites of test/host pass in VS Code with the installed VSIX', { timeout: timeoutMs + 60_000 }, async () => {
   assert.ok(fs.existsSync(path.join(hostTestsDir, 'index.ts')), 'test/host/index.ts (the mocha entry of the extension host) is missing');
@@ -38,8 +42,19 @@ test('the extension host suites of test/host pass in VS Code with the installed 
           ['extensionDevelopmentPath', remoteUri(server, server.installedExtensionDir)],
           ['extensionTestsPath', remoteUri(server, path.join(outDir, 'index.js'))],
         ],
-        onAutomationExit: (code) => { exitCode = code; resolve(code); },
-      }).then((w) => { workbench = w; }, (error: unknown) => { console.error(error); resolve(-1); });
+        onAutomationExit: (code) => {
+          exitCode = code;
+          resolve(code);
+        },
+      }).then(
+        (w) => {
+          workbench = w;
+        },
+        (error: unknown) => {
+          console.error(error);
+          resolve(-1);
+        },
+      );
     });
     const timedOut = new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), timeoutMs).unref());
     const outcome = await Promise.race([exited, timedOut]);
@@ -69,7 +84,10 @@ test('the extension host suites of test/host pass in VS Code with the installed 
 /** Compiles test/host/*.ts one-to-one to CommonJS (mocha loads each suite file itself; `vscode` stays external). */
 async function compileSuites(outDir: string): Promise<void> {
   fs.rmSync(outDir, { recursive: true, force: true });
-  const sources = fs.readdirSync(hostTestsDir).filter((f) => f.endsWith('.ts')).map((f) => path.join(hostTestsDir, f));
+  const sources = fs
+    .readdirSync(hostTestsDir)
+    .filter((f) => f.endsWith('.ts'))
+    .map((f) => path.join(hostTestsDir, f));
   await esbuild.build({
     entryPoints: sources,
     outdir: outDir,

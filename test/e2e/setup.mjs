@@ -32,8 +32,10 @@ if (!fs.existsSync(process.env.CHROMIUM_PATH ?? '/usr/bin/chromium')) missing.pu
 if (!fs.existsSync('/usr/bin/rg')) missing.push('ripgrep');
 if (!fs.existsSync('/usr/include/gssapi/gssapi.h') && !fs.existsSync('/usr/bin/krb5-config')) missing.push('libkrb5-dev');
 if (missing.length > 0) {
-  console.error(`e2e setup: missing Debian packages: ${missing.join(', ')}.\n` +
-    `Install them first (as root): apt-get update && apt-get install -y ${missing.join(' ')}`);
+  console.error(
+    `e2e setup: missing Debian packages: ${missing.join(', ')}.\n` +
+      `Install them first (as root): apt-get update && apt-get install -y ${missing.join(' ')}`,
+  );
   process.exit(1);
 }
 

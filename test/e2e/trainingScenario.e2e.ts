@@ -9,8 +9,20 @@ import { after, before, describe, it } from 'node:test';
 import type { FrameLocator, Page } from 'playwright-core';
 import sharp from 'sharp';
 import {
-  clickContextMenuItem, editorTab, freshResultsFolder, expandView, explorerItem, imagePreviewSize, openWorkbench, panelFrame, repoRoot,
-  screenshot, setColorTheme, startCodeServer, trainingProcesses, waitFor,
+  clickContextMenuItem,
+  editorTab,
+  freshResultsFolder,
+  expandView,
+  explorerItem,
+  imagePreviewSize,
+  openWorkbench,
+  panelFrame,
+  repoRoot,
+  screenshot,
+  setColorTheme,
+  startCodeServer,
+  trainingProcesses,
+  waitFor,
 } from './harness';
 import type { CodeServer, Workbench } from './harness';
 import { createLeavesWorkspace, datasetName, fastTrainingSettings, hashTree, runFolders } from './workspaceFixture';
@@ -22,7 +34,12 @@ const trainCommand = 'Train Image Classifier';
 const trainingTimeoutMs = 5 * 60_000;
 
 /** One snapshot of the panel's live state, recorded in the webview by a MutationObserver. */
-interface PanelObservation { t: number; state: string | null; progress: number | null; epochs: number | null }
+interface PanelObservation {
+  t: number;
+  state: string | null;
+  progress: number | null;
+  epochs: number | null;
+}
 
 describe('a person trains a classifier on a folder of leaves in VS Code and fixes a mislabelled image', () => {
   let workspace: Workspace;
@@ -92,13 +109,24 @@ describe('a person trains a classifier on a folder of leaves in VS Code and fixe
     if ((await datasetRow.getAttribute('aria-expanded')) === 'false') await datasetRow.locator('.monaco-tl-twistie').click();
     const total = Object.values(workspace.counts).reduce((a, b) => a + b, 0);
     for (const className of workspace.classes) {
-      const row = view.getByRole('treeitem').filter({ hasText: new RegExp(`^\\s*${className}`) }).first();
+      const row = view
+        .getByRole('treeitem')
+        .filter({ hasText: new RegExp(`^\\s*${className}`) })
+        .first();
       await row.waitFor({ timeout: 30_000 });
       const text = (await row.innerText()).replace(/\s+/g, ' ');
-      assert.match(text, new RegExp(`(?<!\\d)${workspace.counts[className]} images`), `class row "${text}" should show ${workspace.counts[className]} images`);
+      assert.match(
+        text,
+        new RegExp(`(?<!\\d)${workspace.counts[className]} images`),
+        `class row "${text}" should show ${workspace.counts[className]} images`,
+      );
     }
     const datasetText = (await datasetRow.innerText()).replace(/\s+/g, ' ');
-    assert.match(datasetText, new RegExp(`(?<!\\d)${workspace.classes.length} classes.*(?<!\\d)${total} images`), `dataset row "${datasetText}" should show its classes and images`);
+    assert.match(
+      datasetText,
+      new RegExp(`(?<!\\d)${workspace.classes.length} classes.*(?<!\\d)${total} images`),
+      `dataset row "${datasetText}" should show its classes and images`,
+    );
     await screenshot(page, shots, '02-datasets-view');
   });
 
@@ -154,12 +182,22 @@ describe('a person trains a classifier on a folder of leaves in VS Code and fixe
     const cell = panel.locator(`#matrix td[data-actual="${actual}"][data-predicted="${predicted}"]`);
     const count = Number((await cell.innerText()).trim());
     const row = await panel.locator(`#matrix td[data-actual="${actual}"]`).allInnerTexts();
-    assert.ok(count >= 1, `the cell "true ${misplaced.wrongClass}, predicted ${misplaced.trueClass}" should hold the misplaced image; row ${misplaced.wrongClass}: ${row.join(' ')}`);
-    assert.match((await cell.getAttribute('aria-label')) ?? '', new RegExp(`${misplaced.wrongClass}.*${misplaced.trueClass}.*${count}`, 'i'));
+    assert.ok(
+      count >= 1,
+      `the cell "true ${misplaced.wrongClass}, predicted ${misplaced.trueClass}" should hold the misplaced image; row ${misplaced.wrongClass}: ${row.join(' ')}`,
+    );
+    assert.match(
+      (await cell.getAttribute('aria-label')) ?? '',
+      new RegExp(`${misplaced.wrongClass}.*${misplaced.trueClass}.*${count}`, 'i'),
+    );
     await cell.click();
     const thumb = panel.locator(`#gallery .thumb[data-path="${misplaced.relativePath}"]`);
     await thumb.waitFor({ timeout: 20_000 });
-    await waitFor(() => thumb.locator('img').evaluate((img: HTMLImageElement) => img.complete && img.naturalWidth > 0), 20_000, 'the thumbnail to decode');
+    await waitFor(
+      () => thumb.locator('img').evaluate((img: HTMLImageElement) => img.complete && img.naturalWidth > 0),
+      20_000,
+      'the thumbnail to decode',
+    );
     assert.equal(await panel.locator('#gallery .thumb').count(), count, 'one thumbnail per image of the cell');
     await thumb.scrollIntoViewIfNeeded();
     await screenshot(page, shots, '05-gallery-dark');
@@ -221,11 +259,15 @@ describe('a person trains a classifier on a folder of leaves in VS Code and fixe
     await screenshot(page, shots, '10-cancelled-dark');
     await setColorTheme(page, 'Default Light Modern');
     await screenshot(page, shots, '10-cancelled-light');
-    assert.deepEqual(hashTree(path.join(firstRunDir, 'model')), checkpoint, 'the first run\'s checkpoint is unchanged');
-    for (const file of checkpointFiles(path.join(firstRunDir, 'model'))) assert.ok(checkpoint[path.relative('model', file)], `checkpoint holds ${file}`);
+    assert.deepEqual(hashTree(path.join(firstRunDir, 'model')), checkpoint, "the first run's checkpoint is unchanged");
+    for (const file of checkpointFiles(path.join(firstRunDir, 'model')))
+      assert.ok(checkpoint[path.relative('model', file)], `checkpoint holds ${file}`);
     const runs = runFolders(workspace);
     assert.equal(runs.length, 2);
-    const secondStatus = JSON.parse(fs.readFileSync(path.join(runs[1]!, 'status.json'), 'utf8')) as { state: string; hasCheckpoint: boolean };
+    const secondStatus = JSON.parse(fs.readFileSync(path.join(runs[1]!, 'status.json'), 'utf8')) as {
+      state: string;
+      hasCheckpoint: boolean;
+    };
     assert.equal(secondStatus.state, 'cancelled');
     assert.equal(secondStatus.hasCheckpoint, true, 'the cancelled run keeps its best checkpoint');
   });

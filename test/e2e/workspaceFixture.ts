@@ -4,7 +4,7 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { splitKey } from '../../src/training/datasetSplit';
+import { splitKey } from '../../src/training/dataset/datasetSplit';
 import { repoRoot } from './harness';
 
 export const datasetName = 'leaves';
@@ -50,16 +50,25 @@ export function createLeavesWorkspace(misplace?: { trueClass: string; wrongClass
   let misplaced: MisplacedImage | undefined;
   if (misplace) {
     const seed = fastTrainingSettings['imageTrainer.seed'];
-    const candidates = fs.readdirSync(path.join(datasetRoot, misplace.trueClass)).sort().map((name) => {
-      const sha256 = createHash('sha256').update(fs.readFileSync(path.join(datasetRoot, misplace.trueClass, name))).digest('hex');
-      return { name, key: splitKey(sha256, seed) };
-    });
+    const candidates = fs
+      .readdirSync(path.join(datasetRoot, misplace.trueClass))
+      .sort()
+      .map((name) => {
+        const sha256 = createHash('sha256')
+          .update(fs.readFileSync(path.join(datasetRoot, misplace.trueClass, name)))
+          .digest('hex');
+        return { name, key: splitKey(sha256, seed) };
+      });
     const chosen = candidates.reduce((best, c) => (c.key < best.key ? c : best));
-    if (chosen.key >= fastTrainingSettings['imageTrainer.valSplit']) throw new Error('no image of the class falls into the validation split');
+    if (chosen.key >= fastTrainingSettings['imageTrainer.valSplit'])
+      throw new Error('no image of the class falls into the validation split');
     fs.renameSync(path.join(datasetRoot, misplace.trueClass, chosen.name), path.join(datasetRoot, misplace.wrongClass, chosen.name));
     misplaced = { relativePath: `${misplace.wrongClass}/${chosen.name}`, ...misplace };
   }
-  const classes = fs.readdirSync(datasetRoot).filter((d) => fs.statSync(path.join(datasetRoot, d)).isDirectory()).sort();
+  const classes = fs
+    .readdirSync(datasetRoot)
+    .filter((d) => fs.statSync(path.join(datasetRoot, d)).isDirectory())
+    .sort();
   const counts = Object.fromEntries(classes.map((c) => [c, fs.readdirSync(path.join(datasetRoot, c)).length]));
   const settingsFile = path.join(root, '.vscode', 'settings.json');
   const workspace: Workspace = {
@@ -84,7 +93,11 @@ export function createLeavesWorkspace(misplace?: { trueClass: string; wrongClass
 export function runFolders(workspace: Workspace): string[] {
   const runsDir = path.join(workspace.root, '.image-trainer', 'runs');
   if (!fs.existsSync(runsDir)) return [];
-  return fs.readdirSync(runsDir).filter((d) => d.startsWith(`${datasetName}-`)).sort().map((d) => path.join(runsDir, d));
+  return fs
+    .readdirSync(runsDir)
+    .filter((d) => d.startsWith(`${datasetName}-`))
+    .sort()
+    .map((d) => path.join(runsDir, d));
 }
 
 /** sha256 of every file under a folder, keyed by relative path: to prove a checkpoint is untouched. */

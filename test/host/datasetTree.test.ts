@@ -89,8 +89,17 @@ describe('Image Datasets tree', () => {
     const elapsed = Date.now() - t0;
     clearInterval(ticker);
     const sets = api.datasets.datasets.filter((d) => d.root.startsWith(big));
-    console.log(`[host] 20,000-file workspace: ${sets.length} datasets listed in ${api.datasets.lastDiscoveryMs} ms of discovery (${elapsed} ms with runs), longest extension-host stall ${longestStallMs} ms`);
-    assert.deepEqual(sets.map((d) => [d.name, d.imageCount]), [['set0', 4000], ['set1', 4000], ['set2', 4000]]);
+    console.log(
+      `[host] 20,000-file workspace: ${sets.length} datasets listed in ${api.datasets.lastDiscoveryMs} ms of discovery (${elapsed} ms with runs), longest extension-host stall ${longestStallMs} ms`,
+    );
+    assert.deepEqual(
+      sets.map((d) => [d.name, d.imageCount]),
+      [
+        ['set0', 4000],
+        ['set1', 4000],
+        ['set2', 4000],
+      ],
+    );
     assert.ok(longestStallMs < 500, `the extension host stalled ${longestStallMs} ms`);
     // Health checks of 4,000 empty files run in the background; wait so cleanup does not race them.
     for (const d of sets) await waitFor(`health of ${d.name}`, () => api.datasets.healthOf(d.root), 60_000);

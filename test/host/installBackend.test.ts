@@ -74,7 +74,10 @@ describe('Install GPU Backend from the extension host', () => {
     const module = path.join(nativeDir, 'tfjs-node-gpu', 'node_modules', '@tensorflow', 'tfjs-node-gpu');
     assert.ok(fs.existsSync(path.join(module, 'lib', 'napi-v8', 'tfjs_binding.node')), `the package is in ${module}`);
     const notice = await waitFor('the success notice', () => api.notices.shown.slice(before).find((n) => n.level === 'info'));
-    assert.match(notice.message, /^GPU \(CUDA\) backend installed\. Installed @tensorflow\/tfjs-node-gpu@4\.22\.0 in .*native-backends.* New training runs will try it\.$/);
+    assert.match(
+      notice.message,
+      /^GPU \(CUDA\) backend installed\. Installed @tensorflow\/tfjs-node-gpu@4\.22\.0 in .*native-backends.* New training runs will try it\.$/,
+    );
   });
 
   it('reports a failed npm with its reason and keeps nothing half-installed', async () => {
@@ -85,6 +88,9 @@ describe('Install GPU Backend from the extension host', () => {
     const notice = await waitFor('the error notice', () => api.notices.shown.slice(before).find((n) => n.level === 'error'));
     assert.match(notice.message, /^Installing the GPU \(CUDA\) backend failed: /);
     assert.match(notice.message, /registry|ENOTFOUND/);
-    assert.equal(fs.existsSync(path.join(nativeDir, 'tfjs-node-gpu', 'node_modules', '@tensorflow', 'tfjs-node-gpu', 'package.json')), false);
+    assert.equal(
+      fs.existsSync(path.join(nativeDir, 'tfjs-node-gpu', 'node_modules', '@tensorflow', 'tfjs-node-gpu', 'package.json')),
+      false,
+    );
   });
 });

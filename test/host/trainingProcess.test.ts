@@ -43,12 +43,19 @@ describe('Training from the extension host', () => {
     assert.equal(run.state, 'finished', `run ended ${run.state}: ${run.failureMessage ?? ''}`);
     assert.ok(run.runDir && fs.existsSync(path.join(run.runDir, 'model', 'model.json')));
     assert.equal(readStatus(run.runDir).state, 'finished');
-    assert.ok(run.history.some((n) => n.type === 'epochEnd'), 'epochs were reported');
+    assert.ok(
+      run.history.some((n) => n.type === 'epochEnd'),
+      'epochs were reported',
+    );
     assert.deepEqual(trainingChildren(), [], 'the child has exited');
 
     const runDir = run.runDir;
     // The tree re-reads the run folders when the process exits; wait for that read.
-    await waitFor('the finished run in the tree', () => api.datasets.runsOf(tiny).some((r) => r.runDir === runDir && r.status.state === 'finished'), 10_000);
+    await waitFor(
+      'the finished run in the tree',
+      () => api.datasets.runsOf(tiny).some((r) => r.runDir === runDir && r.status.state === 'finished'),
+      10_000,
+    );
     const datasetNode = api.datasets.getChildren().find((n) => n.kind === 'dataset' && n.dataset.root === tiny) as DatasetNode;
     const runsNode = api.datasets.getChildren(datasetNode).find((n) => n.kind === 'runs');
     assert.ok(runsNode, 'the dataset has a Runs group');
@@ -87,7 +94,11 @@ describe('Training from the extension host', () => {
     const undo = await withSettings({ epochs: 500 });
     try {
       const run = await train(tiny);
-      await waitFor('a first epoch with a checkpoint', () => run.history.some((n) => n.type === 'epochEnd') && run.runDir && readStatus(run.runDir).hasCheckpoint, 120_000);
+      await waitFor(
+        'a first epoch with a checkpoint',
+        () => run.history.some((n) => n.type === 'epochEnd') && run.runDir && readStatus(run.runDir).hasCheckpoint,
+        120_000,
+      );
       const t0 = Date.now();
       await vscode.commands.executeCommand('imageTrainer.cancelTraining', vscode.Uri.file(tiny));
       await run.exited;
@@ -117,7 +128,9 @@ describe('Training from the extension host', () => {
       await run.exited;
       assert.equal(run.state, 'failed');
       assert.match(run.failureMessage ?? '', /killed \(SIGKILL\)/);
-      const error = await waitFor('the error notification', () => api.notices.shown.find((n) => n.level === 'error' && n.message.includes('SIGKILL')));
+      const error = await waitFor('the error notification', () =>
+        api.notices.shown.find((n) => n.level === 'error' && n.message.includes('SIGKILL')),
+      );
       assert.match(error.message, /^Training on tiny failed: The training process was killed \(SIGKILL\) before the run ended\.$/);
       const status = readStatus(run.runDir as string);
       assert.equal(status.state, 'failed', 'the run folder no longer claims to be running');
@@ -129,7 +142,9 @@ describe('Training from the extension host', () => {
   });
 
   it('shows which backend runs and why', async () => {
-    const info = await vscode.commands.executeCommand<{ backend: string; summary: string; attempts: unknown[] }>('imageTrainer.showBackendDiagnostics');
+    const info = await vscode.commands.executeCommand<{ backend: string; summary: string; attempts: unknown[] }>(
+      'imageTrainer.showBackendDiagnostics',
+    );
     assert.ok(info, 'diagnose returned a BackendInfo');
     assert.ok(['tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'].includes(info.backend));
     assert.ok(info.attempts.length > 0);
@@ -142,7 +157,10 @@ describe('Training from the extension host', () => {
     await waitFor('the run to start', () => run.state === 'running', 120_000);
     assert.equal(trainingChildren().length, 1);
     // VS Code calls the module's deactivate(); the same module instance is loaded here.
-    const extensionModule = require(path.join(vscode.extensions.getExtension('image-trainer.image-trainer')?.extensionPath ?? '', 'dist', 'extension.js')) as {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports -- the very module instance VS Code loaded, not a fresh import
+    const extensionModule = require(
+      path.join(vscode.extensions.getExtension('image-trainer.image-trainer')?.extensionPath ?? '', 'dist', 'extension.js'),
+    ) as {
       deactivate(): Promise<void> | undefined;
     };
     const t0 = Date.now();

@@ -2,15 +2,7 @@
 // Webview → host: `…Command` (user intents); host → webview: `…Notification`.
 // The webview never receives absolute file-system paths: images are named by their path relative
 // to the dataset root, and shown through `imageBaseUri` (a webview URI of that root).
-import type {
-  BackendInfo,
-  DatasetReport,
-  EpochMetrics,
-  Evaluation,
-  Progress,
-  RunSummary,
-  TrainOptions,
-} from '../types';
+import type { BackendInfo, DatasetReport, EpochMetrics, Evaluation, Progress, RunSummary, TrainOptions } from '../types';
 
 export type RunState = 'starting' | 'running' | 'finished' | 'failed' | 'cancelled';
 
@@ -65,13 +57,7 @@ export interface RetrainCommand {
   /** Base model id for the new run, overriding the setting; the host accepts only ids it listed in `models`. */
   model?: string;
 }
-export type PanelCommand =
-  | ReadyCommand
-  | CancelRunCommand
-  | OpenImageCommand
-  | RevealImageCommand
-  | MoveImageCommand
-  | RetrainCommand;
+export type PanelCommand = ReadyCommand | CancelRunCommand | OpenImageCommand | RevealImageCommand | MoveImageCommand | RetrainCommand;
 
 // host → webview
 export interface StateNotification {
@@ -93,11 +79,7 @@ export interface ImageMovedNotification {
   /** Where the image is now, relative to the dataset root (the thumbnail keeps showing it). */
   newPath?: string;
 }
-export type PanelNotification =
-  | StateNotification
-  | ProgressUpdateNotification
-  | EpochNotification
-  | ImageMovedNotification;
+export type PanelNotification = StateNotification | ProgressUpdateNotification | EpochNotification | ImageMovedNotification;
 
 function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
@@ -128,8 +110,5 @@ export function isPanelCommand(value: unknown): value is PanelCommand {
 
 /** True for a message the host may send to the webview. */
 export function isPanelNotification(value: unknown): value is PanelNotification {
-  return (
-    isObject(value) &&
-    (value.type === 'state' || value.type === 'progress' || value.type === 'epoch' || value.type === 'imageMoved')
-  );
+  return isObject(value) && (value.type === 'state' || value.type === 'progress' || value.type === 'epoch' || value.type === 'imageMoved');
 }

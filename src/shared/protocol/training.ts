@@ -1,14 +1,6 @@
 // Messages between the extension host (parent) and the training process (child, over IPC).
 // Host → child: `…Command`; child → host: `…Notification`. Each has a guard; dispatch by `type`.
-import type {
-  BackendInfo,
-  DatasetReport,
-  EpochMetrics,
-  Evaluation,
-  Progress,
-  RunSummary,
-  TrainOptions,
-} from '../types';
+import type { BackendInfo, DatasetReport, EpochMetrics, Evaluation, Progress, RunSummary, TrainOptions } from '../types';
 
 export interface StartCommand {
   type: 'start';

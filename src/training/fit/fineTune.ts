@@ -1,0 +1,214 @@
+// Fine-tuning, the optional second stage of the Keras transfer-learning guide: after the head
+// has converged, unfreeze the top of the base and train it together with the head at a low
+// learning rate.
+//
+// The base is cut at a layer whose input is the only tensor the rest of the network needs, so
+// that `bottom` (frozen) runs once per image and its activations are cached, and each epoch
+// computes only `top` + head. `top` re-applies the base's own layer objects, so training it
+// updates the base's weights: a classifier built from the base afterwards has the fine-tuned
+// weights.
+//
+// BatchNorm stays in inference mode: tfjs-layers' BatchNormalization normalises with batch
+// statistics and overwrites its moving mean/variance whenever it is called with
+// `training: true`, whatever `trainable` says (so `model.fit` would corrupt a frozen base's
+// statistics). The loop therefore applies `top` with `training: false` (the head with
+// `training: true`, for its dropout), and BatchNorm's gamma/beta stay frozen too, as in the
+// Keras guide's EfficientNet fine-tuning example; the convolution kernels are what is trained.
+
+import type * as tf from '@tensorflow/tfjs';
+import type { TrainOptions } from '../../shared/types';
+import { dropoutMasks, headForward, trainableVariables } from './head';
+import {
+  classWeightsFor,
+  evaluateRows,
+  runTrainingLoop,
+  tfjsStepEngine,
+  type LoopResult,
+  type Rows,
+  type TrainHooks,
+} from './trainingLoop';
+import type { Tf } from '../util/tf';
+import { registerWasmGradients } from '../backend/wasmGradients';
+
+/** A base model cut in two at `cutLayer`. */
+export interface CutModel {
+  /** input → activations at the cut (the input of `cutLayer`); frozen, run once per image. */
+  bottom: tf.LayersModel;
+  /** cut activations → features; shares its layers (and weights) with the base. */
+  top: tf.LayersModel;
+  cutLayer: string;
+  /** Layers of `top` whose weights fine-tuning trains (convolutions and dense layers, not BatchNorm). */
+  trainableLayerCount: number;
+}
+
+/** Activations at the cut point for n images: `x.length === product(shape)`, `shape[0] === n`. */
+export interface ActivationSet {
+  x: Float32Array;
+  shape: number[];
+  y: Int32Array;
+}
+
+type SymbolicTensor = tf.SymbolicTensor;
+type Layer = tf.layers.Layer;
+
+function isBatchNorm(layer: Layer): boolean {
+  return layer.getClassName() === 'BatchNormalization';
+}
+
+/** The node of `layer` that belongs to `base` (its first: later ones come from re-applying it, e.g. an earlier split). */
+function baseNode(layer: Layer): { inputs: SymbolicTensor[]; outputs: SymbolicTensor[] } {
+  const node = layer.inboundNodes[0];
+  return { inputs: node.inputTensors, outputs: node.outputTensors };
+}
+
+/**
+ * Cuts a functional LayersModel (e.g. Keras MobileNetV2) at `cutLayerName`. Every layer downstream
+ * of the cut layer goes to `top`; the cut must be at a point where one tensor (the cut layer's
+ * input) carries everything `top` needs — not inside a residual block, whose Add would also need
+ * a tensor from before the cut. Non-BatchNorm layers with weights in `top` are made trainable,
+ * BatchNorm layers are frozen.
+ */
+export function splitAtLayer(tfx: Tf, base: tf.LayersModel, cutLayerName: string): CutModel {
+  const layers = base.layers;
+  const cutIndex = layers.findIndex((l) => l.name === cutLayerName);
+  if (cutIndex < 0) throw new Error(`Cannot fine-tune at "${cutLayerName}": the model has no layer of that name.`);
+  const cutLayer = layers[cutIndex];
+  const cutInputs = baseNode(cutLayer).inputs;
+  if (cutInputs.length !== 1) {
+    throw new Error(`Cannot fine-tune at "${cutLayerName}": it takes ${cutInputs.length} inputs; a cut needs a layer with one input.`);
+  }
+  const cutTensor = cutInputs[0];
+
+  // Downstream closure of the cut layer, in the model's (topological) layer order.
+  const topLayers: Layer[] = [];
+  const produced = new Set<SymbolicTensor>();
+  for (const layer of layers) {
+    const node = baseNode(layer);
+    const downstream = layer === cutLayer || node.inputs.some((t) => produced.has(t));
+    if (!downstream) continue;
+    for (const t of node.inputs) {
+      if (t !== cutTensor && !produced.has(t)) {
+        throw new Error(
+          `Cannot fine-tune at "${cutLayerName}": layer "${layer.name}" after the cut also reads "${t.sourceLayer.name}" from before it ` +
+            `(a residual connection). Cut at the first layer of a block, where a single tensor flows.`,
+        );
+      }
+    }
+    node.outputs.forEach((t) => produced.add(t));
+    topLayers.push(layer);
+  }
+  for (const out of base.outputs) {
+    if (!produced.has(out)) throw new Error(`Cannot fine-tune at "${cutLayerName}": the output "${out.name}" does not depend on it.`);
+  }
+
+  const bottom = tfx.model({ inputs: base.inputs, outputs: cutTensor, name: `${base.name}_bottom_${cutLayerName}` });
+
+  const topInput = tfx.input({ shape: cutTensor.shape.slice(1) as number[], name: `${cutLayerName}_cut_input` });
+  const mapped = new Map<SymbolicTensor, SymbolicTensor>([[cutTensor, topInput]]);
+  for (const layer of topLayers) {
+    const node = baseNode(layer);
+    const inputs = node.inputs.map((t) => mapped.get(t)!);
+    const out = layer.apply(inputs.length === 1 ? inputs[0] : inputs) as SymbolicTensor | SymbolicTensor[];
+    const outs = Array.isArray(out) ? out : [out];
+    node.outputs.forEach((t, i) => mapped.set(t, outs[i]));
+  }
+  const top = tfx.model({
+    inputs: topInput,
+    outputs: base.outputs.map((o) => mapped.get(o)!),
+    name: `${base.name}_top_${cutLayerName}`,
+  });
+
+  let trainableLayerCount = 0;
+  for (const layer of topLayers) {
+    if (layer.weights.length === 0) continue;
+    if (isBatchNorm(layer)) {
+      layer.trainable = false;
+    } else {
+      layer.trainable = true;
+      trainableLayerCount++;
+    }
+  }
+  return { bottom, top, cutLayer: cutLayerName, trainableLayerCount };
+}
+
+/**
+ * The deepest of `cutPoints` (registry order: deepest first) that unfreezes at least
+ * `layers` layers of the base counted from the output, or the shallowest one when none does.
+ */
+export function chooseCutLayer(base: tf.LayersModel, cutPoints: string[], layers: number): string | undefined {
+  const names = base.layers.map((l) => l.name);
+  let chosen: string | undefined;
+  for (const cut of cutPoints) {
+    const index = names.indexOf(cut);
+    if (index < 0) continue;
+    chosen = cut;
+    if (names.length - index >= layers) break;
+  }
+  return chosen;
+}
+
+function asRows(set: ActivationSet, what: string): Rows {
+  const n = set.shape[0];
+  const rowShape = set.shape.slice(1);
+  const expected = set.shape.reduce((a, b) => a * b, 1);
+  if (set.x.length !== expected || set.y.length !== n) {
+    throw new Error(
+      `Fine-tuning ${what} activations: ${set.x.length} values and ${set.y.length} labels for shape [${set.shape.join(', ')}]`,
+    );
+  }
+  return { x: set.x, rowShape, y: set.y, n };
+}
+
+/**
+ * Trains `cut.top` and `head` together on cached cut-point activations with Adam
+ * (fineTuneLearningRate) for fineTuneEpochs epochs, BatchNorm in inference mode, with the same
+ * early stopping, LR reduction, checkpoints and cancel as the head. Epochs are numbered from
+ * `startEpoch + 1`; the weights before fine-tuning count as epoch `startEpoch`'s best, so if no
+ * fine-tuning epoch beats them they are restored and `bestEpoch === startEpoch`.
+ */
+export async function fineTune(
+  tfx: Tf,
+  cut: CutModel,
+  head: tf.LayersModel,
+  train: ActivationSet,
+  val: ActivationSet,
+  numClasses: number,
+  o: TrainOptions,
+  hooks: TrainHooks,
+  startEpoch: number,
+): Promise<LoopResult> {
+  // Register the missing WebAssembly gradient kernels unless someone (a benchmark) already chose a mode.
+  if (tfx.getBackend() === 'wasm' && !tfx.getKernel('Conv2DBackpropFilter', 'wasm')) registerWasmGradients(tfx);
+  const trainRows = asRows(train, 'training');
+  const valRows = asRows(val, 'validation');
+  // The head's dropout masks come from their own seeded stream (not the head stage's).
+  const masks = dropoutMasks(o.seed + 1, o.dropout, o.hiddenUnits);
+  const forward = (x: tf.Tensor, training: boolean): tf.Tensor2D =>
+    headForward(tfx, head, cut.top.apply(x, { training: false }) as tf.Tensor, training ? masks(x.shape[0]) : undefined);
+  const before = evaluateRows(tfx, forward, valRows.n > 0 ? valRows : trainRows, numClasses);
+  const engine = tfjsStepEngine(tfx, {
+    variables: [...trainableVariables(cut.top), ...trainableVariables(head)],
+    forward,
+    numClasses,
+    learningRate: o.fineTuneLearningRate,
+    classWeights: classWeightsFor(trainRows, numClasses, o),
+  });
+  try {
+    return await runTrainingLoop(
+      {
+        stage: 'fine-tune',
+        engine,
+        train: trainRows,
+        val: valRows,
+        learningRate: o.fineTuneLearningRate,
+        epochs: o.fineTuneEpochs,
+        startEpoch,
+        baseline: { valLoss: before.loss, valAcc: before.acc },
+      },
+      o,
+      hooks,
+    );
+  } finally {
+    engine.dispose();
+  }
+}

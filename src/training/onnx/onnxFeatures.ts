@@ -1,0 +1,243 @@
+// The frozen base on onnxruntime-node: the fastest CPU runtime for feature extraction (issue 7).
+// The ONNX graph is exported by the project itself from the same TF.js weights (onnxExport.ts) and
+// cached in the cache folder, keyed by model id + a hash of topology, weights, preprocessing and
+// exporter version, so a second run skips the export.
+//
+// onnxruntime-node is an optional dependency: when it is missing or its native library does not
+// load, `loadOnnxBaseModel` returns undefined and says why, and the caller falls back to tfjs.
+//
+// `session.run` executes synchronously on the JS thread (onnxruntime-node wraps the native call
+// in setImmediate, nothing more): while a batch runs, no JS callback fires. Decodes queued before
+// the call (sharp works on libuv's thread pool) still progress, so the caller should have the next
+// batch's decodes in flight before calling `extract` — `decodeBatches` prefetches for that reason.
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import type * as tfType from '@tensorflow/tfjs';
+import type * as Ort from 'onnxruntime-node';
+import type { ModelEntry } from '../models/modelRegistry';
+import { ONNX_EXPORTER_VERSION, exportToOnnx } from './onnxExport';
+import { writeFileAtomic } from '../util/atomicWrite';
+
+/** The frozen base as the pipeline uses it: the shape of baseModel.ts's BaseModel, with route `onnx`. */
+export interface OnnxBaseModel {
+  entry: ModelEntry;
+  /** The TF.js model the graph was exported from (fine-tuning and the saved classifier use it). */
+  layersModel: tfType.LayersModel;
+  inputSize: number;
+  featureSize: number;
+  /** Model id + weights hash + preprocessing + feature layer + exporter version, for the feature cache. */
+  cacheKey: string;
+  route: 'onnx';
+  /** Which runtime computes the features, in words (for the run log and diagnostics). */
+  routeNote: string;
+  /** Images per `session.run` inside `extract`. */
+  batchSize: number;
+  /** `n * featureSize` features of `n` images given as `n * inputSize * inputSize * 3` RGB bytes; blocks the JS thread while each batch runs. */
+  extract(pixels: Uint8Array, n: number): Promise<Float32Array>;
+  /** Releases the session. `layersModel` stays: whoever loaded it disposes it. */
+  dispose(): void;
+}
+
+export interface OnnxBaseModelOptions {
+  /** Intra-op threads (default: os.availableParallelism()). */
+  threads?: number;
+  /** Images per `session.run` (default 32, the fastest measured here). */
+  batchSize?: number;
+  /** Told why onnxruntime cannot be used when the result is undefined. */
+  onUnavailable?: (reason: string) => void;
+  /** Told about the graph cache (hit, written, rebuilt). */
+  log?: (message: string) => void;
+}
+
+type OrtModule = typeof Ort;
+let ortModule: Promise<OrtModule | string> | undefined;
+
+/** Loads onnxruntime-node once; resolves to the module, or to the reason it cannot load. */
+export function loadOnnxRuntime(): Promise<OrtModule | string> {
+  ortModule ??= (async () => {
+    try {
+      const ort = (await import('onnxruntime-node')) as OrtModule & { default?: OrtModule };
+      // esbuild's CommonJS interop may put the module under `default`.
+      const m = typeof ort.InferenceSession === 'function' ? ort : (ort.default as OrtModule);
+      if (typeof m?.InferenceSession?.create !== 'function') return 'onnxruntime-node loaded without an InferenceSession';
+      return m;
+    } catch (error) {
+      const message = (error instanceof Error ? error.message : String(error)).split('\n')[0];
+      const code = (error as NodeJS.ErrnoException).code;
+      return code === 'MODULE_NOT_FOUND' || code === 'ERR_MODULE_NOT_FOUND'
+        ? 'onnxruntime-node is not installed (optional dependency)'
+        : `onnxruntime-node failed to load: ${message}`;
+    }
+  })();
+  return ortModule;
+}
+
+/** onnxruntime-node's version as the module reports it ('' when it does not). */
+export function onnxRuntimeVersion(ort: OrtModule): string {
+  return ort.env.versions?.node ?? ort.env.versions?.common ?? '';
+}
+
+/** The session options every graph of the project runs with: CPU, sequential, fully optimised, `threads` intra-op threads. */
+export function onnxSessionOptions(threads: number): Ort.InferenceSession.SessionOptions {
+  return {
+    intraOpNumThreads: threads,
+    interOpNumThreads: 1,
+    executionMode: 'sequential',
+    graphOptimizationLevel: 'all',
+    executionProviders: ['cpu'],
+  };
+}
+
+/** Whether onnxruntime-node loads here: its version, or the reason it does not. */
+export async function probeOnnxRuntime(): Promise<{ ok: true; version: string } | { ok: false; reason: string }> {
+  const ort = await loadOnnxRuntime();
+  if (typeof ort === 'string') return { ok: false, reason: ort };
+  return { ok: true, version: onnxRuntimeVersion(ort) || 'unknown' };
+}
+
+/** Hash of what determines the exported graph: topology, weights, preprocessing, exporter version. */
+export function onnxGraphHash(layersModel: tfType.LayersModel, entry: ModelEntry): string {
+  const h = createHash('sha256');
+  h.update(
+    `exporter=${ONNX_EXPORTER_VERSION};input=${entry.inputSize};scale=${entry.preprocessing.scale};offset=${entry.preprocessing.offset};features=${entry.featureLayer};`,
+  );
+  h.update(JSON.stringify(layersModel.toJSON(null, false)));
+  for (const w of layersModel.weights) {
+    const data = w.read().dataSync() as Float32Array;
+    h.update(w.originalName ?? w.name);
+    h.update(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+  }
+  return h.digest('hex');
+}
+
+/** Path of the cached ONNX graph of `entry` for weights with hash `hash`. */
+export function onnxGraphPath(cacheDir: string, entry: ModelEntry, hash: string): string {
+  return path.join(cacheDir, 'onnx', `${entry.id.replace(/[^A-Za-z0-9_.-]/g, '_')}-${hash.slice(0, 16)}.onnx`);
+}
+
+/** The base model on onnxruntime-node, exporting (or reusing the cached) ONNX graph; undefined, with the reason told to `onUnavailable`, when onnxruntime cannot be used. */
+export async function loadOnnxBaseModel(
+  layersModel: tfType.LayersModel,
+  entry: ModelEntry,
+  cacheDir: string,
+  opts: OnnxBaseModelOptions = {},
+): Promise<OnnxBaseModel | undefined> {
+  const unavailable = (reason: string): undefined => {
+    opts.onUnavailable?.(reason);
+    return undefined;
+  };
+  const ort = await loadOnnxRuntime();
+  if (typeof ort === 'string') return unavailable(ort);
+
+  const threads = Math.max(1, Math.floor(opts.threads ?? os.availableParallelism()));
+  const sessionOptions = onnxSessionOptions(threads);
+  let hash: string;
+  let graphFile: string;
+  try {
+    hash = onnxGraphHash(layersModel, entry);
+    graphFile = onnxGraphPath(cacheDir, entry, hash);
+  } catch (error) {
+    return unavailable(`cannot hash the model weights: ${(error as Error).message}`);
+  }
+
+  /** Exports the graph, opens it and caches it; undefined (with the reason told) when that fails. */
+  const exportAndOpen = async (): Promise<Ort.InferenceSession | undefined> => {
+    let bytes: Uint8Array;
+    try {
+      bytes = exportToOnnx(layersModel, {
+        inputSize: entry.inputSize,
+        preprocessing: entry.preprocessing,
+        includePreprocessing: true,
+        inputType: 'uint8',
+        outputLayer: entry.featureLayer,
+        outputName: 'features',
+        metadata: { model_id: entry.id, weights_sha256: hash },
+      });
+    } catch (error) {
+      return unavailable(`the model cannot be exported to ONNX: ${(error as Error).message}`);
+    }
+    let created: Ort.InferenceSession;
+    try {
+      created = await ort.InferenceSession.create(bytes, sessionOptions);
+    } catch (error) {
+      return unavailable(`onnxruntime rejected the exported graph: ${(error as Error).message.split('\n')[0]}`);
+    }
+    try {
+      await fs.promises.mkdir(path.dirname(graphFile), { recursive: true });
+      await writeFileAtomic(graphFile, bytes);
+      opts.log?.(`ONNX graph of ${entry.id} exported to ${graphFile} (${(bytes.length / 1e6).toFixed(1)} MB)`);
+    } catch (error) {
+      // A read-only cache only costs the export next time.
+      opts.log?.(`could not cache the ONNX graph: ${(error as Error).message}`);
+    }
+    return created;
+  };
+  /** Opens the cached graph, or exports it again when it does not load. */
+  const openCached = async (): Promise<Ort.InferenceSession> => {
+    try {
+      const cached = await ort.InferenceSession.create(graphFile, sessionOptions);
+      opts.log?.(`ONNX graph of ${entry.id} reused from the cache (${graphFile})`);
+      return cached;
+    } catch (error) {
+      opts.log?.(`cached ONNX graph ${graphFile} does not load (${(error as Error).message.split('\n')[0]}); exporting it again`);
+    }
+    const again = await exportAndOpen();
+    if (!again) throw new Error(`onnxruntime cannot run the features of ${entry.id}: see the log`);
+    return again;
+  };
+
+  // A graph in the cache loaded before: open it when the first image needs features (a warm
+  // rerun finds every vector in the feature cache and never does). Otherwise export it now, so
+  // that a model onnxruntime cannot run falls back to tfjs before the run starts.
+  let session: Promise<Ort.InferenceSession> | undefined;
+  if (!fs.existsSync(graphFile)) {
+    const created = await exportAndOpen();
+    if (!created) return undefined;
+    session = Promise.resolve(created);
+  }
+  const sessionNow = (): Promise<Ort.InferenceSession> => (session ??= openCached());
+
+  const size = entry.inputSize;
+  const imageBytes = size * size * 3;
+  const featureSize = entry.featureSize;
+  const batchSize = Math.max(1, Math.floor(opts.batchSize ?? 32));
+  const version = onnxRuntimeVersion(ort);
+  const { scale, offset } = entry.preprocessing;
+  let disposed = false;
+  return {
+    entry,
+    layersModel,
+    inputSize: size,
+    featureSize,
+    cacheKey: [entry.id, hash.slice(0, 16), `${size}px`, `x*${scale}+${offset}`, entry.featureLayer, `onnx-v${ONNX_EXPORTER_VERSION}`].join(
+      '|',
+    ),
+    route: 'onnx',
+    routeNote: `onnxruntime-node${version ? ` ${version}` : ''} (CPU, ${threads} thread${threads === 1 ? '' : 's'}, BatchNorm folded)`,
+    batchSize,
+    async extract(pixels: Uint8Array, n: number): Promise<Float32Array> {
+      if (disposed) throw new Error('the ONNX base model was disposed');
+      if (pixels.length < n * imageBytes) throw new RangeError(`extract: ${n} images need ${n * imageBytes} bytes, got ${pixels.length}`);
+      const s = await sessionNow();
+      const [inputName, outputName] = [s.inputNames[0], s.outputNames[0]];
+      const out = new Float32Array(n * featureSize);
+      for (let start = 0; start < n; start += batchSize) {
+        const count = Math.min(batchSize, n - start);
+        const input = new ort.Tensor('uint8', pixels.subarray(start * imageBytes, (start + count) * imageBytes), [count, size, size, 3]);
+        const result = await s.run({ [inputName]: input });
+        const features = result[outputName].data as Float32Array;
+        if (features.length !== count * featureSize)
+          throw new Error(`the ONNX graph gave ${features.length / count} features per image, the registry says ${featureSize}`);
+        out.set(features, start * featureSize);
+      }
+      return out;
+    },
+    dispose(): void {
+      if (disposed) return;
+      disposed = true;
+      void session?.then((s) => s.release()).catch(() => undefined);
+    },
+  };
+}

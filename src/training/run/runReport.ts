@@ -1,0 +1,71 @@
+// The readable `report.md` of a run: what was trained, on what, how well, and what went wrong.
+import type { RunConfig } from '../../shared/runFolder';
+import type { DatasetReport, EpochMetrics, Evaluation, RunSummary } from '../../shared/types';
+import { formatStageTimes } from '../../shared/stages';
+
+const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
+
+/** Renders report.md from the run's config, dataset report, history and evaluation. */
+export function renderRunReport(input: {
+  runName: string;
+  config: RunConfig;
+  dataset: DatasetReport;
+  history: EpochMetrics[];
+  evaluation?: Evaluation;
+  summary: Omit<RunSummary, 'runDir'>;
+  state: string;
+  message?: string;
+}): string {
+  const { config, dataset, history, evaluation, summary } = input;
+  const lines: string[] = [];
+  lines.push(`# Image Trainer run ${input.runName}`, '');
+  lines.push(`- State: **${input.state}**${input.message ? ` — ${input.message}` : ''}`);
+  lines.push(`- Dataset: \`${config.datasetRoot}\` (${dataset.layout} layout)`);
+  lines.push(`- Base model: ${config.model.name} (${config.model.featureSize} features, ${config.model.inputSize} px)`);
+  lines.push(`- Backend: ${config.backend.summary}`);
+  if (evaluation) lines.push(`- Validation accuracy: **${pct(evaluation.accuracy)}** (best epoch ${evaluation.bestEpoch})`);
+  lines.push(
+    `- Epochs run: ${summary.epochsRun}; wall time ${(summary.wallMs / 1000).toFixed(1)} s; features ${summary.featuresPerSec.toFixed(1)} images/s; cache ${summary.cache.hits} hits, ${summary.cache.misses} misses`,
+  );
+  if (summary.stageMs) lines.push(`- Time: ${formatStageTimes(summary.stageMs)}`);
+  lines.push('', '## Data', '', '| class | train | val | test |', '|---|---:|---:|---:|');
+  for (const c of dataset.classes) lines.push(`| ${c.name} | ${c.train} | ${c.val} | ${c.test} |`);
+  if (dataset.emptyClasses.length) lines.push('', `Empty classes left out: ${dataset.emptyClasses.join(', ')}`);
+  if (dataset.warnings.length) lines.push('', ...dataset.warnings.map((w) => `- ⚠ ${w}`));
+  if (dataset.skipped.length) {
+    lines.push('', `### ${dataset.skipped.length} skipped files`, '');
+    for (const s of dataset.skipped) lines.push(`- \`${s.path}\`: ${s.reason} — ${s.detail}`);
+  }
+  if (dataset.duplicates.length) {
+    lines.push('', `### ${dataset.duplicates.length} identical files in different classes (label noise)`, '');
+    for (const d of dataset.duplicates) lines.push(`- ${d.paths.map((p) => `\`${p}\``).join(', ')}`);
+  }
+  if (history.length) {
+    lines.push('', '## Training', '', '| epoch | stage | loss | acc | val loss | val acc | lr |', '|---:|---|---:|---:|---:|---:|---:|');
+    for (const m of history) {
+      lines.push(
+        `| ${m.epoch} | ${m.stage} | ${m.loss.toFixed(4)} | ${pct(m.acc)} | ${m.valLoss.toFixed(4)} | ${pct(m.valAcc)} | ${m.lr.toExponential(1)} |`,
+      );
+    }
+  }
+  if (evaluation) {
+    const names = evaluation.classes;
+    lines.push('', '## Confusion matrix (rows: true class, columns: predicted)', '');
+    lines.push(`| | ${names.join(' | ')} |`, `|---|${names.map(() => '---:').join('|')}|`);
+    evaluation.matrix.forEach((row, i) => lines.push(`| **${names[i]}** | ${row.join(' | ')} |`));
+    lines.push('', '| class | precision | recall | F1 | support |', '|---|---:|---:|---:|---:|');
+    for (const c of evaluation.perClass) {
+      lines.push(`| ${c.name} | ${c.precision.toFixed(3)} | ${c.recall.toFixed(3)} | ${c.f1.toFixed(3)} | ${c.support} |`);
+    }
+    lines.push(
+      `| macro avg | ${evaluation.macro.precision.toFixed(3)} | ${evaluation.macro.recall.toFixed(3)} | ${evaluation.macro.f1.toFixed(3)} | |`,
+      `| weighted avg | ${evaluation.weighted.precision.toFixed(3)} | ${evaluation.weighted.recall.toFixed(3)} | ${evaluation.weighted.f1.toFixed(3)} | |`,
+    );
+    if (evaluation.mostConfused.length) {
+      lines.push('', '## Most confused', '');
+      for (const p of evaluation.mostConfused) lines.push(`- ${names[p.actual]} → ${names[p.predicted]}: ${p.count}`);
+    }
+  }
+  lines.push('', '## Reproduce', '', '```json', JSON.stringify(config.options, null, 2), '```', '');
+  return lines.join('\n');
+}

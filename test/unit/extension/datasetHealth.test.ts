@@ -1,0 +1,83 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { discoverDatasets } from '../../../src/extension/datasetDiscovery';
+import { checkDatasetHealth, imageFormatOf } from '../../../src/extension/datasetHealth';
+import { tempDir } from '../../support/tempDirs';
+
+const repoRoot = path.resolve(import.meta.dirname, '../../..');
+const leaves = path.join(repoRoot, 'samples/leaves');
+
+/** A copy of a few real leaf photos per class, under the temp folder. */
+function copyLeaves(perClass: Record<string, number>): string {
+  const root = path.join(tempDir('it-health-'), 'leaves');
+  for (const [cls, n] of Object.entries(perClass)) {
+    fs.mkdirSync(path.join(root, cls), { recursive: true });
+    const photos = fs.readdirSync(path.join(leaves, cls)).sort().slice(0, n);
+    for (const photo of photos) fs.copyFileSync(path.join(leaves, cls, photo), path.join(root, cls, photo));
+  }
+  return root;
+}
+
+async function healthOf(root: string, options = {}) {
+  const { datasets } = await discoverDatasets(root);
+  assert.equal(datasets.length, 1);
+  return checkDatasetHealth(datasets[0], options);
+}
+
+test('the sample dataset is healthy: no warnings for 120 real photos in 4 balanced classes', async () => {
+  const health = await healthOf(leaves);
+  assert.deepEqual(health.warnings, []);
+  assert.deepEqual(health.imagesPerClass, { black_rot: 30, cedar_rust: 30, healthy: 30, scab: 30 });
+  assert.equal(health.files, 120);
+});
+
+test('a text file named .jpg and a zero-byte file are reported against their class, a hidden file is ignored', async () => {
+  const root = copyLeaves({ healthy: 12, scab: 12 });
+  fs.writeFileSync(path.join(root, 'scab', 'broken.jpg'), 'this is not a JPEG at all');
+  fs.writeFileSync(path.join(root, 'scab', 'empty.png'), '');
+  fs.writeFileSync(path.join(root, 'scab', '.DS_Store'), 'metadata');
+  const health = await healthOf(root);
+  assert.deepEqual(
+    health.fileProblems.map((p) => [p.path, p.reason]),
+    [
+      ['scab/broken.jpg', 'not-image'],
+      ['scab/empty.png', 'empty'],
+    ],
+  );
+  assert.equal(health.imagesPerClass.scab, 12);
+  assert.equal(health.classWarnings.scab.length, 2);
+  assert.equal(health.classWarnings.healthy, undefined);
+  assert.deepEqual(health.warnings, ['2 files will be skipped: 1 empty, 1 not an image']);
+});
+
+test('empty and tiny classes and a strong imbalance are warned about', async () => {
+  const root = copyLeaves({ healthy: 30, scab: 3, black_rot: 12 });
+  fs.mkdirSync(path.join(root, 'cedar_rust'));
+  const health = await healthOf(root);
+  assert.deepEqual(health.emptyClasses, ['cedar_rust']);
+  assert.deepEqual(health.tinyClasses, ['scab']);
+  assert.deepEqual(health.imbalance, { ratio: 10, largest: 'healthy', smallest: 'scab' });
+  assert.ok(health.classWarnings.scab.some((w) => /10\.0× fewer images than healthy/.test(w)));
+  assert.ok(health.warnings.some((w) => /Imbalanced: healthy has 10\.0× the images of scab/.test(w)));
+  assert.ok(health.warnings.some((w) => /1 empty class: cedar_rust/.test(w)));
+});
+
+test('the same photo in two classes is found by content, a renamed copy included', async () => {
+  const root = copyLeaves({ healthy: 10, scab: 10 });
+  const photo = fs.readdirSync(path.join(root, 'healthy')).sort()[0];
+  fs.copyFileSync(path.join(root, 'healthy', photo), path.join(root, 'scab', 'looks-like-scab.jpg'));
+  const health = await healthOf(root);
+  assert.deepEqual(health.duplicates, [{ paths: [`healthy/${photo}`, 'scab/looks-like-scab.jpg'], classes: ['healthy', 'scab'] }]);
+  assert.ok(health.warnings.includes('1 file duplicated across classes (label noise)'));
+});
+
+test('image formats are recognised from their first bytes', () => {
+  assert.equal(imageFormatOf(Uint8Array.from([0xff, 0xd8, 0xff, 0xe0])), 'jpeg');
+  assert.equal(imageFormatOf(Uint8Array.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a])), 'png');
+  assert.equal(imageFormatOf(new TextEncoder().encode('RIFF\0\0\0\0WEBPVP8 ')), 'webp');
+  assert.equal(imageFormatOf(new TextEncoder().encode('GIF89a')), 'gif');
+  assert.equal(imageFormatOf(new TextEncoder().encode('BM......')), undefined);
+  assert.equal(imageFormatOf(new Uint8Array()), undefined);
+});

@@ -1,0 +1,86 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { RunStatus } from '../../../src/shared/runFolder';
+import {
+  closeInterruptedRun,
+  describeRun,
+  isInside,
+  latestFinishedRun,
+  listRuns,
+  readRunStatus,
+  runsOfDataset,
+} from '../../../src/extension/runIndex';
+import { tempDir } from '../../support/tempDirs';
+
+function writeRun(runsDir: string, name: string, status: Partial<RunStatus>): string {
+  const runDir = path.join(runsDir, name);
+  fs.mkdirSync(runDir, { recursive: true });
+  const full: RunStatus = {
+    state: 'finished',
+    datasetRoot: '/data/leaves',
+    datasetName: 'leaves',
+    startedAt: '2025-01-01T10:00:00.000Z',
+    updatedAt: '2025-01-01T10:01:00.000Z',
+    hasCheckpoint: true,
+    ...status,
+  };
+  fs.writeFileSync(path.join(runDir, 'status.json'), JSON.stringify(full));
+  return runDir;
+}
+
+test('runs are listed newest first, with unreadable folders left out and dead running runs marked interrupted', async () => {
+  const runsDir = tempDir('it-runs-');
+  writeRun(runsDir, 'leaves-20250101-100000', { valAccuracy: 0.9 });
+  writeRun(runsDir, 'leaves-20250102-100000', {
+    startedAt: '2025-01-02T10:00:00.000Z',
+    state: 'running',
+    pid: 2 ** 22 + 12345,
+    hasCheckpoint: false,
+  });
+  writeRun(runsDir, 'flowers-20250103-100000', {
+    startedAt: '2025-01-03T10:00:00.000Z',
+    datasetRoot: '/data/flowers',
+    state: 'running',
+    pid: process.pid,
+  });
+  fs.mkdirSync(path.join(runsDir, 'garbage'));
+  fs.writeFileSync(path.join(runsDir, 'garbage', 'status.json'), '{ not json');
+  const runs = await listRuns(runsDir);
+  assert.deepEqual(
+    runs.map((r) => [r.name, r.interrupted]),
+    [
+      ['flowers-20250103-100000', false],
+      ['leaves-20250102-100000', true],
+      ['leaves-20250101-100000', false],
+    ],
+  );
+  const ofLeaves = runsOfDataset(runs, '/data/leaves/');
+  assert.equal(ofLeaves.length, 2);
+  assert.equal(latestFinishedRun(ofLeaves)?.name, 'leaves-20250101-100000');
+  assert.equal(describeRun(ofLeaves[1]), 'val 90.0% · finished');
+  assert.equal(describeRun(ofLeaves[0]), 'interrupted');
+  assert.deepEqual(await listRuns(path.join(runsDir, 'missing')), []);
+});
+
+test('a run left running by a dead process is closed as failed, atomically, and a final run is left alone', async () => {
+  const runsDir = tempDir('it-runs-');
+  const running = writeRun(runsDir, 'a', { state: 'running', pid: 123 });
+  const finished = writeRun(runsDir, 'b', { state: 'finished' });
+  assert.equal(await closeInterruptedRun(running, 'failed', 'The training process was killed (SIGKILL).'), true);
+  const status = await readRunStatus(running);
+  assert.equal(status?.state, 'failed');
+  assert.equal(status?.message, 'The training process was killed (SIGKILL).');
+  assert.equal(status?.pid, undefined);
+  assert.deepEqual(fs.readdirSync(running), ['status.json'], 'no temporary file left behind');
+  assert.equal(await closeInterruptedRun(finished, 'failed', 'x'), false);
+  assert.equal((await readRunStatus(finished))?.state, 'finished');
+});
+
+test('isInside accepts the folder itself and its descendants only', () => {
+  assert.equal(isInside('/a/b', '/a/b'), true);
+  assert.equal(isInside('/a/b', '/a/b/c/d.jpg'), true);
+  assert.equal(isInside('/a/b', '/a/bc'), false);
+  assert.equal(isInside('/a/b', '/a/b/../c'), false);
+});
