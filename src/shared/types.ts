@@ -210,3 +210,20 @@ export interface StageTimes {
   /** The final model, status and report (checkpoints are counted in their training stage). */
   save?: number;
 }
+
+/**
+ * What kind of failure ended a run, so the host can offer the action that fits it: open the
+ * dataset report (`dataset`), open settings (`options`), retry (`model-download`), check the model
+ * folder (`model`), show diagnostics (`backend`), free or change a folder (`disk`).
+ */
+export type ErrorKind = 'dataset' | 'options' | 'model' | 'model-download' | 'backend' | 'disk' | 'cancelled' | 'internal';
+export const ERROR_KINDS: readonly ErrorKind[] = [
+  'dataset',
+  'options',
+  'model',
+  'model-download',
+  'backend',
+  'disk',
+  'cancelled',
+  'internal',
+];

@@ -26,6 +26,7 @@ import { ProgressThrottle, RateMeter } from './progressThrottle';
 import { registerWasmGradients } from '../backend/wasmGradients';
 import { createRunFolder, RunFolderWriter } from './runFolderWriter';
 import { writeFileAtomic, writeJsonAtomic } from '../util/atomicWrite';
+import { RunCancelled } from '../util/errors';
 import { renderRunReport } from './runReport';
 import { sharpVersion } from '../dataset/lazySharp';
 
@@ -49,11 +50,6 @@ export interface CancelToken {
   cancelled: boolean;
 }
 
-export class RunCancelled extends Error {
-  constructor() {
-    super('Training was cancelled.');
-  }
-}
 
 /** What the feature stage needs of a frozen base, on tfjs or onnxruntime. */
 type FeatureExtractor = Pick<BaseModel, 'extract' | 'cacheKey' | 'featureSize' | 'inputSize'>;
