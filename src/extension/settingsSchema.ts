@@ -92,6 +92,13 @@ export const TRAIN_OPTION_SPECS: { readonly [K in keyof TrainOptions]: SettingSp
     maximum: 2_000_000_000,
     description: 'Images with more pixels than this are skipped from their header, before decoding (protects against decompression bombs).',
   },
+  timeLimitMinutes: {
+    kind: 'number',
+    minimum: 0,
+    maximum: 10_080,
+    description:
+      'Wall-clock limit of a run in minutes (0 = none). Training stops after the epoch in which the limit passes and keeps the best checkpoint; at least one epoch always runs.',
+  },
 };
 
 /** Settings of the extension that are not engine options. */

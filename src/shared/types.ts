@@ -33,6 +33,8 @@ export interface TrainOptions {
   backend: BackendPreference;
   /** Images larger than this many pixels are refused from their header (decompression bombs). */
   maxPixels: number;
+  /** Wall-clock limit of the run in minutes (0 = none): training stops after the epoch in which it passes and keeps the best checkpoint. */
+  timeLimitMinutes: number;
 }
 
 export const DEFAULT_TRAIN_OPTIONS: TrainOptions = {
@@ -53,6 +55,7 @@ export const DEFAULT_TRAIN_OPTIONS: TrainOptions = {
   fineTuneLearningRate: 1e-5,
   backend: 'auto',
   maxPixels: 100_000_000,
+  timeLimitMinutes: 0,
 };
 
 /** Why a file in the dataset folder was not used. */

@@ -2,11 +2,11 @@
 // streams TrainingNotifications back, and stops cooperatively on a CancelCommand.
 import { isTrainingCommand, type StartCommand, type TrainingNotification } from '../shared/protocol/training';
 import { nativeModuleSearchPaths } from './backend/nativeBackendInstall';
-import { runTraining, type CancelToken } from './run/trainRun';
+import { runTraining } from './run/runTraining';
 
 /** Serves one training run over the IPC channel of a forked process, then exits. */
 export function serveChildProcess(extensionRoot: string): void {
-  const cancel: CancelToken = { cancelled: false };
+  const cancel = new AbortController();
   let started = false;
   const send = (n: TrainingNotification) => {
     if (process.connected) process.send?.(n);
@@ -18,7 +18,7 @@ export function serveChildProcess(extensionRoot: string): void {
       return;
     }
     if (msg.type === 'cancel') {
-      cancel.cancelled = true;
+      cancel.abort();
       send({ type: 'log', level: 'info', message: 'Cancel requested: stopping after the current batch.' });
       return;
     }
@@ -28,12 +28,17 @@ export function serveChildProcess(extensionRoot: string): void {
   });
   // A parent that goes away must not leave the training running as an orphan.
   process.on('disconnect', () => {
-    cancel.cancelled = true;
+    cancel.abort();
     setTimeout(() => process.exit(0), 5000).unref();
   });
 }
 
-async function run(cmd: StartCommand, send: (n: TrainingNotification) => void, cancel: CancelToken, extensionRoot: string): Promise<never> {
+async function run(
+  cmd: StartCommand,
+  send: (n: TrainingNotification) => void,
+  cancel: AbortController,
+  extensionRoot: string,
+): Promise<never> {
   let code = 0;
   try {
     const summary = await runTraining(
@@ -47,7 +52,7 @@ async function run(cmd: StartCommand, send: (n: TrainingNotification) => void, c
         nativeModulePaths: cmd.nativeBackendsDir ? nativeModuleSearchPaths(cmd.nativeBackendsDir) : undefined,
       },
       send,
-      cancel,
+      cancel.signal,
     );
     await sendLast({ type: 'finished', summary });
   } catch (err) {

@@ -14,7 +14,7 @@ import { RUN_FILES } from '../shared/runFolder';
 import { MODEL_REGISTRY } from './models/modelRegistry';
 import { listImageFiles, predictImages } from './models/predict';
 import { defaultCacheDir, defaultRunsDir } from './run/runFolderWriter';
-import { runTraining, type CancelToken } from './run/trainRun';
+import { runTraining } from './run/runTraining';
 import { formatStageTimes, STAGE_LABELS } from '../shared/stages';
 
 function intOption(min: number) {
@@ -31,6 +31,22 @@ function floatOption(min: number, max: number) {
     if (!Number.isFinite(n) || n < min || n > max) throw new InvalidArgumentError(`expected a number in [${min}, ${max}], got "${value}"`);
     return n;
   };
+}
+
+/** Minutes in a duration like `90s`, `20m`, `1.5h` or a bare number of minutes; undefined when it is not one (or not positive). */
+export function parseDurationMinutes(value: string): number | undefined {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h)?\s*$/i.exec(value);
+  if (!m) return undefined;
+  const n = Number(m[1]);
+  const unit = (m[2] ?? 'm').toLowerCase();
+  const minutes = unit.startsWith('s') ? n / 60 : unit === 'h' ? n * 60 : n;
+  return minutes > 0 ? minutes : undefined;
+}
+
+function durationOption(value: string): number {
+  const minutes = parseDurationMinutes(value);
+  if (minutes === undefined) throw new InvalidArgumentError(`expected a duration such as 90s, 20m or 1.5h, got "${value}"`);
+  return minutes;
 }
 
 function backendOption(value: string): BackendPreference {
@@ -169,6 +185,11 @@ export function buildProgram(extensionRoot: string): Command {
     .option('--cache <dir>', 'feature cache folder (default: .image-trainer/cache under the current folder)')
     .option('--native-dir <dir>', 'folder where `install-backend` put the native tfjs backends')
     .option('--model-cache <dir>', 'folder for downloaded base models (default: the feature cache folder)')
+    .option(
+      '--time-limit <duration>',
+      'stop training after the epoch in which this much time has passed, keeping the best checkpoint (e.g. 90s, 20m, 1.5h; a bare number is minutes)',
+      durationOption,
+    )
     .option('--quiet', 'no progress bars')
     .action(async (folder: string, o: Record<string, unknown>) => {
       const options: TrainOptions = {
@@ -186,14 +207,15 @@ export function buildProgram(extensionRoot: string): Command {
         fineTuneEpochs: o.fineTuneEpochs as number,
         backend: o.backend as BackendPreference,
         model: o.model as string,
+        timeLimitMinutes: (o.timeLimit as number | undefined) ?? DEFAULT_TRAIN_OPTIONS.timeLimitMinutes,
       };
       const datasetRoot = path.resolve(folder);
       const runsDir = o.out ? path.resolve(o.out as string) : defaultRunsDir(process.cwd(), datasetRoot);
       const cacheDir = o.cache ? path.resolve(o.cache as string) : defaultCacheDir(process.cwd(), datasetRoot);
-      const cancel: CancelToken = { cancelled: false };
+      const cancel = new AbortController();
       const onSigint = () => {
-        if (cancel.cancelled) process.exit(130);
-        cancel.cancelled = true;
+        if (cancel.signal.aborted) process.exit(130);
+        cancel.abort();
         console.error('\nCancelling after the current batch (Ctrl-C again to quit now)…');
       };
       process.on('SIGINT', onSigint);
@@ -210,7 +232,7 @@ export function buildProgram(extensionRoot: string): Command {
             nativeModulePaths: nativePaths(o.nativeDir as string | undefined),
           },
           reporter.notify,
-          cancel,
+          cancel.signal,
         );
         reporter.stop();
         if (summary.cancelled) {

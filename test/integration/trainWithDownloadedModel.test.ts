@@ -13,7 +13,7 @@ import { DEFAULT_TRAIN_OPTIONS } from '../../src/shared/types';
 import { findModel, type ModelEntry } from '../../src/training/models/modelRegistry';
 import { initBackend } from '../../src/training/backend/backend';
 import { predictImages } from '../../src/training/models/predict';
-import { runTraining } from '../../src/training/run/trainRun';
+import { runTraining } from '../../src/training/run/runTraining';
 import { saveLayersModelToFolder, startModelFileServer, type ModelFileServer } from '../support/modelFileServer';
 
 const repo = path.resolve(__dirname, '../..');
@@ -63,7 +63,7 @@ async function trainWith(entry: ModelEntry, name: string): Promise<{ runDir: str
       modelEntry: entry,
     },
     (n) => messages.push(n),
-    { cancelled: false },
+    new AbortController().signal,
   );
   assert.equal(summary.cancelled, false);
   return { runDir: summary.runDir, messages };
@@ -157,7 +157,7 @@ test("a user's own model folder with its descriptor is used when the model optio
       extensionRoot: repo,
     },
     () => undefined,
-    { cancelled: false },
+    new AbortController().signal,
   );
   const config = JSON.parse(fs.readFileSync(path.join(summary.runDir, 'config.json'), 'utf8')) as RunConfig;
   assert.equal(config.model.name, 'My net');
@@ -171,7 +171,7 @@ test("a user's own model folder with its descriptor is used when the model optio
         options: { ...DEFAULT_TRAIN_OPTIONS, model: 'no_such_model' },
       },
       () => undefined,
-      { cancelled: false },
+      new AbortController().signal,
     ),
     /Unknown base model "no_such_model"; known: mobilenet_v2_0\.35/,
   );
@@ -186,7 +186,7 @@ test('cancelling a run while its base model downloads stops the download and lea
       name: 'Slow model',
       source: { kind: 'url', url: server.url('mnv2', 'model.json') },
     };
-    const cancel = { cancelled: false };
+    const cancel = new AbortController();
     const summary = await runTraining(
       {
         datasetRoot: data,
@@ -197,9 +197,9 @@ test('cancelling a run while its base model downloads stops the download and lea
         modelEntry: entry,
       },
       (n) => {
-        if (n.type === 'progress' && n.progress.stage === 'download' && n.progress.done > 0) cancel.cancelled = true;
+        if (n.type === 'progress' && n.progress.stage === 'download' && n.progress.done > 0) cancel.abort();
       },
-      cancel,
+      cancel.signal,
     );
     assert.equal(summary.cancelled, true);
     const status = JSON.parse(fs.readFileSync(path.join(summary.runDir, 'status.json'), 'utf8')) as {

@@ -17,7 +17,7 @@
 
 import type * as tf from '@tensorflow/tfjs';
 import type { TrainOptions } from '../../shared/types';
-import { dropoutMasks, headForward, trainableVariables } from './head';
+import { dropoutMasks, headForward, trainableVariables, type FeatureSet } from './head';
 import {
   classWeightsFor,
   evaluateRows,
@@ -25,7 +25,7 @@ import {
   tfjsStepEngine,
   type LoopResult,
   type Rows,
-  type TrainHooks,
+  type LoopControl,
 } from './trainingLoop';
 import type { Tf } from '../util/tf';
 import { registerWasmGradients } from '../backend/wasmGradients';
@@ -174,7 +174,7 @@ export async function fineTune(
   val: ActivationSet,
   numClasses: number,
   o: TrainOptions,
-  hooks: TrainHooks,
+  control: LoopControl,
   startEpoch: number,
 ): Promise<LoopResult> {
   // Register the missing WebAssembly gradient kernels unless someone (a benchmark) already chose a mode.
@@ -206,9 +206,28 @@ export async function fineTune(
         baseline: { valLoss: before.loss, valAcc: before.acc },
       },
       o,
-      hooks,
+      control,
     );
   } finally {
     engine.dispose();
   }
+}
+
+/** Features of `acts` through the (fine-tuned) top of the base, in batches of 32. */
+export async function topFeatures(tfx: Tf, cut: CutModel, acts: ActivationSet, featureSize: number): Promise<FeatureSet> {
+  const n = acts.shape[0];
+  const rowShape = acts.shape.slice(1);
+  const per = rowShape.reduce((a, b) => a * b, 1);
+  const x = new Float32Array(n * featureSize);
+  for (let start = 0; start < n; start += 32) {
+    const count = Math.min(32, n - start);
+    const input = acts.x.subarray(start * per, (start + count) * per);
+    const out = tfx.tidy(() => cut.top.predict(tfx.tensor(input, [count, ...rowShape])) as tf.Tensor);
+    try {
+      x.set((await out.data()) as Float32Array, start * featureSize);
+    } finally {
+      out.dispose();
+    }
+  }
+  return { x, y: acts.y, n, featureSize };
 }

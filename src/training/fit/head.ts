@@ -5,10 +5,8 @@ import type * as tf from '@tensorflow/tfjs';
 import type { TrainOptions } from '../../shared/types';
 import { onnxHeadEngine, type HeadRuntime } from '../onnx/onnxHead';
 import { seededRandom } from './trainingPolicies';
-import { classWeightsFor, runTrainingLoop, tfjsStepEngine, type LoopResult, type Rows, type TrainHooks } from './trainingLoop';
+import { classWeightsFor, runTrainingLoop, tfjsStepEngine, type LoopResult, type Rows, type LoopControl } from './trainingLoop';
 import type { Tf } from '../util/tf';
-
-export type { TrainHooks } from './trainingLoop';
 
 /** Feature vectors stored row by row, with one class index per row. */
 export interface FeatureSet {
@@ -77,7 +75,7 @@ export function dropoutMasks(seed: number, rate: number, units: number): (rows: 
 /**
  * Trains the head with Adam (learningRate), categorical cross-entropy, seeded shuffling and
  * dropout, optional balanced class weights, early stopping with best weights restored, LR
- * reduction on plateau, `onBest` checkpoints and cooperative cancel. The head ends with its best
+ * reduction on plateau, the callbacks (checkpoints on `onNewBest`) and cooperative cancel. The head ends with its best
  * epoch's weights. With `runtime.kind === 'onnx'` the steps run on onnxruntime and the head's
  * variables receive the weights at every checkpoint and at the end.
  */
@@ -88,7 +86,7 @@ export async function trainHead(
   val: FeatureSet,
   numClasses: number,
   o: TrainOptions,
-  hooks: TrainHooks,
+  control: LoopControl,
   runtime: HeadRuntime = { kind: 'tfjs' },
 ): Promise<LoopResult> {
   const trainRows = asRows(train);
@@ -114,7 +112,7 @@ export async function trainHead(
     return await runTrainingLoop(
       { stage: 'head', engine, train: trainRows, val: asRows(val), learningRate: o.learningRate, epochs: o.epochs, startEpoch: 0 },
       o,
-      hooks,
+      control,
     );
   } finally {
     engine.dispose();

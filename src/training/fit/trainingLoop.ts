@@ -21,14 +21,33 @@ export interface Rows {
   n: number;
 }
 
-/** Callbacks of a training run. */
-export interface TrainHooks {
-  onEpochEnd?(m: EpochMetrics): void | Promise<void>;
+/** Why a loop ended. */
+export type StopReason = 'epochs' | 'early-stopping' | 'cancel' | 'time-limit';
+
+/** What a callback may do to the loop that calls it. */
+export interface LoopHandle {
+  /** Ends training after the current epoch (the best weights are still restored). */
+  stop(reason: StopReason): void;
+}
+
+/**
+ * An observer of the epoch loop, Keras/tfjs style: every method is optional, called in list order.
+ * Checkpoints, metrics logging, progress and limits are callbacks; early stopping and LR reduction
+ * are the loop's own policies.
+ */
+export interface TrainingCallback {
   onBatchEnd?(batch: number, batchesPerEpoch: number, epoch: number): void;
-  /** A new best validation epoch: save a checkpoint (the caller writes it atomically). */
-  onBest?(epoch: number, valAcc: number, valLoss: number): void | Promise<void>;
+  onEpochEnd?(m: EpochMetrics, loop: LoopHandle): void | Promise<void>;
+  /** A new best validation epoch: the engine's weights are that epoch's (save a checkpoint here). */
+  onNewBest?(epoch: number, valAcc: number, valLoss: number): void | Promise<void>;
+  onTrainEnd?(result: LoopResult): void | Promise<void>;
+}
+
+/** How a loop is observed and stopped from outside. */
+export interface LoopControl {
+  callbacks?: readonly TrainingCallback[];
   /** Cooperative cancel, checked after every batch. */
-  shouldStop?(): boolean;
+  signal?: AbortSignal;
   /** Injected clock (milliseconds) for tests. */
   now?(): number;
 }
@@ -68,7 +87,7 @@ export interface LoopResult {
   bestEpoch: number;
   epochsRun: number;
   history: EpochMetrics[];
-  stoppedBy: 'epochs' | 'early-stopping' | 'cancel';
+  stoppedBy: StopReason;
 }
 
 // Keras clips probabilities to [eps, 1 - eps] before the log of the cross-entropy.
@@ -237,9 +256,10 @@ export function tfjsStepEngine(tfx: Tf, spec: TfjsEngineSpec): StepEngine {
   };
 }
 
-/** Trains with `spec.engine`, epoch by epoch, with early stopping, LR reduction, checkpoints and cancel; the engine ends with the best epoch's weights. */
-export async function runTrainingLoop(spec: LoopSpec, o: TrainOptions, hooks: TrainHooks): Promise<LoopResult> {
-  const now = hooks.now ?? (() => performance.now());
+/** Trains with `spec.engine`, epoch by epoch, with early stopping, LR reduction, callbacks and cancel; the engine ends with the best epoch's weights. */
+export async function runTrainingLoop(spec: LoopSpec, o: TrainOptions, control: LoopControl = {}): Promise<LoopResult> {
+  const now = control.now ?? (() => performance.now());
+  const callbacks = control.callbacks ?? [];
   const { train, val, engine } = spec;
   if (train.n === 0) throw new Error('No training images: nothing to train on.');
   const batchSize = Math.max(1, Math.floor(o.batchSize));
@@ -255,7 +275,9 @@ export async function runTrainingLoop(spec: LoopSpec, o: TrainOptions, hooks: Tr
   }
 
   const history: EpochMetrics[] = [];
-  let stoppedBy: LoopResult['stoppedBy'] = 'epochs';
+  let stopRequest: StopReason | undefined;
+  const handle: LoopHandle = { stop: (reason) => void (stopRequest ??= reason) };
+  let stoppedBy: StopReason = 'epochs';
   for (let e = 0; e < spec.epochs; e++) {
     const epoch = spec.startEpoch + e + 1;
     const lr = plateau.lr;
@@ -265,8 +287,8 @@ export async function runTrainingLoop(spec: LoopSpec, o: TrainOptions, hooks: Tr
     for (let b = 0; b < batchesPerEpoch; b++) {
       const start = b * batchSize;
       await engine.step(train, order, start, Math.min(train.n, start + batchSize), lr);
-      hooks.onBatchEnd?.(b + 1, batchesPerEpoch, epoch);
-      if (hooks.shouldStop?.()) {
+      for (const c of callbacks) c.onBatchEnd?.(b + 1, batchesPerEpoch, epoch);
+      if (control.signal?.aborted) {
         cancelled = true;
         break;
       }
@@ -292,23 +314,29 @@ export async function runTrainingLoop(spec: LoopSpec, o: TrainOptions, hooks: Tr
     // Without a validation set the training loss decides what "best" means.
     const monitored = val.n > 0 ? v.loss : metrics.loss;
     const decision = early.update(epoch, monitored);
-    await hooks.onEpochEnd?.(metrics);
+    for (const c of callbacks) await c.onEpochEnd?.(metrics, handle);
     if (decision.improved) {
       engine.keepBest();
       engine.publish?.();
-      await hooks.onBest?.(epoch, v.acc, v.loss);
+      for (const c of callbacks) await c.onNewBest?.(epoch, v.acc, v.loss);
     }
     plateau.update(monitored);
     if (decision.stop) {
       stoppedBy = 'early-stopping';
       break;
     }
-    if (hooks.shouldStop?.()) {
+    if (control.signal?.aborted) {
       stoppedBy = 'cancel';
+      break;
+    }
+    if (stopRequest) {
+      stoppedBy = stopRequest;
       break;
     }
   }
   engine.restoreBest();
   engine.publish?.();
-  return { bestEpoch: early.bestEpoch, epochsRun: history.length, history, stoppedBy };
+  const result: LoopResult = { bestEpoch: early.bestEpoch, epochsRun: history.length, history, stoppedBy };
+  for (const c of callbacks) await c.onTrainEnd?.(result);
+  return result;
 }

@@ -124,7 +124,7 @@ describe('fineTune on cached activations (WebAssembly)', () => {
     const tensors = tf.memory().numTensors;
     const epochs: EpochMetrics[] = [];
 
-    const result = await fineTune(tf, cut, head, train, val, CLASSES, o, { onEpochEnd: (m) => void epochs.push(m) }, 7);
+    const result = await fineTune(tf, cut, head, train, val, CLASSES, o, { callbacks: [{ onEpochEnd: (m) => void epochs.push(m) }] }, 7);
 
     assert.equal(tf.memory().numTensors, tensors, 'no tensor leaked');
     assert.deepEqual(
@@ -169,6 +169,7 @@ describe('fineTune on cached activations (WebAssembly)', () => {
     const head = buildHead(tf, 1280, CLASSES, o);
     const before = copyWeights([...c.top.layers, ...head.layers]);
     let batches = 0;
+    const cancel = new AbortController();
     const result = await fineTune(
       tf,
       c,
@@ -177,7 +178,7 @@ describe('fineTune on cached activations (WebAssembly)', () => {
       val,
       CLASSES,
       o,
-      { onBatchEnd: () => void batches++, shouldStop: () => batches >= 2 },
+      { signal: cancel.signal, callbacks: [{ onBatchEnd: () => void (++batches >= 2 && cancel.abort()) }] },
       4,
     );
     assert.equal(batches, 2);

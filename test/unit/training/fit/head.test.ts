@@ -60,8 +60,8 @@ for (const runtimeName of ['tfjs', 'onnx'] as const) {
       val: FeatureSet,
       classes: number,
       o: TrainOptions,
-      hooks: Parameters<typeof trainHead>[6],
-    ) => trainHead(tf, head, train, val, classes, o, hooks, runtimes[runtimeName]);
+      control: Parameters<typeof trainHead>[6],
+    ) => trainHead(tf, head, train, val, classes, o, control, runtimes[runtimeName]);
     it('separates three feature clusters to 100% validation accuracy without leaking tensors', async () => {
       const train = clusters(20, 1);
       const val = clusters(10, 2);
@@ -69,7 +69,7 @@ for (const runtimeName of ['tfjs', 'onnx'] as const) {
       const head = buildHead(tf, FEATURES, CLASSES, o);
       const tensorsBefore = tf.memory().numTensors;
       const epochs: EpochMetrics[] = [];
-      const result = await trainHeadOn(head, train, val, CLASSES, o, { onEpochEnd: (m) => void epochs.push(m) });
+      const result = await trainHeadOn(head, train, val, CLASSES, o, { callbacks: [{ onEpochEnd: (m) => void epochs.push(m) }] });
       assert.equal(tf.memory().numTensors, tensorsBefore, 'every batch tensor, optimizer slot and best-weights copy is disposed');
       assert.equal(result.epochsRun, epochs.length);
       assert.deepEqual(result.history, epochs);
@@ -115,10 +115,14 @@ for (const runtimeName of ['tfjs', 'onnx'] as const) {
       const atBest = new Map<number, Float32Array[]>();
       const bestCalls: number[] = [];
       const result = await trainHeadOn(head, train, val, CLASSES, o, {
-        onBest: (epoch) => {
-          bestCalls.push(epoch);
-          atBest.set(epoch, weightsOf(head));
-        },
+        callbacks: [
+          {
+            onNewBest: (epoch) => {
+              bestCalls.push(epoch);
+              atBest.set(epoch, weightsOf(head));
+            },
+          },
+        ],
       });
       assert.equal(result.stoppedBy, 'early-stopping');
       assert.equal(result.epochsRun, result.bestEpoch + 3, 'stops after exactly `patience` epochs without a new best');
@@ -173,13 +177,20 @@ for (const runtimeName of ['tfjs', 'onnx'] as const) {
       let batches = 0;
       let cancelAt = Infinity;
       let bestWeights: Float32Array[] = [];
+      const cancel = new AbortController();
       const result = await trainHeadOn(head, train, val, CLASSES, o, {
-        onBatchEnd: () => void batches++,
-        onBest: () => void (bestWeights = weightsOf(head)),
-        onEpochEnd: (m) => {
-          if (m.epoch === 2) cancelAt = batches + 3; // cancel in the middle of epoch 3
-        },
-        shouldStop: () => batches >= cancelAt,
+        signal: cancel.signal,
+        callbacks: [
+          {
+            onBatchEnd: () => {
+              if (++batches >= cancelAt) cancel.abort();
+            },
+            onNewBest: () => void (bestWeights = weightsOf(head)),
+            onEpochEnd: (m) => {
+              if (m.epoch === 2) cancelAt = batches + 3; // cancel in the middle of epoch 3
+            },
+          },
+        ],
       });
       assert.equal(result.stoppedBy, 'cancel');
       assert.equal(batches, 8 * 2 + 3, 'no batch ran after the cancel request');

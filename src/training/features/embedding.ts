@@ -1,0 +1,195 @@
+// Images → feature vectors. Two routes share one decode loop: the usual one reads the feature
+// cache first and embeds only the misses through the frozen base (on onnxruntime or tfjs); the
+// fine-tuning one runs every image through the base cut in two, keeping the activations at the
+// cut (which fine-tuning trains on) as well as the features, and caches nothing.
+import type * as tfType from '@tensorflow/tfjs';
+import type { Progress, SkippedFile } from '../../shared/types';
+import type { DatasetItem } from '../dataset/datasetScanner';
+import { decodeBatches, DecodeError, type DecodedBatch } from '../dataset/imageDecoder';
+import type { ActivationSet, CutModel } from '../fit/fineTune';
+import type { FeatureSet } from '../fit/head';
+import type { BaseModel } from '../models/baseModel';
+import { RateMeter } from '../run/progressThrottle';
+import { RunCancelled, throwIfCancelled } from '../util/errors';
+import type { Tf } from '../util/tf';
+import type { FeatureCache } from './featureCache';
+
+/** What the feature stage needs of a frozen base, on tfjs or onnxruntime. */
+export type FeatureExtractor = Pick<BaseModel, 'extract' | 'cacheKey' | 'featureSize' | 'inputSize'>;
+
+/** Images decoded per inference batch. */
+const EMBED_BATCH = 32;
+
+export interface EmbedOptions {
+  maxPixels: number;
+  signal?: AbortSignal;
+  onProgress?(p: Omit<Progress, 'stage'>): void;
+}
+
+/** The images that could be embedded, in input order, with their vectors; those that could not, as skips. */
+export interface EmbeddedImages {
+  items: DatasetItem[];
+  /** One vector per item of `items`; emptied by `releaseVectors` once the feature sets are built. */
+  vectors: Float32Array[];
+  failed: SkippedFile[];
+  /** Images decoded and embedded per second (0 when every vector came from the cache). */
+  perSec: number;
+  /** Activations at the cut for every item of `items`, in the same order (fine-tuning only). */
+  activations?: ActivationSet;
+}
+
+/** Features for every item: from the cache where possible, else decoded and embedded in batches; leaves a pack of the dataset's vectors. */
+export async function embedWithCache(
+  items: DatasetItem[],
+  extractor: FeatureExtractor,
+  cache: FeatureCache,
+  /** The dataset's pack in the feature cache (`datasetFolderKey`). */
+  packName: string,
+  opts: EmbedOptions,
+): Promise<EmbeddedImages> {
+  const found = new Map<DatasetItem, Float32Array>();
+  const hits = await cache.getMany(
+    items.map((item) => item.sha256),
+    { pack: packName },
+  );
+  const misses: DatasetItem[] = [];
+  items.forEach((item, i) => {
+    const hit = hits[i];
+    if (hit) found.set(item, hit);
+    else misses.push(item);
+  });
+  const { failed, perSec } = await forEachDecodedBatch(misses, extractor.inputSize, opts, async (batch) => {
+    const vectors = await extractor.extract(batch.pixels, batch.items.length);
+    for (let i = 0; i < batch.items.length; i++) {
+      const v = vectors.slice(i * extractor.featureSize, (i + 1) * extractor.featureSize);
+      found.set(batch.items[i], v);
+      await cache.put(batch.items[i].sha256, v);
+    }
+  });
+  const embedded = collect(items, found, failed, perSec);
+  // Leave a pack of this dataset's vectors for the next run, unless the pack already was exactly that.
+  const distinct = new Set(embedded.items.map((item) => item.sha256)).size;
+  if (!cache.packServedAll(distinct)) {
+    await cache.writePack(
+      packName,
+      embedded.items.map((item, i) => ({ sha256: item.sha256, v: embedded.vectors[i] })),
+    );
+  }
+  return embedded;
+}
+
+/** Activations at the cut and features of every item, through `cut.bottom` then `cut.top` (nothing cached: fine-tuning changes `top`). */
+export async function embedThroughCut(
+  tf: Tf,
+  base: BaseModel,
+  cut: CutModel,
+  items: DatasetItem[],
+  opts: EmbedOptions,
+): Promise<EmbeddedImages> {
+  const found = new Map<DatasetItem, Float32Array>();
+  const acts = new Map<DatasetItem, Float32Array>();
+  let actShape: number[] = [];
+  const { failed, perSec } = await forEachDecodedBatch(items, base.inputSize, opts, async (batch) => {
+    const n = batch.items.length;
+    const [act, feat] = tf.tidy(() => {
+      const size = base.inputSize;
+      const x = tf.tensor4d(batch.pixels, [n, size, size, 3], 'float32');
+      const scaled = x.mul(base.entry.preprocessing.scale).add(base.entry.preprocessing.offset);
+      const a = cut.bottom.predict(scaled) as tfType.Tensor;
+      return [a, cut.top.predict(a) as tfType.Tensor] as const;
+    });
+    try {
+      const actData = (await act.data()) as Float32Array;
+      const vectors = (await feat.data()) as Float32Array;
+      actShape = act.shape.slice(1);
+      const per = actData.length / n;
+      const fs = base.featureSize;
+      batch.items.forEach((item, i) => {
+        acts.set(item, actData.slice(i * per, (i + 1) * per));
+        found.set(item, vectors.slice(i * fs, (i + 1) * fs));
+      });
+    } finally {
+      act.dispose();
+      feat.dispose();
+    }
+  });
+  const embedded = collect(items, found, failed, perSec);
+  const per = actShape.reduce((a, b) => a * b, 1);
+  const x = new Float32Array(embedded.items.length * per);
+  embedded.items.forEach((item, i) => x.set(acts.get(item)!, i * per));
+  embedded.activations = {
+    x,
+    shape: [embedded.items.length, ...actShape],
+    y: Int32Array.from(embedded.items.map((item) => item.classIndex)),
+  };
+  return embedded;
+}
+
+/**
+ * Decodes `items` in batches and hands each batch's decoded images to `embed`; images that fail to
+ * decode become skips. Reports progress with rate and ETA; an aborted signal ends it with RunCancelled.
+ */
+async function forEachDecodedBatch(
+  items: DatasetItem[],
+  size: number,
+  opts: EmbedOptions,
+  embed: (batch: DecodedBatch<DatasetItem>) => Promise<void>,
+): Promise<{ failed: SkippedFile[]; perSec: number }> {
+  const failed: SkippedFile[] = [];
+  const meter = new RateMeter(items.length);
+  let done = 0;
+  opts.onProgress?.({ done: 0, total: items.length });
+  try {
+    for await (const batch of decodeBatches(items, { size, batchSize: EMBED_BATCH, maxPixels: opts.maxPixels, signal: opts.signal })) {
+      throwIfCancelled(opts.signal);
+      for (const f of batch.failed) {
+        failed.push({ path: f.item.rel, reason: f.error instanceof DecodeError ? f.error.reason : 'corrupt', detail: f.error.message });
+      }
+      if (batch.items.length > 0) await embed(batch);
+      done += batch.items.length + batch.failed.length;
+      const { perSec, etaSec } = meter.measure(done);
+      opts.onProgress?.({ done, total: items.length, imagesPerSec: perSec, etaSec });
+    }
+  } catch (err) {
+    if (opts.signal?.aborted) throw new RunCancelled();
+    throw err;
+  }
+  return { failed, perSec: items.length ? meter.measure(done).perSec : 0 };
+}
+
+/** The embedded items in input order (those that failed left out). */
+function collect(items: DatasetItem[], found: Map<DatasetItem, Float32Array>, failed: SkippedFile[], perSec: number): EmbeddedImages {
+  const kept = items.filter((item) => found.has(item));
+  return { items: kept, vectors: kept.map((item) => found.get(item)!), failed, perSec };
+}
+
+/** The rows of `embedded` in `split`, as one feature matrix. */
+export function featureSetOf(embedded: EmbeddedImages, split: 'train' | 'val', featureSize: number): FeatureSet {
+  const rows = rowsOf(embedded, split);
+  const x = new Float32Array(rows.length * featureSize);
+  rows.forEach((r, i) => x.set(embedded.vectors[r], i * featureSize));
+  return { x, y: Int32Array.from(rows.map((r) => embedded.items[r].classIndex)), n: rows.length, featureSize };
+}
+
+/** The cut-point activations of the rows of `embedded` in `split` (fine-tuning's training and validation sets). */
+export function activationsOf(embedded: EmbeddedImages, split: 'train' | 'val'): ActivationSet {
+  const acts = embedded.activations;
+  if (!acts) throw new Error('No activations: the images were not embedded through a cut.');
+  const rows = rowsOf(embedded, split);
+  const per = acts.shape.slice(1).reduce((a, b) => a * b, 1);
+  const x = new Float32Array(rows.length * per);
+  rows.forEach((src, j) => x.set(acts.x.subarray(src * per, (src + 1) * per), j * per));
+  return { x, shape: [rows.length, ...acts.shape.slice(1)], y: Int32Array.from(rows.map((r) => embedded.items[r].classIndex)) };
+}
+
+/** Indices into `embedded.items` of the images in `split`. */
+function rowsOf(embedded: EmbeddedImages, split: 'train' | 'val'): number[] {
+  const rows: number[] = [];
+  embedded.items.forEach((item, i) => item.split === split && rows.push(i));
+  return rows;
+}
+
+/** Lets the per-image vectors go once the feature matrices hold the only copy the head needs, so memory grows by one matrix, not two. */
+export function releaseVectors(embedded: EmbeddedImages): void {
+  embedded.vectors = [];
+}

@@ -1,0 +1,155 @@
+// One training run as a pipeline of named stages over one run context:
+// backend → scan → base model → features → head → fine-tune → evaluate → save.
+// A new capability is a new stage (a file in stages/ and a line in TRAINING_STAGES). Success and
+// failure are recorded here and nowhere else, and everything a stage created is disposed here.
+// The run drives what the CLI prints and the panel shows through `TrainingNotification`s and
+// knows nothing about how they are delivered.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { TrainingNotification } from '../../shared/protocol/training';
+import { RUN_FILES } from '../../shared/runFolder';
+import type { RunSummary } from '../../shared/types';
+import { checkModelOption } from '../models/modelSource';
+import { writeFileAtomic } from '../util/atomicWrite';
+import { RunCancelled, throwIfCancelled, TrainerError } from '../util/errors';
+import { formatLimit } from './runCallbacks';
+import { RunContext, StageTimer, type RunRequest, type RunStage } from './runContext';
+import { createRunFolder, RunFolderWriter } from './runFolderWriter';
+import { renderRunReport } from './runReport';
+import { backendStage } from './stages/backendStage';
+import { baseModelStage } from './stages/baseModelStage';
+import { evaluateStage } from './stages/evaluateStage';
+import { featuresStage } from './stages/featuresStage';
+import { fineTuneStage } from './stages/fineTuneStage';
+import { headStage } from './stages/headStage';
+import { saveStage } from './stages/saveStage';
+import { scanStage } from './stages/scanStage';
+
+export type { RunRequest } from './runContext';
+
+/** The stages of a training run, in order. */
+export const TRAINING_STAGES: readonly RunStage[] = [
+  backendStage,
+  scanStage,
+  baseModelStage,
+  featuresStage,
+  headStage,
+  fineTuneStage,
+  evaluateStage,
+  saveStage,
+];
+
+const NEVER_ABORTED = new AbortController().signal;
+
+/**
+ * Runs one training and returns its summary. A cancel (the signal) before a model exists ends the
+ * run as cancelled; after, the run evaluates and keeps the best checkpoint. Throws on failure after
+ * recording it in the run folder (the error carries `runDir`).
+ */
+export async function runTraining(
+  req: RunRequest,
+  notify: (n: TrainingNotification) => void,
+  signal: AbortSignal = NEVER_ABORTED,
+  stages: readonly RunStage[] = TRAINING_STAGES,
+): Promise<RunSummary> {
+  const ctx = await openRun(req, notify, signal);
+  try {
+    await ctx.writer.updateStatus({});
+    ctx.log('info', `Run folder: ${ctx.runDir}`);
+    await runStages(ctx, stages);
+    return await finishRun(ctx);
+  } catch (err) {
+    return await failRun(ctx, err);
+  } finally {
+    ctx.disposeAll();
+    await ctx.writer.close();
+  }
+}
+
+/** Runs `stages` in order over `ctx`, timing each. */
+export async function runStages(ctx: RunContext, stages: readonly RunStage[]): Promise<void> {
+  for (const stage of stages) {
+    // Before a model exists a cancel ends the run; after, the remaining stages evaluate and keep it.
+    if (ctx.bestEpoch === 0) throwIfCancelled(ctx.signal);
+    if (stage.skip?.(ctx)) continue;
+    await stage.run(ctx);
+    ctx.timer.lap(stage.name);
+  }
+}
+
+/** Checks the request, creates the run folder and the context every stage shares. */
+async function openRun(req: RunRequest, notify: (n: TrainingNotification) => void, signal: AbortSignal): Promise<RunContext> {
+  const startedAt = Date.now();
+  const timer = new StageTimer(Math.round(process.uptime() * 1000));
+  if (!req.modelEntry) checkModelOption(req.options.model);
+  const datasetRoot = path.resolve(req.datasetRoot);
+  const stat = await fs.promises.stat(datasetRoot).catch(() => undefined);
+  if (!stat?.isDirectory()) throw new TrainerError('dataset', `${datasetRoot} is not a folder.`);
+  const datasetName = path.basename(datasetRoot);
+  const runDir = await createRunFolder(req.runsDir, datasetRoot, datasetName, new Date());
+  const writer = new RunFolderWriter(runDir, {
+    state: 'running',
+    datasetRoot,
+    datasetName,
+    startedAt: new Date(startedAt).toISOString(),
+    hasCheckpoint: false,
+    pid: process.pid,
+  });
+  return new RunContext(req, datasetRoot, writer, notify, signal, timer, startedAt);
+}
+
+/** Records a run that got through its stages: status, report, summary. */
+async function finishRun(ctx: RunContext): Promise<RunSummary> {
+  const cancelled = ctx.signal.aborted;
+  const state = cancelled ? 'cancelled' : 'finished';
+  const message = cancelled
+    ? 'Cancelled; the best checkpoint was kept.'
+    : ctx.stopReason === 'time-limit'
+      ? `Stopped at the time limit (${formatLimit(ctx.options.timeLimitMinutes * 60)}); the best checkpoint was kept.`
+      : undefined;
+  const summary = ctx.summary(cancelled);
+  const { runDir: _runDir, ...summaryOnDisk } = summary;
+  await ctx.writer.updateStatus({
+    state,
+    hasCheckpoint: true,
+    valAccuracy: ctx.need('evaluation').accuracy,
+    bestEpoch: ctx.bestEpoch,
+    pid: undefined,
+    summary: summaryOnDisk,
+    message,
+  });
+  await writeReport(ctx, state, message);
+  ctx.progress.offer({ stage: 'save', done: 1, total: 1 });
+  return summary;
+}
+
+/** Records a run that ended early: cancelled (returns its summary) or failed (rethrows with `runDir` attached). */
+async function failRun(ctx: RunContext, err: unknown): Promise<RunSummary> {
+  const cancelled = err instanceof RunCancelled || ctx.signal.aborted;
+  const message = cancelled ? 'Cancelled before a model was trained.' : err instanceof Error ? err.message : String(err);
+  ctx.writer.log(`[error] ${err instanceof Error && err.stack ? err.stack : message}`);
+  await ctx.writer.updateStatus({ state: cancelled ? 'cancelled' : 'failed', message, pid: undefined }).catch(() => undefined);
+  await writeReport(ctx, cancelled ? 'cancelled' : 'failed', message).catch(() => undefined);
+  if (cancelled) return ctx.summary(true);
+  if (err !== null && typeof err === 'object') (err as { runDir?: string }).runDir = ctx.runDir;
+  throw err;
+}
+
+/** Writes report.md once the run knows its dataset and configuration. */
+async function writeReport(ctx: RunContext, state: string, message?: string): Promise<void> {
+  const scan = ctx.get('scan');
+  const model = ctx.get('model');
+  if (!scan || !model) return;
+  const { runDir: _runDir, ...summary } = ctx.summary(state === 'cancelled');
+  const report = renderRunReport({
+    runName: path.basename(ctx.runDir),
+    config: model.config,
+    dataset: scan.report,
+    history: ctx.history,
+    evaluation: ctx.get('evaluation'),
+    summary,
+    state,
+    message,
+  });
+  await writeFileAtomic(ctx.writer.file(RUN_FILES.report), report);
+}

@@ -1,0 +1,102 @@
+// Stage 4: one feature vector per image (from the cache where it can), or for fine-tuning the
+// activations at the cut point as well.
+import { RUN_FILES } from '../../../shared/runFolder';
+import type { DatasetReport } from '../../../shared/types';
+import { datasetFolderKey, type DatasetItem } from '../../dataset/datasetScanner';
+import { embedThroughCut, embedWithCache, featureSetOf, releaseVectors, type EmbeddedImages } from '../../features/embedding';
+import { FeatureCache } from '../../features/featureCache';
+import { chooseCutLayer, splitAtLayer, type CutModel } from '../../fit/fineTune';
+import { writeJsonAtomic } from '../../util/atomicWrite';
+import { TrainerError } from '../../util/errors';
+import type { RunContext, RunStage } from '../runContext';
+
+/** Embeds every training and validation image and builds the head's feature matrices; decoding failures become skips in the dataset report. */
+export const featuresStage: RunStage = {
+  name: 'features',
+  async run(ctx) {
+    const { tf } = ctx.need('backend');
+    const scan = ctx.need('scan');
+    const model = ctx.need('model');
+    if (scan.train.length === 0 || scan.val.length === 0) {
+      throw new TrainerError(
+        'dataset',
+        `Need images for both training and validation; got ${scan.train.length} training and ${scan.val.length} validation images. Add images or change the validation fraction (${ctx.options.valSplit}).`,
+      );
+    }
+    const cut = ctx.options.fineTuneLayers > 0 ? chooseCut(ctx) : undefined;
+    const items = [...scan.train, ...scan.val];
+    const embedOptions = {
+      maxPixels: ctx.options.maxPixels,
+      signal: ctx.signal,
+      onProgress: (p: { done: number; total: number }) => ctx.progress.offer({ stage: 'features', ...p }),
+    };
+    let embedded: EmbeddedImages;
+    let cache: { hits: number; misses: number };
+    if (cut) {
+      // Fine-tuning embeds every image through the cut (activations are needed), bypassing the cache.
+      embedded = await embedThroughCut(tf, model.base, cut, items, embedOptions);
+      cache = { hits: 0, misses: embedded.items.length + embedded.failed.length };
+    } else {
+      const featureCache = new FeatureCache(ctx.request.cacheDir, model.extractor.cacheKey, model.extractor.featureSize);
+      embedded = await embedWithCache(items, model.extractor, featureCache, datasetFolderKey(ctx.datasetRoot), embedOptions);
+      cache = { hits: featureCache.hits, misses: featureCache.misses };
+    }
+    ctx.featuresPerSec = embedded.perSec;
+    await reportDecodeFailures(ctx, embedded);
+    ctx.log(
+      'info',
+      `Features: ${embedded.items.length} images, ${cache.hits} cache hits, ${cache.misses} misses, ${embedded.perSec.toFixed(1)} images/s`,
+    );
+    const featureSize = model.base.featureSize;
+    const train = featureSetOf(embedded, 'train', featureSize);
+    const val = featureSetOf(embedded, 'val', featureSize);
+    const valPaths = embedded.items.filter((i) => i.split === 'val').map((i) => i.rel);
+    releaseVectors(embedded);
+    if (new Set(train.y).size < 2) throw new TrainerError('dataset', 'Fewer than 2 classes have usable training images after decoding.');
+    // Nothing needs the feature session any more (fine-tuning runs the tfjs layers): release it and
+    // its thread pool before the head trains.
+    model.onnx?.dispose();
+    ctx.set('features', { embedded, train, val, valPaths, cut, cache });
+  },
+};
+
+/** Splits the base where about `fineTuneLayers` layers get unfrozen, or says why fine-tuning is skipped. */
+function chooseCut(ctx: RunContext): CutModel | undefined {
+  const { tf } = ctx.need('backend');
+  const { base, entry } = ctx.need('model');
+  const layers = ctx.options.fineTuneLayers;
+  const cutName = chooseCutLayer(base.layersModel, entry.fineTuneCutPoints, layers);
+  if (!cutName) {
+    ctx.log('warn', `Fine-tuning skipped: ${entry.name} has no known cut point.`);
+    return undefined;
+  }
+  const cut = splitAtLayer(tf, base.layersModel, cutName);
+  ctx.log(
+    'info',
+    `Fine-tuning cut at ${cutName}: ${cut.trainableLayerCount} layers with weights unfrozen (asked for about ${layers} layers).`,
+  );
+  return cut;
+}
+
+/** Adds images that failed to decode to the dataset report (recounting the classes) and says so. */
+async function reportDecodeFailures(ctx: RunContext, embedded: EmbeddedImages): Promise<void> {
+  if (embedded.failed.length === 0) return;
+  const { report, classes } = ctx.need('scan');
+  report.skipped.push(...embedded.failed);
+  recount(report, classes, embedded.items);
+  await writeJsonAtomic(ctx.writer.file(RUN_FILES.datasetReport), report);
+  ctx.log(
+    'warn',
+    `${embedded.failed.length} images could not be decoded and were skipped: ${embedded.failed.map((f) => f.path).join(', ')}`,
+  );
+}
+
+/** Updates the per-class counts after images failed to decode. */
+function recount(report: DatasetReport, classes: string[], used: DatasetItem[]): void {
+  report.classes = classes.map((name, ci) => ({
+    name,
+    train: used.filter((i) => i.classIndex === ci && i.split === 'train').length,
+    val: used.filter((i) => i.classIndex === ci && i.split === 'val').length,
+    test: used.filter((i) => i.classIndex === ci && i.split === 'test').length,
+  }));
+}

@@ -1,0 +1,30 @@
+// Stage 5: the classifier head, trained on the feature vectors.
+import { buildHead, trainHead } from '../../fit/head';
+import { buildClassifier, classifierMetadata } from '../../models/classifierModel';
+import { RunCancelled } from '../../util/errors';
+import { runCallbacks } from '../runCallbacks';
+import type { RunStage } from '../runContext';
+
+/** Builds the head and the classifier around it, and trains the head with checkpoints, metrics and progress as callbacks. */
+export const headStage: RunStage = {
+  name: 'head',
+  async run(ctx) {
+    const { tf } = ctx.need('backend');
+    const { classes } = ctx.need('scan');
+    const model = ctx.need('model');
+    const features = ctx.need('features');
+    const { options } = ctx;
+    const head = buildHead(tf, model.base.featureSize, classes.length, options);
+    ctx.defer(() => head.dispose());
+    const classifier = buildClassifier(tf, model.base.layersModel, head, model.entry);
+    const metadata = classifierMetadata(classes, model.entry);
+    const totalEpochs = options.epochs + (features.cut ? options.fineTuneEpochs : 0);
+    const control = { signal: ctx.signal, callbacks: runCallbacks(ctx, 'head', totalEpochs, { classifier, metadata }) };
+    const result = await trainHead(tf, head, features.train, features.val, classes.length, options, control, model.headRuntime);
+    ctx.bestEpoch = result.bestEpoch;
+    // Cancelled before any epoch ended: there is no trained model to evaluate or keep.
+    if (ctx.signal.aborted && result.bestEpoch === 0) throw new RunCancelled();
+    ctx.log('info', `Head: ${result.epochsRun} epochs, best epoch ${result.bestEpoch} (stopped by ${result.stoppedBy})`);
+    ctx.set('head', { head, classifier, metadata, result });
+  },
+};
