@@ -2,33 +2,20 @@
 // and the extension run it: real images, real sharp, real tfjs on WebAssembly, real child processes.
 import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, fork, type ChildProcess } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
-import type { TrainingNotification } from '../../src/shared/protocol/training';
 import type { RunStatus } from '../../src/shared/runFolder';
 import type { DatasetReport, Evaluation } from '../../src/shared/types';
 import { DEFAULT_TRAIN_OPTIONS } from '../../src/shared/types';
 import { decodeImage } from '../../src/training/dataset/imageDecoder';
 import { tempDir } from '../support/tempDirs';
+import { bundle, copySample, onlyRun, readJson, startChild } from '../support/trainingBundle';
 
 const run = promisify(execFile);
-const repo = path.resolve(__dirname, '../..');
-const bundle = path.join(repo, 'dist/training.js');
-const sample = path.join(repo, 'samples/leaves');
 const tmp = (p: string) => tempDir(`it-engine-${p}-`);
-
-/** A copy of `n` images per class of the sample, so tests never touch the shipped folder. */
-function copySample(dest: string, perClass: number, classes = ['black_rot', 'cedar_rust', 'healthy', 'scab']): void {
-  for (const c of classes) {
-    fs.mkdirSync(path.join(dest, c), { recursive: true });
-    for (const f of fs.readdirSync(path.join(sample, c)).sort().slice(0, perClass)) {
-      fs.copyFileSync(path.join(sample, c, f), path.join(dest, c, f));
-    }
-  }
-}
 
 /** sha256 of every entry (path, kind, link target, bytes) under `root`, to prove nothing changed. */
 function treeDigest(root: string): string {
@@ -45,16 +32,6 @@ function treeDigest(root: string): string {
   };
   walk(root);
   return h.digest('hex');
-}
-
-function readJson<T>(file: string): T {
-  return JSON.parse(fs.readFileSync(file, 'utf8')) as T;
-}
-
-function onlyRun(runsDir: string): string {
-  const runs = fs.readdirSync(runsDir).filter((d) => !d.startsWith('.'));
-  assert.equal(runs.length, 1, `expected one run in ${runsDir}, got ${runs.join(', ')}`);
-  return path.join(runsDir, runs[0]);
 }
 
 before(() => {
@@ -192,55 +169,6 @@ test('bad files are skipped and listed with their reasons, training completes, a
     ['healthy', 'scab'],
   );
 });
-
-/** Forks the bundle in child mode, starts a run and collects its notifications. */
-function startChild(
-  datasetRoot: string,
-  work: string,
-  options: Partial<typeof DEFAULT_TRAIN_OPTIONS>,
-): {
-  child: ChildProcess;
-  messages: TrainingNotification[];
-  next(pred: (n: TrainingNotification) => boolean, ms?: number): Promise<TrainingNotification>;
-} {
-  const child = fork(bundle, [], { stdio: ['ignore', 'pipe', 'pipe', 'ipc'], serialization: 'json' });
-  const messages: TrainingNotification[] = [];
-  const waiters: { pred: (n: TrainingNotification) => boolean; resolve: (n: TrainingNotification) => void }[] = [];
-  child.on('message', (m) => {
-    const n = m as TrainingNotification;
-    messages.push(n);
-    for (const w of [...waiters])
-      if (w.pred(n)) {
-        waiters.splice(waiters.indexOf(w), 1);
-        w.resolve(n);
-      }
-  });
-  child.send({
-    type: 'start',
-    datasetRoot,
-    runsDir: path.join(work, 'runs'),
-    cacheDir: path.join(work, 'cache'),
-    options: { ...DEFAULT_TRAIN_OPTIONS, ...options },
-  });
-  return {
-    child,
-    messages,
-    next(pred, ms = 120_000) {
-      const found = messages.find(pred);
-      if (found) return Promise.resolve(found);
-      return new Promise((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`timed out; got ${messages.map((m) => m.type).join(',')}`)), ms);
-        waiters.push({
-          pred,
-          resolve: (n) => {
-            clearTimeout(timer);
-            resolve(n);
-          },
-        });
-      });
-    },
-  };
-}
 
 test('the child process streams typed notifications, throttles progress and stops on cancel keeping the best checkpoint', async () => {
   const work = tmp('child');

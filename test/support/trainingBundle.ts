@@ -1,0 +1,83 @@
+// The training bundle (dist/training.js) as the CLI and the extension run it, for integration
+// tests: the sample dataset, run folders, and a forked child process driven over IPC.
+import assert from 'node:assert/strict';
+import { fork, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { TrainingNotification } from '../../src/shared/protocol/training';
+import { DEFAULT_TRAIN_OPTIONS } from '../../src/shared/types';
+
+export const repo = path.resolve(__dirname, '../..');
+export const bundle = path.join(repo, 'dist/training.js');
+export const sample = path.join(repo, 'samples/leaves');
+
+/** A copy of `n` images per class of the sample, so tests never touch the shipped folder. */
+export function copySample(dest: string, perClass: number, classes = ['black_rot', 'cedar_rust', 'healthy', 'scab']): void {
+  for (const c of classes) {
+    fs.mkdirSync(path.join(dest, c), { recursive: true });
+    for (const f of fs.readdirSync(path.join(sample, c)).sort().slice(0, perClass)) {
+      fs.copyFileSync(path.join(sample, c, f), path.join(dest, c, f));
+    }
+  }
+}
+
+/** A JSON file, parsed. */
+export function readJson<T>(file: string): T {
+  return JSON.parse(fs.readFileSync(file, 'utf8')) as T;
+}
+
+/** The one run folder under `runsDir`. */
+export function onlyRun(runsDir: string): string {
+  const runs = fs.readdirSync(runsDir).filter((d) => !d.startsWith('.'));
+  assert.equal(runs.length, 1, `expected one run in ${runsDir}, got ${runs.join(', ')}`);
+  return path.join(runsDir, runs[0]);
+}
+
+/** Forks the bundle in child mode, starts a run and collects its notifications. */
+export function startChild(
+  datasetRoot: string,
+  work: string,
+  options: Partial<typeof DEFAULT_TRAIN_OPTIONS>,
+): {
+  child: ChildProcess;
+  messages: TrainingNotification[];
+  next(pred: (n: TrainingNotification) => boolean, ms?: number): Promise<TrainingNotification>;
+} {
+  const child = fork(bundle, [], { stdio: ['ignore', 'pipe', 'pipe', 'ipc'], serialization: 'json' });
+  const messages: TrainingNotification[] = [];
+  const waiters: { pred: (n: TrainingNotification) => boolean; resolve: (n: TrainingNotification) => void }[] = [];
+  child.on('message', (m) => {
+    const n = m as TrainingNotification;
+    messages.push(n);
+    for (const w of [...waiters])
+      if (w.pred(n)) {
+        waiters.splice(waiters.indexOf(w), 1);
+        w.resolve(n);
+      }
+  });
+  child.send({
+    type: 'start',
+    datasetRoot,
+    runsDir: path.join(work, 'runs'),
+    cacheDir: path.join(work, 'cache'),
+    options: { ...DEFAULT_TRAIN_OPTIONS, ...options },
+  });
+  return {
+    child,
+    messages,
+    next(pred, ms = 120_000) {
+      const found = messages.find(pred);
+      if (found) return Promise.resolve(found);
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`timed out; got ${messages.map((m) => m.type).join(',')}`)), ms);
+        waiters.push({
+          pred,
+          resolve: (n) => {
+            clearTimeout(timer);
+            resolve(n);
+          },
+        });
+      });
+    },
+  };
+}
