@@ -52,7 +52,7 @@ interface WeightSpec {
   dtype: string;
   quantization?: { dtype: string };
 }
-interface ManifestGroup {
+export interface ManifestGroup {
   paths: string[];
   weights: WeightSpec[];
 }
