@@ -135,16 +135,11 @@ async function download(
   const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   const pinned = new Map((entry.files ?? []).map((f) => [f.path, f]));
   const progress = new ProgressReporter(opts.onProgress);
+  const fetchContext = (file: string): FetchContext => ({ fetchImpl, timeoutMs, signal: opts.signal, progress, pinned: pinned.get(file) });
   try {
     await fsp.mkdir(partial);
     const modelJsonPath = path.join(partial, 'model.json');
-    await fetchToFile(entry, modelUrl, 'model.json', modelJsonPath, {
-      fetchImpl,
-      timeoutMs,
-      signal: opts.signal,
-      progress,
-      pinned: pinned.get('model.json'),
-    });
+    await fetchToFile(entry, modelUrl, 'model.json', modelJsonPath, fetchContext('model.json'));
     const manifest = await readManifest(entry, modelUrl, modelJsonPath);
     const files = manifest.flatMap((g) => g.paths);
     const expected = manifestWeightBytes(manifest);
@@ -160,13 +155,7 @@ async function download(
       }
       await fsp.mkdir(path.dirname(target), { recursive: true });
       const url = new URL(file, modelUrl).toString();
-      shardBytes += await fetchToFile(entry, url, file, target, {
-        fetchImpl,
-        timeoutMs,
-        signal: opts.signal,
-        progress,
-        pinned: pinned.get(file),
-      });
+      shardBytes += await fetchToFile(entry, url, file, target, fetchContext(file));
     }
     if (expected !== undefined && shardBytes !== expected) {
       throw downloadError(

@@ -79,6 +79,12 @@ export function onnxRuntimeVersion(ort: OrtModule): string {
   return ort.env.versions?.node ?? ort.env.versions?.common ?? '';
 }
 
+/** Which runtime computes something, in words for the run log: "onnxruntime-node 1.x (CPU, 1 thread, <detail>)". */
+export function onnxRuntimeNote(ort: OrtModule, threads: number, detail: string): string {
+  const version = onnxRuntimeVersion(ort);
+  return `onnxruntime-node${version ? ` ${version}` : ''} (CPU, ${threads} thread${threads === 1 ? '' : 's'}, ${detail})`;
+}
+
 /** The session options every graph of the project runs with: CPU, sequential, fully optimised, `threads` intra-op threads. */
 export function onnxSessionOptions(threads: number): Ort.InferenceSession.SessionOptions {
   return {
@@ -155,7 +161,6 @@ export async function loadOnnxBaseModel(
   const size = entry.inputSize;
   const imageBytes = size * size * 3;
   const batchSize = Math.max(1, Math.floor(opts.batchSize ?? 32));
-  const version = onnxRuntimeVersion(ort);
   const { scale, offset } = entry.preprocessing;
   let disposed = false;
   return {
@@ -167,7 +172,7 @@ export async function loadOnnxBaseModel(
       '|',
     ),
     route: 'onnx',
-    routeNote: `onnxruntime-node${version ? ` ${version}` : ''} (CPU, ${threads} thread${threads === 1 ? '' : 's'}, BatchNorm folded)`,
+    routeNote: onnxRuntimeNote(ort, threads, 'BatchNorm folded'),
     batchSize,
     async extract(pixels: Uint8Array, n: number): Promise<Float32Array> {
       if (disposed) throw new Error('the ONNX base model was disposed');

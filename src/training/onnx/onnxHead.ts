@@ -20,7 +20,7 @@ import { gatherRows, PROB_EPSILON, scoreProbabilities, type Rows, type StepEngin
 import type { Tf } from '../util/tf';
 import { createAdamBuffers, type AdamBuffers } from './wasmAdam';
 import type { BackendName } from '../../shared/types';
-import { loadOnnxRuntime, onnxRuntimeVersion, onnxSessionOptions } from './onnxFeatures';
+import { loadOnnxRuntime, onnxRuntimeNote, onnxSessionOptions } from './onnxFeatures';
 
 /** Sizes of the head. */
 export interface HeadShape {
@@ -375,9 +375,5 @@ export async function chooseHeadRuntime(backend: BackendName): Promise<{ runtime
   // has its own spinning pool) cost more than the two products gain — measured here at 1.2-1.4 ms
   // per batch-32 step on one thread against 1.5-2.1 ms on two.
   const threads = 1;
-  const version = onnxRuntimeVersion(ort);
-  return {
-    runtime: { kind: 'onnx', ort, threads },
-    note: `onnxruntime-node${version ? ` ${version}` : ''} (CPU, ${threads} thread${threads === 1 ? '' : 's'}, one graph per Adam step)`,
-  };
+  return { runtime: { kind: 'onnx', ort, threads }, note: onnxRuntimeNote(ort, threads, 'one graph per Adam step') };
 }
