@@ -54,55 +54,77 @@ export async function installNativeBackend(
   const npm = opts.npmCommand ?? (process.platform === 'win32' ? 'npm.cmd' : 'npm');
   const args = ['install', '--no-save', '--no-audit', '--no-fund', '--prefix', prefix, pkg];
   opts.onOutput(`$ ${[npm, ...args].join(' ')}`);
-  const lines: string[] = [];
   const started = Date.now();
-  const outcome = await new Promise<{ code: number | null; signal: NodeJS.Signals | null; spawnError?: NodeJS.ErrnoException }>(
-    (resolve) => {
-      // npm.cmd can only be started through a shell on Windows (Node ≥ 20.12).
-      const shell = process.platform === 'win32' && /\.(cmd|bat)$/i.test(npm);
-      const child = spawn(shell ? quote(npm) : npm, shell ? args.map(quote) : args, {
-        cwd: prefix,
-        shell,
-        windowsHide: true,
-        stdio: ['ignore', 'pipe', 'pipe'],
-        env: { ...process.env, npm_config_update_notifier: 'false', npm_config_progress: 'false' },
-      });
-      const onLine = (line: string) => {
-        lines.push(line);
-        if (lines.length > 400) lines.shift();
-        opts.onOutput(line);
-      };
-      let open = 0;
-      let exit: { code: number | null; signal: NodeJS.Signals | null } | undefined;
-      const done = () => {
-        if (exit && open === 0) {
-          opts.signal?.removeEventListener('abort', onAbort);
-          resolve(exit);
-        }
-      };
-      for (const stream of [child.stdout, child.stderr]) {
-        open++;
-        const rl = readline.createInterface({ input: stream, crlfDelay: Infinity });
-        rl.on('line', onLine);
-        rl.on('close', () => {
-          open--;
-          done();
-        });
-      }
-      const onAbort = () => child.kill('SIGTERM');
-      opts.signal?.addEventListener('abort', onAbort, { once: true });
-      child.on('error', (err: NodeJS.ErrnoException) => {
+  const outcome = await runNpm(npm, args, prefix, opts);
+  const seconds = ((Date.now() - started) / 1000).toFixed(1);
+  return judgeInstall({ pkg, npm, modulePath, seconds, signal: opts.signal }, outcome);
+}
+
+/** How an npm run ended, with the last lines it printed. */
+interface NpmOutcome {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  spawnError?: NodeJS.ErrnoException;
+  /** stdout and stderr interleaved as they arrived, the last 400 lines. */
+  lines: string[];
+}
+
+/** Runs npm in `cwd`, passing each output line on as it arrives; SIGTERMs it when `opts.signal` aborts. */
+function runNpm(npm: string, args: string[], cwd: string, opts: NativeBackendInstallOptions): Promise<NpmOutcome> {
+  const lines: string[] = [];
+  return new Promise((resolve) => {
+    // npm.cmd can only be started through a shell on Windows (Node ≥ 20.12).
+    const shell = process.platform === 'win32' && /\.(cmd|bat)$/i.test(npm);
+    const child = spawn(shell ? quote(npm) : npm, shell ? args.map(quote) : args, {
+      cwd,
+      shell,
+      windowsHide: true,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, npm_config_update_notifier: 'false', npm_config_progress: 'false' },
+    });
+    const onLine = (line: string) => {
+      lines.push(line);
+      if (lines.length > 400) lines.shift();
+      opts.onOutput(line);
+    };
+    // The exit is reported once both streams are drained too, so no last line is lost.
+    let open = 0;
+    let exit: { code: number | null; signal: NodeJS.Signals | null } | undefined;
+    const done = () => {
+      if (exit && open === 0) {
         opts.signal?.removeEventListener('abort', onAbort);
-        resolve({ code: null, signal: null, spawnError: err });
-      });
-      child.on('close', (code, signal) => {
-        exit = { code, signal };
+        resolve({ ...exit, lines });
+      }
+    };
+    for (const stream of [child.stdout, child.stderr]) {
+      open++;
+      const rl = readline.createInterface({ input: stream, crlfDelay: Infinity });
+      rl.on('line', onLine);
+      rl.on('close', () => {
+        open--;
         done();
       });
-    },
-  );
-  const seconds = ((Date.now() - started) / 1000).toFixed(1);
+    }
+    const onAbort = () => child.kill('SIGTERM');
+    opts.signal?.addEventListener('abort', onAbort, { once: true });
+    child.on('error', (err: NodeJS.ErrnoException) => {
+      opts.signal?.removeEventListener('abort', onAbort);
+      resolve({ code: null, signal: null, spawnError: err, lines });
+    });
+    child.on('close', (code, signal) => {
+      exit = { code, signal };
+      done();
+    });
+  });
+}
 
+/** The result of an npm run in words: why it failed (removing a half-installed package), or where the package now is. */
+async function judgeInstall(
+  install: { pkg: string; npm: string; modulePath: string; seconds: string; signal?: AbortSignal },
+  outcome: NpmOutcome,
+): Promise<NativeBackendInstallResult> {
+  const { pkg, npm, modulePath, seconds } = install;
+  const { lines } = outcome;
   if (outcome.spawnError) {
     const why =
       outcome.spawnError.code === 'ENOENT'
@@ -110,7 +132,7 @@ export async function installNativeBackend(
         : `${npm} could not be started (${outcome.spawnError.code ?? outcome.spawnError.message})`;
     return { ok: false, message: `Could not install ${pkg}: ${why}.` };
   }
-  if (opts.signal?.aborted) {
+  if (install.signal?.aborted) {
     await removeIfIncomplete(modulePath);
     return { ok: false, message: `Installation of ${pkg} was cancelled after ${seconds} s; nothing half-installed was kept.` };
   }

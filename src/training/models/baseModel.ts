@@ -153,119 +153,166 @@ export async function loadBaseModel(tf: Tf, entry: ModelEntry, opts: LoadBaseMod
   const files = readModelFiles(dir);
   const weightsDigest = createHash('sha256').update(new Uint8Array(files.weightData)).digest('hex').slice(0, 16);
   const layersModel = await tf.loadLayersModel(tf.io.fromMemory(files));
-  const inputSize = entry.inputSize;
-  const inputShape = layersModel.inputs[0].shape;
-  if (inputShape.length !== 4 || inputShape[3] !== 3 || (inputShape[1] !== null && inputShape[1] !== inputSize)) {
-    layersModel.dispose();
-    throw new Error(`Model ${entry.id}: input shape [${inputShape.join(', ')}] does not take ${inputSize}x${inputSize} RGB images`);
+  const layers = new LayersFeatures(tf, layersModel, entry);
+  let graph: FoldedGraph | undefined;
+  try {
+    checkInputShape(layersModel, entry);
+    const choice = chooseFeatureRoute(tf, layers, entry, opts.route ?? 'auto');
+    graph = choice.graph;
+    const run = graph ? graph.run.bind(graph) : layers.run.bind(layers);
+    checkFeatureSize(tf, run, entry);
+    const batchSize = Math.max(1, Math.floor(opts.batchSize ?? 32));
+    return {
+      entry,
+      layersModel,
+      featureSize: entry.featureSize,
+      inputSize: entry.inputSize,
+      cacheKey: featureCacheKey(entry, weightsDigest, choice.route),
+      route: choice.route,
+      routeNote: choice.routeNote,
+      batchSize,
+      extract: batchedExtractor(tf, entry, batchSize, run),
+      dispose() {
+        graph?.dispose();
+        layers.dispose();
+      },
+    };
+  } catch (err) {
+    graph?.dispose();
+    layers.dispose();
+    throw err;
   }
-  const batchSize = Math.max(1, Math.floor(opts.batchSize ?? 32));
-  const { scale, offset } = entry.preprocessing;
+}
 
-  let layersRoute: tfType.LayersModel | undefined;
-  const featureLayersModel = (): tfType.LayersModel => {
-    if (!layersRoute) {
+/** The model as loaded, truncated at the feature layer and pooled to vectors: the `layers` route, and the reference the fused one is checked against. */
+class LayersFeatures {
+  private truncated: tfType.LayersModel | undefined;
+
+  constructor(
+    private readonly tf: Tf,
+    readonly model: tfType.LayersModel,
+    private readonly entry: ModelEntry,
+  ) {}
+
+  /** Feature vectors `[batch, features]` for preprocessed input; the caller owns the result. */
+  run(x: tfType.Tensor4D): tfType.Tensor2D {
+    return this.tf.tidy(() => {
+      const y = this.featureModel().predict(x, { batchSize: x.shape[0] }) as tfType.Tensor;
+      return (y.rank === 4 ? this.tf.mean(y, [1, 2]) : y) as tfType.Tensor2D;
+    });
+  }
+
+  dispose(): void {
+    // The truncated model shares the layers (and weights) of the full one.
+    this.truncated = undefined;
+    this.model.dispose();
+  }
+
+  /** Built on first use: the fused route usually makes it unnecessary. */
+  private featureModel(): tfType.LayersModel {
+    if (!this.truncated) {
+      const { model, entry } = this;
       let out: tfType.SymbolicTensor;
       try {
-        out = layersModel.getLayer(entry.featureLayer).output as tfType.SymbolicTensor;
+        out = model.getLayer(entry.featureLayer).output as tfType.SymbolicTensor;
       } catch {
         throw new Error(`Model ${entry.id}: feature layer '${entry.featureLayer}' not found`);
       }
-      layersRoute = out === layersModel.outputs[0] ? layersModel : tf.model({ inputs: layersModel.inputs, outputs: out });
+      this.truncated = out === model.outputs[0] ? model : this.tf.model({ inputs: model.inputs, outputs: out });
     }
-    return layersRoute;
-  };
-  const runLayers = (x: tfType.Tensor4D): tfType.Tensor2D =>
-    tf.tidy(() => {
-      const y = featureLayersModel().predict(x, { batchSize: x.shape[0] }) as tfType.Tensor;
-      return (y.rank === 4 ? tf.mean(y, [1, 2]) : y) as tfType.Tensor2D;
-    });
+    return this.truncated;
+  }
+}
 
-  let route: FeatureRoute = 'layers';
-  let routeNote: string | undefined;
-  let graph: FoldedGraph | undefined;
-  if (opts.route === 'layers') {
-    routeNote = 'layers route requested';
+/** Throws unless the model takes `entry.inputSize`-pixel RGB images. */
+function checkInputShape(layersModel: tfType.LayersModel, entry: ModelEntry): void {
+  const inputSize = entry.inputSize;
+  const inputShape = layersModel.inputs[0].shape;
+  if (inputShape.length !== 4 || inputShape[3] !== 3 || (inputShape[1] !== null && inputShape[1] !== inputSize)) {
+    throw new Error(`Model ${entry.id}: input shape [${inputShape.join(', ')}] does not take ${inputSize}x${inputSize} RGB images`);
+  }
+}
+
+/**
+ * The fused route when its graph builds and agrees with the layers model on a synthetic image,
+ * else the layers route with the reason; throws when `fused` was required and is not possible.
+ */
+function chooseFeatureRoute(
+  tf: Tf,
+  layers: LayersFeatures,
+  entry: ModelEntry,
+  wanted: 'auto' | FeatureRoute,
+): { route: FeatureRoute; routeNote?: string; graph?: FoldedGraph } {
+  if (wanted === 'layers') return { route: 'layers', routeNote: 'layers route requested' };
+  let routeNote: string;
+  const built = buildFoldedGraph(tf, layers.model, entry.featureLayer);
+  if ('unsupported' in built) {
+    routeNote = `fused route unavailable: ${built.unsupported}`;
   } else {
-    const built = buildFoldedGraph(tf, layersModel, entry.featureLayer);
-    if ('unsupported' in built) {
-      routeNote = `fused route unavailable: ${built.unsupported}`;
-    } else {
-      // Check the folded graph against the model as loaded on one synthetic image before trusting it.
-      const diff = tf.tidy(() => {
-        const x = syntheticInput(tf, inputSize, scale, offset);
-        return tf.max(tf.abs(tf.sub(built.run(x), runLayers(x)))).dataSync()[0];
-      });
-      if (diff <= 1e-3) {
-        graph = built;
-        route = 'fused';
-      } else {
-        built.dispose();
-        routeNote = `fused route disagrees with the layers model (max difference ${diff.toExponential(2)}); using the layers model`;
-      }
-    }
-    if (opts.route === 'fused' && route !== 'fused') {
-      layersModel.dispose();
-      throw new Error(`Model ${entry.id}: ${routeNote}`);
-    }
+    // Check the folded graph against the model as loaded on one synthetic image before trusting it.
+    const diff = tf.tidy(() => {
+      const x = syntheticInput(tf, entry);
+      return tf.max(tf.abs(tf.sub(built.run(x), layers.run(x)))).dataSync()[0];
+    });
+    if (diff <= 1e-3) return { route: 'fused', graph: built };
+    built.dispose();
+    routeNote = `fused route disagrees with the layers model (max difference ${diff.toExponential(2)}); using the layers model`;
   }
+  if (wanted === 'fused') throw new Error(`Model ${entry.id}: ${routeNote}`);
+  return { route: 'layers', routeNote };
+}
 
-  const featureSize = entry.featureSize;
-  const probe = tf.tidy(
-    () =>
-      (graph ? graph.run(syntheticInput(tf, inputSize, scale, offset)) : runLayers(syntheticInput(tf, inputSize, scale, offset))).shape[1],
-  );
-  if (probe !== featureSize) {
-    graph?.dispose();
-    layersModel.dispose();
-    throw new Error(`Model ${entry.id}: feature layer '${entry.featureLayer}' gives ${probe} values, the registry says ${featureSize}`);
+/** Throws unless `run` gives as many features per image as the registry says. */
+function checkFeatureSize(tf: Tf, run: (x: tfType.Tensor4D) => tfType.Tensor2D, entry: ModelEntry): void {
+  const probe = tf.tidy(() => run(syntheticInput(tf, entry)).shape[1]);
+  if (probe !== entry.featureSize) {
+    throw new Error(
+      `Model ${entry.id}: feature layer '${entry.featureLayer}' gives ${probe} values, the registry says ${entry.featureSize}`,
+    );
   }
+}
 
-  const cacheKey = [entry.id, weightsDigest, `${inputSize}px`, `x*${scale}+${offset}`, entry.featureLayer, ROUTE_VERSION[route]].join('|');
+/** Everything the features depend on, so a cached vector is reused only when it would come out the same. */
+function featureCacheKey(entry: ModelEntry, weightsDigest: string, route: FeatureRoute): string {
+  const { scale, offset } = entry.preprocessing;
+  return [entry.id, weightsDigest, `${entry.inputSize}px`, `x*${scale}+${offset}`, entry.featureLayer, ROUTE_VERSION[route]].join('|');
+}
+
+/** `BaseModel.extract` over `run`: preprocesses raw pixels and runs them `batchSize` images at a time. */
+function batchedExtractor(
+  tf: Tf,
+  entry: ModelEntry,
+  batchSize: number,
+  run: (x: tfType.Tensor4D) => tfType.Tensor2D,
+): BaseModel['extract'] {
+  const { inputSize, featureSize } = entry;
+  const { scale, offset } = entry.preprocessing;
   const pixelsPerImage = inputSize * inputSize * 3;
-
-  return {
-    entry,
-    layersModel,
-    featureSize,
-    inputSize,
-    cacheKey,
-    route,
-    routeNote,
-    batchSize,
-    async extract(pixels, n) {
-      if (pixels.length !== n * pixelsPerImage) {
-        throw new Error(`extract: expected ${n} images of ${inputSize}x${inputSize}x3 bytes (${n * pixelsPerImage}), got ${pixels.length}`);
+  return async (pixels, n) => {
+    if (pixels.length !== n * pixelsPerImage) {
+      throw new Error(`extract: expected ${n} images of ${inputSize}x${inputSize}x3 bytes (${n * pixelsPerImage}), got ${pixels.length}`);
+    }
+    const out = new Float32Array(n * featureSize);
+    for (let start = 0; start < n; start += batchSize) {
+      const count = Math.min(batchSize, n - start);
+      const input = new Float32Array(count * pixelsPerImage);
+      const base = start * pixelsPerImage;
+      for (let i = 0; i < input.length; i++) input[i] = pixels[base + i] * scale + offset;
+      const features = tf.tidy(() => run(tf.tensor4d(input, [count, inputSize, inputSize, 3])));
+      try {
+        out.set(await features.data(), start * featureSize);
+      } finally {
+        features.dispose();
       }
-      const out = new Float32Array(n * featureSize);
-      for (let start = 0; start < n; start += batchSize) {
-        const count = Math.min(batchSize, n - start);
-        const input = new Float32Array(count * pixelsPerImage);
-        const base = start * pixelsPerImage;
-        for (let i = 0; i < input.length; i++) input[i] = pixels[base + i] * scale + offset;
-        const features = tf.tidy(() => {
-          const x = tf.tensor4d(input, [count, inputSize, inputSize, 3]);
-          return graph ? graph.run(x) : runLayers(x);
-        });
-        try {
-          out.set(await features.data(), start * featureSize);
-        } finally {
-          features.dispose();
-        }
-      }
-      return out;
-    },
-    dispose() {
-      graph?.dispose();
-      // The truncated model shares the layers (and weights) of the full one.
-      layersRoute = undefined;
-      layersModel.dispose();
-    },
+    }
+    return out;
   };
 }
 
-/** A deterministic smooth-plus-noise image, preprocessed, for self-checks. */
-function syntheticInput(tf: Tf, size: number, scale: number, offset: number): tfType.Tensor4D {
+/** A deterministic smooth-plus-noise image, preprocessed as `entry` says, for self-checks. */
+function syntheticInput(tf: Tf, entry: ModelEntry): tfType.Tensor4D {
+  const size = entry.inputSize;
+  const { scale, offset } = entry.preprocessing;
   const data = new Float32Array(size * size * 3);
   let seed = 12345;
   for (let y = 0; y < size; y++) {

@@ -4,7 +4,7 @@
 import { createHash } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
-import { isManifest, manifestWeightBytes } from './modelDownload';
+import { isManifest, manifestWeightBytes, type ManifestGroup } from './modelDownload';
 import { MINUS_ONE_TO_ONE } from './modelRegistry';
 import type { ModelEntry, Preprocessing } from './modelRegistry';
 
@@ -48,14 +48,44 @@ interface LayersModelShape {
 export async function readCustomModel(folder: string, opts: { tf?: TfForModelShape } = {}): Promise<ModelEntry> {
   const dir = path.resolve(folder);
   const modelJsonPath = path.join(dir, 'model.json');
-  const descriptorPath = path.join(dir, CUSTOM_MODEL_DESCRIPTOR_FILE);
   const problems: string[] = [];
+  // Each step collects every problem it finds, and the next step runs only on what passed, so
+  // the user sees all that is wrong at one level instead of one problem per try.
+  const fail = () => new CustomModelError(dir, problems);
 
   const modelJson = await readJson(modelJsonPath, 'model.json', problems);
-  const descriptorJson = await readJson(descriptorPath, CUSTOM_MODEL_DESCRIPTOR_FILE, problems);
-  if (problems.length > 0) throw new CustomModelError(dir, problems);
+  const descriptorJson = await readJson(path.join(dir, CUSTOM_MODEL_DESCRIPTOR_FILE), CUSTOM_MODEL_DESCRIPTOR_FILE, problems);
+  if (problems.length > 0) throw fail();
 
   const descriptor = validateDescriptor(descriptorJson, problems);
+  const { topology, manifest } = checkModelJson(modelJson, problems);
+  if (problems.length > 0 || !descriptor || !topology || !manifest) throw fail();
+
+  checkLayerNames(descriptor, topLevelLayerNames(topology), problems);
+  const weights = await readWeightFiles(dir, modelJsonPath, manifest, problems);
+  if (problems.length > 0) throw fail();
+
+  const tf = opts.tf ?? ((await import('@tensorflow/tfjs')) as unknown as TfForModelShape);
+  const featureSize = await checkTopology(tf, topology, descriptor, problems);
+  if (problems.length > 0 || featureSize === undefined) throw fail();
+
+  return {
+    // The content hash is in the id so the feature cache is invalidated when the weights change.
+    id: `custom_${slug(descriptor.name)}_${weights.digest.slice(0, 12)}`,
+    name: descriptor.name,
+    family: 'custom',
+    source: { kind: 'folder', path: dir },
+    inputSize: descriptor.inputSize,
+    preprocessing: toPreprocessing(descriptor.preprocessing),
+    featureLayer: descriptor.featureLayer,
+    featureSize,
+    fineTuneCutPoints: descriptor.fineTuneCutPoints ?? [],
+    files: weights.files,
+  };
+}
+
+/** The topology and weights manifest of a LayersModel's model.json; a GraphModel or a part missing is a problem. */
+function checkModelJson(modelJson: unknown, problems: string[]): { topology?: Record<string, unknown>; manifest?: ManifestGroup[] } {
   const topology = (modelJson as { modelTopology?: unknown }).modelTopology as Record<string, unknown> | undefined;
   const format = (modelJson as { format?: unknown }).format;
   const manifest = (modelJson as { weightsManifest?: unknown }).weightsManifest;
@@ -65,53 +95,69 @@ export async function readCustomModel(folder: string, opts: { tf?: TfForModelSha
     problems.push('model.json has no modelTopology.');
   }
   if (!isManifest(manifest)) problems.push('model.json has no valid weightsManifest.');
-  if (problems.length > 0) throw new CustomModelError(dir, problems);
+  return { topology, manifest: isManifest(manifest) ? manifest : undefined };
+}
 
-  const layerNames = topLevelLayerNames(topology!);
-  if (descriptor) {
-    if (!layerNames.includes(descriptor.featureLayer)) {
-      problems.push(
-        `The feature layer "${descriptor.featureLayer}" is not in the model${closeNamesHint(descriptor.featureLayer, layerNames)}.`,
-      );
-    }
-    for (const cut of descriptor.fineTuneCutPoints ?? []) {
-      if (!layerNames.includes(cut))
-        problems.push(`The fine-tuning cut point "${cut}" is not in the model${closeNamesHint(cut, layerNames)}.`);
-    }
+/** The descriptor's feature layer and cut points must be layers of the model; a miss names the closest ones. */
+function checkLayerNames(descriptor: CustomModelDescriptor, layerNames: string[], problems: string[]): void {
+  if (!layerNames.includes(descriptor.featureLayer)) {
+    problems.push(
+      `The feature layer "${descriptor.featureLayer}" is not in the model${closeNamesHint(descriptor.featureLayer, layerNames)}.`,
+    );
   }
+  for (const cut of descriptor.fineTuneCutPoints ?? []) {
+    if (!layerNames.includes(cut))
+      problems.push(`The fine-tuning cut point "${cut}" is not in the model${closeNamesHint(cut, layerNames)}.`);
+  }
+}
 
-  // Weight files: present, and as large as the weight specs say.
+/**
+ * Reads every weight file: each must be inside the folder, present, and together as large as the
+ * weight specs say. Returns their sizes and sha256, and a digest of model.json and all of them.
+ */
+async function readWeightFiles(
+  dir: string,
+  modelJsonPath: string,
+  manifest: ManifestGroup[],
+  problems: string[],
+): Promise<{ files: { path: string; bytes: number; sha256: string }[]; digest: string }> {
   const files: { path: string; bytes: number; sha256: string }[] = [];
   const hash = createHash('sha256');
   hash.update(await fsp.readFile(modelJsonPath));
-  if (isManifest(manifest)) {
-    let total = 0;
-    for (const file of manifest.flatMap((g) => g.paths)) {
-      const full = path.resolve(dir, file);
-      if (!full.startsWith(dir + path.sep)) {
-        problems.push(`model.json names a weight file outside its folder (${file}).`);
-        continue;
-      }
-      try {
-        const data = await fsp.readFile(full);
-        const sha256 = createHash('sha256').update(data).digest('hex');
-        hash.update(sha256);
-        files.push({ path: file, bytes: data.byteLength, sha256 });
-        total += data.byteLength;
-      } catch {
-        problems.push(`The weight file ${file} named in model.json is missing.`);
-      }
+  let total = 0;
+  for (const file of manifest.flatMap((g) => g.paths)) {
+    const full = path.resolve(dir, file);
+    if (!full.startsWith(dir + path.sep)) {
+      problems.push(`model.json names a weight file outside its folder (${file}).`);
+      continue;
     }
-    const expected = manifestWeightBytes(manifest);
-    if (problems.length === 0 && expected !== undefined && expected !== total) {
-      problems.push(`The weight files hold ${total} bytes but model.json describes ${expected}: they do not belong to this model.json.`);
+    try {
+      const data = await fsp.readFile(full);
+      const sha256 = createHash('sha256').update(data).digest('hex');
+      hash.update(sha256);
+      files.push({ path: file, bytes: data.byteLength, sha256 });
+      total += data.byteLength;
+    } catch {
+      problems.push(`The weight file ${file} named in model.json is missing.`);
     }
   }
-  if (problems.length > 0 || !descriptor) throw new CustomModelError(dir, problems);
+  const expected = manifestWeightBytes(manifest);
+  if (problems.length === 0 && expected !== undefined && expected !== total) {
+    problems.push(`The weight files hold ${total} bytes but model.json describes ${expected}: they do not belong to this model.json.`);
+  }
+  return { files, digest: hash.digest('hex') };
+}
 
-  // The topology alone (no weights) tells the input and the feature layer's shape.
-  const tf = opts.tf ?? ((await import('@tensorflow/tfjs')) as unknown as TfForModelShape);
-  let featureSize: number | undefined;
+/**
+ * Builds the topology alone (no weights), which tells the input shape and the feature layer's
+ * size: checks the input takes `inputSize` RGB images and returns the feature size.
+ */
+async function checkTopology(
+  tf: TfForModelShape,
+  topology: Record<string, unknown>,
+  descriptor: CustomModelDescriptor,
+  problems: string[],
+): Promise<number | undefined> {
   let model: LayersModelShape | undefined;
   try {
     model = await tf.models.modelFromJSON({ modelTopology: topology });
@@ -128,28 +174,14 @@ export async function readCustomModel(folder: string, opts: { tf?: TfForModelSha
     const outputShape = model.getLayer(descriptor.featureLayer).outputShape;
     const shape = Array.isArray(outputShape) && Array.isArray(outputShape[0]) ? outputShape[0] : outputShape;
     const last = Array.isArray(shape) ? shape[shape.length - 1] : undefined;
-    if (typeof last === 'number' && last > 0) featureSize = last;
-    else problems.push(`The feature layer "${descriptor.featureLayer}" has no fixed output size (${JSON.stringify(outputShape)}).`);
+    if (typeof last === 'number' && last > 0) return last;
+    problems.push(`The feature layer "${descriptor.featureLayer}" has no fixed output size (${JSON.stringify(outputShape)}).`);
   } catch (err) {
     problems.push(`model.json's topology could not be built with TensorFlow.js: ${err instanceof Error ? err.message : String(err)}`);
   } finally {
     model?.dispose();
   }
-  if (problems.length > 0 || featureSize === undefined) throw new CustomModelError(dir, problems);
-
-  return {
-    // The content hash is in the id so the feature cache is invalidated when the weights change.
-    id: `custom_${slug(descriptor.name)}_${hash.digest('hex').slice(0, 12)}`,
-    name: descriptor.name,
-    family: 'custom',
-    source: { kind: 'folder', path: dir },
-    inputSize: descriptor.inputSize,
-    preprocessing: toPreprocessing(descriptor.preprocessing),
-    featureLayer: descriptor.featureLayer,
-    featureSize,
-    fineTuneCutPoints: descriptor.fineTuneCutPoints ?? [],
-    files,
-  };
+  return undefined;
 }
 
 /** The preprocessing a descriptor names, as scale and offset on [0, 255]. */

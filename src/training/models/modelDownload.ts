@@ -52,7 +52,7 @@ interface WeightSpec {
   dtype: string;
   quantization?: { dtype: string };
 }
-interface ManifestGroup {
+export interface ManifestGroup {
   paths: string[];
   weights: WeightSpec[];
 }
@@ -135,16 +135,11 @@ async function download(
   const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   const pinned = new Map((entry.files ?? []).map((f) => [f.path, f]));
   const progress = new ProgressReporter(opts.onProgress);
+  const fetchContext = (file: string): FetchContext => ({ fetchImpl, timeoutMs, signal: opts.signal, progress, pinned: pinned.get(file) });
   try {
     await fsp.mkdir(partial);
     const modelJsonPath = path.join(partial, 'model.json');
-    await fetchToFile(entry, modelUrl, 'model.json', modelJsonPath, {
-      fetchImpl,
-      timeoutMs,
-      signal: opts.signal,
-      progress,
-      pinned: pinned.get('model.json'),
-    });
+    await fetchToFile(entry, modelUrl, 'model.json', modelJsonPath, fetchContext('model.json'));
     const manifest = await readManifest(entry, modelUrl, modelJsonPath);
     const files = manifest.flatMap((g) => g.paths);
     const expected = manifestWeightBytes(manifest);
@@ -156,26 +151,17 @@ async function download(
     for (const file of files) {
       const target = path.resolve(partial, file);
       if (!target.startsWith(partial + path.sep)) {
-        throw new ModelDownloadError(
-          'invalid',
-          `${failPrefix(entry)}: model.json names a weight file outside its folder (${file}).${fallbackHint(entry)}`,
-          modelUrl,
-        );
+        throw downloadError('invalid', entry, `model.json names a weight file outside its folder (${file}).`, modelUrl);
       }
       await fsp.mkdir(path.dirname(target), { recursive: true });
       const url = new URL(file, modelUrl).toString();
-      shardBytes += await fetchToFile(entry, url, file, target, {
-        fetchImpl,
-        timeoutMs,
-        signal: opts.signal,
-        progress,
-        pinned: pinned.get(file),
-      });
+      shardBytes += await fetchToFile(entry, url, file, target, fetchContext(file));
     }
     if (expected !== undefined && shardBytes !== expected) {
-      throw new ModelDownloadError(
+      throw downloadError(
         'size',
-        `${failPrefix(entry)}: the weight files hold ${shardBytes} bytes but model.json describes ${expected}; the files on the server do not belong together.${fallbackHint(entry)}`,
+        entry,
+        `the weight files hold ${shardBytes} bytes but model.json describes ${expected}; the files on the server do not belong together.`,
         modelUrl,
       );
     }
@@ -195,10 +181,7 @@ async function download(
     await fsp.rm(partial, { recursive: true, force: true }).catch(() => undefined);
     if (err instanceof ModelDownloadError) throw err;
     const e = err as NodeJS.ErrnoException;
-    throw new ModelDownloadError(
-      'filesystem',
-      `${failPrefix(entry)}: could not write the model cache (${e.code ?? e.message}).${fallbackHint(entry)}`,
-    );
+    throw downloadError('filesystem', entry, `could not write the model cache (${e.code ?? e.message}).`);
   }
 }
 
@@ -213,111 +196,169 @@ interface FetchContext {
 /** Streams one URL into `target`, checking length and pinned size/sha256; returns the byte count. */
 async function fetchToFile(entry: ModelEntry, url: string, file: string, target: string, ctx: FetchContext): Promise<number> {
   if (ctx.signal?.aborted) throw cancelled(entry);
-  const controller = new AbortController();
-  let timedOut = false;
-  let timer: NodeJS.Timeout | undefined;
-  const armTimer = () => {
-    clearTimeout(timer);
-    timer = setTimeout(() => {
-      timedOut = true;
-      controller.abort();
-    }, ctx.timeoutMs);
-  };
-  const onCancel = () => controller.abort();
-  ctx.signal?.addEventListener('abort', onCancel, { once: true });
-  // Every wait races this: undici can leave a pending body read unsettled when a fetch is aborted
-  // after its body arrived, and a custom fetchImpl may ignore the signal altogether.
-  const stopped = new Promise<never>((_, reject) => {
-    controller.signal.addEventListener('abort', () => reject(new Error('aborted')), { once: true });
-  });
-  stopped.catch(() => undefined);
-  const fail = (err: unknown): ModelDownloadError => {
-    if (err instanceof ModelDownloadError) return err;
-    if (timedOut) {
-      return new ModelDownloadError(
-        'timeout',
-        `${failPrefix(entry)}: the server stopped answering for ${formatSeconds(ctx.timeoutMs)} while sending ${url}.${fallbackHint(entry)}`,
-        url,
-      );
-    }
-    if (ctx.signal?.aborted) return cancelled(entry);
-    return networkError(entry, url, err);
-  };
+  const watch = new RequestWatch(entry, url, ctx.timeoutMs, ctx.signal);
   let handle: fsp.FileHandle | undefined;
   try {
-    armTimer();
-    const response = await Promise.race([ctx.fetchImpl(url, { signal: controller.signal, redirect: 'follow' }), stopped]).catch(
-      (err: unknown) => {
-        throw fail(err);
-      },
-    );
+    watch.arm();
+    const response = await watch.race(ctx.fetchImpl(url, { signal: watch.signal, redirect: 'follow' }));
     if (!response.ok) {
       await response.body?.cancel().catch(() => undefined);
-      throw new ModelDownloadError(
-        'http',
-        `${failPrefix(entry)}: the server answered ${response.status}${response.statusText ? ` ${response.statusText}` : ''} for ${url}.${fallbackHint(entry)}`,
-        url,
-      );
+      const status = `${response.status}${response.statusText ? ` ${response.statusText}` : ''}`;
+      throw downloadError('http', entry, `the server answered ${status} for ${url}.`, url);
     }
-    // With a content encoding the header counts compressed bytes, not the ones we write.
-    const encoding = response.headers.get('content-encoding');
-    const lengthHeader = response.headers.get('content-length');
-    const contentLength = lengthHeader !== null && (!encoding || encoding === 'identity') ? Number(lengthHeader) : undefined;
-    const hash = createHash('sha256');
+    const contentLength = declaredLength(response);
     handle = await fsp.open(target, 'wx');
-    let bytes = 0;
-    if (response.body) {
-      const reader = response.body.getReader();
-      try {
-        for (;;) {
-          const { done, value: chunk } = await Promise.race([reader.read(), stopped]);
-          if (done) break;
-          armTimer();
-          hash.update(chunk);
-          await handle.write(chunk);
-          bytes += chunk.byteLength;
-          ctx.progress.add(chunk.byteLength, file);
-          if (controller.signal.aborted) throw new Error('aborted');
-        }
-      } catch (err) {
-        reader.cancel().catch(() => undefined);
-        if (timedOut || ctx.signal?.aborted) throw fail(err);
-        throw new ModelDownloadError(
-          'truncated',
-          `${failPrefix(entry)}: the connection broke after ${bytes}${contentLength !== undefined ? ` of ${contentLength}` : ''} bytes of ${url}.${fallbackHint(entry)}`,
-          url,
-        );
-      }
-    }
-    if (contentLength !== undefined && Number.isFinite(contentLength) && bytes !== contentLength) {
-      throw new ModelDownloadError(
-        'truncated',
-        `${failPrefix(entry)}: received ${bytes} of ${contentLength} bytes of ${url}; the body was cut short.${fallbackHint(entry)}`,
-        url,
-      );
-    }
-    if (ctx.pinned?.bytes !== undefined && bytes !== ctx.pinned.bytes) {
-      throw new ModelDownloadError(
-        'size',
-        `${failPrefix(entry)}: ${file} has ${bytes} bytes, expected ${ctx.pinned.bytes}.${fallbackHint(entry)}`,
-        url,
-      );
-    }
-    const digest = hash.digest('hex');
-    if (ctx.pinned?.sha256 && digest !== ctx.pinned.sha256.toLowerCase()) {
-      throw new ModelDownloadError(
-        'checksum',
-        `${failPrefix(entry)}: ${file} does not match its known checksum (sha256 ${digest}, expected ${ctx.pinned.sha256}); the file was changed or damaged on the way.${fallbackHint(entry)}`,
-        url,
-      );
-    }
-    return bytes;
+    const received = await writeBody(response, handle, watch, (n) => ctx.progress.add(n, file));
+    checkReceived(entry, url, file, received, contentLength, ctx.pinned);
+    return received.bytes;
   } catch (err) {
-    throw fail(err);
+    throw watch.fail(err);
   } finally {
-    clearTimeout(timer);
-    ctx.signal?.removeEventListener('abort', onCancel);
+    watch.stop();
     await handle?.close();
+  }
+}
+
+/** The body's length from Content-Length, when that counts the bytes we write. */
+function declaredLength(response: Response): number | undefined {
+  // With a content encoding the header counts compressed bytes, not the ones we write.
+  const encoding = response.headers.get('content-encoding');
+  const lengthHeader = response.headers.get('content-length');
+  return lengthHeader !== null && (!encoding || encoding === 'identity') ? Number(lengthHeader) : undefined;
+}
+
+/** Streams the body into `handle`, hashing it and telling `onBytes` of each chunk; a stream that breaks off is `truncated`. */
+async function writeBody(
+  response: Response,
+  handle: fsp.FileHandle,
+  watch: RequestWatch,
+  onBytes: (n: number) => void,
+): Promise<{ bytes: number; sha256: string }> {
+  const hash = createHash('sha256');
+  let bytes = 0;
+  if (response.body) {
+    const reader = response.body.getReader();
+    try {
+      for (;;) {
+        const { done, value: chunk } = await watch.race(reader.read());
+        if (done) break;
+        watch.arm();
+        hash.update(chunk);
+        await handle.write(chunk);
+        bytes += chunk.byteLength;
+        onBytes(chunk.byteLength);
+        if (watch.signal.aborted) throw new Error('aborted');
+      }
+    } catch (err) {
+      reader.cancel().catch(() => undefined);
+      if (watch.stoppedOnPurpose()) throw watch.fail(err);
+      const of = declaredLength(response);
+      throw downloadError(
+        'truncated',
+        watch.entry,
+        `the connection broke after ${bytes}${of !== undefined ? ` of ${of}` : ''} bytes of ${watch.url}.`,
+        watch.url,
+      );
+    }
+  }
+  return { bytes, sha256: hash.digest('hex') };
+}
+
+/** Throws unless the file is as long as the server said, and has the size and sha256 the registry pins. */
+function checkReceived(
+  entry: ModelEntry,
+  url: string,
+  file: string,
+  received: { bytes: number; sha256: string },
+  contentLength: number | undefined,
+  pinned: FetchContext['pinned'],
+): void {
+  const { bytes, sha256 } = received;
+  if (contentLength !== undefined && Number.isFinite(contentLength) && bytes !== contentLength) {
+    throw downloadError('truncated', entry, `received ${bytes} of ${contentLength} bytes of ${url}; the body was cut short.`, url);
+  }
+  if (pinned?.bytes !== undefined && bytes !== pinned.bytes) {
+    throw downloadError('size', entry, `${file} has ${bytes} bytes, expected ${pinned.bytes}.`, url);
+  }
+  if (pinned?.sha256 && sha256 !== pinned.sha256.toLowerCase()) {
+    throw downloadError(
+      'checksum',
+      entry,
+      `${file} does not match its known checksum (sha256 ${sha256}, expected ${pinned.sha256}); the file was changed or damaged on the way.`,
+      url,
+    );
+  }
+}
+
+/**
+ * Aborts one request when the user cancels or the server sends nothing for `timeoutMs`, and
+ * turns whatever the request then throws into the download error it amounts to.
+ */
+class RequestWatch {
+  private readonly controller = new AbortController();
+  private timedOut = false;
+  private timer: NodeJS.Timeout | undefined;
+  private readonly stopped: Promise<never>;
+  private readonly onCancel = () => this.controller.abort();
+
+  constructor(
+    readonly entry: ModelEntry,
+    readonly url: string,
+    private readonly timeoutMs: number,
+    private readonly cancel: AbortSignal | undefined,
+  ) {
+    cancel?.addEventListener('abort', this.onCancel, { once: true });
+    // Every wait races this: undici can leave a pending body read unsettled when a fetch is aborted
+    // after its body arrived, and a custom fetchImpl may ignore the signal altogether.
+    this.stopped = new Promise<never>((_, reject) => {
+      this.controller.signal.addEventListener('abort', () => reject(new Error('aborted')), { once: true });
+    });
+    this.stopped.catch(() => undefined);
+  }
+
+  /** The signal the request itself is given. */
+  get signal(): AbortSignal {
+    return this.controller.signal;
+  }
+
+  /** (Re)starts the silence timer: when the request starts and on every chunk. */
+  arm(): void {
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => {
+      this.timedOut = true;
+      this.controller.abort();
+    }, this.timeoutMs);
+  }
+
+  /** `wait`, or a rejection as soon as the request is aborted. */
+  race<T>(wait: Promise<T>): Promise<T> {
+    return Promise.race([wait, this.stopped]);
+  }
+
+  /** True when the request was stopped by the timeout or the user, rather than broken by the network. */
+  stoppedOnPurpose(): boolean {
+    return this.timedOut || this.cancel?.aborted === true;
+  }
+
+  /** `err` as a download error: itself when it is one, else a timeout, a cancel or a network failure. */
+  fail(err: unknown): ModelDownloadError {
+    if (err instanceof ModelDownloadError) return err;
+    if (this.timedOut) {
+      return downloadError(
+        'timeout',
+        this.entry,
+        `the server stopped answering for ${formatSeconds(this.timeoutMs)} while sending ${this.url}.`,
+        this.url,
+      );
+    }
+    if (this.cancel?.aborted) return cancelled(this.entry);
+    return networkError(this.entry, this.url, err);
+  }
+
+  /** Stops the timer and stops listening for the cancel. */
+  stop(): void {
+    clearTimeout(this.timer);
+    this.cancel?.removeEventListener('abort', this.onCancel);
   }
 }
 
@@ -326,19 +367,11 @@ async function readManifest(entry: ModelEntry, url: string, modelJsonPath: strin
   try {
     json = JSON.parse(await fsp.readFile(modelJsonPath, 'utf8'));
   } catch {
-    throw new ModelDownloadError(
-      'invalid',
-      `${failPrefix(entry)}: ${url} is not valid JSON, so it is not a TF.js model.${fallbackHint(entry)}`,
-      url,
-    );
+    throw downloadError('invalid', entry, `${url} is not valid JSON, so it is not a TF.js model.`, url);
   }
   const manifest = (json as { weightsManifest?: unknown } | null)?.weightsManifest;
   if (!isManifest(manifest)) {
-    throw new ModelDownloadError(
-      'invalid',
-      `${failPrefix(entry)}: ${url} has no valid weightsManifest, so it is not a TF.js LayersModel.${fallbackHint(entry)}`,
-      url,
-    );
+    throw downloadError('invalid', entry, `${url} has no valid weightsManifest, so it is not a TF.js LayersModel.`, url);
   }
   return manifest;
 }
@@ -456,21 +489,23 @@ function networkError(entry: ModelEntry, url: string, err: unknown): ModelDownlo
   const code = errorCode(err);
   const host = safeHost(url);
   if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') {
-    return new ModelDownloadError(
+    return downloadError(
       'offline',
-      `${failPrefix(entry)}: ${host} could not be found (${code}); this machine seems to be offline or blocks that host.${fallbackHint(entry)}`,
+      entry,
+      `${host} could not be found (${code}); this machine seems to be offline or blocks that host.`,
       url,
     );
   }
   if (code === 'ECONNREFUSED' || code === 'ENETUNREACH' || code === 'EHOSTUNREACH') {
-    return new ModelDownloadError(
+    return downloadError(
       'offline',
-      `${failPrefix(entry)}: ${host} could not be reached (${code}); this machine seems to be offline or behind a firewall.${fallbackHint(entry)}`,
+      entry,
+      `${host} could not be reached (${code}); this machine seems to be offline or behind a firewall.`,
       url,
     );
   }
   const detail = code ?? (err instanceof Error ? err.message : String(err));
-  return new ModelDownloadError('network', `${failPrefix(entry)}: the request for ${url} failed (${detail}).${fallbackHint(entry)}`, url);
+  return downloadError('network', entry, `the request for ${url} failed (${detail}).`, url);
 }
 
 /** The errno-style code of a fetch failure (undici puts it on `cause`, sometimes nested). */
@@ -492,8 +527,9 @@ function cancelled(entry: ModelEntry): ModelDownloadError {
   return new ModelDownloadError('cancelled', `Download of ${displayName(entry)} was cancelled; nothing was kept.${fallbackHint(entry)}`);
 }
 
-function failPrefix(entry: ModelEntry): string {
-  return `Could not download ${displayName(entry)}`;
+/** "Could not download <model>: <detail>", with the hint that the run can go on with the embedded model. */
+function downloadError(kind: ModelDownloadErrorKind, entry: ModelEntry, detail: string, url?: string): ModelDownloadError {
+  return new ModelDownloadError(kind, `Could not download ${displayName(entry)}: ${detail}${fallbackHint(entry)}`, url);
 }
 
 function fallbackHint(entry: ModelEntry): string {

@@ -17,6 +17,7 @@ import { loadLayersModelFromDir } from '../models/baseModel';
 import { readMetadata } from '../models/classifierModel';
 import { writeFileAtomic } from '../util/atomicWrite';
 import type { Tf } from '../util/tf';
+import { TrainerError } from '../util/errors';
 
 /** Bumped whenever the exporter's output changes, so cached graphs are rebuilt. */
 export const ONNX_EXPORTER_VERSION = 2;
@@ -107,7 +108,12 @@ interface ContainerLike {
 const CONTAINER_CLASSES = new Set(['Model', 'Functional', 'Sequential']);
 const IDENTITY_CLASSES = new Set(['Dropout', 'SpatialDropout1D', 'SpatialDropout2D', 'GaussianNoise', 'GaussianDropout', 'AlphaDropout']);
 
-class UnsupportedLayerError extends Error {}
+/** A layer the exporter cannot write; `convertNamed` turns it into a message naming the layer and the supported classes. */
+class UnsupportedLayerError extends TrainerError {
+  constructor(what: string) {
+    super('model', what);
+  }
+}
 
 /** Builds the node list and initializers of one ONNX graph. */
 class GraphBuilder {
@@ -205,7 +211,7 @@ class Exporter {
 
   activation(v: Value, activation: string, hint: string): Value {
     const x = this.materialize(v);
-    const out = (name: string): Value => ({ name, shape: x.shape, nchw: x.nchw, consumers: x.consumers });
+    const out = (name: string): Value => renamed(x, name);
     switch (activation) {
       case 'linear':
         return x;
@@ -230,7 +236,7 @@ class Exporter {
 
   clip(x: Value, min: number, max: number, hint: string): Value {
     const name = this.g.node('Clip', [x.name, this.g.scalar(`${hint}_min`, min), this.g.scalar(`${hint}_max`, max)], hint);
-    return { name, shape: x.shape, nchw: x.nchw, consumers: x.consumers };
+    return renamed(x, name);
   }
 
   softmax(x: Value, axis: number, hint: string): Value {
@@ -238,7 +244,7 @@ class Exporter {
     const a = normAxis(axis, rank);
     const onnxAxis = x.nchw ? NHWC_TO_NCHW_AXIS[a] : a;
     const name = this.g.node('Softmax', [x.name], hint, [{ name: 'axis', kind: 'int', value: onnxAxis }]);
-    return { name, shape: x.shape, nchw: x.nchw, consumers: x.consumers };
+    return renamed(x, name);
   }
 
   /** Conv2D and DepthwiseConv2D. */
@@ -425,7 +431,6 @@ class Exporter {
       if (inputs.length !== 1) throw new Error(`ONNX export: '${hint}' expects one input, got ${inputs.length}`);
       return inputs[0];
     };
-    const same = (x: Value, name: string): Value => ({ name, shape: x.shape, nchw: x.nchw, consumers: x.consumers });
     if (IDENTITY_CLASSES.has(className)) {
       const x = one();
       return [{ ...x, conv: undefined }];
@@ -436,46 +441,19 @@ class Exporter {
     switch (className) {
       case 'InputLayer':
         return [one()];
-      case 'ZeroPadding2D': {
-        const x = one();
-        const p = cfg.padding;
-        let pads: [number, number, number, number];
-        if (typeof p === 'number') pads = [p, p, p, p];
-        else if (Array.isArray(p) && typeof p[0] === 'number') pads = [p[0], p[0], p[1] as number, p[1] as number];
-        else if (Array.isArray(p)) pads = [...(p[0] as number[]), ...(p[1] as number[])] as [number, number, number, number];
-        else throw new Error(`ONNX export: cannot read padding of '${hint}'`);
-        const [n, h, w, c] = x.shape;
-        return [
-          {
-            name: this.g.fresh(hint),
-            shape: [n, h === null ? null : h + pads[0] + pads[1], w === null ? null : w + pads[2] + pads[3], c],
-            nchw: true,
-            consumers: x.consumers,
-            pendingPad: { source: x, pads },
-          },
-        ];
-      }
+      case 'ZeroPadding2D':
+        return [this.zeroPadding(cfg, one(), hint)];
       case 'Conv2D':
         return [this.convolution(layer, cfg, one(), false, hint)];
       case 'DepthwiseConv2D':
         return [this.convolution(layer, cfg, one(), true, hint)];
       case 'BatchNormalization':
         return [this.batchNorm(layer, cfg, one(), hint)];
-      case 'ReLU': {
-        const x = this.materialize(one());
-        const max = cfg.max_value;
-        const slope = Number(cfg.negative_slope ?? 0);
-        if (Number(cfg.threshold ?? 0) !== 0) throw new UnsupportedLayerError('ReLU with a threshold');
-        if (slope !== 0) {
-          if (max !== null && max !== undefined) throw new UnsupportedLayerError('ReLU with both max_value and negative_slope');
-          return [same(x, this.g.node('LeakyRelu', [x.name], hint, [{ name: 'alpha', kind: 'float', value: slope }]))];
-        }
-        if (max === null || max === undefined) return [same(x, this.g.node('Relu', [x.name], hint))];
-        return [this.clip(x, 0, Number(max), hint)];
-      }
+      case 'ReLU':
+        return [this.relu(cfg, this.materialize(one()), hint)];
       case 'LeakyReLU': {
         const x = this.materialize(one());
-        return [same(x, this.g.node('LeakyRelu', [x.name], hint, [{ name: 'alpha', kind: 'float', value: Number(cfg.alpha ?? 0.3) }]))];
+        return [renamed(x, this.g.node('LeakyRelu', [x.name], hint, [{ name: 'alpha', kind: 'float', value: Number(cfg.alpha ?? 0.3) }]))];
       }
       case 'Activation':
         return [this.activation(one(), String(cfg.activation), hint)];
@@ -489,33 +467,11 @@ class Exporter {
         return [this.elementwise('Add', inputs, hint)];
       case 'Multiply':
         return [this.elementwise('Mul', inputs, hint)];
-      case 'Concatenate': {
-        const rank = inputs[0].shape.length;
-        const a = normAxis(Number(cfg.axis ?? -1), rank);
-        const xs = inputs.map((v) => (rank === 4 ? this.nchw(v) : this.tfOrder(v)));
-        const onnxAxis = rank === 4 ? NHWC_TO_NCHW_AXIS[a] : a;
-        const name = this.g.node(
-          'Concat',
-          xs.map((x) => x.name),
-          hint,
-          [{ name: 'axis', kind: 'int', value: onnxAxis }],
-        );
-        const shape = [...xs[0].shape];
-        shape[a] = xs.some((x) => x.shape[a] === null) ? null : xs.reduce((s, x) => s + (x.shape[a] as number), 0);
-        return [{ name, shape, nchw: xs[0].nchw, consumers: 0 }];
-      }
+      case 'Concatenate':
+        return [this.concatenate(cfg, inputs, hint)];
       case 'GlobalAveragePooling2D':
-      case 'GlobalMaxPooling2D': {
-        if (cfg.keepdims === true) throw new UnsupportedLayerError(`${className} with keepdims`);
-        const x = this.nchw(one());
-        const pooled = this.g.node(
-          className === 'GlobalAveragePooling2D' ? 'GlobalAveragePool' : 'GlobalMaxPool',
-          [x.name],
-          `${hint}_pool`,
-        );
-        const name = this.g.node('Flatten', [pooled], hint, [{ name: 'axis', kind: 'int', value: 1 }]);
-        return [{ name, shape: [x.shape[0], x.shape[3]], nchw: false, consumers: x.consumers }];
-      }
+      case 'GlobalMaxPooling2D':
+        return [this.globalPool(className, cfg, one(), hint)];
       case 'MaxPooling2D':
         return [this.pool(cfg, one(), 'MaxPool', hint)];
       case 'AveragePooling2D':
@@ -547,11 +503,68 @@ class Exporter {
     }
   }
 
+  /** A ZeroPadding2D is not emitted here: the value carries its pads, for a following convolution to absorb (or `materialize` to emit). */
+  zeroPadding(cfg: LayerConfig, x: Value, hint: string): Value {
+    const p = cfg.padding;
+    let pads: [number, number, number, number];
+    if (typeof p === 'number') pads = [p, p, p, p];
+    else if (Array.isArray(p) && typeof p[0] === 'number') pads = [p[0], p[0], p[1] as number, p[1] as number];
+    else if (Array.isArray(p)) pads = [...(p[0] as number[]), ...(p[1] as number[])] as [number, number, number, number];
+    else throw new Error(`ONNX export: cannot read padding of '${hint}'`);
+    const [n, h, w, c] = x.shape;
+    return {
+      name: this.g.fresh(hint),
+      shape: [n, h === null ? null : h + pads[0] + pads[1], w === null ? null : w + pads[2] + pads[3], c],
+      nchw: true,
+      consumers: x.consumers,
+      pendingPad: { source: x, pads },
+    };
+  }
+
+  /** Keras's ReLU layer: plain, capped (a Clip) or leaky; a threshold, or a cap with a slope, has no single ONNX op. */
+  relu(cfg: LayerConfig, x: Value, hint: string): Value {
+    const max = cfg.max_value;
+    const slope = Number(cfg.negative_slope ?? 0);
+    if (Number(cfg.threshold ?? 0) !== 0) throw new UnsupportedLayerError('ReLU with a threshold');
+    if (slope !== 0) {
+      if (max !== null && max !== undefined) throw new UnsupportedLayerError('ReLU with both max_value and negative_slope');
+      return renamed(x, this.g.node('LeakyRelu', [x.name], hint, [{ name: 'alpha', kind: 'float', value: slope }]));
+    }
+    if (max === null || max === undefined) return renamed(x, this.g.node('Relu', [x.name], hint));
+    return this.clip(x, 0, Number(max), hint);
+  }
+
+  /** Concat along the layer's axis, mapped to NCHW when the inputs are 4-D. */
+  concatenate(cfg: LayerConfig, inputs: Value[], hint: string): Value {
+    const rank = inputs[0].shape.length;
+    const a = normAxis(Number(cfg.axis ?? -1), rank);
+    const xs = inputs.map((v) => (rank === 4 ? this.nchw(v) : this.tfOrder(v)));
+    const onnxAxis = rank === 4 ? NHWC_TO_NCHW_AXIS[a] : a;
+    const name = this.g.node(
+      'Concat',
+      xs.map((x) => x.name),
+      hint,
+      [{ name: 'axis', kind: 'int', value: onnxAxis }],
+    );
+    const shape = [...xs[0].shape];
+    shape[a] = xs.some((x) => x.shape[a] === null) ? null : xs.reduce((s, x) => s + (x.shape[a] as number), 0);
+    return { name, shape, nchw: xs[0].nchw, consumers: 0 };
+  }
+
+  /** Global average or max pooling to `[batch, channels]`: ONNX keeps the two 1×1 dimensions, so a Flatten follows. */
+  globalPool(className: string, cfg: LayerConfig, input: Value, hint: string): Value {
+    if (cfg.keepdims === true) throw new UnsupportedLayerError(`${className} with keepdims`);
+    const x = this.nchw(input);
+    const pooled = this.g.node(className === 'GlobalAveragePooling2D' ? 'GlobalAveragePool' : 'GlobalMaxPool', [x.name], `${hint}_pool`);
+    const name = this.g.node('Flatten', [pooled], hint, [{ name: 'axis', kind: 'int', value: 1 }]);
+    return { name, shape: [x.shape[0], x.shape[3]], nchw: false, consumers: x.consumers };
+  }
+
   rescale(x: Value, scale: number, offset: number, hint: string): Value {
     let name = x.name;
     if (scale !== 1) name = this.g.node('Mul', [name, this.g.scalar(`${hint}_scale`, scale)], offset === 0 ? hint : `${hint}_mul`);
     if (offset !== 0) name = this.g.node('Add', [name, this.g.scalar(`${hint}_offset`, offset)], hint);
-    return { name, shape: x.shape, nchw: x.nchw, consumers: x.consumers };
+    return renamed(x, name);
   }
 
   /** Converts a functional model or a Sequential (top level or nested) applied to `inputs`. */
@@ -648,6 +661,11 @@ class Exporter {
       throw err;
     }
   }
+}
+
+/** `x` under another name (an op that keeps its shape and layout). */
+function renamed(x: Value, name: string): Value {
+  return { name, shape: x.shape, nchw: x.nchw, consumers: x.consumers };
 }
 
 /** A weight of `layer` by its short name (`kernel`, `bias`, `gamma`, …), read into a Float32Array. */

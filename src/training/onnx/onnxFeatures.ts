@@ -1,4 +1,4 @@
-// The frozen base on onnxruntime-node: the fastest CPU runtime for feature extraction (issue 7).
+// The frozen base on onnxruntime-node: the fastest CPU runtime for feature extraction.
 // The ONNX graph is exported by the project itself from the same TF.js weights (onnxExport.ts) and
 // cached in the cache folder, keyed by model id + a hash of topology, weights, preprocessing and
 // exporter version, so a second run skips the export.
@@ -79,6 +79,12 @@ export function onnxRuntimeVersion(ort: OrtModule): string {
   return ort.env.versions?.node ?? ort.env.versions?.common ?? '';
 }
 
+/** Which runtime computes something, in words for the run log: "onnxruntime-node 1.x (CPU, 1 thread, <detail>)". */
+export function onnxRuntimeNote(ort: OrtModule, threads: number, detail: string): string {
+  const version = onnxRuntimeVersion(ort);
+  return `onnxruntime-node${version ? ` ${version}` : ''} (CPU, ${threads} thread${threads === 1 ? '' : 's'}, ${detail})`;
+}
+
 /** The session options every graph of the project runs with: CPU, sequential, fully optimised, `threads` intra-op threads. */
 export function onnxSessionOptions(threads: number): Ort.InferenceSession.SessionOptions {
   return {
@@ -132,7 +138,6 @@ export async function loadOnnxBaseModel(
   if (typeof ort === 'string') return unavailable(ort);
 
   const threads = Math.max(1, Math.floor(opts.threads ?? os.availableParallelism()));
-  const sessionOptions = onnxSessionOptions(threads);
   let hash: string;
   let graphFile: string;
   try {
@@ -141,98 +146,38 @@ export async function loadOnnxBaseModel(
   } catch (error) {
     return unavailable(`cannot hash the model weights: ${(error as Error).message}`);
   }
-
-  /** Exports the graph, opens it and caches it; undefined (with the reason told) when that fails. */
-  const exportAndOpen = async (): Promise<Ort.InferenceSession | undefined> => {
-    let bytes: Uint8Array;
-    try {
-      bytes = exportToOnnx(layersModel, {
-        inputSize: entry.inputSize,
-        preprocessing: entry.preprocessing,
-        includePreprocessing: true,
-        inputType: 'uint8',
-        outputLayer: entry.featureLayer,
-        outputName: 'features',
-        metadata: { model_id: entry.id, weights_sha256: hash },
-      });
-    } catch (error) {
-      return unavailable(`the model cannot be exported to ONNX: ${(error as Error).message}`);
-    }
-    let created: Ort.InferenceSession;
-    try {
-      created = await ort.InferenceSession.create(bytes, sessionOptions);
-    } catch (error) {
-      return unavailable(`onnxruntime rejected the exported graph: ${(error as Error).message.split('\n')[0]}`);
-    }
-    try {
-      await fs.promises.mkdir(path.dirname(graphFile), { recursive: true });
-      await writeFileAtomic(graphFile, bytes);
-      opts.log?.(`ONNX graph of ${entry.id} exported to ${graphFile} (${(bytes.length / 1e6).toFixed(1)} MB)`);
-    } catch (error) {
-      // A read-only cache only costs the export next time.
-      opts.log?.(`could not cache the ONNX graph: ${(error as Error).message}`);
-    }
-    return created;
-  };
-  /** Opens the cached graph, or exports it again when it does not load. */
-  const openCached = async (): Promise<Ort.InferenceSession> => {
-    try {
-      const cached = await ort.InferenceSession.create(graphFile, sessionOptions);
-      opts.log?.(`ONNX graph of ${entry.id} reused from the cache (${graphFile})`);
-      return cached;
-    } catch (error) {
-      opts.log?.(`cached ONNX graph ${graphFile} does not load (${(error as Error).message.split('\n')[0]}); exporting it again`);
-    }
-    const again = await exportAndOpen();
-    if (!again) throw new Error(`onnxruntime cannot run the features of ${entry.id}: see the log`);
-    return again;
-  };
+  const graph = new OnnxFeatureGraph(ort, layersModel, entry, hash, graphFile, onnxSessionOptions(threads), unavailable, opts.log);
 
   // A graph in the cache loaded before: open it when the first image needs features (a warm
   // rerun finds every vector in the feature cache and never does). Otherwise export it now, so
   // that a model onnxruntime cannot run falls back to tfjs before the run starts.
   let session: Promise<Ort.InferenceSession> | undefined;
   if (!fs.existsSync(graphFile)) {
-    const created = await exportAndOpen();
+    const created = await graph.exportAndOpen();
     if (!created) return undefined;
     session = Promise.resolve(created);
   }
-  const sessionNow = (): Promise<Ort.InferenceSession> => (session ??= openCached());
 
   const size = entry.inputSize;
   const imageBytes = size * size * 3;
-  const featureSize = entry.featureSize;
   const batchSize = Math.max(1, Math.floor(opts.batchSize ?? 32));
-  const version = onnxRuntimeVersion(ort);
   const { scale, offset } = entry.preprocessing;
   let disposed = false;
   return {
     entry,
     layersModel,
     inputSize: size,
-    featureSize,
+    featureSize: entry.featureSize,
     cacheKey: [entry.id, hash.slice(0, 16), `${size}px`, `x*${scale}+${offset}`, entry.featureLayer, `onnx-v${ONNX_EXPORTER_VERSION}`].join(
       '|',
     ),
     route: 'onnx',
-    routeNote: `onnxruntime-node${version ? ` ${version}` : ''} (CPU, ${threads} thread${threads === 1 ? '' : 's'}, BatchNorm folded)`,
+    routeNote: onnxRuntimeNote(ort, threads, 'BatchNorm folded'),
     batchSize,
     async extract(pixels: Uint8Array, n: number): Promise<Float32Array> {
       if (disposed) throw new Error('the ONNX base model was disposed');
       if (pixels.length < n * imageBytes) throw new RangeError(`extract: ${n} images need ${n * imageBytes} bytes, got ${pixels.length}`);
-      const s = await sessionNow();
-      const [inputName, outputName] = [s.inputNames[0], s.outputNames[0]];
-      const out = new Float32Array(n * featureSize);
-      for (let start = 0; start < n; start += batchSize) {
-        const count = Math.min(batchSize, n - start);
-        const input = new ort.Tensor('uint8', pixels.subarray(start * imageBytes, (start + count) * imageBytes), [count, size, size, 3]);
-        const result = await s.run({ [inputName]: input });
-        const features = result[outputName].data as Float32Array;
-        if (features.length !== count * featureSize)
-          throw new Error(`the ONNX graph gave ${features.length / count} features per image, the registry says ${featureSize}`);
-        out.set(features, start * featureSize);
-      }
-      return out;
+      return runFeatureBatches(ort, await (session ??= graph.openCached()), entry, batchSize, pixels, n);
     },
     dispose(): void {
       if (disposed) return;
@@ -240,4 +185,93 @@ export async function loadOnnxBaseModel(
       void session?.then((s) => s.release()).catch(() => undefined);
     },
   };
+}
+
+/** The base's ONNX graph for one set of weights: exported and cached, or reopened from the cache. */
+class OnnxFeatureGraph {
+  constructor(
+    private readonly ort: OrtModule,
+    private readonly layersModel: tfType.LayersModel,
+    private readonly entry: ModelEntry,
+    private readonly hash: string,
+    private readonly graphFile: string,
+    private readonly sessionOptions: Ort.InferenceSession.SessionOptions,
+    /** Told why onnxruntime cannot run this model; returns undefined for the caller to return. */
+    private readonly unavailable: (reason: string) => undefined,
+    private readonly log?: (message: string) => void,
+  ) {}
+
+  /** Exports the graph, opens it and caches it; undefined (with the reason told) when that fails. */
+  async exportAndOpen(): Promise<Ort.InferenceSession | undefined> {
+    const { entry, graphFile } = this;
+    let bytes: Uint8Array;
+    try {
+      bytes = exportToOnnx(this.layersModel, {
+        inputSize: entry.inputSize,
+        preprocessing: entry.preprocessing,
+        includePreprocessing: true,
+        inputType: 'uint8',
+        outputLayer: entry.featureLayer,
+        outputName: 'features',
+        metadata: { model_id: entry.id, weights_sha256: this.hash },
+      });
+    } catch (error) {
+      return this.unavailable(`the model cannot be exported to ONNX: ${(error as Error).message}`);
+    }
+    let created: Ort.InferenceSession;
+    try {
+      created = await this.ort.InferenceSession.create(bytes, this.sessionOptions);
+    } catch (error) {
+      return this.unavailable(`onnxruntime rejected the exported graph: ${(error as Error).message.split('\n')[0]}`);
+    }
+    try {
+      await fs.promises.mkdir(path.dirname(graphFile), { recursive: true });
+      await writeFileAtomic(graphFile, bytes);
+      this.log?.(`ONNX graph of ${entry.id} exported to ${graphFile} (${(bytes.length / 1e6).toFixed(1)} MB)`);
+    } catch (error) {
+      // A read-only cache only costs the export next time.
+      this.log?.(`could not cache the ONNX graph: ${(error as Error).message}`);
+    }
+    return created;
+  }
+
+  /** Opens the cached graph, or exports it again when it does not load. */
+  async openCached(): Promise<Ort.InferenceSession> {
+    const { entry, graphFile } = this;
+    try {
+      const cached = await this.ort.InferenceSession.create(graphFile, this.sessionOptions);
+      this.log?.(`ONNX graph of ${entry.id} reused from the cache (${graphFile})`);
+      return cached;
+    } catch (error) {
+      this.log?.(`cached ONNX graph ${graphFile} does not load (${(error as Error).message.split('\n')[0]}); exporting it again`);
+    }
+    const again = await this.exportAndOpen();
+    if (!again) throw new Error(`onnxruntime cannot run the features of ${entry.id}: see the log`);
+    return again;
+  }
+}
+
+/** Features of `n` images of raw RGB bytes, `batchSize` images per `session.run`. */
+async function runFeatureBatches(
+  ort: OrtModule,
+  session: Ort.InferenceSession,
+  entry: ModelEntry,
+  batchSize: number,
+  pixels: Uint8Array,
+  n: number,
+): Promise<Float32Array> {
+  const { inputSize: size, featureSize } = entry;
+  const imageBytes = size * size * 3;
+  const [inputName, outputName] = [session.inputNames[0], session.outputNames[0]];
+  const out = new Float32Array(n * featureSize);
+  for (let start = 0; start < n; start += batchSize) {
+    const count = Math.min(batchSize, n - start);
+    const input = new ort.Tensor('uint8', pixels.subarray(start * imageBytes, (start + count) * imageBytes), [count, size, size, 3]);
+    const result = await session.run({ [inputName]: input });
+    const features = result[outputName].data as Float32Array;
+    if (features.length !== count * featureSize)
+      throw new Error(`the ONNX graph gave ${features.length / count} features per image, the registry says ${featureSize}`);
+    out.set(features, start * featureSize);
+  }
+  return out;
 }

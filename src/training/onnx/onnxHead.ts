@@ -18,9 +18,9 @@ import type * as Ort from 'onnxruntime-node';
 import { encodeOnnxModel, OnnxDataType, type OnnxModel, type OnnxNode, type OnnxTensor } from './onnxProto';
 import { gatherRows, PROB_EPSILON, scoreProbabilities, type Rows, type StepEngine } from '../fit/trainingLoop';
 import type { Tf } from '../util/tf';
-import { createAdamBuffers } from './wasmAdam';
+import { createAdamBuffers, type AdamBuffers } from './wasmAdam';
 import type { BackendName } from '../../shared/types';
-import { loadOnnxRuntime, onnxRuntimeVersion, onnxSessionOptions } from './onnxFeatures';
+import { loadOnnxRuntime, onnxRuntimeNote, onnxSessionOptions } from './onnxFeatures';
 
 /** Sizes of the head. */
 export interface HeadShape {
@@ -211,6 +211,18 @@ const EVAL_ROWS = 1024;
  * weights back into them.
  */
 export async function onnxHeadEngine(ort: OrtModule, tfx: Tf, variables: tf.Variable[], spec: OnnxHeadSpec): Promise<StepEngine> {
+  const shape = headShapeOf(variables, spec);
+  const options = onnxSessionOptions(spec.threads);
+  const stepSession = await ort.InferenceSession.create(encodeOnnxModel(headStepGraph(shape)), options);
+  const predictSession = await ort.InferenceSession.create(encodeOnnxModel(headPredictGraph(shape)), options).catch(async (error) => {
+    await stepSession.release();
+    throw error;
+  });
+  return new OnnxHeadEngine(ort, tfx, variables, spec, shape, { step: stepSession, predict: predictSession });
+}
+
+/** The head's sizes from its weights; throws unless they are the 4 weights of a head for `spec.numClasses` classes. */
+function headShapeOf(variables: tf.Variable[], spec: OnnxHeadSpec): HeadShape {
   const [w1, , w2] = variables;
   if (variables.length !== 4 || w1.shape.length !== 2 || w2.shape.length !== 2) {
     throw new Error(
@@ -220,103 +232,127 @@ export async function onnxHeadEngine(ort: OrtModule, tfx: Tf, variables: tf.Vari
   const shape: HeadShape = { featureSize: w1.shape[0], hiddenUnits: w1.shape[1], numClasses: w2.shape[1] };
   if (shape.numClasses !== spec.numClasses)
     throw new Error(`onnxHeadEngine: the head has ${shape.numClasses} outputs, the data ${spec.numClasses} classes`);
-  const layout = headLayout(shape);
-  const offsets = [layout.w1, layout.b1, layout.w2, layout.b2];
+  return shape;
+}
+
+/** The step engine over the two sessions, with the weights, Adam's moments and the gradients in one flat layout. */
+class OnnxHeadEngine implements StepEngine {
+  /** Where each of the head's variables starts in the flat layout. */
+  private readonly offsets: number[];
+  /** The graphs' parameter inputs: name, dims and their range in the flat layout. */
+  private readonly groups: [string, number[], number, number][];
   // Weights, moments and gradients in the Adam kernel's memory: onnxruntime reads the weights and
   // writes the gradients there (views, no copies), and the kernel updates in place.
-  const P = layout.total;
-  const adam = createAdamBuffers(P);
-  const groups = paramGroups(shape).map(([name, dims]): [string, number[], number, number] => {
-    const begin = name === 'w1' ? layout.w1 : layout.b1;
-    return [name, dims, begin, begin + dims.reduce((a, b) => a * b, 1)];
-  });
-  variables.forEach((variable, i) => adam.params.set(variable.dataSync() as Float32Array, offsets[i]));
-  let best: Float32Array | null = null;
-
-  const options = onnxSessionOptions(spec.threads);
-  const stepSession = await ort.InferenceSession.create(encodeOnnxModel(headStepGraph(shape)), options);
-  const predictSession = await ort.InferenceSession.create(encodeOnnxModel(headPredictGraph(shape)), options).catch(async (error) => {
-    await stepSession.release();
-    throw error;
-  });
-
-  const { featureSize: F, hiddenUnits: H, numClasses: C } = shape;
-  const tensor = (data: Float32Array, dims: number[]) => new ort.Tensor('float32', data, dims);
-  let xb = new Float32Array(0);
-  let t = 0;
+  private readonly adam: AdamBuffers;
+  private readonly size: number;
+  private best: Float32Array | null = null;
+  private xb = new Float32Array(0);
+  private t = 0;
   // Σ weighted cross-entropy (= batch mean × rows, as the tfjs engine sums it) and Σ hits of the epoch so far.
-  let totals = { loss: 0, hits: 0 };
-  const onesByRows = new Map<number, Float32Array>();
-  const ones = (rows: number): Float32Array => {
-    let mask = onesByRows.get(rows);
-    if (!mask) onesByRows.set(rows, (mask = new Float32Array(rows * H).fill(1)));
-    return mask;
-  };
+  private totals = { loss: 0, hits: 0 };
+  private readonly onesByRows = new Map<number, Float32Array>();
 
-  return {
-    async step(rows, order, start, end, lr) {
-      const count = end - start;
-      if (xb.length < count * F) xb = new Float32Array(count * F);
-      const batch = gatherRows(rows, order, start, end, xb);
-      const onehot = new Float32Array(count * C);
-      const rowScale = new Float32Array(count);
-      for (let i = 0; i < count; i++) {
-        const y = batch.y[i];
-        onehot[i * C + y] = 1;
-        rowScale[i] = (spec.classWeights ? spec.classWeights[y] : 1) / count;
-      }
-      const probs = new Float32Array(count * C);
-      const feeds: Record<string, Ort.Tensor> = {
-        x: tensor(batch.x, [count, F]),
-        onehot: tensor(onehot, [count, C]),
-        row_scale: tensor(rowScale, [count, 1]),
-        mask: tensor(spec.masks(count) ?? ones(count), [count, H]),
-      };
-      const fetches: Record<string, Ort.Tensor> = { probs: tensor(probs, [count, C]) };
-      for (const [name, dims, begin, stop] of groups) {
-        feeds[name] = tensor(adam.params.subarray(begin, stop), dims);
-        fetches[`grad_${name}`] = tensor(adam.grad.subarray(begin, stop), dims);
-      }
-      await stepSession.run(feeds, fetches);
-      const scalars = adamScalars(lr, ++t);
-      adam.update(P, ADAM.beta1, ADAM.beta2, scalars.scale, scalars.eps);
-      scoreProbabilities(probs, batch.y, C, totals, spec.classWeights);
-    },
-    takeEpochTotals() {
-      const epoch = { lossSum: totals.loss, hits: totals.hits };
-      totals = { loss: 0, hits: 0 };
-      return epoch;
-    },
-    async evaluate(rows: Rows) {
-      if (rows.n === 0) return { loss: Number.NaN, acc: Number.NaN };
-      const score = { loss: 0, hits: 0 };
-      for (let start = 0; start < rows.n; start += EVAL_ROWS) {
-        const end = Math.min(rows.n, start + EVAL_ROWS);
-        const feeds: Record<string, Ort.Tensor> = { x: tensor(rows.x.subarray(start * F, end * F), [end - start, F]) };
-        for (const [name, dims, begin, stop] of groups) feeds[name] = tensor(adam.params.subarray(begin, stop), dims);
-        const out = await predictSession.run(feeds);
-        scoreProbabilities(out.probs.data as Float32Array, rows.y.subarray(start, end), C, score);
-      }
-      return { loss: score.loss / rows.n, acc: score.hits / rows.n };
-    },
-    keepBest() {
-      best = adam.params.slice(0, P);
-    },
-    restoreBest() {
-      if (best) adam.params.set(best);
-    },
-    publish() {
-      tfx.tidy(() =>
-        variables.forEach((variable, i) =>
-          variable.assign(tfx.tensor(adam.params.subarray(offsets[i], offsets[i] + variable.size), variable.shape)),
-        ),
-      );
-    },
-    dispose() {
-      void stepSession.release();
-      void predictSession.release();
-    },
-  };
+  constructor(
+    private readonly ort: OrtModule,
+    private readonly tfx: Tf,
+    private readonly variables: tf.Variable[],
+    private readonly spec: OnnxHeadSpec,
+    private readonly shape: HeadShape,
+    private readonly sessions: { step: Ort.InferenceSession; predict: Ort.InferenceSession },
+  ) {
+    const layout = headLayout(shape);
+    this.offsets = [layout.w1, layout.b1, layout.w2, layout.b2];
+    this.size = layout.total;
+    this.adam = createAdamBuffers(layout.total);
+    this.groups = paramGroups(shape).map(([name, dims]): [string, number[], number, number] => {
+      const begin = name === 'w1' ? layout.w1 : layout.b1;
+      return [name, dims, begin, begin + dims.reduce((a, b) => a * b, 1)];
+    });
+    variables.forEach((variable, i) => this.adam.params.set(variable.dataSync() as Float32Array, this.offsets[i]));
+  }
+
+  async step(rows: Rows, order: Int32Array, start: number, end: number, lr: number): Promise<void> {
+    const { featureSize: F, hiddenUnits: H, numClasses: C } = this.shape;
+    const count = end - start;
+    if (this.xb.length < count * F) this.xb = new Float32Array(count * F);
+    const batch = gatherRows(rows, order, start, end, this.xb);
+    const onehot = new Float32Array(count * C);
+    const rowScale = new Float32Array(count);
+    for (let i = 0; i < count; i++) {
+      const y = batch.y[i];
+      onehot[i * C + y] = 1;
+      rowScale[i] = (this.spec.classWeights ? this.spec.classWeights[y] : 1) / count;
+    }
+    const probs = new Float32Array(count * C);
+    const feeds: Record<string, Ort.Tensor> = {
+      x: this.tensor(batch.x, [count, F]),
+      onehot: this.tensor(onehot, [count, C]),
+      row_scale: this.tensor(rowScale, [count, 1]),
+      mask: this.tensor(this.spec.masks(count) ?? this.ones(count, H), [count, H]),
+    };
+    const fetches: Record<string, Ort.Tensor> = { probs: this.tensor(probs, [count, C]) };
+    for (const [name, dims, begin, stop] of this.groups) {
+      feeds[name] = this.tensor(this.adam.params.subarray(begin, stop), dims);
+      fetches[`grad_${name}`] = this.tensor(this.adam.grad.subarray(begin, stop), dims);
+    }
+    await this.sessions.step.run(feeds, fetches);
+    const scalars = adamScalars(lr, ++this.t);
+    this.adam.update(this.size, ADAM.beta1, ADAM.beta2, scalars.scale, scalars.eps);
+    scoreProbabilities(probs, batch.y, C, this.totals, this.spec.classWeights);
+  }
+
+  takeEpochTotals(): { lossSum: number; hits: number } {
+    const epoch = { lossSum: this.totals.loss, hits: this.totals.hits };
+    this.totals = { loss: 0, hits: 0 };
+    return epoch;
+  }
+
+  async evaluate(rows: Rows): Promise<{ loss: number; acc: number }> {
+    if (rows.n === 0) return { loss: Number.NaN, acc: Number.NaN };
+    const { featureSize: F, numClasses: C } = this.shape;
+    const score = { loss: 0, hits: 0 };
+    for (let start = 0; start < rows.n; start += EVAL_ROWS) {
+      const end = Math.min(rows.n, start + EVAL_ROWS);
+      const feeds: Record<string, Ort.Tensor> = { x: this.tensor(rows.x.subarray(start * F, end * F), [end - start, F]) };
+      for (const [name, dims, begin, stop] of this.groups) feeds[name] = this.tensor(this.adam.params.subarray(begin, stop), dims);
+      const out = await this.sessions.predict.run(feeds);
+      scoreProbabilities(out.probs.data as Float32Array, rows.y.subarray(start, end), C, score);
+    }
+    return { loss: score.loss / rows.n, acc: score.hits / rows.n };
+  }
+
+  keepBest(): void {
+    this.best = this.adam.params.slice(0, this.size);
+  }
+
+  restoreBest(): void {
+    if (this.best) this.adam.params.set(this.best);
+  }
+
+  publish(): void {
+    const { tfx, adam, offsets } = this;
+    tfx.tidy(() =>
+      this.variables.forEach((variable, i) =>
+        variable.assign(tfx.tensor(adam.params.subarray(offsets[i], offsets[i] + variable.size), variable.shape)),
+      ),
+    );
+  }
+
+  dispose(): void {
+    void this.sessions.step.release();
+    void this.sessions.predict.release();
+  }
+
+  private tensor(data: Float32Array, dims: number[]): Ort.Tensor {
+    return new this.ort.Tensor('float32', data, dims);
+  }
+
+  /** The no-dropout mask, made once per batch size. */
+  private ones(rows: number, hiddenUnits: number): Float32Array {
+    let mask = this.onesByRows.get(rows);
+    if (!mask) this.onesByRows.set(rows, (mask = new Float32Array(rows * hiddenUnits).fill(1)));
+    return mask;
+  }
 }
 
 /** Where the head's optimizer steps run: tfjs (any backend), or this module's graph on onnxruntime-node's CPU. */
@@ -325,7 +361,7 @@ export type HeadRuntime = { kind: 'tfjs' } | { kind: 'onnx'; ort: OrtModule; thr
 /**
  * Where the head trains, and why, in words. On a CPU backend onnxruntime-node runs each step's
  * forward and backward pass as one graph (with Adam as a SIMD loop), ~10× faster than tfjs
- * WebAssembly's per-operation dispatch (issue 7); tfjs-node(-gpu) keeps the head on TensorFlow.
+ * WebAssembly's per-operation dispatch; tfjs-node(-gpu) keeps the head on TensorFlow.
  * IMAGE_TRAINER_HEAD_RUNTIME=tfjs forces tfjs (comparisons, tests).
  */
 export async function chooseHeadRuntime(backend: BackendName): Promise<{ runtime: HeadRuntime; note: string }> {
@@ -339,9 +375,5 @@ export async function chooseHeadRuntime(backend: BackendName): Promise<{ runtime
   // has its own spinning pool) cost more than the two products gain — measured here at 1.2-1.4 ms
   // per batch-32 step on one thread against 1.5-2.1 ms on two.
   const threads = 1;
-  const version = onnxRuntimeVersion(ort);
-  return {
-    runtime: { kind: 'onnx', ort, threads },
-    note: `onnxruntime-node${version ? ` ${version}` : ''} (CPU, ${threads} thread${threads === 1 ? '' : 's'}, one graph per Adam step)`,
-  };
+  return { runtime: { kind: 'onnx', ort, threads }, note: onnxRuntimeNote(ort, threads, 'one graph per Adam step') };
 }

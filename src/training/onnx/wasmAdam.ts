@@ -112,36 +112,69 @@ const op = {
   f32x4Div: [0xfd, ...uleb(0xe7)],
 };
 
+// The function's locals: parameters 0-8 (p, m, v, g as byte addresses, n, β1, β2, scale, eps),
+// then i, end (i32) and β1, β2, scale, eps, g, m, v as four-lane vectors (v128).
+const [P, M, V, G, N, B1, B2, S, E] = [0, 1, 2, 3, 4, 5, 6, 7, 8];
+const [I, END, B1V, B2V, SV, EV, G4, M4, V4] = [9, 10, 11, 12, 13, 14, 15, 16, 17];
+
 /** The module: imports `env.memory`, exports `adam(p, m, v, g, n, β1, β2, scale, eps)` (byte addresses, n a multiple of 4). */
 function adamModule(): Uint8Array {
-  // Locals: parameters 0-8, then i, end (i32) and β1, β2, scale, eps, g, m, v (v128).
-  const [P, M, V, G, N, B1, B2, S, E] = [0, 1, 2, 3, 4, 5, 6, 7, 8];
-  const [I, END, B1V, B2V, SV, EV, G4, M4, V4] = [9, 10, 11, 12, 13, 14, 15, 16, 17];
-  const at = (base: number) => [...op.get(base), ...op.get(I), ...op.i32Add];
   const body = [
     ...[2, ...uleb(2), I32, ...uleb(7), V128], // local declarations: 2 × i32, 7 × v128
+    ...adamPrologue(),
+    ...adamLoop(),
+    ...op.end, // function
+  ];
+  const bytes = [
+    ...[0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00],
+    ...section(1, [1, 0x60, ...uleb(9), I32, I32, I32, I32, I32, F32, F32, F32, F32, 0]),
+    ...section(2, [1, ...name('env'), ...name('memory'), 0x02, 0x00, ...uleb(1)]),
+    ...section(3, [1, 0]),
+    ...section(7, [1, ...name('adam'), 0x00, 0]),
+    ...section(10, [1, ...uleb(body.length), ...body]),
+  ];
+  return Uint8Array.from(bytes);
+}
+
+/** end = n·4 bytes, and the four scalars splatted into vectors once, outside the loop. */
+function adamPrologue(): number[] {
+  const splat = (scalar: number, vector: number) => [...op.get(scalar), ...op.f32x4Splat, ...op.set(vector)];
+  return [
     ...op.get(N),
     ...op.i32Const(2),
     ...op.i32Shl,
     ...op.set(END),
-    ...op.get(B1),
-    ...op.f32x4Splat,
-    ...op.set(B1V),
-    ...op.get(B2),
-    ...op.f32x4Splat,
-    ...op.set(B2V),
-    ...op.get(S),
-    ...op.f32x4Splat,
-    ...op.set(SV),
-    ...op.get(E),
-    ...op.f32x4Splat,
-    ...op.set(EV),
+    ...splat(B1, B1V),
+    ...splat(B2, B2V),
+    ...splat(S, SV),
+    ...splat(E, EV),
+  ];
+}
+
+/** While i < end: the update of the four values at byte offset i, then i += 16. */
+function adamLoop(): number[] {
+  return [
     ...op.block,
     ...op.loop,
     ...op.get(I),
     ...op.get(END),
     ...op.i32GeU,
     ...op.brIf(1),
+    ...adamLanes(),
+    ...op.get(I),
+    ...op.i32Const(16),
+    ...op.i32Add,
+    ...op.set(I),
+    ...op.br(0),
+    ...op.end, // loop
+    ...op.end, // block
+  ];
+}
+
+/** m, v and p of the four values at byte offset i, each loaded and stored once. */
+function adamLanes(): number[] {
+  const at = (base: number) => [...op.get(base), ...op.get(I), ...op.i32Add];
+  return [
     // g4 = g[i]
     ...at(G),
     ...op.v128Load,
@@ -184,25 +217,7 @@ function adamModule(): Uint8Array {
     ...op.f32x4Div,
     ...op.f32x4Add,
     ...op.v128Store,
-    // i += 16 bytes
-    ...op.get(I),
-    ...op.i32Const(16),
-    ...op.i32Add,
-    ...op.set(I),
-    ...op.br(0),
-    ...op.end, // loop
-    ...op.end, // block
-    ...op.end, // function
   ];
-  const bytes = [
-    ...[0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00],
-    ...section(1, [1, 0x60, ...uleb(9), I32, I32, I32, I32, I32, F32, F32, F32, F32, 0]),
-    ...section(2, [1, ...name('env'), ...name('memory'), 0x02, 0x00, ...uleb(1)]),
-    ...section(3, [1, 0]),
-    ...section(7, [1, ...name('adam'), 0x00, 0]),
-    ...section(10, [1, ...uleb(body.length), ...body]),
-  ];
-  return Uint8Array.from(bytes);
 }
 
 const PAGE = 65536;

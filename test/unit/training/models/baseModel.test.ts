@@ -151,28 +151,7 @@ describe('loading model files', () => {
   });
 
   it('falls back to the layers model, truncated at the feature layer, for a topology the folded graph does not know', async () => {
-    const dir = path.join(tmp, 'custom');
-    const model = tf.sequential({
-      layers: [
-        tf.layers.conv2d({ inputShape: [32, 32, 3], filters: 4, kernelSize: 3, activation: 'relu', name: 'c1' }),
-        tf.layers.maxPooling2d({ poolSize: 2, name: 'pool' }),
-        tf.layers.conv2d({ filters: 6, kernelSize: 3, name: 'c2' }),
-        tf.layers.globalAveragePooling2d({ name: 'gap' }),
-        tf.layers.dense({ units: 2, activation: 'softmax', name: 'top' }),
-      ],
-    });
-    await saveToDir(model, dir);
-    const entry: ModelEntry = {
-      id: 'custom_test',
-      name: 'test model',
-      family: 'custom',
-      source: { kind: 'folder', path: dir },
-      inputSize: 32,
-      preprocessing: { scale: 1 / 255, offset: 0 },
-      featureLayer: 'c2',
-      featureSize: 6,
-      fineTuneCutPoints: [],
-    };
+    const { model, entry } = await savedUnfoldableModel('custom');
     const base = await loadBaseModel(tf, entry);
     try {
       assert.equal(base.route, 'layers');
@@ -196,6 +175,31 @@ describe('loading model files', () => {
     }
   });
 
+  it('refuses a required fused route for a topology the folded graph does not know, saying why, and keeps no tensors', async () => {
+    const { model, entry } = await savedUnfoldableModel('custom-fused');
+    try {
+      const before = tf.memory().numTensors;
+      await assert.rejects(loadBaseModel(tf, entry, { route: 'fused' }), /Model custom_test: fused route unavailable: .*MaxPooling2D/);
+      assert.equal(tf.memory().numTensors, before);
+    } finally {
+      model.dispose();
+    }
+  });
+
+  it('refuses a feature layer whose size differs from the registry, and keeps no tensors', async () => {
+    const { model, entry } = await savedUnfoldableModel('custom-size');
+    try {
+      const before = tf.memory().numTensors;
+      await assert.rejects(
+        loadBaseModel(tf, { ...entry, featureSize: 7 }),
+        /Model custom_test: feature layer 'c2' gives 6 values, the registry says 7/,
+      );
+      assert.equal(tf.memory().numTensors, before);
+    } finally {
+      model.dispose();
+    }
+  });
+
   it('runs MobileNetV1 (ReLU6 activations, pooled conv_pw_13_relu) through the folded graph too', async () => {
     const v1Dir = path.resolve(repoRoot, '../shared/models/mobilenet_v1_0.25_224_imagenet');
     const entry = findModel('mobilenet_v1_0.25')!;
@@ -212,6 +216,33 @@ describe('loading model files', () => {
     }
   });
 });
+
+/** A small CNN with a MaxPooling2D (which the folded graph does not handle) saved in `tmp/<name>`, and its registry entry (features: c2, 6 values). */
+async function savedUnfoldableModel(name: string): Promise<{ model: tfType.LayersModel; entry: ModelEntry }> {
+  const dir = path.join(tmp, name);
+  const model = tf.sequential({
+    layers: [
+      tf.layers.conv2d({ inputShape: [32, 32, 3], filters: 4, kernelSize: 3, activation: 'relu', name: 'c1' }),
+      tf.layers.maxPooling2d({ poolSize: 2, name: 'pool' }),
+      tf.layers.conv2d({ filters: 6, kernelSize: 3, name: 'c2' }),
+      tf.layers.globalAveragePooling2d({ name: 'gap' }),
+      tf.layers.dense({ units: 2, activation: 'softmax', name: 'top' }),
+    ],
+  });
+  await saveToDir(model, dir);
+  const entry: ModelEntry = {
+    id: 'custom_test',
+    name: 'test model',
+    family: 'custom',
+    source: { kind: 'folder', path: dir },
+    inputSize: 32,
+    preprocessing: { scale: 1 / 255, offset: 0 },
+    featureLayer: 'c2',
+    featureSize: 6,
+    fineTuneCutPoints: [],
+  };
+  return { model, entry };
+}
 
 /** Writes a model as model.json + weights.bin, as a user's own exported model would be. */
 async function saveToDir(model: tfType.LayersModel, dir: string): Promise<void> {

@@ -234,6 +234,39 @@ describe('ONNX export', () => {
     }
   });
 
+  it('exports a Keras ReLU with a negative slope as a leaky ReLU, and names the ReLU settings ONNX has no op for', async () => {
+    /** A 4×4 RGB model whose one ReLU layer serializes with `extra` (settings Keras writes and tfjs's ReLU does not). */
+    const reluModel = (extra: Record<string, unknown>): tf.LayersModel => {
+      const input = tf.input({ shape: [4, 4, 3] });
+      const relu = tf.layers.reLU({ name: 'act' });
+      const own = relu.getConfig.bind(relu);
+      relu.getConfig = () => ({ ...own(), ...extra }) as tf.serialization.ConfigDict;
+      const out = tf.layers.flatten().apply(relu.apply(input)) as tf.SymbolicTensor;
+      return tf.model({ inputs: input, outputs: out });
+    };
+    const opts = { inputSize: 4, preprocessing: MINUS_ONE_TO_ONE, includePreprocessing: false };
+    const leaky = reluModel({ negativeSlope: 0.2 });
+    try {
+      const pixels = Float32Array.from({ length: 4 * 4 * 3 }, (_, i) => Math.sin(i));
+      const out = await ortRun(exportToOnnx(leaky, opts), { input: new ort.Tensor('float32', pixels, [1, 4, 4, 3]) });
+      const expected = Float32Array.from(pixels, (v) => (v < 0 ? 0.2 * v : v));
+      assert.ok(maxAbsDiff(out.data as Float32Array, expected) < 1e-6);
+    } finally {
+      leaky.dispose();
+    }
+    for (const [extra, why] of [
+      [{ threshold: 0.5 }, /does not support ReLU with a threshold \(layer 'act'/],
+      [{ negativeSlope: 0.2, maxValue: 6 }, /does not support ReLU with both max_value and negative_slope \(layer 'act'/],
+    ] as const) {
+      const model = reluModel(extra);
+      try {
+        assert.throws(() => exportToOnnx(model, opts), why);
+      } finally {
+        model.dispose();
+      }
+    }
+  });
+
   it('refuses an input size that contradicts the model', async () => {
     const base = await loadModelDir(tf, baseDir);
     try {

@@ -122,6 +122,21 @@ describe('ONNX feature runtime', () => {
     }
   });
 
+  it('refuses a pixel buffer too short for the images asked for, and any extraction once disposed', async () => {
+    const lm = await loadModelDir(tf, baseDir);
+    const base = await loadOnnxBaseModel(lm, entry, cacheDir);
+    assert.ok(base);
+    try {
+      await assert.rejects(base.extract(pixels.subarray(0, SIZE * SIZE * 3), 2), RangeError);
+      assert.equal((await base.extract(pixels, 1)).length, 1280);
+      base.dispose();
+      await assert.rejects(base.extract(pixels, 1), /was disposed/);
+    } finally {
+      base.dispose();
+      lm.dispose();
+    }
+  });
+
   it('keys the cached graph by the weights, so changed weights get a new graph', async () => {
     const lm = await loadModelDir(tf, baseDir);
     try {
