@@ -23,6 +23,8 @@ export interface ImageTrainerApi {
   bundlePath: string;
   /** Folders in the extension's global storage (downloaded models, native backends). */
   storage: StorageLocations;
+  /** Whether the Image Datasets view is shown, read-only: the view itself stays the extension's. */
+  readonly datasetsView: Pick<vscode.TreeView<unknown>, 'visible' | 'onDidChangeVisibility'>;
 }
 
 let manager: TrainingProcessManager | undefined;
@@ -73,7 +75,13 @@ export function activate(context: vscode.ExtensionContext): ImageTrainerApi {
     ),
   );
   settings.check();
-  return { manager: processes, datasets, notices, log, bundlePath, storage };
+  const datasetsView = {
+    get visible() {
+      return treeView.visible;
+    },
+    onDidChangeVisibility: treeView.onDidChangeVisibility,
+  };
+  return { manager: processes, datasets, notices, log, bundlePath, storage, datasetsView };
 }
 
 /** Stops every training process; VS Code waits for the returned promise. */

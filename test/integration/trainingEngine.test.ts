@@ -34,6 +34,48 @@ function treeDigest(root: string): string {
   return h.digest('hex');
 }
 
+/**
+ * Checks that report.md says what the run folder's JSON files record: the dataset, every class,
+ * the validation accuracy (as the report formats it), the best epoch and each skipped file.
+ */
+function assertReportAgrees(runDir: string): void {
+  const md = fs.readFileSync(path.join(runDir, 'report.md'), 'utf8');
+  const lines = md.split('\n');
+  const status = readJson<RunStatus>(path.join(runDir, 'status.json'));
+  const evaluation = readJson<Evaluation>(path.join(runDir, 'evaluation.json'));
+  const dataset = readJson<DatasetReport>(path.join(runDir, 'dataset-report.json'));
+  assert.equal(lines[0], `# Image Trainer run ${path.basename(runDir)}`);
+  assert.ok(lines.includes(`- State: **${status.state}**`), md);
+  assert.ok(
+    lines.some((l) => l.startsWith(`- Dataset: \`${status.datasetRoot}\``)),
+    `report.md does not name the dataset ${status.datasetRoot}`,
+  );
+  assert.equal(path.basename(status.datasetRoot), status.datasetName);
+  assert.equal(status.valAccuracy, evaluation.accuracy);
+  assert.equal(status.bestEpoch, evaluation.bestEpoch);
+  assert.ok(
+    lines.includes(`- Validation accuracy: **${(100 * evaluation.accuracy).toFixed(1)}%** (best epoch ${evaluation.bestEpoch})`),
+    `report.md does not give accuracy ${evaluation.accuracy} and best epoch ${evaluation.bestEpoch}:\n${md}`,
+  );
+  for (const c of dataset.classes) assert.ok(lines.includes(`| ${c.name} | ${c.train} | ${c.val} | ${c.test} |`), `data row of ${c.name}`);
+  for (const c of evaluation.perClass) {
+    assert.ok(
+      lines.some((l) => l.startsWith(`| ${c.name} | ${c.precision.toFixed(3)} | ${c.recall.toFixed(3)} |`)),
+      `per-class row of ${c.name}`,
+    );
+  }
+  assert.deepEqual(
+    evaluation.perClass.map((c) => c.name),
+    evaluation.classes,
+  );
+  if (dataset.skipped.length) {
+    assert.ok(lines.includes(`### ${dataset.skipped.length} skipped files`));
+    for (const f of dataset.skipped) assert.ok(lines.includes(`- \`${f.path}\`: ${f.reason} — ${f.detail}`), `skipped ${f.path}`);
+  } else {
+    assert.doesNotMatch(md, /skipped files/);
+  }
+}
+
 before(() => {
   assert.ok(fs.existsSync(bundle), 'dist/training.js is missing: run `npm run build` first');
 });
@@ -81,6 +123,8 @@ test('the CLI trains on the sample, prints accuracy and the confusion matrix, an
   );
   const epochs = fs.readFileSync(path.join(runDir, 'metrics.jsonl'), 'utf8').trim().split('\n');
   assert.equal(epochs.length, status.summary?.epochsRun);
+  assertReportAgrees(runDir);
+  assert.ok(fs.readFileSync(path.join(runDir, 'report.md'), 'utf8').includes(`Validation accuracy: **${acc.toFixed(1)}%**`));
 
   const curves = (dir: string) =>
     fs
@@ -158,6 +202,11 @@ test('bad files are skipped and listed with their reasons, training completes, a
   assert.match(out.stdout, /Validation accuracy/);
   assert.equal(treeDigest(data), before, 'the dataset folder changed');
   const report = readJson<DatasetReport>(path.join(onlyRun(runs), 'dataset-report.json'));
+  assertReportAgrees(onlyRun(runs));
+  const md = fs.readFileSync(path.join(onlyRun(runs), 'report.md'), 'utf8');
+  for (const f of ['healthy/empty.jpg', 'healthy/notes.jpg', 'healthy/truncated.jpg', 'healthy/dangling.jpg'])
+    assert.ok(md.includes(`- \`${f}\`: `), `report.md does not list ${f}`);
+  assert.match(md, /^Empty classes left out: empty_class$/m);
   const reasons = Object.fromEntries(report.skipped.map((s) => [s.path, s.reason]));
   assert.equal(reasons['healthy/empty.jpg'], 'empty');
   assert.equal(reasons['healthy/notes.jpg'], 'not-image');
@@ -185,7 +234,8 @@ test('the child process streams typed notifications, throttles progress and stop
   assert.equal(finished.type, 'finished');
   assert.equal(finished.type === 'finished' && finished.summary.cancelled, true);
   await exit;
-  assert.ok(Date.now() - t < 10_000, `cancel took ${Date.now() - t} ms`);
+  const cancelMs = Date.now() - t;
+  assert.ok(cancelMs < 10_000, `the run ended ${cancelMs} ms after cancel: cancel must stop training instead of running on to epoch 200`);
   const runDir = onlyRun(path.join(work, 'runs'));
   const status = readJson<RunStatus>(path.join(runDir, 'status.json'));
   assert.equal(status.state, 'cancelled');

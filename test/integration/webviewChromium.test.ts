@@ -388,7 +388,7 @@ test('in Chromium a live run shows progress and curves growing epoch by epoch', 
   await page.close();
 });
 
-test('in Chromium a 10-class run with 2,000 validation images renders, and a 300-image cell opens, without freezing', async () => {
+test('in Chromium a 10-class run with 2,000 validation images renders, and its 300-image cell opens a page at a time', async () => {
   const { page, problems } = await openPanel('dark');
   const names = Array.from({ length: 10 }, (_, i) => `class_${i}`);
   const random = seededRandom(5);
@@ -408,40 +408,30 @@ test('in Chromium a 10-class run with 2,000 validation images renders, and a 300
     evaluation,
     epochs: syntheticEpochs(20, { lrDropAt: 12 }),
   });
-  const timings = await page.evaluate(async (s) => {
+  // How long rendering and opening take is a speed target of `npm run bench`, not a test.
+  const shown = await page.evaluate(async (s) => {
     const frame = () => new Promise<void>((resolve) => requestAnimationFrame(() => setTimeout(resolve, 0)));
-    let t0 = performance.now();
     window.dispatchEvent(new MessageEvent('message', { data: { type: 'state', state: s } }));
-    const stateScript = performance.now() - t0;
     await frame();
-    const stateFrame = performance.now() - t0;
+    const cells = document.querySelectorAll('#matrix td[data-actual]').length;
     const cell = document.querySelector<HTMLElement>('#matrix td[data-actual="0"][data-predicted="1"]')!;
-    t0 = performance.now();
+    const count = cell.textContent;
     cell.click();
-    const cellScript = performance.now() - t0;
     await frame();
-    const cellFrame = performance.now() - t0;
     const thumbs = document.querySelectorAll('#gallery .thumb').length;
-    // Open other cells and the big one again a few times: the median is less at the mercy of a busy machine.
-    const repeats: number[] = [];
-    const other = document.querySelector<HTMLElement>('#matrix td[data-actual="2"][data-predicted="2"]')!;
-    for (let i = 0; i < 5; i++) {
-      other.click();
-      await frame();
-      const t = performance.now();
-      cell.click();
-      await frame();
-      repeats.push(performance.now() - t);
-    }
-    repeats.sort((a, b) => a - b);
-    return { stateScript, stateFrame, cellScript, cellFrame, cellMedian: repeats[2]!, thumbs };
+    // Another cell, then the big one again: the gallery shows each cell's images afresh.
+    document.querySelector<HTMLElement>('#matrix td[data-actual="2"][data-predicted="2"]')!.click();
+    await frame();
+    const otherThumbs = document.querySelectorAll('#gallery .thumb').length;
+    cell.click();
+    await frame();
+    return { cells, count, thumbs, otherThumbs, reopenedThumbs: document.querySelectorAll('#gallery .thumb').length };
   }, state);
-  console.log(
-    `Chromium: state with 10 classes / 2,000 predictions: ${timings.stateScript.toFixed(1)} ms script, ${timings.stateFrame.toFixed(1)} ms to next frame; ` +
-      `300-image cell: ${timings.cellScript.toFixed(1)} ms script, ${timings.cellFrame.toFixed(1)} ms to next frame (${timings.thumbs} thumbnails in the DOM), median of 5 reopenings ${timings.cellMedian.toFixed(1)} ms`,
-  );
-  assert.equal(timings.thumbs, GALLERY_PAGE_SIZE);
-  assert.ok(timings.cellFrame < 1000 && timings.stateFrame < 2000, JSON.stringify(timings));
+  assert.equal(shown.cells, 100);
+  assert.equal(shown.count, '300');
+  assert.equal(shown.thumbs, GALLERY_PAGE_SIZE);
+  assert.equal(shown.otherThumbs, Math.min(GALLERY_PAGE_SIZE, evaluation.matrix[2]![2]!));
+  assert.equal(shown.reopenedThumbs, GALLERY_PAGE_SIZE);
   // Scrolling to the end brings in the remaining thumbnails.
   for (let i = 0; i < 20 && (await page.locator('#gallery .thumb').count()) < 300; i++) {
     await page

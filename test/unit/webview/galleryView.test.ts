@@ -163,7 +163,7 @@ test('cell order is computed from probabilities alone', () => {
   assert.deepEqual(cellImages(evaluation, 0, 1), []);
 });
 
-test('a 300-image cell opens fast: the first page of thumbnails at once, the rest as the user scrolls', async () => {
+test('a 300-image cell of a 2,000-image run opens with the first page of thumbnails, the rest as the user scrolls', async () => {
   const names = Array.from({ length: 10 }, (_, i) => `class_${i}`);
   // 2,000 validation images over 10 classes: 1,602 in classes 1–9, and class_0 with 300 images
   // predicted as class_1 plus 98 correct ones.
@@ -190,14 +190,11 @@ test('a 300-image cell opens fast: the first page of thumbnails at once, the res
   const api = fakeVsCodeApi();
   const app = new PanelApp(freshRoot(), api);
   app.start(dom.window as unknown as Window);
-  let start = performance.now();
+  // How long rendering and opening take is a speed target of `npm run bench`, not a test.
   deliver({ type: 'state', state: sampleState({ evaluation: all }) });
-  const stateMs = performance.now() - start;
   const cell = document.querySelector<HTMLElement>('#matrix td[data-actual="0"][data-predicted="1"]')!;
   assert.equal(cell.textContent, '300');
-  start = performance.now();
   cell.click();
-  const openMs = performance.now() - start;
   assert.equal(thumbs().length, GALLERY_PAGE_SIZE);
   assert.equal(app.views.gallery.counts.total, 300);
   const confidences = thumbs().map((t) => Number.parseFloat(t.querySelector('.confidence')!.textContent!.split(' ')[1]!));
@@ -213,10 +210,6 @@ test('a 300-image cell opens fast: the first page of thumbnails at once, the res
   assert.equal(thumbs().length, 300);
   assert.equal(more.hidden, true);
   assert.equal(new Set(thumbs().map((t) => t.dataset.path)).size, 300, 'no image twice');
-  console.log(
-    `jsdom: full state (10 classes, 2,000 predictions) rendered in ${stateMs.toFixed(1)} ms; 300-image cell opened (first ${GALLERY_PAGE_SIZE} thumbnails) in ${openMs.toFixed(1)} ms`,
-  );
-  assert.ok(openMs < 2000, `${openMs} ms`);
   await settle();
   app.dispose();
 });

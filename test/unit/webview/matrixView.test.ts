@@ -126,7 +126,7 @@ test('without an evaluation the matrix says when it will appear', () => {
   assert.match(view.element.textContent ?? '', /appears when training ends/);
 });
 
-test('a 10-class matrix over 2,000 validation images renders quickly', () => {
+test('a 10-class matrix over 2,000 validation images renders every cell with its count', () => {
   const names = Array.from({ length: 10 }, (_, i) => `class_${i}`);
   const evaluation = syntheticEvaluation(names, 200, { accuracy: 0.8 });
   const view = new MatrixView(
@@ -134,10 +134,13 @@ test('a 10-class matrix over 2,000 validation images renders quickly', () => {
     () => undefined,
   );
   freshRoot().appendChild(view.element);
-  const start = performance.now();
+  // How long this takes is a speed target of `npm run bench`, not a test.
   view.render(evaluation, false, undefined);
-  const ms = performance.now() - start;
-  assert.equal(document.querySelectorAll('#matrix td[data-actual]').length, 100);
-  console.log(`jsdom: 10×10 matrix over 2,000 images rendered in ${ms.toFixed(1)} ms`);
-  assert.ok(ms < 1000, `${ms} ms`);
+  const cells = [...document.querySelectorAll<HTMLElement>('#matrix td[data-actual]')];
+  assert.equal(cells.length, 100);
+  for (const td of cells) assert.equal(td.textContent, String(evaluation.matrix[Number(td.dataset.actual)]![Number(td.dataset.predicted)]));
+  assert.equal(
+    cells.reduce((s, td) => s + Number(td.textContent), 0),
+    2000,
+  );
 });

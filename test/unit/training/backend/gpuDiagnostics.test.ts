@@ -174,9 +174,8 @@ test('an nvidia-smi that cannot reach the driver is quoted', async () => {
 });
 
 test('on this machine, with its real PATH and library cache, every missing piece comes with an explanation', async () => {
-  const started = Date.now();
+  // How long this takes is a speed target of `npm run bench`, not a test.
   const d = await diagnoseGpu();
-  assert.ok(Date.now() - started < 10_000);
   assert.ok(d.summary.length > 0);
   assert.equal(d.ready, d.driver.found && d.missing.length === 0 && d.problems.length === 0);
   if (!d.ready) assert.ok(d.problems.length > 0, d.summary);

@@ -75,9 +75,8 @@ async function rejection(p: Promise<unknown>): Promise<ModelDownloadError> {
 test('a hosted model downloads with progress, is verified, and loads into tfjs giving 1280 features for a real leaf photo', async () => {
   const cacheDir = freshCache();
   const events: DownloadProgress[] = [];
-  const started = Date.now();
+  // How long the download takes is a speed target of `npm run bench`, not a test.
   const dir = await ensureModel(hostedEntry(server.url('v2')), cacheDir, { onProgress: (p) => events.push(p), timeoutMs: 5000 });
-  const elapsed = Date.now() - started;
 
   assert.equal(dir, path.join(cacheDir, 'models', 'mobilenet_v2_0.35_hosted'));
   assert.deepEqual(cacheListing(cacheDir), ['mobilenet_v2_0.35_hosted']);
@@ -100,7 +99,6 @@ test('a hosted model downloads with progress, is verified, and loads into tfjs g
     [...withPercent].sort((a, b) => a - b),
     'percent never goes back',
   );
-  assert.ok(elapsed < 10_000, `downloaded in ${elapsed} ms`);
 
   const model = await loadLayersModelFromFolder(tf, dir);
   try {
@@ -245,7 +243,10 @@ test('a server that stops answering mid-body times out with a clear message', as
     const elapsed = Date.now() - started;
     assert.equal(err.kind, 'timeout');
     assert.match(err.message, /the server stopped answering for 300 ms while sending .*weights\.bin/);
-    assert.ok(elapsed < 3000, `gave up after ${elapsed} ms`);
+    assert.ok(
+      elapsed < 3000,
+      `gave up after ${elapsed} ms: the 300 ms stall timeout must end the download instead of waiting on a silent server`,
+    );
     assert.deepEqual(cacheListing(cacheDir), []);
   } finally {
     server.setFault('v2', 'weights.bin', undefined);
@@ -273,7 +274,10 @@ test('cancelling in the middle of a shard stops the download and removes the par
     assert.match(err.message, /^Download of MobileNetV2 0\.35 hosted was cancelled; nothing was kept\./);
     const last = seen[seen.length - 1];
     assert.ok(last.bytes < modelJsonBytes + weightsBytes, 'stopped before the end');
-    assert.ok(elapsed < 3000, `stopped after ${elapsed} ms (the full slow body takes about 2 s)`);
+    assert.ok(
+      elapsed < 3000,
+      `stopped after ${elapsed} ms: cancel must end the download instead of reading the whole slow body (about 2 s)`,
+    );
     assert.deepEqual(cacheListing(cacheDir), []);
   } finally {
     server.setFault('v2', 'weights.bin', undefined);
