@@ -6,6 +6,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import sharp from 'sharp';
 import { DecodeError, type DecodedBatch, decodeBatches, decodeImage } from '../../../../src/training/dataset/imageDecoder';
+import { RunCancelled, TrainerError } from '../../../../src/training/util/errors';
 import { PHOTOS, pngBomb, truncatedJpeg, writeVariants } from '../../../fixtures/datasetFixtures';
 
 const MAX_PIXELS = 100_000_000;
@@ -41,6 +42,8 @@ async function rejectsWith(promise: Promise<unknown>, reason: DecodeError['reaso
     (e: unknown) => e,
   );
   assert.ok(error instanceof DecodeError, String(error));
+  assert.ok(error instanceof TrainerError);
+  assert.equal(error.kind, 'dataset');
   assert.equal(error.reason, reason, error.message);
   return error;
 }
@@ -225,5 +228,5 @@ test('decoding can be cancelled with an AbortSignal', async () => {
   const batches = decodeBatches(items, { size: 8, batchSize: 2, maxPixels: MAX_PIXELS, signal: controller.signal });
   assert.equal((await batches.next()).done, false);
   controller.abort();
-  await assert.rejects(batches.next(), { name: 'AbortError' });
+  await assert.rejects(batches.next(), RunCancelled);
 });
