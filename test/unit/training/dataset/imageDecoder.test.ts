@@ -230,3 +230,26 @@ test('decoding can be cancelled with an AbortSignal', async () => {
   controller.abort();
   await assert.rejects(batches.next(), RunCancelled);
 });
+
+test('an abort while a batch is decoding rejects the pending next() with RunCancelled at once and starts no further decode', async () => {
+  const files = await writeVariants(path.join(dir, 'abort-midway'), PHOTOS.motoLeft, 4, 'moto');
+  const controller = new AbortController();
+  let started = 0;
+  let abortedAt = 0;
+  const items = Array.from({ length: 64 }, (_, i) => ({
+    get abs(): string {
+      // The third decode to start aborts: two are in flight, the batch of 8 is far from done.
+      if (++started === 3) {
+        abortedAt = performance.now();
+        controller.abort();
+      }
+      return files[i % 4];
+    },
+  }));
+  const batches = decodeBatches(items, { size: 64, batchSize: 8, maxPixels: MAX_PIXELS, concurrency: 3, signal: controller.signal });
+  await assert.rejects(batches.next(), RunCancelled);
+  assert.ok(performance.now() - abortedAt < 1000, 'rejected promptly');
+  await sleep(300);
+  assert.equal(started, 3, 'no decode started after the abort');
+  assert.equal((await batches.next()).done, true, 'the generator is finished');
+});
