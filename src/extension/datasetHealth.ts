@@ -1,11 +1,26 @@
 // A quick health check of one dataset for the tree: files that are empty or not images (by their
 // first bytes, not their name), empty or tiny classes, strong imbalance, and identical files in
 // different classes (same size, then same sha256). Cheap enough to run in the background when a
-// dataset appears; the engine's scan before training remains the authoritative report.
+// dataset appears; the engine's scan before training remains the authoritative report. Both apply
+// the rules and speak the sentences of src/shared/datasetRules.ts, so the tree and the run report
+// agree about the same folder; the quick check only reads less (no image headers, no symlinks).
 import { createHash } from 'node:crypto';
 import { createReadStream, type Dirent } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
+import {
+  type ClassCount,
+  datasetWarnings,
+  type DatasetWarning,
+  EMPTY_FILE_DETAIL,
+  imbalanceOf,
+  isIgnoredName,
+  notImageDetail,
+  SNIFF_BYTES,
+  sniffImage,
+  TINY_CLASS_IMAGES,
+  tinyClassesOf,
+} from '../shared/datasetRules';
 import type { DiscoveredDataset } from './datasetDiscovery';
 
 export interface FileProblem {
@@ -33,6 +48,8 @@ export interface DatasetHealth {
   /** Largest class over smallest non-empty class, when above the threshold. */
   imbalance?: { ratio: number; largest: string; smallest: string };
   duplicates: DuplicateFiles[];
+  /** The dataset's warnings by kind, with the classes they name (what `warnings` says, less the truncation note). */
+  findings: DatasetWarning[];
   /** What is wrong with each class, in words (classes without problems are absent). */
   classWarnings: Record<string, string[]>;
   /** What is wrong with the dataset, in words, one line each; empty when healthy. */
@@ -42,32 +59,10 @@ export interface DatasetHealth {
 }
 
 export interface HealthOptions {
-  /** Classes with fewer images are called tiny. */
-  tinyClassSize?: number;
-  /** Largest/smallest class ratio above which the dataset is called imbalanced. */
-  imbalanceRatio?: number;
   concurrency?: number;
   /** Files read at most (the rest are counted as unchecked). */
   maxFiles?: number;
   signal?: AbortSignal;
-}
-
-const OS_METADATA = new Set(['thumbs.db', 'desktop.ini', 'ehthumbs.db']);
-
-function startsWith(head: Uint8Array, bytes: readonly number[]): boolean {
-  return head.length >= bytes.length && bytes.every((b, i) => head[i] === b);
-}
-
-/** Names the image format from a file's first 12 bytes, or undefined when they are not one the engine decodes. */
-export function imageFormatOf(head: Uint8Array): 'jpeg' | 'png' | 'webp' | 'gif' | 'tiff' | undefined {
-  const ascii = (from: number, to: number): string => String.fromCharCode(...head.subarray(from, to));
-  if (startsWith(head, [0xff, 0xd8, 0xff])) return 'jpeg';
-  if (startsWith(head, [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a])) return 'png';
-  if (ascii(0, 4) === 'RIFF' && ascii(8, 12) === 'WEBP') return 'webp';
-  if (ascii(0, 6) === 'GIF87a' || ascii(0, 6) === 'GIF89a') return 'gif';
-  if (startsWith(head, [0x49, 0x49, 0x2a, 0x00]) || startsWith(head, [0x4d, 0x4d, 0x00, 0x2a])) return 'tiff';
-  if (startsWith(head, [0x49, 0x49, 0x2b, 0x00]) || startsWith(head, [0x4d, 0x4d, 0x00, 0x2b])) return 'tiff';
-  return undefined;
 }
 
 interface FileEntry {
@@ -85,7 +80,7 @@ async function listFiles(dir: string, depth: number, out: string[]): Promise<voi
     return;
   }
   for (const e of entries) {
-    if (e.name.startsWith('.') || OS_METADATA.has(e.name.toLowerCase())) continue;
+    if (isIgnoredName(e.name)) continue;
     const abs = path.join(dir, e.name);
     if (e.isFile()) out.push(abs);
     else if (e.isDirectory() && depth < 4) await listFiles(abs, depth + 1, out);
@@ -95,8 +90,8 @@ async function listFiles(dir: string, depth: number, out: string[]): Promise<voi
 async function readHead(file: string): Promise<Uint8Array> {
   const handle = await fs.open(file, 'r');
   try {
-    const buffer = Buffer.alloc(16);
-    const { bytesRead } = await handle.read(buffer, 0, 16, 0);
+    const buffer = Buffer.alloc(SNIFF_BYTES);
+    const { bytesRead } = await handle.read(buffer, 0, SNIFF_BYTES, 0);
     return buffer.subarray(0, bytesRead);
   } finally {
     await handle.close();
@@ -129,13 +124,8 @@ function plural(n: number, one: string, many = `${one}s`): string {
   return `${n} ${n === 1 ? one : many}`;
 }
 
-/** Checks a discovered dataset's files; never writes anything. */
-export async function checkDatasetHealth(dataset: DiscoveredDataset, options: HealthOptions = {}): Promise<DatasetHealth> {
-  const tinyClassSize = options.tinyClassSize ?? 10;
-  const imbalanceRatio = options.imbalanceRatio ?? 3;
-  const concurrency = options.concurrency ?? 16;
-  const maxFiles = options.maxFiles ?? 50_000;
-
+// Every file under the class folders, hidden files and OS metadata left out.
+async function collectFiles(dataset: DiscoveredDataset): Promise<FileEntry[]> {
   const files: FileEntry[] = [];
   for (const cls of dataset.classes) {
     for (const folder of cls.folders) {
@@ -145,127 +135,108 @@ export async function checkDatasetHealth(dataset: DiscoveredDataset, options: He
         files.push({ abs, rel: path.relative(dataset.root, abs).split(path.sep).join('/'), className: cls.name, size: -1 });
     }
   }
-  const truncated = files.length > maxFiles;
-  const checked = truncated ? files.slice(0, maxFiles) : files;
+  return files;
+}
 
-  const imagesPerClass: Record<string, number> = Object.fromEntries(dataset.classes.map((c) => [c.name, 0]));
+// Sorts files into images (counted per class) and problems, by their size and first bytes.
+async function sortFiles(
+  files: readonly FileEntry[],
+  imagesPerClass: Record<string, number>,
+  options: HealthOptions,
+): Promise<{ images: FileEntry[]; fileProblems: FileProblem[] }> {
   const fileProblems: FileProblem[] = [];
   const images: FileEntry[] = [];
-  await forEachLimited(
-    checked,
-    concurrency,
-    async (file) => {
-      try {
-        const stat = await fs.stat(file.abs);
-        file.size = stat.size;
-        if (stat.size === 0) {
-          fileProblems.push({ path: file.rel, className: file.className, reason: 'empty', detail: 'an empty file (0 bytes)' });
-          return;
-        }
-        const format = imageFormatOf(await readHead(file.abs));
-        if (!format) {
-          fileProblems.push({
-            path: file.rel,
-            className: file.className,
-            reason: 'not-image',
-            detail: 'not a JPEG, PNG, WebP, GIF or TIFF image',
-          });
-          return;
-        }
-        imagesPerClass[file.className]++;
-        images.push(file);
-      } catch (error) {
-        fileProblems.push({ path: file.rel, className: file.className, reason: 'unreadable', detail: (error as Error).message });
-      }
-    },
-    options.signal,
-  );
+  const problem = (file: FileEntry, reason: FileProblem['reason'], detail: string): void => {
+    fileProblems.push({ path: file.rel, className: file.className, reason, detail });
+  };
+  const sortOne = async (file: FileEntry): Promise<void> => {
+    try {
+      file.size = (await fs.stat(file.abs)).size;
+      if (file.size === 0) return problem(file, 'empty', EMPTY_FILE_DETAIL);
+      const sniffed = sniffImage(await readHead(file.abs));
+      if (!sniffed.image) return problem(file, 'not-image', notImageDetail(sniffed.what));
+      imagesPerClass[file.className]++;
+      images.push(file);
+    } catch (error) {
+      problem(file, 'unreadable', (error as Error).message);
+    }
+  };
+  await forEachLimited(files, options.concurrency ?? 16, sortOne, options.signal);
   fileProblems.sort((a, b) => a.path.localeCompare(b.path));
+  return { images, fileProblems };
+}
 
-  // Duplicates: only files sharing a size with a file of another class are hashed.
+// Identical images in different classes: only files sharing a size with a file of another class are hashed.
+async function crossClassDuplicates(images: readonly FileEntry[], options: HealthOptions): Promise<DuplicateFiles[]> {
   const bySize = new Map<number, FileEntry[]>();
   for (const image of images) bySize.set(image.size, [...(bySize.get(image.size) ?? []), image]);
   const candidates = [...bySize.values()].filter((group) => new Set(group.map((f) => f.className)).size > 1).flat();
   const byHash = new Map<string, FileEntry[]>();
-  await forEachLimited(
-    candidates,
-    Math.min(concurrency, 4),
-    async (file) => {
-      try {
-        const key = `${file.size}:${await sha256Of(file.abs)}`;
-        byHash.set(key, [...(byHash.get(key) ?? []), file]);
-      } catch {
-        // vanished meanwhile; the next check sees it
-      }
-    },
-    options.signal,
-  );
-  const duplicates: DuplicateFiles[] = [...byHash.values()]
+  const hashOne = async (file: FileEntry): Promise<void> => {
+    try {
+      const key = `${file.size}:${await sha256Of(file.abs)}`;
+      byHash.set(key, [...(byHash.get(key) ?? []), file]);
+    } catch {
+      // vanished meanwhile; the next check sees it
+    }
+  };
+  await forEachLimited(candidates, Math.min(options.concurrency ?? 16, 4), hashOne, options.signal);
+  return [...byHash.values()]
     .filter((group) => new Set(group.map((f) => f.className)).size > 1)
     .map((group) => ({
       paths: group.map((f) => f.rel).sort(),
       classes: [...new Set(group.map((f) => f.className))].sort(),
     }))
     .sort((a, b) => a.paths[0].localeCompare(b.paths[0]));
+}
 
-  const names = dataset.classes.map((c) => c.name);
-  const emptyClasses = names.filter((n) => imagesPerClass[n] === 0);
-  const tinyClasses = names.filter((n) => imagesPerClass[n] > 0 && imagesPerClass[n] < tinyClassSize);
-  const nonEmpty = names.filter((n) => imagesPerClass[n] > 0);
-  let imbalance: DatasetHealth['imbalance'];
-  if (nonEmpty.length >= 2) {
-    const largest = nonEmpty.reduce((a, b) => (imagesPerClass[b] > imagesPerClass[a] ? b : a));
-    const smallest = nonEmpty.reduce((a, b) => (imagesPerClass[b] < imagesPerClass[a] ? b : a));
-    const ratio = imagesPerClass[largest] / imagesPerClass[smallest];
-    if (ratio > imbalanceRatio) imbalance = { ratio, largest, smallest };
-  }
-
+// What is wrong with each class, in words, for the class's tooltip.
+function classWarningsOf(
+  counts: readonly ClassCount[],
+  fileProblems: readonly FileProblem[],
+  duplicates: readonly DuplicateFiles[],
+): Record<string, string[]> {
   const classWarnings: Record<string, string[]> = {};
   const warn = (cls: string, message: string): void => {
     (classWarnings[cls] ??= []).push(message);
   };
   for (const problem of fileProblems) warn(problem.className, `${problem.path}: ${problem.detail}`);
-  for (const cls of emptyClasses) warn(cls, 'no images: the class cannot be learned');
-  for (const cls of tinyClasses) warn(cls, `only ${plural(imagesPerClass[cls], 'image')} (fewer than ${tinyClassSize})`);
-  if (imbalance) {
-    warn(imbalance.smallest, `${imbalance.ratio.toFixed(1)}× fewer images than ${imbalance.largest}`);
-  }
+  for (const c of counts) if (c.images === 0) warn(c.name, 'no images: the class cannot be learned');
+  for (const c of tinyClassesOf(counts)) warn(c.name, `only ${plural(c.images, 'image')} (fewer than ${TINY_CLASS_IMAGES})`);
+  const imbalance = imbalanceOf(counts);
+  if (imbalance) warn(imbalance.smallest.name, `${imbalance.ratio.toFixed(1)}× fewer images than ${imbalance.largest.name}`);
   for (const group of duplicates) {
     for (const cls of group.classes) warn(cls, `identical files in ${group.classes.join(' and ')}: ${group.paths.join(', ')}`);
   }
+  return classWarnings;
+}
 
-  const warnings: string[] = [];
-  if (fileProblems.length > 0) {
-    const empty = fileProblems.filter((p) => p.reason === 'empty').length;
-    const notImage = fileProblems.filter((p) => p.reason === 'not-image').length;
-    const unreadable = fileProblems.filter((p) => p.reason === 'unreadable').length;
-    const parts = [
-      empty && `${empty} empty`,
-      notImage && `${notImage} not ${notImage === 1 ? 'an image' : 'images'}`,
-      unreadable && `${unreadable} unreadable`,
-    ].filter(Boolean);
-    warnings.push(`${plural(fileProblems.length, 'file')} will be skipped: ${parts.join(', ')}`);
-  }
-  if (emptyClasses.length > 0) warnings.push(`${plural(emptyClasses.length, 'empty class', 'empty classes')}: ${emptyClasses.join(', ')}`);
-  if (tinyClasses.length > 0)
-    warnings.push(`${plural(tinyClasses.length, 'class', 'classes')} with fewer than ${tinyClassSize} images: ${tinyClasses.join(', ')}`);
-  if (imbalance) {
-    warnings.push(
-      `Imbalanced: ${imbalance.largest} has ${imbalance.ratio.toFixed(1)}× the images of ${imbalance.smallest} (consider the classWeights setting)`,
-    );
-  }
-  if (duplicates.length > 0) warnings.push(`${plural(duplicates.length, 'file')} duplicated across classes (label noise)`);
+/** Checks a discovered dataset's files; never writes anything. */
+export async function checkDatasetHealth(dataset: DiscoveredDataset, options: HealthOptions = {}): Promise<DatasetHealth> {
+  const maxFiles = options.maxFiles ?? 50_000;
+  const files = await collectFiles(dataset);
+  const truncated = files.length > maxFiles;
+  const checked = truncated ? files.slice(0, maxFiles) : files;
+
+  const imagesPerClass: Record<string, number> = Object.fromEntries(dataset.classes.map((c) => [c.name, 0]));
+  const { images, fileProblems } = await sortFiles(checked, imagesPerClass, options);
+  const duplicates = await crossClassDuplicates(images, options);
+  const counts = dataset.classes.map((c) => ({ name: c.name, images: imagesPerClass[c.name] }));
+  const findings = datasetWarnings({ classes: counts, skipped: fileProblems, duplicates });
+  const imbalance = imbalanceOf(counts);
+
+  const warnings = findings.map((f) => f.text);
   if (truncated) warnings.push(`Quick check stopped after ${maxFiles} files; training checks every file`);
-
   return {
     files: checked.length,
     imagesPerClass,
     fileProblems,
-    emptyClasses,
-    tinyClasses,
-    imbalance,
+    emptyClasses: counts.filter((c) => c.images === 0).map((c) => c.name),
+    tinyClasses: tinyClassesOf(counts).map((c) => c.name),
+    imbalance: imbalance && { ratio: imbalance.ratio, largest: imbalance.largest.name, smallest: imbalance.smallest.name },
     duplicates,
-    classWarnings,
+    findings,
+    classWarnings: classWarningsOf(counts, fileProblems, duplicates),
     warnings,
     truncated,
   };

@@ -1,7 +1,9 @@
 import { stat } from 'node:fs/promises';
 import os from 'node:os';
-import { sharp } from './lazySharp';
+import { EMPTY_FILE_DETAIL } from '../../shared/datasetRules';
 import type { SkipReason } from '../../shared/types';
+import { RunCancelled, throwIfCancelled, TrainerError } from '../util/errors';
+import { sharp } from './lazySharp';
 
 /**
  * Turns an image file into the model's input: `size`×`size`×3 bytes, RGB, 8-bit sRGB, row-major.
@@ -25,11 +27,12 @@ import type { SkipReason } from '../../shared/types';
  */
 
 /** A file that could not be decoded, with the same reasons the dataset report uses. */
-export class DecodeError extends Error {
+export class DecodeError extends TrainerError {
+  override readonly name = 'DecodeError';
   readonly reason: SkipReason;
+
   constructor(reason: SkipReason, message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'DecodeError';
+    super('dataset', message, options);
     this.reason = reason;
   }
 }
@@ -74,7 +77,7 @@ async function toDecodeError(abs: string, error: unknown, maxPixels: number): Pr
       () => -1,
     );
     reason = size === 0 ? 'empty' : 'not-image';
-    detail = size === 0 ? 'the file is empty (0 bytes)' : 'not a JPEG, PNG, WebP, GIF or TIFF image';
+    detail = size === 0 ? EMPTY_FILE_DETAIL : 'not a JPEG, PNG, WebP, GIF or TIFF image';
   } else if (/input file is missing|unable to open|permission denied|no such file/i.test(message)) {
     reason = 'unreadable';
     detail = await stat(abs).then(
@@ -116,12 +119,32 @@ interface PendingBatch<T> {
   resolve: () => void;
 }
 
+function newPendingBatch<T>(items: T[], imageBytes: number): PendingBatch<T> {
+  let resolve!: () => void;
+  const done = new Promise<void>((r) => (resolve = r));
+  return { items, pixels: new Uint8Array(items.length * imageBytes), errors: [], remaining: items.length, done, resolve };
+}
+
+// A promise that rejects with RunCancelled when `signal` aborts (at once if it already has).
+function cancellation(signal: AbortSignal | undefined): Promise<never> | undefined {
+  if (!signal) return undefined;
+  const cancelled = new Promise<never>((_, reject) => {
+    const onAbort = (): void => reject(new RunCancelled());
+    if (signal.aborted) onAbort();
+    else signal.addEventListener('abort', onAbort, { once: true });
+  });
+  // Keeps an abort that happens while the consumer holds a batch from becoming an unhandled rejection.
+  cancelled.catch(() => undefined);
+  return cancelled;
+}
+
 /**
  * Streams `items` as decoded batches, in order, decoding up to `prefetchBatches` batches ahead of
  * the consumer with `concurrency` images in flight, so inference on one batch overlaps the decode
  * of the next. At most `prefetchBatches + 1` batches of pixels exist at a time, whatever the
  * dataset size. Failed images are returned in `failed`; nothing is thrown for them. Aborting the
- * signal rejects the pending `next()`; leaving the loop early stops further decoding.
+ * signal starts no further decode and rejects the pending `next()` with `RunCancelled` at once;
+ * leaving the loop early stops further decoding.
  */
 export async function* decodeBatches<T extends { abs: string }>(items: T[], opts: DecodeBatchesOptions): AsyncGenerator<DecodedBatch<T>> {
   const { size, batchSize, maxPixels, signal } = opts;
@@ -138,20 +161,7 @@ export async function* decodeBatches<T extends { abs: string }>(items: T[], opts
 
   const batchState = (b: number): PendingBatch<T> => {
     let state = pending.get(b);
-    if (!state) {
-      const batchItems = items.slice(b * batchSize, (b + 1) * batchSize);
-      let resolve!: () => void;
-      const done = new Promise<void>((r) => (resolve = r));
-      state = {
-        items: batchItems,
-        pixels: new Uint8Array(batchItems.length * imageBytes),
-        errors: [],
-        remaining: batchItems.length,
-        done,
-        resolve,
-      };
-      pending.set(b, state);
-    }
+    if (!state) pending.set(b, (state = newPendingBatch(items.slice(b * batchSize, (b + 1) * batchSize), imageBytes)));
     return state;
   };
 
@@ -178,22 +188,13 @@ export async function* decodeBatches<T extends { abs: string }>(items: T[], opts
     }
   };
 
-  const aborted = signal
-    ? new Promise<never>((_, reject) => {
-        const onAbort = (): void => reject(signal.reason ?? new DOMException('Decoding was cancelled', 'AbortError'));
-        if (signal.aborted) onAbort();
-        else signal.addEventListener('abort', onAbort, { once: true });
-      })
-    : undefined;
-  // Keeps an abort that happens while the consumer holds a batch from becoming an unhandled rejection.
-  aborted?.catch(() => undefined);
-
+  const cancelled = cancellation(signal);
   try {
     for (let b = 0; b < batchCount; b++) {
-      signal?.throwIfAborted();
+      throwIfCancelled(signal);
       const state = batchState(b);
       pump();
-      await (aborted ? Promise.race([state.done, aborted]) : state.done);
+      await (cancelled ? Promise.race([state.done, cancelled]) : state.done);
       pending.delete(b);
       handedOut = b + 1;
       pump();

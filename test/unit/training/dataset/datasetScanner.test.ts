@@ -6,7 +6,9 @@ import os from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
 import type { DatasetReport } from '../../../../src/shared/types';
-import { DatasetError, type ScanOptions, scanDataset, summarizeSkipped } from '../../../../src/training/dataset/datasetScanner';
+import { summarizeSkipped } from '../../../../src/shared/skipReasons';
+import { DatasetError, type ScanOptions, scanDataset } from '../../../../src/training/dataset/datasetScanner';
+import { RunCancelled, TrainerError } from '../../../../src/training/util/errors';
 import { splitKey } from '../../../../src/training/dataset/datasetSplit';
 import { PHOTOS, hashTree, makeBadDataset, photoVariant, writeVariants } from '../../../fixtures/datasetFixtures';
 
@@ -59,7 +61,7 @@ test(
     assert.equal(report.layout, 'folders');
     assert.equal(report.name, 'pets');
     assert.ok(
-      report.warnings.some((w) => /fewer than 5 images: cups \(3\)/.test(w)),
+      report.warnings.some((w) => /^Classes with fewer than 10 images: cats \(8\), cups \(3\), motos \(6\)/.test(w)),
       report.warnings.join('\n'),
     );
     assert.ok(
@@ -181,6 +183,8 @@ test('fewer than two usable classes is an error that says what was found and wha
     (e: unknown) => e,
   );
   assert.ok(error instanceof DatasetError);
+  assert.ok(error instanceof TrainerError);
+  assert.equal(error.kind, 'dataset');
   assert.match(
     error.message,
     /^Found 1 usable class \(healthy\) in .*leaves: need at least 2 class folders with images \(1 class folder without usable images: sick; 1 file skipped: 1 empty file\)$/,
@@ -256,13 +260,13 @@ test('symlinked class folders and files are followed, and a file reached twice i
   assert.deepEqual(report.skipped, []);
 });
 
-test('a scan can be cancelled with an AbortSignal', async (t) => {
+test('a scan whose signal is already aborted rejects with RunCancelled', async (t) => {
   const root = path.join(await tempDir(t), 'cancel');
   await writeVariants(path.join(root, 'a'), PHOTOS.cat, 2);
   await writeVariants(path.join(root, 'b'), PHOTOS.coffee, 2);
   const controller = new AbortController();
   controller.abort();
-  await assert.rejects(scanDataset(root, { ...options, signal: controller.signal }), { name: 'AbortError' });
+  await assert.rejects(scanDataset(root, { ...options, signal: controller.signal }), RunCancelled);
 });
 
 test(

@@ -6,6 +6,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import sharp from 'sharp';
 import { DecodeError, type DecodedBatch, decodeBatches, decodeImage } from '../../../../src/training/dataset/imageDecoder';
+import { RunCancelled, TrainerError } from '../../../../src/training/util/errors';
 import { PHOTOS, pngBomb, truncatedJpeg, writeVariants } from '../../../fixtures/datasetFixtures';
 
 const MAX_PIXELS = 100_000_000;
@@ -41,6 +42,8 @@ async function rejectsWith(promise: Promise<unknown>, reason: DecodeError['reaso
     (e: unknown) => e,
   );
   assert.ok(error instanceof DecodeError, String(error));
+  assert.ok(error instanceof TrainerError);
+  assert.equal(error.kind, 'dataset');
   assert.equal(error.reason, reason, error.message);
   return error;
 }
@@ -228,5 +231,28 @@ test('decoding can be cancelled with an AbortSignal', async () => {
   const batches = decodeBatches(items, { size: 8, batchSize: 2, maxPixels: MAX_PIXELS, signal: controller.signal });
   assert.equal((await batches.next()).done, false);
   controller.abort();
-  await assert.rejects(batches.next(), { name: 'AbortError' });
+  await assert.rejects(batches.next(), RunCancelled);
+});
+
+test('an abort while a batch is decoding rejects the pending next() with RunCancelled at once and starts no further decode', async () => {
+  const files = await writeVariants(path.join(dir, 'abort-midway'), PHOTOS.motoLeft, 4, 'moto');
+  const controller = new AbortController();
+  let started = 0;
+  let abortedAt = 0;
+  const items = Array.from({ length: 64 }, (_, i) => ({
+    get abs(): string {
+      // The third decode to start aborts: two are in flight, the batch of 8 is far from done.
+      if (++started === 3) {
+        abortedAt = performance.now();
+        controller.abort();
+      }
+      return files[i % 4];
+    },
+  }));
+  const batches = decodeBatches(items, { size: 64, batchSize: 8, maxPixels: MAX_PIXELS, concurrency: 3, signal: controller.signal });
+  await assert.rejects(batches.next(), RunCancelled);
+  assert.ok(performance.now() - abortedAt < 1000, 'rejected promptly');
+  await sleep(300);
+  assert.equal(started, 3, 'no decode started after the abort');
+  assert.equal((await batches.next()).done, true, 'the generator is finished');
 });
