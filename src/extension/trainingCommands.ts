@@ -319,13 +319,11 @@ export function announceRunEnd(run: TrainingRun, services: CommandServices): voi
 async function firstExisting(dir: string, names: readonly string[]): Promise<string | undefined> {
   for (const name of names) {
     const file = path.join(dir, name);
-    if (
-      await fs.access(file).then(
-        () => true,
-        () => false,
-      )
-    )
-      return file;
+    const exists = await fs.access(file).then(
+      () => true,
+      () => false,
+    );
+    if (exists) return file;
   }
   return undefined;
 }

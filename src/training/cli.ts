@@ -343,7 +343,7 @@ export function buildProgram(extensionRoot: string): Command {
 const CANCELLED_EXIT_CODE = 130;
 
 /** The one line a failure prints: what kind of problem, the reason, and the run folder that records it. */
-export function cliFailureLine(err: unknown): string {
+function cliFailureLine(err: unknown): string {
   const kind = errorKindOf(err);
   const line = failureLine(kind, err instanceof Error ? err.message : String(err), (err as { runDir?: string } | undefined)?.runDir);
   // Without a kind the line needs to say where it comes from.
