@@ -79,7 +79,12 @@ export function applyTrainingNotification(state: PanelState, notification: Train
     case 'finished':
       return { ...state, summary: withoutRunDir(notification.summary), state: notification.summary.cancelled ? 'cancelled' : 'finished' };
     case 'failed':
-      return { ...state, state: 'failed', message: notification.message };
+      return {
+        ...state,
+        state: notification.kind === 'cancelled' ? 'cancelled' : 'failed',
+        message: notification.message,
+        errorKind: notification.kind,
+      };
     case 'log':
       return state;
   }

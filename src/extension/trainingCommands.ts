@@ -8,6 +8,8 @@ import type { TrainOptions } from '../shared/types';
 import { runLocationsFor } from './configuration';
 import type { SettingsProblemReporter } from './configuration';
 import { discoverDatasets } from './datasetDiscovery';
+import type { FailureAction } from './failureActions';
+import { failureNotice } from './failureActions';
 import type { DatasetNode, DatasetTreeProvider } from './datasetTree';
 import { describeRun, isInside, readRunStatus, samePath } from './runIndex';
 import type { RunEntry } from './runIndex';
@@ -300,10 +302,75 @@ export function announceRunEnd(run: TrainingRun, services: CommandServices): voi
         if (choice) services.panel().showLive(run);
       });
   } else if (run.state === 'failed') {
-    void services.notices
-      .error(`Training on ${run.datasetName} failed: ${run.failureMessage ?? 'unknown error'}`, 'Open Panel')
-      .then((choice) => {
-        if (choice === 'Open Panel') services.panel().showLive(run);
-      });
+    const notice = failureNotice(
+      run.failureKind ?? 'internal',
+      run.datasetName,
+      run.failureMessage ?? 'unknown error',
+      run.runDir !== undefined,
+    );
+    if (!notice) return;
+    void services.notices.error(notice.message, ...notice.actions).then((choice) => {
+      if (choice && choice !== 'Show Log') void runFailureAction(choice, run, services);
+    });
+  }
+}
+
+/** The first of `names` that exists in `dir`. */
+async function firstExisting(dir: string, names: readonly string[]): Promise<string | undefined> {
+  for (const name of names) {
+    const file = path.join(dir, name);
+    const exists = await fs.access(file).then(
+      () => true,
+      () => false,
+    );
+    if (exists) return file;
+  }
+  return undefined;
+}
+
+/** Opens a run-folder file: Markdown in the preview, anything else in an editor. */
+async function openRunFile(file: string): Promise<void> {
+  const uri = vscode.Uri.file(file);
+  if (file.endsWith('.md')) await vscode.commands.executeCommand('markdown.showPreview', uri);
+  else await vscode.window.showTextDocument(uri, { preview: true });
+}
+
+/** Does what the user chose on a failure notification. */
+async function runFailureAction(action: FailureAction, run: TrainingRun, services: CommandServices): Promise<void> {
+  const runDir = run.runDir;
+  switch (action) {
+    case 'Open Dataset Report': {
+      // A scan that refused the dataset leaves no report, but its log says what it found.
+      const file = runDir && (await firstExisting(runDir, [RUN_FILES.datasetReport, RUN_FILES.report, RUN_FILES.log]));
+      if (file) await openRunFile(file);
+      else void services.notices.warn(`The run folder of ${run.datasetName} has no dataset report.`);
+      return;
+    }
+    case 'Open Log': {
+      const file = runDir && (await firstExisting(runDir, [RUN_FILES.log]));
+      if (file) await openRunFile(file);
+      else services.log.show(true);
+      return;
+    }
+    case 'Open Settings':
+      await vscode.commands.executeCommand('workbench.action.openSettings', 'imageTrainer');
+      return;
+    case 'Retry':
+      // The same dataset with the same options, even if the settings changed since.
+      await trainClassifier(services, run.datasetRoot, run.options);
+      return;
+    case 'Show Diagnostics':
+      await vscode.commands.executeCommand('imageTrainer.showBackendDiagnostics');
+      return;
+    case 'Reveal Folder':
+      if (runDir) await vscode.commands.executeCommand('revealFileInOS', vscode.Uri.file(runDir));
+      return;
+    case 'Open Panel':
+      services.panel().showLive(run);
+      return;
+    default: {
+      const unreachable: never = action;
+      void unreachable;
+    }
   }
 }

@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { isTrainingNotification } from '../shared/protocol/training';
 import type { CancelCommand, StartCommand, TrainingNotification } from '../shared/protocol/training';
-import type { TrainOptions } from '../shared/types';
+import type { ErrorKind, TrainOptions } from '../shared/types';
 import { closeInterruptedRun, listRuns, samePath } from './runIndex';
 import { stopChildProcess } from './trainingCli';
 import type { LiveRunState, TrainingRunHandle } from './trainingRunHandle';
@@ -55,6 +55,8 @@ export class TrainingRun implements TrainingRunHandle, vscode.Disposable {
   readonly exited: Promise<void>;
   /** Why the run failed, in words, when it did. */
   failureMessage: string | undefined;
+  /** What kind of failure it was (the host offers the action that fits); `internal` when the process died. */
+  failureKind: ErrorKind | undefined;
 
   private _runDir: string | undefined;
   private _state: LiveRunState = 'starting';
@@ -134,6 +136,11 @@ export class TrainingRun implements TrainingRunHandle, vscode.Disposable {
 
   get runDir(): string | undefined {
     return this._runDir;
+  }
+
+  /** The options the run was started with, so a retry trains the same way. */
+  get options(): TrainOptions {
+    return this.request.options;
   }
 
   get state(): LiveRunState {
@@ -235,8 +242,15 @@ export class TrainingRun implements TrainingRunHandle, vscode.Disposable {
       case 'failed':
         this.events.push(message);
         this._runDir ??= message.runDir;
+        if (message.kind === 'cancelled') {
+          // A cancel that surfaced as an error is still the cancel the user asked for.
+          this.log.appendLine(`[${this.datasetName}] cancelled: ${message.message}`);
+          this.end('cancelled');
+          break;
+        }
         this.failureMessage = message.message;
-        this.log.appendLine(`[${this.datasetName}] failed: ${message.message}`);
+        this.failureKind = message.kind;
+        this.log.appendLine(`[${this.datasetName}] failed (${message.kind}): ${message.message}`);
         this.end('failed');
         break;
       default: {
@@ -273,9 +287,12 @@ export class TrainingRun implements TrainingRunHandle, vscode.Disposable {
     } catch (error) {
       this.log.appendLine(`[${this.datasetName}] could not update the run folder: ${(error as Error).message}`);
     }
-    if (state === 'failed') this.failureMessage = message;
+    if (state === 'failed') {
+      this.failureMessage = message;
+      this.failureKind = 'internal';
+    }
     this.log.appendLine(`[${this.datasetName}] ${message}`);
-    const notification: TrainingNotification = { type: 'failed', message, runDir: this._runDir };
+    const notification: TrainingNotification = { type: 'failed', message, kind: 'internal', runDir: this._runDir };
     if (state === 'failed') {
       this.events.push(notification);
       this.notifyEmitter.fire(notification);

@@ -1,6 +1,6 @@
 // The files of a run folder (`<runsDir>/<dataset>-<timestamp>/`), written by the training process
 // and read by the extension (tree view, panel restore, Classify Image) and the CLI `predict`.
-import type { BackendInfo, RunSummary, TrainOptions } from './types';
+import type { BackendInfo, ErrorKind, RunSummary, TrainOptions } from './types';
 
 export const RUN_FILES = {
   /** RunStatus, rewritten atomically at every state change. */
@@ -34,6 +34,8 @@ export interface RunStatus {
   startedAt: string;
   updatedAt: string;
   message?: string;
+  /** What kind of failure ended the run (`failed` runs only). */
+  errorKind?: ErrorKind;
   /** Validation accuracy of the best checkpoint so far (or of the final model). */
   valAccuracy?: number;
   bestEpoch?: number;

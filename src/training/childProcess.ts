@@ -3,6 +3,7 @@
 import { isTrainingCommand, type StartCommand, type TrainingNotification } from '../shared/protocol/training';
 import { nativeModuleSearchPaths } from './backend/nativeBackendInstall';
 import { runTraining } from './run/runTraining';
+import { errorKindOf } from './util/errors';
 
 /** Serves one training run over the IPC channel of a forked process, then exits. */
 export function serveChildProcess(extensionRoot: string): void {
@@ -60,7 +61,8 @@ async function run(
     await sendLast({
       type: 'failed',
       message: err instanceof Error ? err.message : String(err),
-      runDir: (err as { runDir?: string }).runDir,
+      kind: errorKindOf(err),
+      runDir: (err as { runDir?: string } | undefined)?.runDir,
     });
   }
   process.exit(code);

@@ -1,6 +1,6 @@
 // The command-line tool: `image-trainer train | predict | diagnose`.
 import * as path from 'node:path';
-import { Command, InvalidArgumentError } from 'commander';
+import { Command } from 'commander';
 import cliProgress from 'cli-progress';
 import { BACKEND_PREFERENCES, DEFAULT_TRAIN_OPTIONS, type BackendPreference, type TrainOptions } from '../shared/types';
 import type { TrainingNotification } from '../shared/protocol/training';
@@ -16,11 +16,26 @@ import { listImageFiles, predictImages } from './models/predict';
 import { defaultCacheDir, defaultRunsDir } from './run/runFolderWriter';
 import { runTraining } from './run/runTraining';
 import { formatStageTimes, STAGE_LABELS } from '../shared/stages';
+import { failureLine } from '../shared/failureLines';
+import { errorKindOf, TrainerError } from './util/errors';
+
+/**
+ * A refused option value. It is an `options` failure like any other, and it carries commander's
+ * invalid-argument code so that commander still reports it with the option's name and usage.
+ */
+class InvalidOptionError extends TrainerError {
+  readonly code = 'commander.invalidArgument';
+  readonly exitCode = 1;
+
+  constructor(message: string) {
+    super('options', message);
+  }
+}
 
 function intOption(min: number) {
   return (value: string): number => {
     const n = Number(value);
-    if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`expected an integer ≥ ${min}, got "${value}"`);
+    if (!Number.isInteger(n) || n < min) throw new InvalidOptionError(`expected an integer ≥ ${min}, got "${value}"`);
     return n;
   };
 }
@@ -28,7 +43,7 @@ function intOption(min: number) {
 function floatOption(min: number, max: number) {
   return (value: string): number => {
     const n = Number(value);
-    if (!Number.isFinite(n) || n < min || n > max) throw new InvalidArgumentError(`expected a number in [${min}, ${max}], got "${value}"`);
+    if (!Number.isFinite(n) || n < min || n > max) throw new InvalidOptionError(`expected a number in [${min}, ${max}], got "${value}"`);
     return n;
   };
 }
@@ -45,20 +60,20 @@ export function parseDurationMinutes(value: string): number | undefined {
 
 function durationOption(value: string): number {
   const minutes = parseDurationMinutes(value);
-  if (minutes === undefined) throw new InvalidArgumentError(`expected a duration such as 90s, 20m or 1.5h, got "${value}"`);
+  if (minutes === undefined) throw new InvalidOptionError(`expected a duration such as 90s, 20m or 1.5h, got "${value}"`);
   return minutes;
 }
 
 function backendOption(value: string): BackendPreference {
   if (!(BACKEND_PREFERENCES as readonly string[]).includes(value)) {
-    throw new InvalidArgumentError(`expected one of ${BACKEND_PREFERENCES.join(', ')}`);
+    throw new InvalidOptionError(`expected one of ${BACKEND_PREFERENCES.join(', ')}`);
   }
   return value as BackendPreference;
 }
 
 function modelOption(value: string): string {
   if (!MODEL_REGISTRY.some((m) => m.id === value) && !/[\\/]/.test(value)) {
-    throw new InvalidArgumentError(
+    throw new InvalidOptionError(
       `unknown model; known: ${MODEL_REGISTRY.map((m) => m.id).join(', ')}, or a folder path (./my-model) holding a LayersModel and its descriptor`,
     );
   }
@@ -252,6 +267,8 @@ export function buildProgram(extensionRoot: string): Command {
         if (summary.stageMs) console.log(`Time: ${formatStageTimes(summary.stageMs)}`);
         console.log(`Run folder: ${summary.runDir}`);
       } finally {
+        // A failure is printed after this: it must not share a line with a progress bar.
+        reporter.stop();
         process.off('SIGINT', onSigint);
       }
     });
@@ -316,7 +333,7 @@ export function buildProgram(extensionRoot: string): Command {
     .argument('<kind>', 'gpu or cpu')
     .requiredOption('--dir <dir>', 'target folder (then pass it to train/predict/diagnose as --native-dir)')
     .action(async (kind: string, o: { dir: string }) => {
-      if (kind !== 'gpu' && kind !== 'cpu') throw new Error(`kind must be gpu or cpu, got "${kind}"`);
+      if (kind !== 'gpu' && kind !== 'cpu') throw new TrainerError('options', `kind must be gpu or cpu, got "${kind}"`);
       const controller = new AbortController();
       const onSigint = () => controller.abort();
       process.once('SIGINT', onSigint);
@@ -344,15 +361,26 @@ export function buildProgram(extensionRoot: string): Command {
   return program;
 }
 
+/** Exit code of a cancelled run, as `train` sets it and as a shell reports a process stopped by Ctrl-C. */
+const CANCELLED_EXIT_CODE = 130;
+
+/** The one line a failure prints: what kind of problem, the reason, and the run folder that records it. */
+function cliFailureLine(err: unknown): string {
+  const kind = errorKindOf(err);
+  const line = failureLine(kind, err instanceof Error ? err.message : String(err), (err as { runDir?: string } | undefined)?.runDir);
+  // Without a kind the line needs to say where it comes from.
+  return kind === 'internal' ? `image-trainer: ${line}` : line;
+}
+
 /** Runs the CLI, then exits: every failure ends with a one-line reason and a non-zero code. */
 export async function runCli(argv: string[], extensionRoot: string): Promise<never> {
   try {
     await buildProgram(extensionRoot).exitOverride().parseAsync(argv);
   } catch (err) {
-    const code = (err as { exitCode?: number }).exitCode;
+    const code = (err as { exitCode?: number } | undefined)?.exitCode;
     // commander has already printed help, version and argument errors
-    if (code === undefined) console.error(`image-trainer: ${err instanceof Error ? err.message : String(err)}`);
-    process.exitCode = code ?? 1;
+    if (code === undefined) console.error(cliFailureLine(err));
+    process.exitCode = code ?? (errorKindOf(err) === 'cancelled' ? CANCELLED_EXIT_CODE : 1);
   }
   // The threaded WebAssembly backend keeps worker threads alive: leave explicitly.
   process.exit(process.exitCode ?? 0);

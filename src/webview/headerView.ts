@@ -16,6 +16,7 @@ import {
 } from './displayFormat';
 import { h, replaceChildren, setAttribute } from './domBuilder';
 import { formatStageTimes } from '../shared/stages';
+import { failureLine } from '../shared/failureLines';
 
 /** Planned epochs: head epochs plus fine-tuning epochs when fine-tuning is on. */
 export function plannedEpochs(state: PanelState): number | undefined {
@@ -162,7 +163,9 @@ export class HeaderView {
     this.runState.dataset.state = state.state;
     this.runState.textContent = runStateLabel(state.state);
     setAttribute(this.message, 'hidden', !state.message);
-    this.message.textContent = state.message ?? '';
+    // A failure reads as in the notification and the terminal: "Dataset problem: …".
+    this.message.textContent =
+      state.state === 'failed' && state.errorKind && state.message ? failureLine(state.errorKind, state.message) : (state.message ?? '');
     this.message.className = state.state === 'failed' ? 'error' : 'muted';
     this.stage.textContent = stageText(state);
     this.epoch.textContent = epochText(state);

@@ -2,9 +2,13 @@
 // Webview → host: `…Command` (user intents); host → webview: `…Notification`.
 // The webview never receives absolute file-system paths: images are named by their path relative
 // to the dataset root, and shown through `imageBaseUri` (a webview URI of that root).
-import type { BackendInfo, DatasetReport, EpochMetrics, Evaluation, Progress, RunSummary, TrainOptions } from '../types';
+import { STAGE_LABELS } from '../stages';
+import { ERROR_KINDS } from '../types';
+import type { BackendInfo, DatasetReport, EpochMetrics, ErrorKind, Evaluation, Progress, RunSummary, Stage, TrainOptions } from '../types';
+import { isArrayOf, isNumber, isObject, isOneOf, isOptional, isString } from './guards';
 
 export type RunState = 'starting' | 'running' | 'finished' | 'failed' | 'cancelled';
+const RUN_STATES: readonly RunState[] = ['starting', 'running', 'finished', 'failed', 'cancelled'];
 
 /** Everything the panel shows, sent whole after `ready` and after a reload. */
 export interface PanelState {
@@ -13,6 +17,8 @@ export interface PanelState {
   runName: string;
   state: RunState;
   message?: string;
+  /** What kind of failure a failed run had, when the training process said. */
+  errorKind?: ErrorKind;
   datasetName: string;
   /** Webview URI of the dataset root; thumbnails are `${imageBaseUri}/${encoded relative path}`. */
   imageBaseUri: string;
@@ -81,10 +87,6 @@ export interface ImageMovedNotification {
 }
 export type PanelNotification = StateNotification | ProgressUpdateNotification | EpochNotification | ImageMovedNotification;
 
-function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
 function isShortString(value: unknown): value is string {
   return typeof value === 'string' && value.length > 0 && value.length <= 4096;
 }
@@ -108,7 +110,44 @@ export function isPanelCommand(value: unknown): value is PanelCommand {
   }
 }
 
-/** True for a message the host may send to the webview. */
+const STAGES = Object.keys(STAGE_LABELS) as Stage[];
+
+/** The fields the panel reads before anything else; the optional parts, when present, are objects. */
+function isPanelState(value: unknown): value is PanelState {
+  return (
+    isObject(value) &&
+    isString(value.runId) &&
+    isString(value.runName) &&
+    isOneOf(value.state, RUN_STATES) &&
+    isOptional(value.message, isString) &&
+    isOptional(value.errorKind, (k): k is ErrorKind => isOneOf(k, ERROR_KINDS)) &&
+    isString(value.datasetName) &&
+    isString(value.imageBaseUri) &&
+    isArrayOf(value.epochs, isObject) &&
+    isArrayOf(value.moved, isObject) &&
+    isOptional(value.models, (m): m is object[] => isArrayOf(m, isObject)) &&
+    isOptional(value.currentModel, isString) &&
+    [value.dataset, value.backend, value.model, value.options, value.progress, value.evaluation, value.summary].every((part) =>
+      isOptional(part, isObject),
+    )
+  );
+}
+
+/** True for a message the host may send to the webview, with the fields its type needs. */
 export function isPanelNotification(value: unknown): value is PanelNotification {
-  return isObject(value) && (value.type === 'state' || value.type === 'progress' || value.type === 'epoch' || value.type === 'imageMoved');
+  if (!isObject(value)) return false;
+  switch (value.type) {
+    case 'state':
+      return isPanelState(value.state);
+    case 'progress':
+      return (
+        isObject(value.progress) && isOneOf(value.progress.stage, STAGES) && isNumber(value.progress.done) && isNumber(value.progress.total)
+      );
+    case 'epoch':
+      return isObject(value.metrics) && isNumber(value.metrics.epoch) && isOneOf(value.metrics.stage, ['head', 'fine-tune'] as const);
+    case 'imageMoved':
+      return isString(value.path) && isString(value.toClass) && isOptional(value.newPath, isString);
+    default:
+      return false;
+  }
 }

@@ -1,6 +1,9 @@
 // Messages between the extension host (parent) and the training process (child, over IPC).
 // Host → child: `…Command`; child → host: `…Notification`. Each has a guard; dispatch by `type`.
-import type { BackendInfo, DatasetReport, EpochMetrics, Evaluation, Progress, RunSummary, TrainOptions } from '../types';
+import { STAGE_LABELS } from '../stages';
+import { BACKEND_PREFERENCES, DEFAULT_TRAIN_OPTIONS, ERROR_KINDS } from '../types';
+import type { BackendInfo, DatasetReport, EpochMetrics, ErrorKind, Evaluation, Progress, RunSummary, Stage, TrainOptions } from '../types';
+import { isArrayOf, isMeasure, isNumber, isObject, isOneOf, isOptional, isString } from './guards';
 
 export interface StartCommand {
   type: 'start';
@@ -46,6 +49,8 @@ export interface FinishedNotification {
 export interface FailedNotification {
   type: 'failed';
   message: string;
+  /** What kind of failure, so the host can offer the action that fits (open the report, retry, …). */
+  kind: ErrorKind;
   runDir?: string;
 }
 export interface LogNotification {
@@ -62,34 +67,112 @@ export type TrainingNotification =
   | FailedNotification
   | LogNotification;
 
-const NOTIFICATION_TYPES: ReadonlySet<string> = new Set<TrainingNotification['type']>([
-  'started',
-  'progress',
-  'epochEnd',
-  'evaluation',
-  'finished',
-  'failed',
-  'log',
-]);
+const STAGES = Object.keys(STAGE_LABELS) as Stage[];
+const LOG_LEVELS: readonly LogNotification['level'][] = ['info', 'warn', 'error'];
 
-function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
+/** Every option present with the type of its default, and a known backend. */
+function isTrainOptions(value: unknown): value is TrainOptions {
+  if (!isObject(value)) return false;
+  const typed = Object.entries(DEFAULT_TRAIN_OPTIONS).every(([key, fallback]) =>
+    typeof fallback === 'number' ? isNumber(value[key]) : typeof value[key] === typeof fallback,
+  );
+  return typed && isOneOf(value.backend, BACKEND_PREFERENCES);
 }
 
-/** True for a message the training process may send. */
+function isProgress(value: unknown): value is Progress {
+  return isObject(value) && isOneOf(value.stage, STAGES) && isNumber(value.done) && isNumber(value.total);
+}
+
+function isEpochMetrics(value: unknown): value is EpochMetrics {
+  return (
+    isObject(value) &&
+    isOneOf(value.stage, ['head', 'fine-tune'] as const) &&
+    isNumber(value.epoch) &&
+    [value.loss, value.acc, value.valLoss, value.valAcc, value.lr, value.durationMs].every(isMeasure)
+  );
+}
+
+function isBackendInfo(value: unknown): value is BackendInfo {
+  return isObject(value) && isString(value.backend) && isString(value.summary) && isArrayOf(value.attempts, isObject);
+}
+
+function isModelInfo(value: unknown): value is StartedNotification['model'] {
+  return isObject(value) && isString(value.id) && isString(value.name) && isNumber(value.inputSize) && isNumber(value.featureSize);
+}
+
+function isDatasetReport(value: unknown): value is DatasetReport {
+  return (
+    isObject(value) &&
+    isString(value.name) &&
+    isArrayOf(value.classes, isObject) &&
+    isArrayOf(value.skipped, isObject) &&
+    isArrayOf(value.warnings, isString)
+  );
+}
+
+function isEvaluation(value: unknown): value is Evaluation {
+  return (
+    isObject(value) &&
+    isArrayOf(value.classes, isString) &&
+    isArrayOf(value.matrix, (row): row is number[] => isArrayOf(row, isNumber)) &&
+    isMeasure(value.accuracy) &&
+    isArrayOf(value.perClass, isObject) &&
+    isArrayOf(value.predictions, isObject)
+  );
+}
+
+function isRunSummary(value: unknown): value is RunSummary {
+  return (
+    isObject(value) &&
+    isString(value.runDir) &&
+    isMeasure(value.valAccuracy) &&
+    isNumber(value.bestEpoch) &&
+    isNumber(value.epochsRun) &&
+    typeof value.cancelled === 'boolean' &&
+    isObject(value.cache)
+  );
+}
+
+/** True for a message the training process may send, with the fields its type needs. */
 export function isTrainingNotification(value: unknown): value is TrainingNotification {
-  return isObject(value) && typeof value.type === 'string' && NOTIFICATION_TYPES.has(value.type);
+  if (!isObject(value)) return false;
+  switch (value.type) {
+    case 'started':
+      return (
+        isString(value.runDir) &&
+        isBackendInfo(value.backend) &&
+        isModelInfo(value.model) &&
+        isDatasetReport(value.dataset) &&
+        isTrainOptions(value.options)
+      );
+    case 'progress':
+      return isProgress(value.progress);
+    case 'epochEnd':
+      return isEpochMetrics(value.metrics);
+    case 'evaluation':
+      return isEvaluation(value.evaluation);
+    case 'finished':
+      return isRunSummary(value.summary);
+    case 'failed':
+      return isString(value.message) && isOneOf(value.kind, ERROR_KINDS) && isOptional(value.runDir, isString);
+    case 'log':
+      return isOneOf(value.level, LOG_LEVELS) && isString(value.message);
+    default:
+      return false;
+  }
 }
 
-/** True for a command the host may send to the training process. */
+/** True for a command the host may send to the training process, with the fields its type needs. */
 export function isTrainingCommand(value: unknown): value is TrainingCommand {
   if (!isObject(value)) return false;
   if (value.type === 'cancel') return true;
   return (
     value.type === 'start' &&
-    typeof value.datasetRoot === 'string' &&
-    typeof value.runsDir === 'string' &&
-    typeof value.cacheDir === 'string' &&
-    isObject(value.options)
+    isString(value.datasetRoot) &&
+    isString(value.runsDir) &&
+    isString(value.cacheDir) &&
+    isTrainOptions(value.options) &&
+    isOptional(value.modelCacheDir, isString) &&
+    isOptional(value.nativeBackendsDir, isString)
   );
 }

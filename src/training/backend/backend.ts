@@ -13,6 +13,7 @@ import type { BackendAttempt, BackendInfo, BackendName, BackendPreference } from
 import { diagnoseGpu, explainNativeLoadError } from './gpuDiagnostics';
 import { registerThreadedWasm } from './wasmThreads';
 
+import { TrainerError } from '../util/errors';
 import type { Tf } from '../util/tf';
 
 export interface BackendOptions {
@@ -48,7 +49,8 @@ function resolvePackage(pkg: string, nativeModulePaths: readonly string[]): Reso
   try {
     return { status: 'found', file: runtimeRequire.resolve(pkg) };
   } catch (err) {
-    if (!isModuleNotFound(err, pkg)) throw err;
+    // Installed but unresolvable (a broken package.json, a missing dependency): the requested backend cannot load.
+    if (!isModuleNotFound(err, pkg)) throw new TrainerError('backend', `${pkg} cannot be loaded: ${firstLines(err)}`, { cause: err });
   }
   const where = searched.length > 0 ? ` (searched ${searched.join(', ')} and the extension's node_modules)` : '';
   return { status: 'missing', detail: `${pkg} is not installed${where}` };

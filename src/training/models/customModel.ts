@@ -7,6 +7,7 @@ import * as path from 'node:path';
 import { isManifest, manifestWeightBytes, type ManifestGroup } from './modelDownload';
 import { MINUS_ONE_TO_ONE } from './modelRegistry';
 import type { ModelEntry, Preprocessing } from './modelRegistry';
+import { TrainerError } from '../util/errors';
 
 export const CUSTOM_MODEL_DESCRIPTOR_FILE = 'image-trainer-model.json';
 
@@ -24,13 +25,13 @@ export interface CustomModelDescriptor {
 }
 
 /** A descriptor or model folder that cannot be used; `problems` lists every reason, one per line. */
-export class CustomModelError extends Error {
+export class CustomModelError extends TrainerError {
   override readonly name = 'CustomModelError';
   constructor(
     readonly folder: string,
     readonly problems: string[],
   ) {
-    super(`The model in ${folder} cannot be used: ${problems.join(' ')}`);
+    super('model', `The model in ${folder} cannot be used: ${problems.join(' ')}`);
   }
 }
 

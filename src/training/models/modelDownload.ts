@@ -8,6 +8,7 @@ import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { DEFAULT_MODEL_ID, findModel } from './modelRegistry';
 import type { ModelEntry } from './modelRegistry';
+import { TrainerError } from '../util/errors';
 
 export interface DownloadProgress {
   /** Bytes received so far, all files together. */
@@ -33,15 +34,15 @@ export interface EnsureModelOptions {
 export type ModelDownloadErrorKind =
   'http' | 'offline' | 'network' | 'truncated' | 'size' | 'checksum' | 'timeout' | 'cancelled' | 'invalid' | 'filesystem';
 
-/** A download that did not produce a complete model; `message` says why in words. */
-export class ModelDownloadError extends Error {
+/** A download that did not produce a complete model; `message` says why in words, `reason` in a word. */
+export class ModelDownloadError extends TrainerError {
   override readonly name = 'ModelDownloadError';
   constructor(
-    readonly kind: ModelDownloadErrorKind,
+    readonly reason: ModelDownloadErrorKind,
     message: string,
     readonly url?: string,
   ) {
-    super(message);
+    super(reason === 'cancelled' ? 'cancelled' : reason === 'filesystem' ? 'disk' : 'model-download', message);
   }
 }
 

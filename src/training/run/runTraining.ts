@@ -11,7 +11,7 @@ import { RUN_FILES } from '../../shared/runFolder';
 import type { RunSummary } from '../../shared/types';
 import { checkModelOption } from '../models/modelSource';
 import { writeFileAtomic } from '../util/atomicWrite';
-import { RunCancelled, throwIfCancelled, TrainerError } from '../util/errors';
+import { errorKindOf, RunCancelled, throwIfCancelled, TrainerError } from '../util/errors';
 import { formatLimit } from './runCallbacks';
 import { RunContext, StageTimer, type RunRequest, type RunStage } from './runContext';
 import { createRunFolder, RunFolderWriter } from './runFolderWriter';
@@ -128,7 +128,8 @@ async function failRun(ctx: RunContext, err: unknown): Promise<RunSummary> {
   const cancelled = err instanceof RunCancelled || ctx.signal.aborted;
   const message = cancelled ? 'Cancelled before a model was trained.' : err instanceof Error ? err.message : String(err);
   ctx.writer.log(`[error] ${err instanceof Error && err.stack ? err.stack : message}`);
-  await ctx.writer.updateStatus({ state: cancelled ? 'cancelled' : 'failed', message, pid: undefined }).catch(() => undefined);
+  const errorKind = cancelled ? undefined : errorKindOf(err);
+  await ctx.writer.updateStatus({ state: cancelled ? 'cancelled' : 'failed', message, errorKind, pid: undefined }).catch(() => undefined);
   await writeReport(ctx, cancelled ? 'cancelled' : 'failed', message).catch(() => undefined);
   if (cancelled) return ctx.summary(true);
   if (err !== null && typeof err === 'object') (err as { runDir?: string }).runDir = ctx.runDir;

@@ -122,9 +122,19 @@ test('notifications fold into the state: evaluation, finish (summary without run
   assert.equal(finished.state, 'finished');
   assert.equal('runDir' in (finished.summary ?? {}), false);
   assert.equal(applyTrainingNotification(state, { type: 'finished', summary: { ...summary, cancelled: true } }).state, 'cancelled');
-  const failed = applyTrainingNotification(state, { type: 'failed', message: 'Out of memory' });
+  const failed = applyTrainingNotification(state, { type: 'failed', message: 'Out of memory', kind: 'internal' });
   assert.equal(failed.state, 'failed');
   assert.equal(failed.message, 'Out of memory');
+  assert.equal(failed.errorKind, 'internal');
+});
+
+test('a failed run keeps its kind for the panel, and a cancel that surfaced as an error reads as cancelled', () => {
+  const state = initialPanelState('run-1', 'run-1', datasetRoot, '', 'running');
+  const dataset = applyTrainingNotification(state, { type: 'failed', message: 'Found 1 usable class', kind: 'dataset', runDir });
+  assert.equal(dataset.state, 'failed');
+  assert.equal(dataset.errorKind, 'dataset');
+  const cancelled = applyTrainingNotification(state, { type: 'failed', message: 'Training was cancelled.', kind: 'cancelled' });
+  assert.equal(cancelled.state, 'cancelled');
 });
 
 test('the handle has the last word on the run state', () => {

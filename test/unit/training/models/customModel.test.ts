@@ -51,6 +51,7 @@ async function problemsOf(folder: string): Promise<string> {
     await readCustomModel(folder);
   } catch (err) {
     assert.ok(err instanceof CustomModelError, `expected a CustomModelError, got ${String(err)}`);
+    assert.equal(err.kind, 'model');
     return err.message;
   }
   assert.fail('the model folder was expected to be rejected');

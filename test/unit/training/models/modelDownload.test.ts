@@ -176,7 +176,8 @@ test('a 404 for a weight shard names the file, suggests the embedded model, and 
   server.setFault('v2', 'weights.bin', { kind: 'status', status: 404 });
   try {
     const err = await rejection(ensureModel({ ...v100, source: { kind: 'url', url: server.url('v2') } }, cacheDir));
-    assert.equal(err.kind, 'http');
+    assert.equal(err.reason, 'http');
+    assert.equal(err.kind, 'model-download', 'the host offers Retry for a failed download');
     assert.match(
       err.message,
       /^Could not download MobileNetV2 1\.00: the server answered 404 Not Found for http:\/\/127\.0\.0\.1:\d+\/v2\/weights\.bin\. The run can continue with the embedded MobileNetV2 0\.35\.$/,
@@ -192,7 +193,7 @@ test('a server error for model.json is reported with its status', async () => {
   server.setFault('v2', 'model.json', { kind: 'status', status: 500 });
   try {
     const err = await rejection(ensureModel(hostedEntry(server.url('v2')), cacheDir));
-    assert.equal(err.kind, 'http');
+    assert.equal(err.reason, 'http');
     assert.match(err.message, /answered 500 Internal Server Error for .*\/v2\/model\.json/);
     assert.deepEqual(cacheListing(cacheDir), []);
   } finally {
@@ -205,7 +206,7 @@ test('a body cut short is detected and nothing half-written stays in the cache',
   server.setFault('v2', 'weights.bin', { kind: 'truncate' });
   try {
     const err = await rejection(ensureModel(hostedEntry(server.url('v2')), cacheDir, { timeoutMs: 5000 }));
-    assert.equal(err.kind, 'truncated');
+    assert.equal(err.reason, 'truncated');
     assert.match(err.message, /Could not download MobileNetV2 0\.35 hosted: .*\d+ of 1640832 bytes of .*weights\.bin/);
     assert.deepEqual(cacheListing(cacheDir), []);
   } finally {
@@ -218,7 +219,7 @@ test('a weight file with one changed byte fails its pinned sha256', async () => 
   server.setFault('v2', 'weights.bin', { kind: 'corrupt' });
   try {
     const err = await rejection(ensureModel(hostedEntry(server.url('v2')), cacheDir));
-    assert.equal(err.kind, 'checksum');
+    assert.equal(err.reason, 'checksum');
     assert.match(err.message, /weights\.bin does not match its known checksum \(sha256 [0-9a-f]{64}, expected e159deb3/);
     assert.deepEqual(cacheListing(cacheDir), []);
   } finally {
@@ -229,7 +230,7 @@ test('a weight file with one changed byte fails its pinned sha256', async () => 
 test('weight files that do not add up to the manifest sizes are rejected even without a pinned checksum', async () => {
   const cacheDir = freshCache();
   const err = await rejection(ensureModel(hostedEntry(server.url('short'), { files: undefined }), cacheDir));
-  assert.equal(err.kind, 'size');
+  assert.equal(err.reason, 'size');
   assert.match(err.message, /hold 1640828 bytes but model\.json describes 1640832/);
   assert.deepEqual(cacheListing(cacheDir), []);
 });
@@ -241,7 +242,7 @@ test('a server that stops answering mid-body times out with a clear message', as
   try {
     const err = await rejection(ensureModel(hostedEntry(server.url('v2')), cacheDir, { timeoutMs: 300 }));
     const elapsed = Date.now() - started;
-    assert.equal(err.kind, 'timeout');
+    assert.equal(err.reason, 'timeout');
     assert.match(err.message, /the server stopped answering for 300 ms while sending .*weights\.bin/);
     assert.ok(
       elapsed < 3000,
@@ -270,7 +271,7 @@ test('cancelling in the middle of a shard stops the download and removes the par
       }),
     );
     const elapsed = Date.now() - started;
-    assert.equal(err.kind, 'cancelled');
+    assert.equal(err.reason, 'cancelled');
     assert.match(err.message, /^Download of MobileNetV2 0\.35 hosted was cancelled; nothing was kept\./);
     const last = seen[seen.length - 1];
     assert.ok(last.bytes < modelJsonBytes + weightsBytes, 'stopped before the end');
@@ -297,7 +298,8 @@ test('cancelling at the very first progress event also leaves nothing behind', a
       },
     }),
   );
-  assert.equal(err.kind, 'cancelled');
+  assert.equal(err.reason, 'cancelled');
+  assert.equal(err.kind, 'cancelled', 'a cancelled download is a cancel, not a failure');
   assert.equal(events, 1);
   assert.deepEqual(cacheListing(cacheDir), []);
 });
@@ -309,7 +311,7 @@ test('an unreachable host is reported as offline', async () => {
   await new Promise<void>((r) => closed.close(() => r()));
   const cacheDir = freshCache();
   const err = await rejection(ensureModel(hostedEntry(`http://127.0.0.1:${port}/v2/model.json`), cacheDir));
-  assert.equal(err.kind, 'offline');
+  assert.equal(err.reason, 'offline');
   assert.match(err.message, /127\.0\.0\.1:\d+ could not be reached \(ECONNREFUSED\); this machine seems to be offline/);
   assert.deepEqual(cacheListing(cacheDir), []);
 });
@@ -318,7 +320,7 @@ test('a host name that does not resolve is reported as offline', async () => {
   const cacheDir = freshCache();
   // `.invalid` never resolves (RFC 6761), so this needs no network.
   const err = await rejection(ensureModel(hostedEntry('http://image-trainer.invalid/v2/model.json'), cacheDir, { timeoutMs: 10_000 }));
-  assert.equal(err.kind, 'offline');
+  assert.equal(err.reason, 'offline');
   assert.match(err.message, /image-trainer\.invalid could not be found \((ENOTFOUND|EAI_AGAIN)\)/);
   assert.deepEqual(cacheListing(cacheDir), []);
 });
@@ -340,7 +342,7 @@ test('embedded and folder entries resolve to their folders without downloading',
   const cacheDir = freshCache();
   assert.equal(await ensureModel(embedded, cacheDir, { extensionRoot: repoRoot }), embeddedDir);
   const err = await rejection(ensureModel(embedded, cacheDir));
-  assert.equal(err.kind, 'invalid');
+  assert.equal(err.reason, 'invalid');
   assert.equal(await ensureModel({ ...embedded, source: { kind: 'folder', path: '/some/where' } }, cacheDir), '/some/where');
 });
 
