@@ -2,7 +2,7 @@
 import * as path from 'node:path';
 import { Command } from 'commander';
 import cliProgress from 'cli-progress';
-import { BACKEND_PREFERENCES, DEFAULT_TRAIN_OPTIONS, type BackendPreference, type TrainOptions } from '../shared/types';
+import { BACKEND_PREFERENCES, DEFAULT_TRAIN_OPTIONS, type BackendPreference, type RunSummary, type TrainOptions } from '../shared/types';
 import type { TrainingNotification } from '../shared/protocol/training';
 import { diagnoseBackends, initBackend } from './backend/backend';
 import { formatConfusionMatrix } from './fit/evaluation';
@@ -18,6 +18,9 @@ import { runTraining } from './run/runTraining';
 import { formatStageTimes, STAGE_LABELS } from '../shared/stages';
 import { failureLine } from '../shared/failureLines';
 import { errorKindOf, TrainerError } from './util/errors';
+
+/** Exit code of a cancelled run, as `train` sets it and as a shell reports a process stopped by Ctrl-C. */
+const CANCELLED_EXIT_CODE = 130;
 
 /**
  * A refused option value. It is an `options` failure like any other, and it carries commander's
@@ -168,7 +171,16 @@ export function buildProgram(extensionRoot: string): Command {
   const program = new Command('image-trainer')
     .description('Train an image classifier by transfer learning from a folder of class subfolders.')
     .showSuggestionAfterError();
+  addTrainCommand(program, extensionRoot);
+  addPredictCommand(program);
+  addDiagnoseCommand(program);
+  addInstallBackendCommand(program);
+  addExportOnnxCommand(program);
+  return program;
+}
 
+/** The `train` command. */
+function addTrainCommand(program: Command, extensionRoot: string): void {
   program
     .command('train')
     .description('train a classifier on <folder> (one subfolder per class, or train/ and val/ subfolders)')
@@ -206,73 +218,87 @@ export function buildProgram(extensionRoot: string): Command {
       durationOption,
     )
     .option('--quiet', 'no progress bars')
-    .action(async (folder: string, o: Record<string, unknown>) => {
-      const options: TrainOptions = {
-        ...DEFAULT_TRAIN_OPTIONS,
-        epochs: o.epochs as number,
-        batchSize: o.batchSize as number,
-        learningRate: o.learningRate as number,
-        valSplit: o.valSplit as number,
-        seed: o.seed as number,
-        hiddenUnits: o.hiddenUnits as number,
-        dropout: o.dropout as number,
-        classWeights: Boolean(o.classWeights),
-        patience: o.patience as number,
-        fineTuneLayers: o.fineTuneLayers as number,
-        fineTuneEpochs: o.fineTuneEpochs as number,
-        backend: o.backend as BackendPreference,
-        model: o.model as string,
-        timeLimitMinutes: (o.timeLimit as number | undefined) ?? DEFAULT_TRAIN_OPTIONS.timeLimitMinutes,
-      };
-      const datasetRoot = path.resolve(folder);
-      const runsDir = o.out ? path.resolve(o.out as string) : defaultRunsDir(process.cwd(), datasetRoot);
-      const cacheDir = o.cache ? path.resolve(o.cache as string) : defaultCacheDir(process.cwd(), datasetRoot);
-      const cancel = new AbortController();
-      const onSigint = () => {
-        if (cancel.signal.aborted) process.exit(130);
-        cancel.abort();
-        console.error('\nCancelling after the current batch (Ctrl-C again to quit now)…');
-      };
-      process.on('SIGINT', onSigint);
-      const reporter = terminalReporter(Boolean(o.quiet));
-      try {
-        const summary = await runTraining(
-          {
-            datasetRoot,
-            runsDir,
-            cacheDir,
-            options,
-            extensionRoot,
-            modelCacheDir: o.modelCache ? path.resolve(o.modelCache as string) : undefined,
-            nativeModulePaths: nativePaths(o.nativeDir as string | undefined),
-          },
-          reporter.notify,
-          cancel.signal,
-        );
-        reporter.stop();
-        if (summary.cancelled) {
-          console.error(
-            `Cancelled. ${summary.bestEpoch ? `Best checkpoint (epoch ${summary.bestEpoch}) kept in ${summary.runDir}` : 'No checkpoint was saved.'}`,
-          );
-          process.exitCode = 130;
-          return;
-        }
-        console.log(
-          `Validation accuracy: ${(100 * summary.valAccuracy).toFixed(1)}% (best epoch ${summary.bestEpoch} of ${summary.epochsRun})`,
-        );
-        const speed = summary.cache.misses > 0 ? `, ${summary.featuresPerSec.toFixed(1)} images/s` : ' (all from the cache)';
-        console.log(
-          `Features: ${summary.cache.hits} cache hits, ${summary.cache.misses} misses${speed}; wall time ${(summary.wallMs / 1000).toFixed(1)} s`,
-        );
-        if (summary.stageMs) console.log(`Time: ${formatStageTimes(summary.stageMs)}`);
-        console.log(`Run folder: ${summary.runDir}`);
-      } finally {
-        // A failure is printed after this: it must not share a line with a progress bar.
-        reporter.stop();
-        process.off('SIGINT', onSigint);
-      }
-    });
+    .action((folder: string, o: Record<string, unknown>) => train(folder, o, extensionRoot));
+}
 
+/** `train`: runs one training in this process, Ctrl-C cancelling after the current batch (twice: at once). */
+async function train(folder: string, o: Record<string, unknown>, extensionRoot: string): Promise<void> {
+  const options = trainOptionsOf(o);
+  const datasetRoot = path.resolve(folder);
+  const runsDir = o.out ? path.resolve(o.out as string) : defaultRunsDir(process.cwd(), datasetRoot);
+  const cacheDir = o.cache ? path.resolve(o.cache as string) : defaultCacheDir(process.cwd(), datasetRoot);
+  const cancel = new AbortController();
+  const onSigint = () => {
+    if (cancel.signal.aborted) process.exit(CANCELLED_EXIT_CODE);
+    cancel.abort();
+    console.error('\nCancelling after the current batch (Ctrl-C again to quit now)…');
+  };
+  process.on('SIGINT', onSigint);
+  const reporter = terminalReporter(Boolean(o.quiet));
+  try {
+    const summary = await runTraining(
+      {
+        datasetRoot,
+        runsDir,
+        cacheDir,
+        options,
+        extensionRoot,
+        modelCacheDir: o.modelCache ? path.resolve(o.modelCache as string) : undefined,
+        nativeModulePaths: nativePaths(o.nativeDir as string | undefined),
+      },
+      reporter.notify,
+      cancel.signal,
+    );
+    reporter.stop();
+    if (summary.cancelled) {
+      console.error(
+        `Cancelled. ${summary.bestEpoch ? `Best checkpoint (epoch ${summary.bestEpoch}) kept in ${summary.runDir}` : 'No checkpoint was saved.'}`,
+      );
+      process.exitCode = CANCELLED_EXIT_CODE;
+      return;
+    }
+    printSummary(summary);
+  } finally {
+    // A failure is printed after this: it must not share a line with a progress bar.
+    reporter.stop();
+    process.off('SIGINT', onSigint);
+  }
+}
+
+/** The engine options from the `train` command's parsed options. */
+function trainOptionsOf(o: Record<string, unknown>): TrainOptions {
+  return {
+    ...DEFAULT_TRAIN_OPTIONS,
+    epochs: o.epochs as number,
+    batchSize: o.batchSize as number,
+    learningRate: o.learningRate as number,
+    valSplit: o.valSplit as number,
+    seed: o.seed as number,
+    hiddenUnits: o.hiddenUnits as number,
+    dropout: o.dropout as number,
+    classWeights: Boolean(o.classWeights),
+    patience: o.patience as number,
+    fineTuneLayers: o.fineTuneLayers as number,
+    fineTuneEpochs: o.fineTuneEpochs as number,
+    backend: o.backend as BackendPreference,
+    model: o.model as string,
+    timeLimitMinutes: (o.timeLimit as number | undefined) ?? DEFAULT_TRAIN_OPTIONS.timeLimitMinutes,
+  };
+}
+
+/** What a finished run prints: accuracy, cache use, where the time went, the run folder. */
+function printSummary(summary: RunSummary): void {
+  console.log(`Validation accuracy: ${(100 * summary.valAccuracy).toFixed(1)}% (best epoch ${summary.bestEpoch} of ${summary.epochsRun})`);
+  const speed = summary.cache.misses > 0 ? `, ${summary.featuresPerSec.toFixed(1)} images/s` : ' (all from the cache)';
+  console.log(
+    `Features: ${summary.cache.hits} cache hits, ${summary.cache.misses} misses${speed}; wall time ${(summary.wallMs / 1000).toFixed(1)} s`,
+  );
+  if (summary.stageMs) console.log(`Time: ${formatStageTimes(summary.stageMs)}`);
+  console.log(`Run folder: ${summary.runDir}`);
+}
+
+/** The `predict` command. */
+function addPredictCommand(program: Command): void {
   program
     .command('predict')
     .description('classify an image, or every image in a folder, with a trained run')
@@ -300,7 +326,10 @@ export function buildProgram(extensionRoot: string): Command {
       }
       if (failures === files.length && files.length > 0) process.exitCode = 1;
     });
+}
 
+/** The `diagnose` command. */
+function addDiagnoseCommand(program: Command): void {
   program
     .command('diagnose')
     .description('show which backend would run and why the faster ones are unavailable')
@@ -326,7 +355,10 @@ export function buildProgram(extensionRoot: string): Command {
       if (info.featureRuntime) console.log(`Features: ${info.featureRuntime}`);
       console.log(`Head: ${info.headRuntime}`);
     });
+}
 
+/** The `install-backend` command. */
+function addInstallBackendCommand(program: Command): void {
   program
     .command('install-backend')
     .description('install @tensorflow/tfjs-node-gpu (gpu) or @tensorflow/tfjs-node (cpu) with npm into <dir>')
@@ -345,7 +377,10 @@ export function buildProgram(extensionRoot: string): Command {
       (result.ok ? console.log : console.error)(result.message);
       if (!result.ok) process.exitCode = 1;
     });
+}
 
+/** The `export-onnx` command. */
+function addExportOnnxCommand(program: Command): void {
   program
     .command('export-onnx')
     .description("export a run's classifier to ONNX (raw RGB 0–255 NHWC pixels in, class probabilities out)")
@@ -357,12 +392,7 @@ export function buildProgram(extensionRoot: string): Command {
       const meta = await exportClassifierToOnnx(path.join(path.resolve(runDir), RUN_FILES.modelDir), out, tf);
       console.log(`Exported ${meta.labels.length}-class classifier to ${out}`);
     });
-
-  return program;
 }
-
-/** Exit code of a cancelled run, as `train` sets it and as a shell reports a process stopped by Ctrl-C. */
-const CANCELLED_EXIT_CODE = 130;
 
 /** The one line a failure prints: what kind of problem, the reason, and the run folder that records it. */
 function cliFailureLine(err: unknown): string {

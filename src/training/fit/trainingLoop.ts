@@ -256,6 +256,26 @@ export function tfjsStepEngine(tfx: Tf, spec: TfjsEngineSpec): StepEngine {
   };
 }
 
+/** One epoch's optimizer steps over `order`, batch by batch; true when the signal stopped it part-way. */
+async function runEpochSteps(
+  spec: LoopSpec,
+  order: Int32Array,
+  batchSize: number,
+  lr: number,
+  epoch: number,
+  control: LoopControl,
+): Promise<boolean> {
+  const { train, engine } = spec;
+  const batches = Math.ceil(train.n / batchSize);
+  for (let b = 0; b < batches; b++) {
+    const start = b * batchSize;
+    await engine.step(train, order, start, Math.min(train.n, start + batchSize), lr);
+    for (const c of control.callbacks ?? []) c.onBatchEnd?.(b + 1, batches, epoch);
+    if (control.signal?.aborted) return true;
+  }
+  return false;
+}
+
 /** Trains with `spec.engine`, epoch by epoch, with early stopping, LR reduction, callbacks and cancel; the engine ends with the best epoch's weights. */
 export async function runTrainingLoop(spec: LoopSpec, o: TrainOptions, control: LoopControl = {}): Promise<LoopResult> {
   const now = control.now ?? (() => performance.now());
@@ -263,7 +283,6 @@ export async function runTrainingLoop(spec: LoopSpec, o: TrainOptions, control: 
   const { train, val, engine } = spec;
   if (train.n === 0) throw new Error('No training images: nothing to train on.');
   const batchSize = Math.max(1, Math.floor(o.batchSize));
-  const batchesPerEpoch = Math.ceil(train.n / batchSize);
   const random = seededRandom(o.seed);
 
   const early = new EarlyStopping(o.patience);
@@ -283,16 +302,7 @@ export async function runTrainingLoop(spec: LoopSpec, o: TrainOptions, control: 
     const lr = plateau.lr;
     const started = now();
     const order = shuffledIndices(train.n, random);
-    let cancelled = false;
-    for (let b = 0; b < batchesPerEpoch; b++) {
-      const start = b * batchSize;
-      await engine.step(train, order, start, Math.min(train.n, start + batchSize), lr);
-      for (const c of callbacks) c.onBatchEnd?.(b + 1, batchesPerEpoch, epoch);
-      if (control.signal?.aborted) {
-        cancelled = true;
-        break;
-      }
-    }
+    const cancelled = await runEpochSteps(spec, order, batchSize, lr, epoch, control);
     const totals = engine.takeEpochTotals();
     if (cancelled) {
       stoppedBy = 'cancel';
