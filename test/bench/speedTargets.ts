@@ -102,7 +102,7 @@ async function modelDownload(): Promise<void> {
 /** A finished 10-class run with 2,000 validation predictions, 300 of them in one off-diagonal cell. */
 async function bigRun() {
   const kit = await import('../support/webviewTestKit');
-  const { seededRandom } = await import('../../src/training/fit/trainingPolicies');
+  const { seededRandom } = await import('../../src/training/util/random');
   const names = Array.from({ length: 10 }, (_, i) => `class_${i}`);
   const random = seededRandom(5);
   const predictions = [];

@@ -15,7 +15,7 @@ import type { PanelState } from '../../src/shared/protocol/panel';
 import type { Prediction } from '../../src/shared/types';
 import { MODEL_CHOICES } from '../../src/shared/modelChoices';
 import { GALLERY_PAGE_SIZE } from '../../src/webview/galleryView';
-import { seededRandom } from '../../src/training/fit/trainingPolicies';
+import { seededRandom } from '../../src/training/util/random';
 import { evaluationOf, sampleState, syntheticEpochs } from '../support/webviewTestKit';
 
 const repoRoot = path.resolve(__dirname, '../..');

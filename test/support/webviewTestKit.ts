@@ -5,7 +5,7 @@
 import { JSDOM } from 'jsdom';
 import type { PanelState } from '../../src/shared/protocol/panel';
 import type { ClassMetrics, ConfusedPair, EpochMetrics, Evaluation, Prediction } from '../../src/shared/types';
-import { seededRandom } from '../../src/training/fit/trainingPolicies';
+import { seededRandom } from '../../src/training/util/random';
 
 export const dom = new JSDOM('<!DOCTYPE html><html><head></head><body><main id="app"></main></body></html>', {
   pretendToBeVisual: true,

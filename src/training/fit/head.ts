@@ -4,7 +4,7 @@
 import type * as tf from '@tensorflow/tfjs';
 import type { TrainOptions } from '../../shared/types';
 import { onnxHeadEngine, type HeadRuntime } from '../onnx/onnxHead';
-import { seededRandom } from './trainingPolicies';
+import { seededRandom } from '../util/random';
 import { classWeightsFor, runTrainingLoop, tfjsStepEngine, type LoopResult, type Rows, type LoopControl } from './trainingLoop';
 import type { Tf } from '../util/tf';
 

@@ -11,7 +11,8 @@ import type * as tf from '@tensorflow/tfjs';
 import type { Tf } from '../util/tf';
 import type { EpochMetrics, TrainOptions } from '../../shared/types';
 import { argMaxRow } from './evaluation';
-import { balancedClassWeights, EarlyStopping, ReduceLrOnPlateau, seededRandom, shuffledIndices } from './trainingPolicies';
+import { balancedClassWeights, EarlyStopping, ReduceLrOnPlateau } from './trainingPolicies';
+import { seededRandom, shuffledIndices } from '../util/random';
 
 /** Rows of equal shape stored back to back: `x.length === n * product(rowShape)`. */
 export interface Rows {

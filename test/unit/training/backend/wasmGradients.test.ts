@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
-import { seededRandom } from '../../../../src/training/fit/trainingPolicies';
+import { seededRandom } from '../../../../src/training/util/random';
 import { registerWasmGradients, wasmGradientStats } from '../../../../src/training/backend/wasmGradients';
 
 type Pad = 'same' | 'valid';

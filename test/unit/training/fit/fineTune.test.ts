@@ -8,7 +8,7 @@ import { DEFAULT_TRAIN_OPTIONS, type EpochMetrics, type TrainOptions } from '../
 import { chooseCutLayer, fineTune, splitAtLayer, type ActivationSet, type CutModel } from '../../../../src/training/fit/fineTune';
 import { buildHead } from '../../../../src/training/fit/head';
 import { findModel } from '../../../../src/training/models/modelRegistry';
-import { seededRandom } from '../../../../src/training/fit/trainingPolicies';
+import { seededRandom } from '../../../../src/training/util/random';
 import { wasmGradientStats } from '../../../../src/training/backend/wasmGradients';
 
 const repoRoot = path.resolve(__dirname, '../../../..');

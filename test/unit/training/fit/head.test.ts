@@ -6,13 +6,8 @@ import { DEFAULT_TRAIN_OPTIONS, type EpochMetrics, type TrainOptions } from '../
 import { buildHead, dropoutMasks, predictProbs, trainHead, type FeatureSet } from '../../../../src/training/fit/head';
 import type { HeadRuntime } from '../../../../src/training/onnx/onnxHead';
 import { loadOnnxRuntime } from '../../../../src/training/onnx/onnxFeatures';
-import {
-  balancedClassWeights,
-  EarlyStopping,
-  ReduceLrOnPlateau,
-  seededRandom,
-  shuffledIndices,
-} from '../../../../src/training/fit/trainingPolicies';
+import { balancedClassWeights, EarlyStopping, ReduceLrOnPlateau } from '../../../../src/training/fit/trainingPolicies';
+import { seededRandom, shuffledIndices } from '../../../../src/training/util/random';
 
 const FEATURES = 16;
 const CLASSES = 3;

@@ -16,7 +16,7 @@ import {
   type Rows,
   type TrainingCallback,
 } from '../../../../src/training/fit/trainingLoop';
-import { seededRandom } from '../../../../src/training/fit/trainingPolicies';
+import { seededRandom } from '../../../../src/training/util/random';
 
 const FEATURES = 6;
 const CLASSES = 3;

@@ -9,7 +9,7 @@ import { loadLayersModelFromDir } from '../../../../src/training/models/baseMode
 import { buildClassifier, classifierMetadata, readMetadata, saveModelDir } from '../../../../src/training/models/classifierModel';
 import { buildHead } from '../../../../src/training/fit/head';
 import { findModel } from '../../../../src/training/models/modelRegistry';
-import { seededRandom } from '../../../../src/training/fit/trainingPolicies';
+import { seededRandom } from '../../../../src/training/util/random';
 import { tempDir } from '../../../support/tempDirs';
 
 const repoRoot = path.resolve(__dirname, '../../../..');

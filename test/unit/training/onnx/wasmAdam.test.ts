@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { adamReference, createAdamBuffers } from '../../../../src/training/onnx/wasmAdam';
-import { seededRandom } from '../../../../src/training/fit/trainingPolicies';
+import { seededRandom } from '../../../../src/training/util/random';
 
 /** Fills parameters, moments and (per step) gradients the same way in several buffer sets. */
 function fill(sets: { params: Float32Array; m: Float32Array; v: Float32Array }[], n: number): void {
