@@ -37,7 +37,8 @@ describe('Image Datasets tree', () => {
     );
     assert.deepEqual(items.map(iconId), ['folder', 'folder', 'folder', 'warning']);
     const tooltip = items[3].tooltip as vscode.MarkdownString;
-    assert.match(tooltip.value, /broken\.jpg: not a JPEG, PNG, WebP, GIF or TIFF image/);
+    // The same words the engine's scan gives this file (one set of dataset rules).
+    assert.match(tooltip.value, /broken\.jpg: a text file, not a JPEG, PNG, WebP, GIF or TIFF image/);
 
     const datasetItem = api.datasets.getTreeItem(datasetNode);
     assert.equal(datasetItem.label, 'leaves');
