@@ -32,15 +32,19 @@ function writeRun(runsDir: string, name: string, status: Partial<RunStatus>): st
 
 test('runs are listed newest first, with unreadable folders left out and dead running runs marked interrupted', async () => {
   const runsDir = tempDir('it-runs-');
-  writeRun(runsDir, 'leaves-20250101-100000', { valAccuracy: 0.9 });
+  const finished = writeRun(runsDir, 'leaves-20250101-100000', { valAccuracy: 0.9 });
+  // Its model folder holds the checkpoint the status names (a listing checks it is there).
+  fs.mkdirSync(path.join(finished, 'model'));
+  fs.writeFileSync(path.join(finished, 'model', 'model.json'), '{}');
   writeRun(runsDir, 'leaves-20250102-100000', {
     startedAt: '2025-01-02T10:00:00.000Z',
     state: 'running',
     pid: 2 ** 22 + 12345,
     hasCheckpoint: false,
   });
+  // A live run: its process (this one) started before the run did.
   writeRun(runsDir, 'flowers-20250103-100000', {
-    startedAt: '2025-01-03T10:00:00.000Z',
+    startedAt: new Date().toISOString(),
     datasetRoot: '/data/flowers',
     state: 'running',
     pid: process.pid,
