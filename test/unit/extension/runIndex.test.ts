@@ -11,6 +11,7 @@ import {
   listRuns,
   readRunStatus,
   runsOfDataset,
+  runsWithModel,
 } from '../../../src/extension/runIndex';
 import { tempDir } from '../../support/tempDirs';
 
@@ -87,4 +88,22 @@ test('isInside accepts the folder itself and its descendants only', () => {
   assert.equal(isInside('/a/b', '/a/b/c/d.jpg'), true);
   assert.equal(isInside('/a/b', '/a/bc'), false);
   assert.equal(isInside('/a/b', '/a/b/../c'), false);
+});
+
+test('a run killed between its model.json rename and its status update lists with the model folder’s epoch, as interrupted', async () => {
+  const runsDir = tempDir('it-runs-');
+  // status.json from an older checkpoint, its pid now someone else's: this process, started after the run.
+  const runDir = writeRun(runsDir, 'leaves-20250101-100000', { state: 'running', pid: process.pid, bestEpoch: 1, valAccuracy: 0.5 });
+  fs.mkdirSync(path.join(runDir, 'model'));
+  const checkpoint = { epoch: 2, valAccuracy: 0.75, valLoss: 0.4, stage: 'head', savedAt: '2025-01-01T10:00:30.000Z' };
+  fs.writeFileSync(
+    path.join(runDir, 'model', 'model.json'),
+    JSON.stringify({ format: 'layers-model', userDefinedMetadata: { imageTrainerCheckpoint: checkpoint }, modelTopology: {} }, null, 2),
+  );
+  const [run] = await listRuns(runsDir);
+  assert.equal(run.interrupted, true, 'a pid reused by a process that started after the run is not the run');
+  assert.equal(run.status.bestEpoch, 2);
+  assert.equal(run.status.valAccuracy, 0.75);
+  assert.equal(describeRun(run), 'val 75.0% · interrupted');
+  assert.deepEqual(runsWithModel([run]), [run], 'its checkpoint can classify');
 });
