@@ -12,7 +12,7 @@ import { probeOnnxRuntime } from './onnx/onnxFeatures';
 import { installNativeBackend, nativeModuleSearchPaths } from './backend/nativeBackendInstall';
 import { RUN_FILES } from '../shared/runFolder';
 import { MODEL_REGISTRY } from './models/modelRegistry';
-import { listImageFiles, openRunClassifier, predictImages, RunFolderProblem } from './models/predict';
+import { listImageFiles, openRunClassifier, predictImages, RunFolderProblem, type RunClassifier } from './models/predict';
 import { listRunFolders, type RunListing } from './run/runFolderReader';
 import { defaultCacheDir, defaultRunsDir } from './run/runFolderWriter';
 import { runTraining } from './run/runTraining';
@@ -320,7 +320,7 @@ async function predict(
 ): Promise<void> {
   const { tf } = await initBackend({ preference: o.backend, nativeModulePaths: nativePaths(o.nativeDir) });
   const dir = path.resolve(runDir);
-  let classifier;
+  let classifier: RunClassifier;
   try {
     classifier = await openRunClassifier(tf, dir);
   } catch (err) {
