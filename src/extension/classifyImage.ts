@@ -2,7 +2,7 @@
 // or a run the user picks; the prediction runs in the training bundle (`predict --json`).
 import * as path from 'node:path';
 import * as vscode from 'vscode';
-import { latestFinishedRun } from './runIndex';
+import { latestFinishedRun, runsWithModel } from './runIndex';
 import { parsePredictOutput, runTrainingCli } from './trainingCli';
 import type { PredictionLine } from './trainingCli';
 import { pickRun } from './trainingCommands';
@@ -53,7 +53,8 @@ export async function classifyImage(
   await services.datasets.whenReady();
   // A run may have just finished: read the run folders now rather than trust the last refresh.
   await services.datasets.refreshRuns(false);
-  const finished = services.datasets.allRuns.filter((r) => r.status.state === 'finished' && r.status.hasCheckpoint);
+  // An interrupted or cancelled run's checkpoint classifies too; predict checks its folder first.
+  const finished = runsWithModel(services.datasets.allRuns);
   let runDir = options.runDir;
   if (!runDir) {
     const dataset = services.datasets.datasetContaining(image);

@@ -346,6 +346,10 @@ export class DatasetTreeProvider implements vscode.TreeDataProvider<DatasetNode>
     const tooltip = new vscode.MarkdownString();
     tooltip.appendMarkdown(`**${escapeMarkdown(run.name)}**  \n${escapeMarkdown(run.runDir)}\n\n${escapeMarkdown(item.description)}`);
     if (run.status.message) tooltip.appendMarkdown(`\n\n${escapeMarkdown(run.status.message)}`);
+    if (run.interrupted)
+      tooltip.appendMarkdown(
+        `\n\nThe training process stopped before the run finished. ${run.status.hasCheckpoint ? `Its checkpoint${run.status.bestEpoch ? ` (epoch ${run.status.bestEpoch})` : ''} can still classify images.` : 'It saved no model.'}`,
+      );
     item.tooltip = tooltip;
     item.command = { command: 'imageTrainer.openPanel', title: 'Open Training Panel', arguments: [node] };
     return item;

@@ -5,7 +5,9 @@ import * as path from 'node:path';
 import { findModelChoice, MODEL_CHOICES, type ModelChoice } from '../shared/modelChoices';
 import type { PanelState, RetrainCommand, RunState } from '../shared/protocol/panel';
 import type { TrainingNotification } from '../shared/protocol/training';
-import { RUN_FILES, type RunConfig, type RunStatus } from '../shared/runFolder';
+import { RUN_FILES, type ModelFolderRecord, type RunConfig, type RunStatus } from '../shared/runFolder';
+import { reconcileRunStatus } from '../shared/runState';
+import { readModelRecord } from './runIndex';
 import type { DatasetReport, EpochMetrics, Evaluation, RunSummary } from '../shared/types';
 
 /** What the panel needs to know about a live run (a `TrainingRunHandle` fits). */
@@ -21,6 +23,8 @@ export interface LiveRunSnapshot {
 export interface RunFolderContents {
   runDir: string;
   status: RunStatus;
+  /** What the model folder records about its own weights (wins over status.json where they differ). */
+  model?: ModelFolderRecord;
   config?: RunConfig;
   dataset?: DatasetReport;
   epochs: EpochMetrics[];
@@ -160,15 +164,17 @@ async function readJson(file: string): Promise<unknown> {
 export async function readRunFolder(runDir: string): Promise<RunFolderContents | undefined> {
   const status = await readJson(path.join(runDir, RUN_FILES.status));
   if (!isRunStatus(status)) return undefined;
-  const [config, dataset, evaluation, metricsText] = await Promise.all([
+  const [config, dataset, evaluation, metricsText, model] = await Promise.all([
     readJson(path.join(runDir, RUN_FILES.config)),
     readJson(path.join(runDir, RUN_FILES.datasetReport)),
     readJson(path.join(runDir, RUN_FILES.evaluation)),
     fs.readFile(path.join(runDir, RUN_FILES.metrics), 'utf8').catch(() => ''),
+    readModelRecord(runDir),
   ]);
   return {
     runDir,
     status,
+    model,
     config: isRunConfig(config) ? config : undefined,
     dataset: isDatasetReport(dataset) ? dataset : undefined,
     evaluation: isEvaluation(evaluation) ? evaluation : undefined,
@@ -182,23 +188,31 @@ export function datasetRootOf(contents: RunFolderContents): string {
 }
 
 /**
- * The state of a past (or other-window) run from its folder. A `running` status whose process is
- * gone reads as failed: the run was interrupted (e.g. the window closed) and will not finish.
+ * The state of a past (or other-window) run from its folder, status.json reconciled with the model
+ * folder's record. A `running` status whose process is gone reads as failed: the run was
+ * interrupted (e.g. the window closed or the process was killed) and will not finish.
  */
 export function panelStateFromRunFolder(
   contents: RunFolderContents,
   imageBaseUri: string,
-  isProcessAlive: (pid: number) => boolean,
+  isProcessAlive: (pid: number, startedAt?: string) => boolean,
   moved: PanelState['moved'] = [],
 ): PanelState {
-  const { status, config, dataset, evaluation, epochs } = contents;
+  const { config, dataset, evaluation, epochs } = contents;
+  const onDisk = contents.status;
+  const alive = onDisk.state === 'running' && onDisk.pid !== undefined && isProcessAlive(onDisk.pid, onDisk.startedAt);
+  const reading = reconcileRunStatus(onDisk, contents.model ?? { hasModel: onDisk.hasCheckpoint }, alive);
+  const status = reading.status;
   const name = path.basename(contents.runDir);
   let state: RunState = status.state;
   let message = status.message;
-  if (status.state === 'running' && (status.pid === undefined || !isProcessAlive(status.pid))) {
+  if (reading.state === 'interrupted') {
     state = 'failed';
     message =
-      message ?? 'The training process stopped before the run finished (interrupted). The best checkpoint so far is kept if there was one.';
+      message ??
+      (status.hasCheckpoint
+        ? `The training process stopped before the run finished (interrupted). The checkpoint of epoch ${status.bestEpoch ?? '?'}${status.valAccuracy !== undefined ? ` (validation accuracy ${(100 * status.valAccuracy).toFixed(1)}%)` : ''} is kept.`
+        : 'The training process stopped before the run finished (interrupted), before it saved a model.');
   }
   const summary = status.summary ? withoutRunDir(status.summary) : undefined;
   const result: PanelState = {

@@ -1,15 +1,19 @@
-// Reads the run folders under a runs folder (their status.json), for the tree, Classify Image and
-// Open Run Report, and repairs the status of a run whose process died without saying so.
+// Reads the run folders under a runs folder (their status.json, reconciled with the model folder's
+// own record), for the tree, Classify Image and Open Run Report, and repairs the status of a run
+// whose process died without saying so. The CLI reads the same way (src/training/run/runFolderReader.ts).
 import type { Dirent } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { RUN_FILES } from '../shared/runFolder';
-import type { RunStatus } from '../shared/runFolder';
+import type { ModelFolderRecord, RunStatus } from '../shared/runFolder';
+import { isRunProcessAlive, MODEL_JSON_HEAD_BYTES, parseModelCheckpoint, reconcileRunStatus } from '../shared/runState';
 
 export interface RunEntry {
   runDir: string;
   /** Folder name, `<dataset>-<YYYYMMDD-HHMMSS>`. */
   name: string;
+  /** status.json, with the model folder's epoch, accuracy and checkpoint flag where they differ. */
   status: RunStatus;
   /** `running` on disk but its process is gone: the run was interrupted. */
   interrupted: boolean;
@@ -26,13 +30,52 @@ function isRunStatus(value: unknown): value is RunStatus {
   );
 }
 
-/** True if a process with this id exists (signal 0 probes without signalling). */
-export function isProcessAlive(pid: number): boolean {
+/**
+ * True if a process with this id exists (signal 0 probes without signalling) and, given the run's
+ * `startedAt`, is the run's own: where the system tells when it started (Linux), a process that
+ * started after the run did got the pid after the run's process died (see isRunProcessAlive).
+ */
+export function isProcessAlive(pid: number, startedAt?: string): boolean {
+  let exists: boolean;
   try {
     process.kill(pid, 0);
-    return true;
+    exists = true;
   } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
+    exists = (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+  if (!exists || startedAt === undefined) return exists;
+  return isRunProcessAlive({ pid, startedAt }, true, processStartMs(pid));
+}
+
+/** When `pid` started (epoch ms) from Linux /proc (assuming 100 clock ticks a second); undefined elsewhere. */
+function processStartMs(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // The command name may hold spaces and parentheses: count fields after its last ')'.
+    const ticks = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]);
+    const btime = /^btime (\d+)$/m.exec(readFileSync('/proc/stat', 'utf8'))?.[1];
+    return Number.isFinite(ticks) && btime !== undefined ? Number(btime) * 1000 + ticks * 10 : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** What `model/model.json` of a run folder says about itself (its first bytes only, never the whole model). */
+export async function readModelRecord(runDir: string): Promise<ModelFolderRecord> {
+  let handle: fs.FileHandle;
+  try {
+    // Non-blocking: a FIFO put in place of model.json must not hang the tree.
+    handle = await fs.open(path.join(runDir, RUN_FILES.modelDir, 'model.json'), fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
+  } catch {
+    return { hasModel: false };
+  }
+  try {
+    if (!(await handle.stat()).isFile()) return { hasModel: false };
+    const buffer = Buffer.alloc(MODEL_JSON_HEAD_BYTES);
+    const { bytesRead } = await handle.read(buffer, 0, buffer.length, 0);
+    return { hasModel: true, checkpoint: parseModelCheckpoint(buffer.subarray(0, bytesRead).toString('utf8')) };
+  } finally {
+    await handle.close();
   }
 }
 
@@ -59,10 +102,11 @@ export async function listRuns(runsDir: string): Promise<RunEntry[]> {
       .filter((e) => e.isDirectory() && !e.name.startsWith('.'))
       .map(async (e): Promise<RunEntry | undefined> => {
         const runDir = path.join(runsDir, e.name);
-        const status = await readRunStatus(runDir);
-        if (!status) return undefined;
-        const interrupted = status.state === 'running' && (status.pid === undefined || !isProcessAlive(status.pid));
-        return { runDir, name: e.name, status, interrupted };
+        const onDisk = await readRunStatus(runDir);
+        if (!onDisk) return undefined;
+        const alive = onDisk.state === 'running' && onDisk.pid !== undefined && isProcessAlive(onDisk.pid, onDisk.startedAt);
+        const { state, status } = reconcileRunStatus(onDisk, await readModelRecord(runDir), alive);
+        return { runDir, name: e.name, status, interrupted: state === 'interrupted' };
       }),
   );
   return runs
@@ -91,6 +135,11 @@ export function runsOfDataset(runs: readonly RunEntry[], datasetRoot: string): R
 /** The newest finished run that has a model, if any. */
 export function latestFinishedRun(runs: readonly RunEntry[]): RunEntry | undefined {
   return runs.find((r) => r.status.state === 'finished' && r.status.hasCheckpoint);
+}
+
+/** Runs that ended (finished, cancelled, failed or interrupted) and whose model folder holds a checkpoint to classify with. */
+export function runsWithModel(runs: readonly RunEntry[]): RunEntry[] {
+  return runs.filter((r) => r.status.hasCheckpoint && (r.status.state !== 'running' || r.interrupted));
 }
 
 /**

@@ -27,6 +27,37 @@ export const RUN_FILES = {
 
 export type RunStateOnDisk = 'running' | 'finished' | 'failed' | 'cancelled';
 
+/**
+ * A run's state as a reader reports it: what status.json says, except that a `running` run whose
+ * process is gone reads as `interrupted` (it was killed and will never finish).
+ */
+export type RunStateReading = RunStateOnDisk | 'interrupted';
+
+/** Key of the checkpoint record inside model.json's `userDefinedMetadata`. */
+export const CHECKPOINT_KEY = 'imageTrainerCheckpoint';
+
+/**
+ * Which weights the model folder holds, recorded inside model.json (the file whose rename commits a
+ * checkpoint), so the folder describes itself at every instant, whatever status.json says.
+ */
+export interface ModelCheckpoint {
+  /** The epoch whose weights these are (0: saved without a training epoch). */
+  epoch: number;
+  /** Validation accuracy and loss at that epoch (as the training loop measured them). */
+  valAccuracy?: number;
+  valLoss?: number;
+  stage?: 'head' | 'fine-tune';
+  savedAt: string;
+}
+
+/** What a reader found in a run's model folder. */
+export interface ModelFolderRecord {
+  /** True if `model/model.json` exists (the folder holds a complete model). */
+  hasModel: boolean;
+  /** The checkpoint record model.json carries (absent in folders written before it existed). */
+  checkpoint?: ModelCheckpoint;
+}
+
 export interface RunStatus {
   state: RunStateOnDisk;
   datasetRoot: string;

@@ -1,4 +1,4 @@
-// The command-line tool: `image-trainer train | predict | diagnose`.
+// The command-line tool: `image-trainer train | predict | runs | diagnose`.
 import * as path from 'node:path';
 import { Command } from 'commander';
 import cliProgress from 'cli-progress';
@@ -12,11 +12,12 @@ import { probeOnnxRuntime } from './onnx/onnxFeatures';
 import { installNativeBackend, nativeModuleSearchPaths } from './backend/nativeBackendInstall';
 import { RUN_FILES } from '../shared/runFolder';
 import { MODEL_REGISTRY } from './models/modelRegistry';
-import { listImageFiles, predictImages } from './models/predict';
+import { listImageFiles, openRunClassifier, predictImages, RunFolderProblem, type RunClassifier } from './models/predict';
+import { listRunFolders, type RunListing } from './run/runFolderReader';
 import { defaultCacheDir, defaultRunsDir } from './run/runFolderWriter';
 import { runTraining } from './run/runTraining';
 import { formatStageTimes, STAGE_LABELS } from '../shared/stages';
-import { failureLine } from '../shared/failureLines';
+import { failureLine, oneLine } from '../shared/failureLines';
 import { errorKindOf, TrainerError } from './util/errors';
 
 /** Exit code of a cancelled run, as `train` sets it and as a shell reports a process stopped by Ctrl-C. */
@@ -173,6 +174,7 @@ export function buildProgram(extensionRoot: string): Command {
     .showSuggestionAfterError();
   addTrainCommand(program, extensionRoot);
   addPredictCommand(program);
+  addRunsCommand(program);
   addDiagnoseCommand(program);
   addInstallBackendCommand(program);
   addExportOnnxCommand(program);
@@ -307,25 +309,96 @@ function addPredictCommand(program: Command): void {
     .option('--json', 'one JSON object per image: {"path","label","confidence","top"}')
     .option('--backend <name>', `backend: ${BACKEND_PREFERENCES.join(', ')}`, backendOption, 'auto')
     .option('--native-dir <dir>', 'folder where `install-backend` put the native tfjs backends')
-    .action(async (runDir: string, target: string, o: { json?: boolean; backend: BackendPreference; nativeDir?: string }) => {
-      const { tf } = await initBackend({ preference: o.backend, nativeModulePaths: nativePaths(o.nativeDir) });
-      const files = await listImageFiles(target);
-      let failures = 0;
-      for await (const r of predictImages(tf, path.resolve(runDir), files)) {
-        if ('error' in r) {
-          failures++;
-          if (o.json) console.log(JSON.stringify({ path: r.path, error: r.error }));
-          else console.error(`${r.path}: ${r.error}`);
-        } else if (o.json) {
-          console.log(JSON.stringify(r));
-        } else {
-          console.log(
-            `${r.path}: ${r.label} ${(100 * r.confidence).toFixed(1)}% (${r.top.map((t) => `${t.label} ${(100 * t.confidence).toFixed(1)}%`).join(', ')})`,
-          );
-        }
+    .action(predict);
+}
+
+/** `predict`: checks the run folder first (a broken one fails in one line before any image is read), then classifies. */
+async function predict(
+  runDir: string,
+  target: string,
+  o: { json?: boolean; backend: BackendPreference; nativeDir?: string },
+): Promise<void> {
+  const { tf } = await initBackend({ preference: o.backend, nativeModulePaths: nativePaths(o.nativeDir) });
+  const dir = path.resolve(runDir);
+  let classifier: RunClassifier;
+  try {
+    classifier = await openRunClassifier(tf, dir);
+  } catch (err) {
+    if (!(err instanceof RunFolderProblem)) throw err;
+    // Not a base model problem (the lead of a 'model' failure): the trained run's own files are.
+    console.error(`Run folder problem: ${oneLine(err.message)} (run folder: ${dir})`);
+    process.exitCode = 1;
+    return;
+  }
+  const files = await listImageFiles(target).catch((err: unknown) => {
+    classifier.model.dispose();
+    throw err;
+  });
+  let failures = 0;
+  for await (const r of predictImages(tf, classifier, files)) {
+    if ('error' in r) {
+      failures++;
+      if (o.json) console.log(JSON.stringify({ path: r.path, error: r.error }));
+      else console.error(`${r.path}: ${r.error}`);
+    } else if (o.json) {
+      console.log(JSON.stringify(r));
+    } else {
+      console.log(
+        `${r.path}: ${r.label} ${(100 * r.confidence).toFixed(1)}% (${r.top.map((t) => `${t.label} ${(100 * t.confidence).toFixed(1)}%`).join(', ')})`,
+      );
+    }
+  }
+  if (failures === files.length && files.length > 0) process.exitCode = 1;
+}
+
+/** The `runs` command. */
+function addRunsCommand(program: Command): void {
+  program
+    .command('runs')
+    .description('list the runs in a runs folder with their state (a run whose process died reads as interrupted)')
+    .argument('[runs-folder]', 'a runs folder (default: .image-trainer/runs under the current folder)')
+    .option('--json', 'one JSON object per run: {"runDir","name","state","bestEpoch","valAccuracy","hasCheckpoint",…}')
+    .action(async (runsFolder: string | undefined, o: { json?: boolean }) => {
+      const runsDir = path.resolve(runsFolder ?? path.join('.image-trainer', 'runs'));
+      const runs = await listRunFolders(runsDir);
+      if (o.json) {
+        for (const run of runs) console.log(JSON.stringify(runJson(run)));
+        return;
       }
-      if (failures === files.length && files.length > 0) process.exitCode = 1;
+      if (runs.length === 0) console.error(`No runs in ${runsDir}`);
+      for (const run of runs) console.log(runLine(run));
     });
+}
+
+/** A run as `runs --json` prints it: status.json as reconciled with the model folder. */
+function runJson(run: RunListing): Record<string, unknown> {
+  const s = run.status;
+  return {
+    runDir: run.runDir,
+    name: run.name,
+    state: run.state,
+    datasetRoot: s.datasetRoot,
+    startedAt: s.startedAt,
+    hasCheckpoint: s.hasCheckpoint,
+    bestEpoch: s.bestEpoch,
+    valAccuracy: s.valAccuracy,
+    message: s.message,
+    correctedFromModel: run.correctedFromModel,
+  };
+}
+
+/** `leaves-20250101-120000  interrupted  best epoch 2, val 87.5%  (checkpoint kept)`. */
+function runLine(run: RunListing): string {
+  const s = run.status;
+  const figures =
+    s.hasCheckpoint && s.bestEpoch !== undefined
+      ? `best epoch ${s.bestEpoch}${s.valAccuracy !== undefined ? `, val ${(100 * s.valAccuracy).toFixed(1)}%` : ''}`
+      : s.hasCheckpoint
+        ? 'model saved'
+        : 'no model';
+  const note =
+    run.state === 'interrupted' ? (s.hasCheckpoint ? ' (its process died; the checkpoint can be used)' : ' (its process died)') : '';
+  return `${run.name}  ${run.state}  ${figures}${note}`;
 }
 
 /** The `diagnose` command. */

@@ -2,11 +2,13 @@
 // input (0–255) → Rescaling (the base's preprocessing) → base → head.
 // Saved as `model.json` + a weights file; the weights file gets a new name at every checkpoint
 // and model.json (the commit point) is renamed into place last, so at every instant the folder
-// holds a complete model that loads.
+// holds a complete model that loads. model.json also records which epoch's weights it names (its
+// `userDefinedMetadata`, ahead of the topology): the same rename commits the weights and the
+// record, so the folder describes itself whatever status.json says.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type * as tfType from '@tensorflow/tfjs';
-import { RUN_FILES, type ModelMetadata } from '../../shared/runFolder';
+import { CHECKPOINT_KEY, RUN_FILES, type ModelCheckpoint, type ModelMetadata } from '../../shared/runFolder';
 import type { ModelEntry } from './modelRegistry';
 import { writeFileAtomic, writeJsonAtomic } from '../util/atomicWrite';
 import type { Tf } from '../util/tf';
@@ -65,6 +67,16 @@ interface SavedLayout {
 /** What the last full save of each model wrote: later checkpoints of the same topology only rewrite the weights. */
 const savedLayouts = new WeakMap<tfType.LayersModel, SavedLayout>();
 
+// Two checkpoints within one millisecond must not share a weights file name: the second would
+// replace the weights the committed model.json names before its own model.json is in place.
+let weightsCounter = 0;
+
+/** model.json's `userDefinedMetadata`: the checkpoint record first, so readers find it in the file's first bytes. */
+function userMetadata(metadata: ModelMetadata | undefined, checkpoint: ModelCheckpoint | undefined): Record<string, unknown> | undefined {
+  if (!metadata && !checkpoint) return undefined;
+  return { ...(checkpoint ? { [CHECKPOINT_KEY]: checkpoint } : {}), ...(metadata ? { imageTrainer: metadata } : {}) };
+}
+
 /**
  * The model's weights in the order and shapes of `specs`, concatenated, or undefined when they do
  * not line up (another topology): then a full save is needed.
@@ -99,10 +111,17 @@ function weightsInSpecOrder(model: tfType.LayersModel, specs: tfType.io.WeightsM
  * a fresh weights file, then model.json renamed into place. A checkpoint of a model already saved
  * there (same topology and metadata) reuses the serialised topology and writes only the weights:
  * ~7 ms instead of ~20 ms for the default classifier, and a run may checkpoint every epoch.
+ * `checkpoint` (which epoch these weights are) is committed inside model.json by the same rename.
  */
-export async function saveModelDir(model: tfType.LayersModel, dir: string, metadata: ModelMetadata | undefined, tf: Tf): Promise<void> {
+export async function saveModelDir(
+  model: tfType.LayersModel,
+  dir: string,
+  metadata: ModelMetadata | undefined,
+  tf: Tf,
+  checkpoint?: ModelCheckpoint,
+): Promise<void> {
   await fs.promises.mkdir(dir, { recursive: true });
-  const weightsName = `weights-${Date.now().toString(36)}-${process.pid}.bin`;
+  const weightsName = `weights-${Date.now().toString(36)}-${process.pid}-${++weightsCounter}.bin`;
   const metadataJson = metadata ? JSON.stringify(metadata) : '';
   const layout = savedLayouts.get(model);
   const quick =
@@ -114,7 +133,11 @@ export async function saveModelDir(model: tfType.LayersModel, dir: string, metad
     // This process wrote the folder's model.json: the file it names is known, no need to read it.
     previousWeights = [layout.weightsName];
     await writeFileAtomic(path.join(dir, weightsName), quick);
-    const modelJson = { ...layout.modelJson, weightsManifest: [{ ...layout.modelJson.weightsManifest[0], paths: [weightsName] }] };
+    const modelJson = {
+      ...layout.modelJson,
+      userDefinedMetadata: userMetadata(metadata, checkpoint),
+      weightsManifest: [{ ...layout.modelJson.weightsManifest[0], paths: [weightsName] }],
+    };
     await writeJsonAtomic(path.join(dir, 'model.json'), modelJson);
     layout.weightsName = weightsName;
   } else {
@@ -135,9 +158,9 @@ export async function saveModelDir(model: tfType.LayersModel, dir: string, metad
           format: 'layers-model',
           generatedBy: artifacts.generatedBy,
           convertedBy: artifacts.convertedBy ?? null,
+          userDefinedMetadata: userMetadata(metadata, checkpoint),
           modelTopology: artifacts.modelTopology,
           weightsManifest: [{ paths: [weightsName], weights: artifacts.weightSpecs ?? [] }],
-          userDefinedMetadata: metadata ? { imageTrainer: metadata } : undefined,
         };
         await writeJsonAtomic(path.join(dir, 'model.json'), modelJson);
         savedLayouts.set(model, { dir, modelJson, metadataJson, weightsName });

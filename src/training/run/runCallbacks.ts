@@ -15,7 +15,11 @@ export function runCallbacks(
   totalEpochs: number,
   model: { classifier: tfType.LayersModel; metadata: ModelMetadata },
 ): TrainingCallback[] {
-  const callbacks = [metricsLogger(ctx), progressReporter(ctx, stage, totalEpochs), checkpointer(ctx, model.classifier, model.metadata)];
+  const callbacks = [
+    metricsLogger(ctx),
+    progressReporter(ctx, stage, totalEpochs),
+    checkpointer(ctx, model.classifier, model.metadata, stage),
+  ];
   if (ctx.options.timeLimitMinutes > 0) callbacks.push(timeLimit(ctx));
   return callbacks;
 }
@@ -38,13 +42,23 @@ export function progressReporter(ctx: RunContext, stage: Extract<Stage, 'head' |
   };
 }
 
-/** Saves the classifier at each new best epoch (atomically, see saveModelDir) and records it in status.json. */
-export function checkpointer(ctx: RunContext, classifier: tfType.LayersModel, metadata: ModelMetadata): TrainingCallback {
+/**
+ * Saves the classifier at each new best epoch (atomically, see saveModelDir), with the epoch and its
+ * validation figures committed inside the model folder, then records it in status.json. A kill
+ * between the two leaves status.json behind; readers take the model folder's record (runState.ts).
+ */
+export function checkpointer(
+  ctx: RunContext,
+  classifier: tfType.LayersModel,
+  metadata: ModelMetadata,
+  stage: Extract<Stage, 'head' | 'fine-tune'> = 'head',
+): TrainingCallback {
   const { tf } = ctx.need('backend');
   return {
-    async onNewBest(epoch, valAcc) {
+    async onNewBest(epoch, valAcc, valLoss) {
       ctx.bestEpoch = epoch;
-      await saveModelDir(classifier, ctx.writer.file(RUN_FILES.modelDir), metadata, tf);
+      const checkpoint = { epoch, valAccuracy: valAcc, valLoss, stage, savedAt: new Date().toISOString() };
+      await saveModelDir(classifier, ctx.writer.file(RUN_FILES.modelDir), metadata, tf, checkpoint);
       await ctx.writer.updateStatus({ hasCheckpoint: true, valAccuracy: valAcc, bestEpoch: epoch });
     },
   };

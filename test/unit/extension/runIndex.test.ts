@@ -11,6 +11,7 @@ import {
   listRuns,
   readRunStatus,
   runsOfDataset,
+  runsWithModel,
 } from '../../../src/extension/runIndex';
 import { tempDir } from '../../support/tempDirs';
 
@@ -32,15 +33,19 @@ function writeRun(runsDir: string, name: string, status: Partial<RunStatus>): st
 
 test('runs are listed newest first, with unreadable folders left out and dead running runs marked interrupted', async () => {
   const runsDir = tempDir('it-runs-');
-  writeRun(runsDir, 'leaves-20250101-100000', { valAccuracy: 0.9 });
+  const finished = writeRun(runsDir, 'leaves-20250101-100000', { valAccuracy: 0.9 });
+  // Its model folder holds the checkpoint the status names (a listing checks it is there).
+  fs.mkdirSync(path.join(finished, 'model'));
+  fs.writeFileSync(path.join(finished, 'model', 'model.json'), '{}');
   writeRun(runsDir, 'leaves-20250102-100000', {
     startedAt: '2025-01-02T10:00:00.000Z',
     state: 'running',
     pid: 2 ** 22 + 12345,
     hasCheckpoint: false,
   });
+  // A live run: its process (this one) started before the run did.
   writeRun(runsDir, 'flowers-20250103-100000', {
-    startedAt: '2025-01-03T10:00:00.000Z',
+    startedAt: new Date().toISOString(),
     datasetRoot: '/data/flowers',
     state: 'running',
     pid: process.pid,
@@ -83,4 +88,22 @@ test('isInside accepts the folder itself and its descendants only', () => {
   assert.equal(isInside('/a/b', '/a/b/c/d.jpg'), true);
   assert.equal(isInside('/a/b', '/a/bc'), false);
   assert.equal(isInside('/a/b', '/a/b/../c'), false);
+});
+
+test('a run killed between its model.json rename and its status update lists with the model folder’s epoch, as interrupted', async () => {
+  const runsDir = tempDir('it-runs-');
+  // status.json from an older checkpoint, its pid now someone else's: this process, started after the run.
+  const runDir = writeRun(runsDir, 'leaves-20250101-100000', { state: 'running', pid: process.pid, bestEpoch: 1, valAccuracy: 0.5 });
+  fs.mkdirSync(path.join(runDir, 'model'));
+  const checkpoint = { epoch: 2, valAccuracy: 0.75, valLoss: 0.4, stage: 'head', savedAt: '2025-01-01T10:00:30.000Z' };
+  fs.writeFileSync(
+    path.join(runDir, 'model', 'model.json'),
+    JSON.stringify({ format: 'layers-model', userDefinedMetadata: { imageTrainerCheckpoint: checkpoint }, modelTopology: {} }, null, 2),
+  );
+  const [run] = await listRuns(runsDir);
+  assert.equal(run.interrupted, true, 'a pid reused by a process that started after the run is not the run');
+  assert.equal(run.status.bestEpoch, 2);
+  assert.equal(run.status.valAccuracy, 0.75);
+  assert.equal(describeRun(run), 'val 75.0% · interrupted');
+  assert.deepEqual(runsWithModel([run]), [run], 'its checkpoint can classify');
 });

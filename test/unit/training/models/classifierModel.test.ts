@@ -9,6 +9,7 @@ import { loadLayersModelFromDir } from '../../../../src/training/models/baseMode
 import { buildClassifier, classifierMetadata, readMetadata, saveModelDir } from '../../../../src/training/models/classifierModel';
 import { buildHead } from '../../../../src/training/fit/head';
 import { findModel } from '../../../../src/training/models/modelRegistry';
+import { parseModelCheckpoint } from '../../../../src/shared/runState';
 import { seededRandom } from '../../../../src/training/util/random';
 import { tempDir } from '../../../support/tempDirs';
 
@@ -83,6 +84,30 @@ describe('saveModelDir', () => {
     assert.deepEqual((await readMetadata(dir)).labels, ['x', 'y', 'z']);
     assert.notEqual(metadataInode(), inodeBefore);
     assert.equal(weightFiles(dir).length, 1);
+    base.dispose();
+    head.dispose();
+  });
+
+  it('commits each checkpoint’s epoch inside model.json, ahead of the topology, and keeps only the weights it names', async () => {
+    const entry = findModel('mobilenet_v2_0.35')!;
+    const base = await loadLayersModelFromDir(tf, baseDir);
+    const head = buildHead(tf, entry.featureSize, 2, DEFAULT_TRAIN_OPTIONS);
+    const classifier = buildClassifier(tf, base, head, entry);
+    const meta = classifierMetadata(['a', 'b'], entry);
+    const dir = path.join(tempDir('classifier-record-'), 'model');
+    const record = (epoch: number) => ({ epoch, valAccuracy: epoch / 10, valLoss: 1 / epoch, stage: 'head' as const, savedAt: 'now' });
+    await saveModelDir(classifier, dir, meta, tf, record(1));
+    const firstWeights = weightFiles(dir);
+    // Back to back, as fast epochs checkpoint.
+    await saveModelDir(classifier, dir, meta, tf, record(2));
+    await saveModelDir(classifier, dir, meta, tf, record(3));
+    const text = fs.readFileSync(path.join(dir, 'model.json'), 'utf8');
+    assert.deepEqual(parseModelCheckpoint(text.slice(0, 4096)), record(3));
+    assert.ok(text.indexOf('imageTrainerCheckpoint') < text.indexOf('modelTopology'), 'the record comes before the topology');
+    assert.equal(weightFiles(dir).length, 1);
+    assert.notDeepEqual(weightFiles(dir), firstWeights);
+    const reloaded = await loadLayersModelFromDir(tf, dir);
+    reloaded.dispose();
     base.dispose();
     head.dispose();
   });
