@@ -11,7 +11,8 @@ import { discoverDatasets } from './datasetDiscovery';
 import type { FailureAction } from './failureActions';
 import { failureNotice } from './failureActions';
 import type { DatasetNode, DatasetTreeProvider } from './datasetTree';
-import { describeRun, isInside, readRunStatus, samePath } from './runIndex';
+import { folderInsideDataset } from './outputFolderCheck';
+import { describeRun, readRunStatus, samePath } from './runIndex';
 import type { RunEntry } from './runIndex';
 import { RunInProgressError } from './trainingProcess';
 import type { TrainingProcessManager, TrainingRun } from './trainingProcess';
@@ -137,10 +138,15 @@ export async function trainClassifier(
   const uri = vscode.Uri.file(root);
   const { settings } = services.settings.check(uri);
   const locations = runLocationsFor(root, settings);
-  if (isInside(root, locations.runsDir) || isInside(root, locations.cacheDir)) {
-    void services.notices.error(
-      `The runs folder (${locations.runsDir}) or cache folder (${locations.cacheDir}) is inside the dataset ${root}; Image Trainer never writes into a dataset. Change imageTrainer.runsFolder / imageTrainer.cacheFolder.`,
-    );
+  // Compared by real path: a symlink must not let a run write into the dataset.
+  const inside = await folderInsideDataset(root, [
+    { role: 'runs', folder: locations.runsDir, setting: 'imageTrainer.runsFolder' },
+    { role: 'cache', folder: locations.cacheDir, setting: 'imageTrainer.cacheFolder' },
+  ]);
+  if (inside) {
+    void services.notices.error(inside.message, 'Open Settings').then((choice) => {
+      if (choice === 'Open Settings') void vscode.commands.executeCommand('workbench.action.openSettings', inside.setting);
+    });
     return undefined;
   }
   let run: TrainingRun;

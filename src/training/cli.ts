@@ -18,6 +18,7 @@ import { defaultCacheDir, defaultRunsDir } from './run/runFolderWriter';
 import { runTraining } from './run/runTraining';
 import { formatStageTimes, STAGE_LABELS } from '../shared/stages';
 import { failureLine, oneLine } from '../shared/failureLines';
+import { VAL_SPLIT_RANGE } from '../shared/trainOptionRanges';
 import { errorKindOf, TrainerError } from './util/errors';
 
 /** Exit code of a cancelled run, as `train` sets it and as a shell reports a process stopped by Ctrl-C. */
@@ -190,7 +191,12 @@ function addTrainCommand(program: Command, extensionRoot: string): void {
     .option('--epochs <n>', 'maximum epochs of the head', intOption(1), DEFAULT_TRAIN_OPTIONS.epochs)
     .option('--batch-size <n>', 'batch size', intOption(1), DEFAULT_TRAIN_OPTIONS.batchSize)
     .option('--learning-rate <x>', 'Adam learning rate of the head', floatOption(1e-7, 1), DEFAULT_TRAIN_OPTIONS.learningRate)
-    .option('--val-split <f>', 'validation fraction per class', floatOption(0.01, 0.9), DEFAULT_TRAIN_OPTIONS.valSplit)
+    .option(
+      '--val-split <f>',
+      'validation fraction per class',
+      floatOption(VAL_SPLIT_RANGE.min, VAL_SPLIT_RANGE.max),
+      DEFAULT_TRAIN_OPTIONS.valSplit,
+    )
     .option('--seed <n>', 'seed of the split, shuffling and initialisation', intOption(0), DEFAULT_TRAIN_OPTIONS.seed)
     .option('--hidden-units <n>', 'units of the hidden dense layer', intOption(1), DEFAULT_TRAIN_OPTIONS.hiddenUnits)
     .option('--dropout <f>', 'dropout rate of the head', floatOption(0, 0.95), DEFAULT_TRAIN_OPTIONS.dropout)

@@ -1,4 +1,4 @@
-import { stat } from 'node:fs/promises';
+import { open, stat } from 'node:fs/promises';
 import os from 'node:os';
 import { EMPTY_FILE_DETAIL } from '../../shared/datasetRules';
 import type { SkipReason } from '../../shared/types';
@@ -68,9 +68,14 @@ async function toDecodeError(abs: string, error: unknown, maxPixels: number): Pr
   const message = (error instanceof Error ? error.message : String(error)).split('\n')[0].trim();
   let reason: SkipReason;
   let detail: string;
+  let unreadable: string | undefined;
   if (/exceeds pixel limit/i.test(message)) {
     reason = 'too-many-pixels';
     detail = `more than ${maxPixels.toLocaleString('en-US')} pixels: refused before decoding (decompression bomb guard)`;
+  } else if (/unsupported image format/i.test(message) && (unreadable = await readFailure(abs))) {
+    // sharp calls a file it cannot open "unsupported image format" too; the OS says why.
+    reason = 'unreadable';
+    detail = `cannot be read (${unreadable})`;
   } else if (/unsupported image format/i.test(message)) {
     const size = await stat(abs).then(
       (s) => s.size,
@@ -89,6 +94,21 @@ async function toDecodeError(abs: string, error: unknown, maxPixels: number): Pr
     detail = `truncated or corrupt: ${message}`;
   }
   return new DecodeError(reason, detail, { cause: error });
+}
+
+// Why the first byte of `abs` cannot be read ("EACCES: permission denied"), or undefined when it can.
+async function readFailure(abs: string): Promise<string | undefined> {
+  try {
+    const handle = await open(abs, 'r');
+    try {
+      await handle.read(Buffer.alloc(1), 0, 1, 0);
+    } finally {
+      await handle.close();
+    }
+    return undefined;
+  } catch (error) {
+    return (error instanceof Error ? error.message : String(error)).split(',')[0];
+  }
 }
 
 /** One batch of decoded images, in input order; images that failed are in `failed`, not in `items`. */

@@ -4,8 +4,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { RUN_FILES, type RunStatus } from '../../shared/runFolder';
 import type { EpochMetrics } from '../../shared/types';
-import { writeJsonAtomic } from '../util/atomicWrite';
-import { isInside } from '../util/paths';
+import { removeStaleTempFiles, withFilePath, writeJsonAtomic } from '../util/atomicWrite';
+import { isInside, refuseFolderInDataset } from '../util/paths';
 
 /** `<name>-YYYYMMDD-HHMMSS` from a date, in local time (what a user reads in a folder list). */
 export function runFolderName(datasetName: string, date: Date): string {
@@ -15,14 +15,9 @@ export function runFolderName(datasetName: string, date: Date): string {
   return `${safe}-${stamp}`;
 }
 
-/** Creates a fresh run folder under `runsDir` (never inside the dataset) and returns its path. */
+/** Creates a fresh run folder under `runsDir` (never inside the dataset, compared by real path) and returns its path. */
 export async function createRunFolder(runsDir: string, datasetRoot: string, datasetName: string, now: Date): Promise<string> {
-  const realRoot = await fs.promises.realpath(datasetRoot);
-  if (isInside(realRoot, await realpathOfNearest(runsDir))) {
-    throw new Error(
-      `The runs folder ${runsDir} is inside the dataset ${datasetRoot}; Image Trainer never writes into a dataset folder. Choose another runs folder (--out).`,
-    );
-  }
+  await refuseFolderInDataset('runs', runsDir, datasetRoot);
   await fs.promises.mkdir(runsDir, { recursive: true });
   const base = runFolderName(datasetName, now);
   for (let i = 0; ; i++) {
@@ -36,15 +31,24 @@ export async function createRunFolder(runsDir: string, datasetRoot: string, data
   }
 }
 
-/** The real path of `p`, or of its nearest existing ancestor joined with the rest. */
-async function realpathOfNearest(p: string): Promise<string> {
-  const abs = path.resolve(p);
-  try {
-    return await fs.promises.realpath(abs);
-  } catch {
-    const parent = path.dirname(abs);
-    return parent === abs ? abs : path.join(await realpathOfNearest(parent), path.basename(abs));
+/**
+ * Removes the temporary files that crashed runs left in the run folders under `runsDir` (and their
+ * model folders): only names `writeFileAtomic` writes, and only of processes that are gone.
+ * Returns the paths removed.
+ */
+export async function removeCrashedRunsTempFiles(runsDir: string): Promise<string[]> {
+  const entries = await fs.promises.readdir(runsDir, { withFileTypes: true }).catch(() => [] as fs.Dirent[]);
+  const removed: string[] = [];
+  for (const entry of entries) {
+    if (!entry.isDirectory()) continue;
+    const runDir = path.join(runsDir, entry.name);
+    // Only folders that are run folders: a stranger's folder under the runs folder is left alone.
+    if (!fs.existsSync(path.join(runDir, RUN_FILES.status))) continue;
+    for (const dir of [runDir, path.join(runDir, RUN_FILES.modelDir)]) {
+      for (const name of await removeStaleTempFiles(dir)) removed.push(path.join(dir, name));
+    }
   }
+  return removed;
 }
 
 /** The default runs folder for a dataset: `<base>/.image-trainer/runs`, moved next to the dataset if `base` is inside it. */
@@ -61,7 +65,9 @@ export function defaultCacheDir(base: string, datasetRoot: string): string {
 /** Writes and updates the files of one run. */
 export class RunFolderWriter {
   private status: RunStatus;
+  private written: RunStatus | undefined;
   private logStream: fs.WriteStream;
+  private logError: Error | undefined;
 
   constructor(
     readonly dir: string,
@@ -69,6 +75,8 @@ export class RunFolderWriter {
   ) {
     this.status = { ...initial, updatedAt: new Date().toISOString() };
     this.logStream = fs.createWriteStream(path.join(dir, RUN_FILES.log), { flags: 'a' });
+    // A full disk must cost the log, not the process (an unhandled stream error would kill it).
+    this.logStream.on('error', (err) => (this.logError ??= err));
   }
 
   /** Path of a file in the run folder. */
@@ -79,25 +87,58 @@ export class RunFolderWriter {
   /** Merges `patch` into status.json. */
   async updateStatus(patch: Partial<RunStatus>): Promise<void> {
     this.status = { ...this.status, ...patch, updatedAt: new Date().toISOString() };
-    await writeJsonAtomic(this.file(RUN_FILES.status), this.status);
+    const status = this.status;
+    await writeJsonAtomic(this.file(RUN_FILES.status), status);
+    this.written = status;
+  }
+
+  /**
+   * Merges `patch` into status.json as the run's last word: atomically if it can, else in place,
+   * which on a full disk reuses the file's own space. Says whether it was written.
+   */
+  async writeFinalStatus(patch: Partial<RunStatus>): Promise<boolean> {
+    try {
+      await this.updateStatus(patch);
+      return true;
+    } catch {
+      try {
+        await fs.promises.writeFile(this.file(RUN_FILES.status), JSON.stringify(this.status, null, 2) + '\n');
+        this.written = this.status;
+        return true;
+      } catch {
+        return false;
+      }
+    }
   }
 
   get currentStatus(): RunStatus {
     return this.status;
   }
 
-  /** Appends one epoch's metrics to metrics.jsonl (a line is small enough to be written whole). */
-  async appendMetrics(m: EpochMetrics): Promise<void> {
-    await fs.promises.appendFile(this.file(RUN_FILES.metrics), JSON.stringify(m) + '\n');
+  /** The status as status.json last recorded it (what a reader of the folder sees), if it was ever written. */
+  get statusOnDisk(): RunStatus | undefined {
+    return this.written;
   }
 
-  /** Appends a line to train.log. */
+  /** Appends one epoch's metrics to metrics.jsonl (a line is small enough to be written whole). */
+  async appendMetrics(m: EpochMetrics): Promise<void> {
+    const file = this.file(RUN_FILES.metrics);
+    try {
+      await fs.promises.appendFile(file, JSON.stringify(m) + '\n');
+    } catch (err) {
+      throw withFilePath(err, file);
+    }
+  }
+
+  /** Appends a line to train.log (dropped once the log could not be written). */
   log(line: string): void {
+    if (this.logError || this.logStream.destroyed) return;
     this.logStream.write(`${new Date().toISOString()} ${line}\n`);
   }
 
   /** Flushes and closes the log. */
   async close(): Promise<void> {
-    await new Promise<void>((resolve) => this.logStream.end(resolve));
+    if (this.logStream.destroyed) return;
+    await new Promise<void>((resolve) => this.logStream.end(() => resolve()));
   }
 }

@@ -9,13 +9,16 @@ import * as path from 'node:path';
 import type { TrainingNotification } from '../../shared/protocol/training';
 import { RUN_FILES } from '../../shared/runFolder';
 import type { RunSummary } from '../../shared/types';
+import { valSplitProblem } from '../../shared/trainOptionRanges';
 import { checkModelOption } from '../models/modelSource';
-import { writeFileAtomic } from '../util/atomicWrite';
+import { removeStaleTempFiles, writeFileAtomic } from '../util/atomicWrite';
 import { errorKindOf, RunCancelled, throwIfCancelled, TrainerError } from '../util/errors';
+import { checkOutputFolder } from '../util/paths';
 import { formatLimit } from './runCallbacks';
 import { RunContext, StageTimer, type RunRequest, type RunStage } from './runContext';
-import { createRunFolder, RunFolderWriter } from './runFolderWriter';
+import { createRunFolder, removeCrashedRunsTempFiles, RunFolderWriter } from './runFolderWriter';
 import { renderRunReport } from './runReport';
+import { describeWriteFailure } from './writeFailure';
 import { backendStage } from './stages/backendStage';
 import { baseModelStage } from './stages/baseModelStage';
 import { evaluateStage } from './stages/evaluateStage';
@@ -82,9 +85,16 @@ async function openRun(req: RunRequest, notify: (n: TrainingNotification) => voi
   const startedAt = Date.now();
   const timer = new StageTimer(Math.round(process.uptime() * 1000));
   if (!req.modelEntry) checkModelOption(req.options.model);
+  const valSplit = valSplitProblem(req.options.valSplit);
+  if (valSplit) throw new TrainerError('options', valSplit);
   const datasetRoot = path.resolve(req.datasetRoot);
   const stat = await fs.promises.stat(datasetRoot).catch(() => undefined);
   if (!stat?.isDirectory()) throw new TrainerError('dataset', `${datasetRoot} is not a folder.`);
+  // Every folder the run writes into, before anything is written. An unwritable cache is not
+  // refused: the run goes on without it.
+  await checkOutputFolder('runs', req.runsDir, datasetRoot, true);
+  await checkOutputFolder('cache', req.cacheDir, datasetRoot, false);
+  if (req.modelCacheDir) await checkOutputFolder('model cache', req.modelCacheDir, datasetRoot, false);
   const datasetName = path.basename(datasetRoot);
   const runDir = await createRunFolder(req.runsDir, datasetRoot, datasetName, new Date());
   const writer = new RunFolderWriter(runDir, {
@@ -95,7 +105,10 @@ async function openRun(req: RunRequest, notify: (n: TrainingNotification) => voi
     hasCheckpoint: false,
     pid: process.pid,
   });
-  return new RunContext(req, datasetRoot, writer, notify, signal, timer, startedAt);
+  const ctx = new RunContext(req, datasetRoot, writer, notify, signal, timer, startedAt);
+  const removed = await removeCrashedRunsTempFiles(req.runsDir);
+  if (removed.length) ctx.log('info', `Removed ${removed.length} temporary files left by runs that crashed: ${removed.join(', ')}`);
+  return ctx;
 }
 
 /** Records a run that got through its stages: status, report, summary. */
@@ -123,17 +136,26 @@ async function finishRun(ctx: RunContext): Promise<RunSummary> {
   return summary;
 }
 
-/** Records a run that ended early: cancelled (returns its summary) or failed (rethrows with `runDir` attached). */
+/**
+ * Records a run that ended early: cancelled (returns its summary) or failed (rethrows with `runDir`
+ * attached; a failed write in the run folder rethrown as a `disk` error that says what survived).
+ * status.json ends `failed` wherever it can still be written; where it cannot, it keeps the pid of
+ * this process, which a later reader finds dead.
+ */
 async function failRun(ctx: RunContext, err: unknown): Promise<RunSummary> {
   const cancelled = err instanceof RunCancelled || ctx.signal.aborted;
-  const message = cancelled ? 'Cancelled before a model was trained.' : err instanceof Error ? err.message : String(err);
-  ctx.writer.log(`[error] ${err instanceof Error && err.stack ? err.stack : message}`);
-  const errorKind = cancelled ? undefined : errorKindOf(err);
-  await ctx.writer.updateStatus({ state: cancelled ? 'cancelled' : 'failed', message, errorKind, pid: undefined }).catch(() => undefined);
+  // This process's temporary files: a failed write removes its own, this catches any left over, and
+  // on a full disk frees the space the status below needs.
+  for (const dir of [ctx.runDir, ctx.writer.file(RUN_FILES.modelDir)]) await removeStaleTempFiles(dir, process.pid);
+  const failure = cancelled ? err : describeWriteFailure(err, ctx.runDir, ctx.writer.statusOnDisk);
+  const message = cancelled ? 'Cancelled before a model was trained.' : failure instanceof Error ? failure.message : String(failure);
+  ctx.writer.log(`[error] ${message}${err instanceof Error && err.stack ? `\n${err.stack}` : ''}`);
+  const errorKind = cancelled ? undefined : errorKindOf(failure);
+  await ctx.writer.writeFinalStatus({ state: cancelled ? 'cancelled' : 'failed', message, errorKind, pid: undefined });
   await writeReport(ctx, cancelled ? 'cancelled' : 'failed', message).catch(() => undefined);
   if (cancelled) return ctx.summary(true);
-  if (err !== null && typeof err === 'object') (err as { runDir?: string }).runDir = ctx.runDir;
-  throw err;
+  if (failure !== null && typeof failure === 'object') (failure as { runDir?: string }).runDir = ctx.runDir;
+  throw failure;
 }
 
 /** Writes report.md once the run knows its dataset and configuration. */
