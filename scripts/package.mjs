@@ -6,7 +6,8 @@
 //
 // Without --target or --all it packs the platform it runs on as `image-trainer-<version>.vsix`
 // (what the end-to-end tests install); with them, `image-trainer-<target>-<version>.vsix` each.
-// --cached skips a target whose VSIX was built from the same inputs (a content key beside it).
+// --cached skips a target whose VSIX was built from the same inputs (a content key kept under
+// .vscode-test/vsix-build/keys).
 //
 // Run-time contents: package.json, README/CHANGELOG/LICENSE, dist/ (minified bundles with tfjs
 // inside training.js, and dist/wasm/*.wasm), media/ (the embedded base model, the walkthrough),
@@ -109,8 +110,10 @@ function main() {
     packStage(t, vsixPath);
     const found = checkVsix(t, vsixPath, runtimePackages).map((p) => `${t}: ${p}`);
     problems.push(...found);
-    if (found.length === 0) fs.writeFileSync(`${vsixPath}.key`, keyOf(t));
-    else fs.rmSync(`${vsixPath}.key`, { force: true });
+    if (found.length === 0) {
+      fs.mkdirSync(path.dirname(keyFileOf(vsixPath)), { recursive: true });
+      fs.writeFileSync(keyFileOf(vsixPath), keyOf(t));
+    } else fs.rmSync(keyFileOf(vsixPath), { force: true });
     console.log(`  (${t} in ${((Date.now() - started) / 1000).toFixed(1)} s)`);
   }
   if (problems.length > 0) fail(`the VSIX is wrong:\n  ${problems.join('\n  ')}`);
@@ -143,8 +146,13 @@ function hashInputs() {
   return hash.digest('hex');
 }
 
+/** Where the content key of a VSIX is kept (in the git-ignored build folder, not beside the VSIX). */
+function keyFileOf(vsixPath) {
+  return path.join(workDir, 'keys', `${createHash('sha256').update(vsixPath).digest('hex').slice(0, 16)}.key`);
+}
+
 function isUpToDate(vsixPath, key) {
-  return fs.existsSync(vsixPath) && fs.existsSync(`${vsixPath}.key`) && fs.readFileSync(`${vsixPath}.key`, 'utf8') === key;
+  return fs.existsSync(vsixPath) && fs.existsSync(keyFileOf(vsixPath)) && fs.readFileSync(keyFileOf(vsixPath), 'utf8') === key;
 }
 
 /** Fills the target's staging folder; returns the run-time packages it holds. */

@@ -5,7 +5,7 @@
 // The VSIXes are built by `npm run package -- --all --out-dir .vscode-test/vsix --cached`: the
 // first run builds all six (about a minute, sharp's foreign parts fetched once from the npm
 // registry into .vscode-test/npm-packs), a later run rebuilds only when a file the VSIXes are
-// made from changed (a content key beside each VSIX), so this file stays fast in repeated runs.
+// made from changed (a content key per VSIX under .vscode-test/vsix-build/keys), so this file stays fast in repeated runs.
 import { before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
