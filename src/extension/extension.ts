@@ -7,6 +7,7 @@ import type { ClassifyOptions } from './classifyImage';
 import { SettingsProblemReporter, storageLocations, type StorageLocations } from './configuration';
 import { exportOnnx, installNativeBackend } from './modelCommands';
 import { DatasetTreeProvider } from './datasetTree';
+import { openWalkthroughOnFirstRun, resumePendingSample, trySampleDataset } from './firstRun';
 import { announceRunEnd, cancelTraining, openPanel, openRunReport, revealInExplorer, trainClassifier } from './trainingCommands';
 import type { CommandServices } from './trainingCommands';
 import { TrainingPanelManager } from './trainingPanel';
@@ -68,6 +69,7 @@ export function activate(context: vscode.ExtensionContext): ImageTrainerApi {
       showBackendDiagnostics(context, bundlePath, log, notices, storage),
     ),
     vscode.commands.registerCommand('imageTrainer.installGpuBackend', () => installNativeBackend(services, bundlePath)),
+    vscode.commands.registerCommand('imageTrainer.trySample', (target?: unknown) => trySampleDataset(context, services, target)),
     vscode.commands.registerCommand('imageTrainer.exportOnnx', (arg?: unknown) => exportOnnx(services, bundlePath, arg)),
     // The explorer passes (uri, selectedUris); a third argument lets tests and other commands pick the run.
     vscode.commands.registerCommand('imageTrainer.classifyImage', (arg?: unknown, _selected?: unknown, options?: ClassifyOptions) =>
@@ -75,6 +77,9 @@ export function activate(context: vscode.ExtensionContext): ImageTrainerApi {
     ),
   );
   settings.check();
+  void openWalkthroughOnFirstRun(context)
+    .then(() => resumePendingSample(context, services))
+    .catch((err: unknown) => log.appendLine(`First run: ${err instanceof Error ? err.message : String(err)}`));
   const datasetsView = {
     get visible() {
       return treeView.visible;

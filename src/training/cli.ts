@@ -1,4 +1,5 @@
-// The command-line tool: `image-trainer train | predict | runs | diagnose`.
+// The command-line tool: `image-trainer train | predict | runs | diagnose | install-backend | export-onnx`.
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Command } from 'commander';
 import cliProgress from 'cli-progress';
@@ -168,10 +169,21 @@ function nativePaths(dir: string | undefined): string[] | undefined {
   return dir ? nativeModuleSearchPaths(path.resolve(dir)) : undefined;
 }
 
+/** The version in the package.json of the extension or CLI package that holds this bundle. */
+function packageVersion(extensionRoot: string): string {
+  try {
+    return String((JSON.parse(fs.readFileSync(path.join(extensionRoot, 'package.json'), 'utf8')) as { version?: unknown }).version);
+  } catch {
+    // --version must not break every other command: a missing manifest only loses the number.
+    return 'unknown';
+  }
+}
+
 /** Builds the commander program; exported for tests. */
 export function buildProgram(extensionRoot: string): Command {
   const program = new Command('image-trainer')
     .description('Train an image classifier by transfer learning from a folder of class subfolders.')
+    .version(packageVersion(extensionRoot), '-V, --version', 'print the version')
     .showSuggestionAfterError();
   addTrainCommand(program, extensionRoot);
   addPredictCommand(program);
