@@ -100,9 +100,11 @@ export async function inspect(candidate: Candidate, signal?: AbortSignal): Promi
       return skip(candidate, 'unreadable', `cannot be read (${errnoCode(error)})`);
     }
     let meta: Metadata;
+    // Outside the try: a decoder that cannot load fails the run, it does not make every image corrupt.
+    const readHeader = sharp();
     try {
       // No pixel limit here: we want the claimed size to report it; nothing is decoded.
-      meta = await sharp()(whole ?? candidate.abs, { limitInputPixels: false }).metadata();
+      meta = await readHeader(whole ?? candidate.abs, { limitInputPixels: false }).metadata();
     } catch (error) {
       return skip(candidate, 'corrupt', `${sniffed.format.toUpperCase()} header cannot be read: ${sharpReason(error)}`);
     }
