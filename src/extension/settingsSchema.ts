@@ -99,6 +99,11 @@ export const TRAIN_OPTION_SPECS: { readonly [K in keyof TrainOptions]: SettingSp
     description:
       'Wall-clock limit of a run in minutes (0 = none). Training stops after the epoch in which the limit passes and keeps the best checkpoint; at least one epoch always runs.',
   },
+  followExternalLinks: {
+    kind: 'boolean',
+    description:
+      'Follow symlinks that lead out of the dataset folder. Off: such links are skipped (and listed in the dataset report as outside the dataset), and nothing outside the dataset folder is opened.',
+  },
 };
 
 /** Settings of the extension that are not engine options. */
