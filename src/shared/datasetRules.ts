@@ -5,6 +5,9 @@
 import { summarizeSkipped } from './skipReasons';
 import type { SkipReason } from './types';
 
+/** Folder names that make an explicit split (train/, val/ …) at the dataset root, any case. */
+export const SPLIT_FOLDER_NAMES: readonly string[] = ['train', 'val', 'valid', 'validation', 'test'];
+
 /** Image formats the trainer decodes. */
 export type ImageFormat = 'jpeg' | 'png' | 'webp' | 'gif' | 'tiff';
 
