@@ -3,9 +3,10 @@
 // different classes (same size, then same sha256). Cheap enough to run in the background when a
 // dataset appears; the engine's scan before training remains the authoritative report. Both apply
 // the rules and speak the sentences of src/shared/datasetRules.ts, so the tree and the run report
-// agree about the same folder; the quick check only reads less (no image headers, no symlinks).
+// agree about the same folder; the quick check only reads less (no image headers, no symlinks:
+// those inside the dataset are passed over, those leading out of it are reported, never opened).
 import { createHash } from 'node:crypto';
-import { createReadStream, type Dirent } from 'node:fs';
+import type { Dirent } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import {
@@ -13,6 +14,7 @@ import {
   datasetWarnings,
   type DatasetWarning,
   EMPTY_FILE_DETAIL,
+  externalLinkDetail,
   imbalanceOf,
   isIgnoredName,
   notImageDetail,
@@ -27,7 +29,7 @@ export interface FileProblem {
   /** Relative to the dataset root, `/`-separated. */
   path: string;
   className: string;
-  reason: 'empty' | 'not-image' | 'unreadable';
+  reason: 'empty' | 'not-image' | 'unreadable' | 'external-symlink';
   detail: string;
 }
 
@@ -72,7 +74,7 @@ interface FileEntry {
   size: number;
 }
 
-async function listFiles(dir: string, depth: number, out: string[]): Promise<void> {
+async function listFiles(dir: string, depth: number, out: string[], links: string[]): Promise<void> {
   let entries: Dirent[];
   try {
     entries = await fs.readdir(dir, { withFileTypes: true });
@@ -83,12 +85,16 @@ async function listFiles(dir: string, depth: number, out: string[]): Promise<voi
     if (isIgnoredName(e.name)) continue;
     const abs = path.join(dir, e.name);
     if (e.isFile()) out.push(abs);
-    else if (e.isDirectory() && depth < 4) await listFiles(abs, depth + 1, out);
+    else if (e.isSymbolicLink()) links.push(abs);
+    else if (e.isDirectory() && depth < 4) await listFiles(abs, depth + 1, out, links);
   }
 }
 
+// Opened without following a link: a file swapped for a symlink since it was listed is not read through it.
+const NO_FOLLOW = fs.constants.O_RDONLY | (fs.constants.O_NOFOLLOW ?? 0);
+
 async function readHead(file: string): Promise<Uint8Array> {
-  const handle = await fs.open(file, 'r');
+  const handle = await fs.open(file, NO_FOLLOW);
   try {
     const buffer = Buffer.alloc(SNIFF_BYTES);
     const { bytesRead } = await handle.read(buffer, 0, SNIFF_BYTES, 0);
@@ -98,14 +104,15 @@ async function readHead(file: string): Promise<Uint8Array> {
   }
 }
 
-function sha256Of(file: string): Promise<string> {
-  return new Promise((resolve, reject) => {
+async function sha256Of(file: string): Promise<string> {
+  const handle = await fs.open(file, NO_FOLLOW);
+  try {
     const hash = createHash('sha256');
-    createReadStream(file)
-      .on('data', (chunk) => hash.update(chunk))
-      .on('error', reject)
-      .on('end', () => resolve(hash.digest('hex')));
-  });
+    for await (const chunk of handle.createReadStream({ autoClose: false })) hash.update(chunk as Buffer);
+    return hash.digest('hex');
+  } finally {
+    await handle.close();
+  }
 }
 
 /** Runs `fn` over `items` with at most `limit` in flight. */
@@ -124,18 +131,33 @@ function plural(n: number, one: string, many = `${one}s`): string {
   return `${n} ${n === 1 ? one : many}`;
 }
 
-// Every file under the class folders, hidden files and OS metadata left out.
-async function collectFiles(dataset: DiscoveredDataset): Promise<FileEntry[]> {
+// Every file under the class folders, hidden files and OS metadata left out; symlinks that lead
+// out of the dataset as problems of their own (their targets are resolved, never opened).
+async function collectFiles(dataset: DiscoveredDataset): Promise<{ files: FileEntry[]; external: FileProblem[] }> {
   const files: FileEntry[] = [];
+  const external: FileProblem[] = [];
+  const rootReal = await fs.realpath(dataset.root).catch(() => path.resolve(dataset.root));
   for (const cls of dataset.classes) {
     for (const folder of cls.folders) {
       const found: string[] = [];
-      await listFiles(folder, 0, found);
-      for (const abs of found)
-        files.push({ abs, rel: path.relative(dataset.root, abs).split(path.sep).join('/'), className: cls.name, size: -1 });
+      const links: string[] = [];
+      await listFiles(folder, 0, found, links);
+      const relOf = (abs: string) => path.relative(dataset.root, abs).split(path.sep).join('/');
+      for (const abs of found) files.push({ abs, rel: relOf(abs), className: cls.name, size: -1 });
+      for (const abs of links) {
+        const real = await fs.realpath(abs).catch(() => undefined);
+        if (real === undefined || isInsideFolder(rootReal, real)) continue;
+        const target = await fs.readlink(abs).catch(() => undefined);
+        external.push({ path: relOf(abs), className: cls.name, reason: 'external-symlink', detail: externalLinkDetail(target) });
+      }
     }
   }
-  return files;
+  return { files, external };
+}
+
+function isInsideFolder(parent: string, child: string): boolean {
+  const rel = path.relative(parent, child);
+  return rel === '' || (!rel.startsWith('..') && !path.isAbsolute(rel));
 }
 
 // Sorts files into images (counted per class) and problems, by their size and first bytes.
@@ -151,7 +173,7 @@ async function sortFiles(
   };
   const sortOne = async (file: FileEntry): Promise<void> => {
     try {
-      file.size = (await fs.stat(file.abs)).size;
+      file.size = (await fs.lstat(file.abs)).size;
       if (file.size === 0) return problem(file, 'empty', EMPTY_FILE_DETAIL);
       const sniffed = sniffImage(await readHead(file.abs));
       if (!sniffed.image) return problem(file, 'not-image', notImageDetail(sniffed.what));
@@ -214,12 +236,14 @@ function classWarningsOf(
 /** Checks a discovered dataset's files; never writes anything. */
 export async function checkDatasetHealth(dataset: DiscoveredDataset, options: HealthOptions = {}): Promise<DatasetHealth> {
   const maxFiles = options.maxFiles ?? 50_000;
-  const files = await collectFiles(dataset);
+  const { files, external } = await collectFiles(dataset);
   const truncated = files.length > maxFiles;
   const checked = truncated ? files.slice(0, maxFiles) : files;
 
   const imagesPerClass: Record<string, number> = Object.fromEntries(dataset.classes.map((c) => [c.name, 0]));
-  const { images, fileProblems } = await sortFiles(checked, imagesPerClass, options);
+  const sorted = await sortFiles(checked, imagesPerClass, options);
+  const { images } = sorted;
+  const fileProblems = [...sorted.fileProblems, ...external].sort((a, b) => a.path.localeCompare(b.path));
   const duplicates = await crossClassDuplicates(images, options);
   const counts = dataset.classes.map((c) => ({ name: c.name, images: imagesPerClass[c.name] }));
   const findings = datasetWarnings({ classes: counts, skipped: fileProblems, duplicates });

@@ -45,6 +45,10 @@ export function activate(context: vscode.ExtensionContext): ImageTrainerApi {
     log,
     // `services` is defined below; the panel calls this only later, on a click.
     retrain: (datasetRoot, model) => void trainClassifier(services, datasetRoot, model ? { model } : undefined),
+    knownDatasetRoots: async () => {
+      await datasets.whenReady();
+      return datasets.datasets.map((d) => d.root);
+    },
   });
   const storage = storageLocations(context);
   const services: CommandServices = { log, manager: processes, datasets, panel: () => panel, settings, notices, storage };

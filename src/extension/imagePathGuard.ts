@@ -1,10 +1,27 @@
 // Validates image paths that come back from the (untrusted) webview before the host touches a file:
 // a path must be a plain relative `/`-separated path, name an image of the run shown, and resolve
-// (symlinks included) to a file inside the run's dataset root. No `vscode` import: unit-tested.
+// (symlinks included) to a file inside the run's dataset root. The root itself must be one of the
+// datasets the workspace's discovery knows: a run folder's files are not trusted to say where a
+// dataset is. A move is checked when it is proposed and again right before it happens (after the
+// confirmation dialog), so a link swapped in meanwhile cannot redirect it. No `vscode` import: unit-tested.
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
+import { SPLIT_FOLDER_NAMES } from '../shared/datasetRules';
 
+/** On success, `absolutePath` is the real path that was verified (links resolved), never the path as given. */
 export type GuardResult = { ok: true; relativePath: string; absolutePath: string } | { ok: false; reason: string };
+
+/** A move as checked before the confirmation: the real source file and the verified target. */
+export interface PlannedMove {
+  relativePath: string;
+  from: string;
+  target: { relativePath: string; absolutePath: string };
+}
+
+/** The dataset roots the workspace's discovery knows (the tree's datasets), and any the user chose for a live run. */
+export type TrustedRoots = () => readonly string[] | Promise<readonly string[]>;
+
+export const UNKNOWN_ROOT_REASON = "the run's dataset folder is not one of the workspace's datasets";
 
 const CASE_INSENSITIVE = process.platform === 'win32' || process.platform === 'darwin';
 
@@ -39,11 +56,15 @@ export function relativePathProblem(candidate: unknown): string | undefined {
 /** Checks paths from the webview against one run: its dataset root and the images it evaluated. */
 export class ImagePathGuard {
   private readonly known: Set<string>;
-  private realRoot: string | undefined;
 
+  /**
+   * `datasetRoot` is where the run says its images are; it is used only when it is one of
+   * `trustedRoots` (compared after resolving links), which come from the workspace, not the run.
+   */
   constructor(
     readonly datasetRoot: string,
     knownPaths: Iterable<string>,
+    private readonly trustedRoots: TrustedRoots,
   ) {
     this.known = new Set(knownPaths);
   }
@@ -71,8 +92,8 @@ export class ImagePathGuard {
     const relativePath = candidate as string;
     if (!this.known.has(relativePath)) return { ok: false, reason: 'not an image of this run' };
     const root = await this.resolvedRoot();
-    if (!root) return { ok: false, reason: 'dataset root not found' };
-    const joined = path.join(this.datasetRoot, ...relativePath.split('/'));
+    if (typeof root !== 'string') return root;
+    const joined = path.join(root, ...relativePath.split('/'));
     let real: string;
     try {
       real = await fs.realpath(joined);
@@ -85,7 +106,7 @@ export class ImagePathGuard {
     } catch {
       return { ok: false, reason: 'file not found' };
     }
-    return { ok: true, relativePath, absolutePath: joined };
+    return { ok: true, relativePath, absolutePath: real };
   }
 
   /**
@@ -98,21 +119,21 @@ export class ImagePathGuard {
     if (toClass === fromClass) return { ok: false, reason: 'already in that class' };
     if (relativePathProblem(toClass) || toClass.includes('/')) return { ok: false, reason: 'class is not a folder name' };
     const segments = relativePath.split('/');
-    const classIndex = segments.indexOf(fromClass);
-    if (classIndex < 0 || classIndex > 1 || classIndex === segments.length - 1)
-      return { ok: false, reason: 'cannot tell the class folder of this image' };
+    const classIndex = classFolderIndex(segments, fromClass);
+    if (classIndex === undefined) return { ok: false, reason: 'cannot tell the class folder of this image' };
     const targetRelative = [...segments.slice(0, classIndex), toClass, segments[segments.length - 1]!].join('/');
     const root = await this.resolvedRoot();
-    if (!root) return { ok: false, reason: 'dataset root not found' };
-    const folder = path.join(this.datasetRoot, ...targetRelative.split('/').slice(0, -1));
+    if (typeof root !== 'string') return root;
+    const folder = path.join(root, ...targetRelative.split('/').slice(0, -1));
+    let realFolder: string;
     try {
-      const realFolder = await fs.realpath(folder);
+      realFolder = await fs.realpath(folder);
       if (!isStrictlyInside(root, realFolder) || !(await fs.stat(realFolder)).isDirectory())
         return { ok: false, reason: 'class folder outside the dataset root' };
     } catch {
       return { ok: false, reason: `class folder ${toClass} not found` };
     }
-    const absolutePath = path.join(this.datasetRoot, ...targetRelative.split('/'));
+    const absolutePath = path.join(realFolder, segments[segments.length - 1]!);
     try {
       await fs.lstat(absolutePath);
       return { ok: false, reason: `${targetRelative} already exists` };
@@ -121,8 +142,49 @@ export class ImagePathGuard {
     }
   }
 
-  private async resolvedRoot(): Promise<string | undefined> {
-    if (this.realRoot === undefined) this.realRoot = await fs.realpath(this.datasetRoot).catch(() => undefined);
-    return this.realRoot;
+  /** Checks a move before the user confirms it: the image (resolved) and where it would go. */
+  async planMove(
+    relativePath: string,
+    fromClass: string,
+    toClass: string,
+    classes: readonly string[],
+  ): Promise<{ ok: true; plan: PlannedMove } | { ok: false; reason: string }> {
+    const from = await this.resolve(relativePath);
+    if (!from.ok) return from;
+    const target = await this.moveTarget(relativePath, fromClass, toClass, classes);
+    if (!target.ok) return target;
+    return { ok: true, plan: { relativePath, from: from.absolutePath, target } };
   }
+
+  /**
+   * The same checks again, right before the move: the image and the target must still resolve to
+   * the very paths that were checked (a symlink swapped in during the dialog refuses the move).
+   */
+  async recheckMove(plan: PlannedMove, fromClass: string, toClass: string, classes: readonly string[]): Promise<GuardResult> {
+    const again = await this.planMove(plan.relativePath, fromClass, toClass, classes);
+    if (!again.ok) return { ok: false, reason: `${again.reason} (changed since the move was confirmed)` };
+    if (again.plan.from !== plan.from || again.plan.target.absolutePath !== plan.target.absolutePath)
+      return { ok: false, reason: 'the image or its class folder changed since the move was confirmed' };
+    return { ok: true, relativePath: plan.target.relativePath, absolutePath: plan.target.absolutePath };
+  }
+
+  // The trusted root that is the run's dataset folder (after resolving links), else why there is none.
+  // Asked each time: the workspace's datasets change, and a root that stopped being one stops counting.
+  private async resolvedRoot(): Promise<string | { ok: false; reason: string }> {
+    const claimed = await fs.realpath(this.datasetRoot).catch(() => undefined);
+    if (!claimed) return { ok: false, reason: 'dataset root not found' };
+    for (const trusted of await this.trustedRoots()) {
+      const real = await fs.realpath(trusted).catch(() => undefined);
+      if (real !== undefined && comparable(real) === comparable(claimed)) return real;
+    }
+    return { ok: false, reason: UNKNOWN_ROOT_REASON };
+  }
+}
+
+/** Index of the class folder in an image's path: first in the folders layout, second below a split folder (train/, val/ …). */
+function classFolderIndex(segments: readonly string[], fromClass: string): number | undefined {
+  if (segments.length < 2) return undefined;
+  if (segments.length >= 3 && SPLIT_FOLDER_NAMES.includes(segments[0].toLowerCase()) && segments[1] === fromClass) return 1;
+  if (segments[0] === fromClass) return 0;
+  return undefined;
 }

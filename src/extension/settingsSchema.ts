@@ -81,8 +81,8 @@ export const TRAIN_OPTION_SPECS: { readonly [K in keyof TrainOptions]: SettingSp
       'Which engine runs the tensor math. Run **Image Trainer: Show Backend Diagnostics** to see which one is available and why.',
     enumDescriptions: [
       'Try the GPU (`@tensorflow/tfjs-node-gpu`), then native CPU (`@tensorflow/tfjs-node`), then WebAssembly.',
-      'NVIDIA GPU through `@tensorflow/tfjs-node-gpu` (CUDA); falls back with an explanation when unavailable.',
-      'Native TensorFlow on the CPU through `@tensorflow/tfjs-node`.',
+      'NVIDIA GPU through `@tensorflow/tfjs-node-gpu` (CUDA); the run fails, saying why, when it cannot load (`auto` falls back instead).',
+      'Native TensorFlow on the CPU through `@tensorflow/tfjs-node`; the run fails, saying why, when it cannot load.',
       'WebAssembly (always available, slowest).',
     ],
   },
@@ -98,6 +98,11 @@ export const TRAIN_OPTION_SPECS: { readonly [K in keyof TrainOptions]: SettingSp
     maximum: 10_080,
     description:
       'Wall-clock limit of a run in minutes (0 = none). Training stops after the epoch in which the limit passes and keeps the best checkpoint; at least one epoch always runs.',
+  },
+  followExternalLinks: {
+    kind: 'boolean',
+    description:
+      'Follow symlinks that lead out of the dataset folder. Off: such links are skipped (and listed in the dataset report as outside the dataset), and nothing outside the dataset folder is opened.',
   },
 };
 

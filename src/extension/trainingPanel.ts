@@ -29,6 +29,8 @@ export interface TrainingPanelDeps {
   log: vscode.OutputChannel;
   /** Starts a new run on the dataset; `model` (a listed base model id) overrides the setting. */
   retrain(datasetRoot: string, model?: string): void;
+  /** The dataset roots the workspace's discovery knows: the only roots file actions of a reopened run may touch. */
+  knownDatasetRoots(): Promise<readonly string[]>;
 }
 
 type RestoreMap = Record<string, string>;
@@ -173,7 +175,10 @@ class RunPanel implements vscode.Disposable {
     private readonly remember: (runId: string, runDir: string) => void,
     source: PanelSource,
   ) {
-    this.guard = new ImagePathGuard(datasetRoot, []);
+    // A live run's root is the folder the user just chose; a reopened run's root is read from its
+    // folder's files, so it counts only when it is one of the workspace's datasets.
+    const chosenRoot = source.kind === 'live' ? [source.run.datasetRoot] : [];
+    this.guard = new ImagePathGuard(datasetRoot, [], async () => [...chosenRoot, ...(await deps.knownDatasetRoots())]);
     const imageBaseUri = this.imageBaseUri();
     if (source.kind === 'live') {
       this.state = panelStateFromHistory(source.run, imageBaseUri);
@@ -364,26 +369,31 @@ class RunPanel implements vscode.Disposable {
       );
       return;
     }
-    const from = await this.checked(relativePath, 'moveImage');
-    if (!from) return;
     const fromClass = evaluation.classes[prediction.actual] ?? '';
-    const target = await this.guard.moveTarget(relativePath, fromClass, toClass, evaluation.classes);
-    if (!target.ok) {
-      this.deps.log.appendLine(`[panel] cannot move ${relativePath} to ${toClass}: ${target.reason}`);
-      void vscode.window.showErrorMessage(`Cannot move ${path.posix.basename(relativePath)} to class "${toClass}": ${target.reason}.`);
+    const planned = await this.guard.planMove(relativePath, fromClass, toClass, evaluation.classes);
+    if (!planned.ok) {
+      this.deps.log.appendLine(`[panel] cannot move ${relativePath} to ${toClass}: ${planned.reason}`);
+      void vscode.window.showErrorMessage(`Cannot move ${path.posix.basename(relativePath)} to class "${toClass}": ${planned.reason}.`);
       return;
     }
     const choice = await vscode.window.showWarningMessage(
       `Move ${path.posix.basename(relativePath)} from class "${fromClass}" to class "${toClass}"?`,
       {
         modal: true,
-        detail: `The file is renamed to ${target.relativePath} inside the dataset folder. Undo (Edit > Undo in the Explorer) puts it back.`,
+        detail: `The file is renamed to ${planned.plan.target.relativePath} inside the dataset folder. Undo (Edit > Undo in the Explorer) puts it back.`,
       },
       'Move',
     );
     if (choice !== 'Move' || this.disposed) return;
+    // The dialog may have stayed open for minutes: check again what the paths lead to now.
+    const target = await this.guard.recheckMove(planned.plan, fromClass, toClass, evaluation.classes);
+    if (!target.ok) {
+      this.deps.log.appendLine(`[panel] refused moveImage for ${relativePath}: ${target.reason}`);
+      void vscode.window.showErrorMessage(`Did not move ${path.posix.basename(relativePath)}: ${target.reason}.`);
+      return;
+    }
     const edit = new vscode.WorkspaceEdit();
-    edit.renameFile(vscode.Uri.file(from), vscode.Uri.file(target.absolutePath), { overwrite: false, ignoreIfExists: false });
+    edit.renameFile(vscode.Uri.file(planned.plan.from), vscode.Uri.file(target.absolutePath), { overwrite: false, ignoreIfExists: false });
     const applied = await vscode.workspace.applyEdit(edit);
     if (!applied) {
       void vscode.window.showErrorMessage(`Could not move ${relativePath} to ${target.relativePath}.`);

@@ -5,6 +5,9 @@
 import { summarizeSkipped } from './skipReasons';
 import type { SkipReason } from './types';
 
+/** Folder names that make an explicit split (train/, val/ …) at the dataset root, any case. */
+export const SPLIT_FOLDER_NAMES: readonly string[] = ['train', 'val', 'valid', 'validation', 'test'];
+
 /** Image formats the trainer decodes. */
 export type ImageFormat = 'jpeg' | 'png' | 'webp' | 'gif' | 'tiff';
 
@@ -72,6 +75,14 @@ export function notImageDetail(what: string): string {
 
 /** The detail of an `empty` file. */
 export const EMPTY_FILE_DETAIL = 'the file is empty (0 bytes)';
+
+/**
+ * Why a symlink leading out of the dataset folder is not followed: a link to a system folder
+ * would otherwise make its files training images, and the scan would open them.
+ */
+export function externalLinkDetail(target: string | undefined): string {
+  return `symlink to ${target ?? 'a target'} outside the dataset folder: not followed (allow with --follow-external-links or the imageTrainer.followExternalLinks setting)`;
+}
 
 // Lower-case names that file managers and OS tools leave in folders (`Icon\r` is macOS's custom
 // folder icon, `__MACOSX` the resource forks a macOS zip unpacks to): never photos of a class.

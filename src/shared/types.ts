@@ -35,6 +35,8 @@ export interface TrainOptions {
   maxPixels: number;
   /** Wall-clock limit of the run in minutes (0 = none): training stops after the epoch in which it passes and keeps the best checkpoint. */
   timeLimitMinutes: number;
+  /** Follow symlinks that lead out of the dataset folder (off: they are skipped as `external-symlink`, and nothing outside is opened). */
+  followExternalLinks: boolean;
 }
 
 export const DEFAULT_TRAIN_OPTIONS: TrainOptions = {
@@ -56,10 +58,12 @@ export const DEFAULT_TRAIN_OPTIONS: TrainOptions = {
   backend: 'auto',
   maxPixels: 100_000_000,
   timeLimitMinutes: 0,
+  followExternalLinks: false,
 };
 
 /** Why a file in the dataset folder was not used. */
-export type SkipReason = 'empty' | 'corrupt' | 'not-image' | 'too-many-pixels' | 'unreadable' | 'dangling-symlink' | 'symlink-loop';
+export type SkipReason =
+  'empty' | 'corrupt' | 'not-image' | 'too-many-pixels' | 'unreadable' | 'dangling-symlink' | 'symlink-loop' | 'external-symlink';
 
 export interface SkippedFile {
   /** Path relative to the dataset root, `/`-separated. */
@@ -90,7 +94,10 @@ export interface DatasetReport {
   layout: 'folders' | 'explicit';
   classes: ClassSummary[];
   emptyClasses: string[];
+  /** Skipped files, sorted by path: at most `SKIPPED_LIST_CAP` of each reason, so a link to a system folder cannot swell every report. */
   skipped: SkippedFile[];
+  /** Per reason, how many more files were skipped than `skipped` lists (absent: all are listed). */
+  skippedUnlisted?: Partial<Record<SkipReason, number>>;
   duplicates: DuplicateGroup[];
   /** Hidden files and OS metadata ignored without a report. */
   ignored: number;

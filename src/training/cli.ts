@@ -20,6 +20,7 @@ import { runTraining } from './run/runTraining';
 import { formatStageTimes, STAGE_LABELS } from '../shared/stages';
 import { failureLine, oneLine } from '../shared/failureLines';
 import { VAL_SPLIT_RANGE } from '../shared/trainOptionRanges';
+import { skippedLines } from '../shared/skipReasons';
 import { errorKindOf, TrainerError } from './util/errors';
 
 /** Exit code of a cancelled run, as `train` sets it and as a shell reports a process stopped by Ctrl-C. */
@@ -114,8 +115,7 @@ function terminalReporter(quiet: boolean): { notify(n: TrainingNotification): vo
       switch (n.type) {
         case 'started':
           out(`Dataset ${n.dataset.name}: ${n.dataset.classes.map((c) => `${c.name} ${c.train}+${c.val}`).join(', ')} (train+val)`);
-          if (n.dataset.skipped.length)
-            out(`Skipped ${n.dataset.skipped.length} files: ${n.dataset.skipped.map((s) => `${s.path} (${s.reason})`).join(', ')}`);
+          for (const line of skippedLines(n.dataset.skipped, n.dataset.skippedUnlisted)) out(line);
           for (const w of n.dataset.warnings) out(`Warning: ${w}`);
           out(`Backend: ${n.backend.summary}`);
           if (n.backend.featureRuntime) out(`Features: ${n.backend.featureRuntime}`);
@@ -237,6 +237,7 @@ function addTrainCommand(program: Command, extensionRoot: string): void {
       'stop training after the epoch in which this much time has passed, keeping the best checkpoint (e.g. 90s, 20m, 1.5h; a bare number is minutes)',
       durationOption,
     )
+    .option('--follow-external-links', 'follow symlinks that lead out of the dataset folder (by default they are skipped and reported)')
     .option('--quiet', 'no progress bars')
     .action((folder: string, o: Record<string, unknown>) => train(folder, o, extensionRoot));
 }
@@ -303,6 +304,7 @@ function trainOptionsOf(o: Record<string, unknown>): TrainOptions {
     backend: o.backend as BackendPreference,
     model: o.model as string,
     timeLimitMinutes: (o.timeLimit as number | undefined) ?? DEFAULT_TRAIN_OPTIONS.timeLimitMinutes,
+    followExternalLinks: Boolean(o.followExternalLinks),
   };
 }
 

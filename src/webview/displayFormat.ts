@@ -2,7 +2,7 @@
 import type { RunState } from '../shared/protocol/panel';
 import type { SkipReason, SkippedFile, Stage } from '../shared/types';
 import { STAGE_LABELS } from '../shared/stages';
-import { countedSkipReason, SKIP_REASON_WORDS } from '../shared/skipReasons';
+import { countedSkipReason, SKIP_REASON_WORDS, type UnlistedSkips } from '../shared/skipReasons';
 
 /** 0.8123 → "81.2%" (or "81%" with 0 digits). */
 export function formatPercent(fraction: number, digits = 1): string {
@@ -67,13 +67,15 @@ export function skipReasonLabel(reason: SkipReason): string {
   return SKIP_REASON_WORDS[reason]?.[0] ?? reason;
 }
 
-/** "3 files skipped: 2 not images, 1 over the pixel limit". */
-export function skippedSummary(skipped: readonly SkippedFile[]): string {
-  if (skipped.length === 0) return 'No files skipped';
+/** "3 files skipped: 2 not images, 1 over the pixel limit", counting those the report does not list (`unlisted`). */
+export function skippedSummary(skipped: readonly SkippedFile[], unlisted: UnlistedSkips = {}): string {
   const counts = new Map<SkipReason, number>();
   for (const file of skipped) counts.set(file.reason, (counts.get(file.reason) ?? 0) + 1);
+  for (const [reason, n] of Object.entries(unlisted) as [SkipReason, number][]) counts.set(reason, (counts.get(reason) ?? 0) + n);
+  const total = [...counts.values()].reduce((sum, n) => sum + n, 0);
+  if (total === 0) return 'No files skipped';
   const parts = [...counts].map(([reason, n]) => countedSkipReason(reason, n));
-  return `${skipped.length} ${skipped.length === 1 ? 'file' : 'files'} skipped: ${parts.join(', ')}`;
+  return `${formatCount(total)} ${total === 1 ? 'file' : 'files'} skipped: ${parts.join(', ')}`;
 }
 
 /** "1 image" / "3 images". */

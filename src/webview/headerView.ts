@@ -2,7 +2,8 @@
 // stage, "Epoch x of N", a progress bar with images/s and ETA, Cancel, and a base-model dropdown
 // with Retrain.
 import type { PanelState } from '../shared/protocol/panel';
-import type { Progress } from '../shared/types';
+import type { Progress, SkipReason } from '../shared/types';
+import { capSkipped, unlistedSkipsLine } from '../shared/skipReasons';
 import {
   formatCount,
   formatDuration,
@@ -275,20 +276,28 @@ export class HeaderView {
       );
       const problems: HTMLElement[] = [];
       if (d.skipped.length > 0) {
+        // A report from before the cap, or with files added after the scan, may list more: the panel caps it too.
+        const { skipped, unlisted } = capSkipped(d.skipped);
+        for (const [reason, n] of Object.entries(d.skippedUnlisted ?? {}) as [SkipReason, number][])
+          unlisted[reason] = (unlisted[reason] ?? 0) + n;
+        const total = d.skipped.length + Object.values(d.skippedUnlisted ?? {}).reduce((sum, n) => sum + n, 0);
         problems.push(
           h(
             'vscode-collapsible',
-            { id: 'skipped', heading: skippedSummary(d.skipped), 'data-count': d.skipped.length },
+            { id: 'skipped', heading: skippedSummary(skipped, unlisted), 'data-count': total },
             h(
               'ul',
               { class: 'file-list' },
-              ...d.skipped.map((s) =>
+              ...skipped.map((s) =>
                 h(
                   'li',
                   { 'data-path': s.path, 'data-reason': s.reason },
                   h('code', {}, s.path),
                   ` — ${skipReasonLabel(s.reason)}${s.detail ? `: ${s.detail}` : ''}`,
                 ),
+              ),
+              ...(Object.entries(unlisted) as [SkipReason, number][]).map(([reason, n]) =>
+                h('li', { class: 'muted', 'data-unlisted': reason }, unlistedSkipsLine(reason, n)),
               ),
             ),
           ),

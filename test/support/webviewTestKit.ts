@@ -262,6 +262,7 @@ export function sampleState(overrides: Partial<PanelState> = {}): PanelState {
       backend: 'auto',
       maxPixels: 100_000_000,
       timeLimitMinutes: 0,
+      followExternalLinks: false,
     },
     progress: { stage: 'head', done: 3, total: 4, epoch: 3, epochs: 20, imagesPerSec: 412.5, etaSec: 42 },
     epochs: syntheticEpochs(3),

@@ -199,7 +199,39 @@ export async function initBackend(options: BackendOptions): Promise<{ tf: Tf; in
   if (active?.key === key) return active.result;
   const result = start(options);
   active = { key, result };
+  // A refusal is not remembered: the next call looks again (a backend may have been installed since).
+  result.catch(() => {
+    if (active?.result === result) active = undefined;
+  });
   return result;
+}
+
+/**
+ * The refusal of an explicitly requested native backend that did not start: running on another
+ * one instead would make a user who asked for the GPU wait for WebAssembly without knowing it.
+ */
+export function requestedBackendUnavailable(preference: 'gpu' | 'cpu-native', attempt: BackendAttempt | undefined): TrainerError {
+  const which = preference === 'gpu' ? `the GPU backend (${GPU_PACKAGE})` : `the native CPU backend (${NATIVE_PACKAGE})`;
+  return new TrainerError(
+    'backend',
+    `${which} cannot load: ${attemptReason(attempt)}. Run \`image-trainer diagnose\` to see what is missing, or use --backend auto.`,
+  );
+}
+
+/** Why one backend attempt did not run, in the words of `requestedBackendUnavailable`. */
+function attemptReason(attempt: BackendAttempt | undefined): string {
+  if (!attempt) return 'it was not tried';
+  switch (attempt.status) {
+    case 'missing': {
+      const searched = /\(searched (.*)\)$/.exec(attempt.detail)?.[1];
+      return `module not installed${searched ? ` (searched ${searched})` : ''}`;
+    }
+    case 'failed':
+      // "<pkg> failed to load: <error> — <advice>": the package is named already.
+      return attempt.detail.replace(/^\S+ failed to load: /, '');
+    default:
+      return attempt.detail;
+  }
 }
 
 async function start(options: BackendOptions): Promise<{ tf: Tf; info: BackendInfo }> {
@@ -233,7 +265,9 @@ async function start(options: BackendOptions): Promise<{ tf: Tf; info: BackendIn
     attempts.push({ backend: 'tensorflow-gpu', status: 'skipped', detail: skippedDetail(preference) });
   }
 
-  if (nativeViaGpuPackage && (p.native || preference === 'gpu')) {
+  // The GPU asked for by name and not usable: say so rather than run TensorFlow on the CPU.
+  if (preference === 'gpu') throw requestedBackendUnavailable('gpu', attempts[0]);
+  if (nativeViaGpuPackage && p.native) {
     // tfjs-node-gpu runs TensorFlow on the CPU when CUDA is unusable: as fast as tfjs-node, and
     // loading a second libtensorflow into the same process is asking for trouble.
     if (await activateNative(nativeViaGpuPackage)) {
@@ -255,6 +289,7 @@ async function start(options: BackendOptions): Promise<{ tf: Tf; info: BackendIn
   } else if (!p.native) {
     attempts.push({ backend: 'tensorflow', status: 'skipped', detail: skippedDetail(preference) });
   }
+  if (preference === 'cpu-native') throw requestedBackendUnavailable('cpu-native', attempts.at(-1));
 
   const wasm = await startWasm(options.wasmThreads ?? defaultThreads());
   if (wasm.ok) {

@@ -5,10 +5,10 @@
 // (what is an image, ignored names, thresholds, warning sentences) src/shared/datasetRules.ts.
 // docs/dataset.md describes the layouts, every outcome and the index in full.
 import type { BigIntStats } from 'node:fs';
-import { stat } from 'node:fs/promises';
+import { realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { datasetWarnings, emptyClassesSentence, type ImageFormat } from '../../shared/datasetRules';
-import { summarizeSkipped } from '../../shared/skipReasons';
+import { capSkipped, summarizeSkipped } from '../../shared/skipReasons';
 import type { ClassSummary, DatasetReport, DuplicateGroup, SkippedFile } from '../../shared/types';
 import { throwIfCancelled, TrainerError } from '../util/errors';
 import { forEachConcurrent } from './boundedConcurrency';
@@ -55,6 +55,8 @@ export interface ScanOptions {
   onProgress?: (done: number, total: number) => void;
   /** Aborting it rejects the scan with `RunCancelled` within a few files' time, during the walk or the inspection. */
   signal?: AbortSignal;
+  /** Follow symlinks that lead out of the dataset folder; by default they are skipped as `external-symlink` and nothing outside is opened. */
+  followExternalLinks?: boolean;
   /**
    * Folder (outside the dataset) for the scan index, which lets a rescan skip reading files that
    * have not changed; created when missing. No index is used when it is absent or inside the dataset.
@@ -96,7 +98,7 @@ export async function scanDataset(root: string, options: ScanOptions): Promise<S
   const rootAbs = path.resolve(root);
   throwIfCancelled(signal);
   const rootStat = await statRoot(rootAbs);
-  const walk = newWalk(signal);
+  const walk = newWalk(signal, options.followExternalLinks ? undefined : await realpath(rootAbs));
   const top = await listDir(walk, rootAbs, '');
   if (!top) throw new DatasetError(`Dataset folder cannot be read: ${rootAbs} (${walk.skipped[0]?.detail ?? 'unknown error'})`);
   const layout = detectLayout(top);
@@ -112,13 +114,15 @@ export async function scanDataset(root: string, options: ScanOptions): Promise<S
   for (const item of items) summaries[item.classIndex][item.split]++;
   const copies = findCopies(items, tally.classes, layout.explicit);
 
+  const listed = capSkipped(skipped);
   const report: DatasetReport = {
     root: rootAbs,
     name: path.basename(rootAbs),
     layout: layout.explicit ? 'explicit' : 'folders',
     classes: summaries,
     emptyClasses: tally.emptyClasses,
-    skipped,
+    skipped: listed.skipped,
+    ...(Object.keys(listed.unlisted).length > 0 ? { skippedUnlisted: listed.unlisted } : {}),
     duplicates: copies.duplicates,
     ignored: walk.ignored,
     warnings: scanWarnings(walk, layout, tally, copies, summaries),
@@ -323,7 +327,7 @@ function tooFewClassesError(report: DatasetReport, classes: readonly string[], l
   const found = classes.length === 0 ? 'no usable class' : `1 usable class (${classes[0]})`;
   const hints: string[] = [];
   if (report.emptyClasses.length > 0) hints.push(emptyClassesSentence(report.emptyClasses));
-  if (report.skipped.length > 0) hints.push(summarizeSkipped(report.skipped));
+  if (report.skipped.length > 0) hints.push(summarizeSkipped(report.skipped, report.skippedUnlisted));
   if (looseFiles > 0) hints.push(`${plural(looseFiles, 'file')} directly in the folder (not in a class folder)`);
   return new DatasetError(
     `Found ${found} in ${report.root}: need at least 2 class folders with images${hints.length > 0 ? ` (${hints.join('; ')})` : ''}`,

@@ -2,11 +2,12 @@
 // in them that may be an image (a candidate), with what was left out on the way. Reads folder
 // listings and `stat` only; no file is opened here. See docs/dataset.md for the rules.
 import type { BigIntStats, Dirent } from 'node:fs';
-import { readdir, readlink, stat } from 'node:fs/promises';
+import { readdir, readlink, realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { isIgnoredName } from '../../shared/datasetRules';
+import { externalLinkDetail, isIgnoredName } from '../../shared/datasetRules';
 import type { SkippedFile } from '../../shared/types';
 import { throwIfCancelled } from '../util/errors';
+import { isInside } from '../util/paths';
 import { forEachConcurrent } from './boundedConcurrency';
 
 export type Side = 'train' | 'val' | 'test';
@@ -51,6 +52,8 @@ export interface Candidate {
   /** `dev:ino:size:mtimeNs:ctimeNs` from the walk's stat: equal identities, same content. */
   identity: string;
   ctimeNs: bigint;
+  /** The dataset folder's real path when the file must stay inside it (external links not followed): checked again before it is opened. */
+  within?: string;
 }
 
 /** What the walk found and left out; filled in as it goes. */
@@ -65,11 +68,13 @@ export interface Walk {
   /** Root folders left out because the layout is explicit. */
   otherDirs: string[];
   signal?: AbortSignal;
+  /** The dataset folder's real path, when symlinks out of it are not followed. */
+  within?: string;
 }
 
-/** An empty walk. */
-export function newWalk(signal?: AbortSignal): Walk {
-  return { skipped: [], ignored: 0, candidates: [], classNames: new Set(), looseFiles: 0, otherDirs: [], signal };
+/** An empty walk; with `within` (the root's real path), symlinks leading out of it are skipped as `external-symlink`. */
+export function newWalk(signal?: AbortSignal, within?: string): Walk {
+  return { skipped: [], ignored: 0, candidates: [], classNames: new Set(), looseFiles: 0, otherDirs: [], signal, within };
 }
 
 function describeOther(st: BigIntStats): string {
@@ -112,6 +117,7 @@ async function toEntry(walk: Walk, dirent: Dirent, parentAbs: string, parentRel:
   const abs = path.join(parentAbs, name);
   const rel = toRel(parentRel, name);
   const link = dirent.isSymbolicLink();
+  if (link && walk.within !== undefined && !(await staysInside(walk, abs, rel, walk.within))) return undefined;
   let st: BigIntStats;
   try {
     st = await stat(abs, { bigint: true });
@@ -123,6 +129,22 @@ async function toEntry(walk: Walk, dirent: Dirent, parentAbs: string, parentRel:
   if (st.isDirectory()) return { ...base, kind: 'dir' };
   if (st.isFile()) return { ...base, kind: 'file' };
   return { ...base, kind: 'other', what: describeOther(st) };
+}
+
+// True when the symlink `abs` resolves inside `within`; otherwise it is reported (outside, dangling
+// or looping) without its target ever being stat'ed or opened.
+async function staysInside(walk: Walk, abs: string, rel: string, within: string): Promise<boolean> {
+  let real: string;
+  try {
+    real = await realpath(abs);
+  } catch (error) {
+    await reportStatError(walk, abs, rel, true, error);
+    return false;
+  }
+  if (isInside(within, real)) return true;
+  const target = await readlink(abs).catch(() => undefined);
+  walk.skipped.push({ path: rel, reason: 'external-symlink', detail: externalLinkDetail(target) });
+  return false;
 }
 
 async function reportStatError(walk: Walk, abs: string, rel: string, link: boolean, error: unknown): Promise<void> {
@@ -203,6 +225,7 @@ async function walkClass(walk: Walk, dir: Entry, className: string, side: Side |
       size: Number(st.size),
       identity: `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`,
       ctimeNs: st.ctimeNs,
+      ...(walk.within !== undefined ? { within: walk.within } : {}),
     });
   }
 }

@@ -1,12 +1,13 @@
 // Inspection of one candidate file: is it an image (by its first bytes), its sha256 and the size
 // its header claims. Never decodes pixels. See docs/dataset.md for what each outcome means.
 import { createHash } from 'node:crypto';
-import { open } from 'node:fs/promises';
+import { lstat, open, realpath } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import type { Metadata } from 'sharp';
 import { EMPTY_FILE_DETAIL, type ImageFormat, notImageDetail, SNIFF_BYTES, sniffImage } from '../../shared/datasetRules';
 import type { SkippedFile, SkipReason } from '../../shared/types';
 import { throwIfCancelled } from '../util/errors';
+import { isInside } from '../util/paths';
 import type { Candidate } from './datasetWalk';
 import { errnoCode } from './datasetWalk';
 import { sharp } from './lazySharp';
@@ -63,9 +64,15 @@ function sharpReason(error: unknown): string {
  */
 export async function inspect(candidate: Candidate, signal?: AbortSignal): Promise<Inspection> {
   if (candidate.size === 0) return skip(candidate, 'empty', EMPTY_FILE_DETAIL);
+  let source = candidate.abs;
   let handle: FileHandle;
   try {
-    handle = await open(candidate.abs, 'r');
+    if (candidate.within !== undefined) {
+      // The walk saw this path inside the dataset; a link swapped in since must not make us open what it points to.
+      source = await realpath(candidate.abs);
+      if (!isInside(candidate.within, source)) return skip(candidate, 'external-symlink', `${movedOutDetail(source)}: not opened`);
+    }
+    handle = await open(source, 'r');
   } catch (error) {
     const code = errnoCode(error);
     return skip(
@@ -75,6 +82,9 @@ export async function inspect(candidate: Candidate, signal?: AbortSignal): Promi
     );
   }
   try {
+    if (candidate.within !== undefined && !(await sameFile(handle, source))) {
+      return skip(candidate, 'external-symlink', `${movedOutDetail(source)} while it was being opened: not read`);
+    }
     let whole: Buffer | undefined;
     let head: Buffer;
     try {
@@ -104,7 +114,7 @@ export async function inspect(candidate: Candidate, signal?: AbortSignal): Promi
     const readHeader = sharp();
     try {
       // No pixel limit here: we want the claimed size to report it; nothing is decoded.
-      meta = await readHeader(whole ?? candidate.abs, { limitInputPixels: false }).metadata();
+      meta = await readHeader(whole ?? source, { limitInputPixels: false }).metadata();
     } catch (error) {
       return skip(candidate, 'corrupt', `${sniffed.format.toUpperCase()} header cannot be read: ${sharpReason(error)}`);
     }
@@ -120,6 +130,20 @@ export async function inspect(candidate: Candidate, signal?: AbortSignal): Promi
     return { ok: true, candidate, facts };
   } finally {
     await handle.close().catch(() => undefined);
+  }
+}
+
+function movedOutDetail(real: string): string {
+  return `the path now leads to ${real}, outside the dataset folder`;
+}
+
+// True when the open handle is the file at `real` itself (no link put in its place meanwhile).
+async function sameFile(handle: FileHandle, real: string): Promise<boolean> {
+  try {
+    const [opened, atPath] = await Promise.all([handle.stat({ bigint: true }), lstat(real, { bigint: true })]);
+    return opened.dev === atPath.dev && opened.ino === atPath.ino;
+  } catch {
+    return false;
   }
 }
 

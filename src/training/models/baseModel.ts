@@ -39,6 +39,8 @@ export interface LoadBaseModelOptions {
   route?: 'auto' | FeatureRoute;
   /** Images per inference batch (default 32). */
   batchSize?: number;
+  /** Builds the fused graph (default `buildFoldedGraph`); a test hands over one that fails its self-check. */
+  buildGraph?: typeof buildFoldedGraph;
 }
 
 // Bump when the extraction code changes what it computes, so old cache entries are not reused.
@@ -157,7 +159,7 @@ export async function loadBaseModel(tf: Tf, entry: ModelEntry, opts: LoadBaseMod
   let graph: FoldedGraph | undefined;
   try {
     checkInputShape(layersModel, entry);
-    const choice = chooseFeatureRoute(tf, layers, entry, opts.route ?? 'auto');
+    const choice = chooseFeatureRoute(tf, layers, entry, opts.route ?? 'auto', opts.buildGraph ?? buildFoldedGraph);
     graph = choice.graph;
     const run = graph ? graph.run.bind(graph) : layers.run.bind(layers);
     checkFeatureSize(tf, run, entry);
@@ -242,24 +244,40 @@ function chooseFeatureRoute(
   layers: LayersFeatures,
   entry: ModelEntry,
   wanted: 'auto' | FeatureRoute,
+  buildGraph: typeof buildFoldedGraph,
 ): { route: FeatureRoute; routeNote?: string; graph?: FoldedGraph } {
   if (wanted === 'layers') return { route: 'layers', routeNote: 'layers route requested' };
   let routeNote: string;
-  const built = buildFoldedGraph(tf, layers.model, entry.featureLayer);
+  const built = buildGraph(tf, layers.model, entry.featureLayer);
   if ('unsupported' in built) {
     routeNote = `fused route unavailable: ${built.unsupported}`;
   } else {
-    // Check the folded graph against the model as loaded on one synthetic image before trusting it.
-    const diff = tf.tidy(() => {
-      const x = syntheticInput(tf, entry);
-      return tf.max(tf.abs(tf.sub(built.run(x), layers.run(x)))).dataSync()[0];
-    });
-    if (diff <= 1e-3) return { route: 'fused', graph: built };
+    const problem = foldedGraphProblem(tf, built, layers, entry);
+    if (problem === undefined) return { route: 'fused', graph: built };
     built.dispose();
-    routeNote = `fused route disagrees with the layers model (max difference ${diff.toExponential(2)}); using the layers model`;
+    routeNote = `${problem}; using the layers model`;
   }
   if (wanted === 'fused') throw new Error(`Model ${entry.id}: ${routeNote}`);
   return { route: 'layers', routeNote };
+}
+
+/**
+ * Why the folded graph cannot be trusted, or undefined: it is run against the model as loaded on
+ * one synthetic image, and a graph that cannot even run (a topology the builder misread) fails too.
+ */
+function foldedGraphProblem(tf: Tf, graph: FoldedGraph, layers: LayersFeatures, entry: ModelEntry): string | undefined {
+  let diff: number;
+  try {
+    diff = tf.tidy(() => {
+      const x = syntheticInput(tf, entry);
+      return tf.max(tf.abs(tf.sub(graph.run(x), layers.run(x)))).dataSync()[0];
+    });
+  } catch (err) {
+    return `fused route failed its self-check (${err instanceof Error ? err.message : String(err)})`;
+  }
+  // `!(diff <= …)` so that a NaN difference fails too.
+  if (!(diff <= 1e-3)) return `fused route disagrees with the layers model (max difference ${diff.toExponential(2)})`;
+  return undefined;
 }
 
 /** Throws unless `run` gives as many features per image as the registry says. */

@@ -74,7 +74,7 @@ class FoldedGraphBuilder {
   private readonly alias = new Map<string, string>();
   private readonly folded = new Set<string>();
   private readonly ops: Op[] = [];
-  private inputName = '';
+  private readonly inputName: string;
   /** Explicit paddings waiting for the 'valid' convolution they were folded into. */
   private readonly pendingPad = new Map<string, { padding: Padding2D; inputShape: (number | null)[] }>();
 
@@ -89,6 +89,9 @@ class FoldedGraphBuilder {
     const target = layers.find((l) => l.name === featureLayer);
     if (!target) throw new Unsupported(`feature layer '${featureLayer}' is not in the model`);
     if (model.inputs.length !== 1) throw new Unsupported('the model has more than one input');
+    // A Sequential model does not list its input layer among `layers`, so the name the first
+    // layer reads from comes from the model's input tensor, not from an InputLayer in `order`.
+    this.inputName = model.inputs[0].sourceLayer.name;
     this.target = target;
     const needed = new Set<string>();
     const stack = [target];
@@ -111,7 +114,6 @@ class FoldedGraphBuilder {
     const tf = this.tf;
     switch (cls) {
       case 'InputLayer':
-        this.inputName = layer.name;
         break;
       case 'Dropout':
       case 'SpatialDropout2D':

@@ -1,6 +1,7 @@
 // The readable `report.md` of a run: what was trained, on what, how well, and what went wrong.
 import type { RunConfig } from '../../shared/runFolder';
-import type { DatasetReport, EpochMetrics, Evaluation, RunSummary } from '../../shared/types';
+import type { DatasetReport, EpochMetrics, Evaluation, RunSummary, SkipReason } from '../../shared/types';
+import { capSkipped, skippedCounts, unlistedSkipsLine } from '../../shared/skipReasons';
 import { formatStageTimes } from '../../shared/stages';
 
 const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
@@ -32,10 +33,7 @@ export function renderRunReport(input: {
   for (const c of dataset.classes) lines.push(`| ${c.name} | ${c.train} | ${c.val} | ${c.test} |`);
   if (dataset.emptyClasses.length) lines.push('', `Empty classes left out: ${dataset.emptyClasses.join(', ')}`);
   if (dataset.warnings.length) lines.push('', ...dataset.warnings.map((w) => `- ⚠ ${w}`));
-  if (dataset.skipped.length) {
-    lines.push('', `### ${dataset.skipped.length} skipped files`, '');
-    for (const s of dataset.skipped) lines.push(`- \`${s.path}\`: ${s.reason} — ${s.detail}`);
-  }
+  lines.push(...skippedSection(dataset));
   if (dataset.duplicates.length) {
     lines.push('', `### ${dataset.duplicates.length} identical files in different classes (label noise)`, '');
     for (const d of dataset.duplicates) lines.push(`- ${d.paths.map((p) => `\`${p}\``).join(', ')}`);
@@ -68,4 +66,19 @@ export function renderRunReport(input: {
   }
   lines.push('', '## Reproduce', '', '```json', JSON.stringify(config.options, null, 2), '```', '');
   return lines.join('\n');
+}
+
+/** The skipped files, at most `SKIPPED_LIST_CAP` per reason, each reason's rest counted on one line. */
+function skippedSection(dataset: DatasetReport): string[] {
+  const { skipped, unlisted: cappedHere } = capSkipped(dataset.skipped);
+  const unlisted = { ...dataset.skippedUnlisted };
+  for (const [reason, n] of Object.entries(cappedHere) as [SkipReason, number][]) unlisted[reason] = (unlisted[reason] ?? 0) + n;
+  const total = skippedCounts(skipped, unlisted).reduce((sum, [, n]) => sum + n, 0);
+  if (total === 0) return [];
+  const lines = ['', `### ${total.toLocaleString('en-US')} skipped files`, ''];
+  for (const s of skipped) lines.push(`- \`${s.path}\`: ${s.reason} — ${s.detail}`);
+  for (const [reason, n] of Object.entries(unlisted) as [SkipReason, number][]) {
+    if (n > 0) lines.push(`- ${unlistedSkipsLine(reason, n)}`);
+  }
+  return lines;
 }

@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { discoverDatasets } from '../../../src/extension/datasetDiscovery';
@@ -85,4 +86,31 @@ test('the same photo in two classes is found by content, a renamed copy included
   const health = await healthOf(root);
   assert.deepEqual(health.duplicates, [{ paths: [`healthy/${photo}`, 'scab/looks-like-scab.jpg'], classes: ['healthy', 'scab'] }]);
   assert.ok(health.warnings.includes('2 identical files in 1 group appear in more than one class (label noise)'));
+});
+
+test('a symlink out of the dataset is reported as outside the dataset and never read, while a link inside it is passed over', async () => {
+  const root = copyLeaves({ healthy: 12, scab: 12 });
+  const outside = tempDir('it-health-outside-');
+  // A named pipe: reading it would block the check, so finishing proves it was not opened.
+  execFileSync('mkfifo', [path.join(outside, 'shadow')]);
+  fs.symlinkSync(path.join(outside, 'shadow'), path.join(root, 'scab', 'shadow.jpg'));
+  fs.symlinkSync(outside, path.join(root, 'healthy', 'system'));
+  fs.symlinkSync('../healthy', path.join(root, 'scab', 'inside'));
+  const health = await healthOf(root);
+  const detail = (target: string) =>
+    `symlink to ${target} outside the dataset folder: not followed (allow with --follow-external-links or the imageTrainer.followExternalLinks setting)`;
+  assert.deepEqual(health.fileProblems, [
+    { path: 'healthy/system', className: 'healthy', reason: 'external-symlink', detail: detail(outside) },
+    { path: 'scab/shadow.jpg', className: 'scab', reason: 'external-symlink', detail: detail(path.join(outside, 'shadow')) },
+  ]);
+  assert.deepEqual(health.imagesPerClass, { healthy: 12, scab: 12 });
+  assert.ok(health.warnings.includes('2 files skipped: 2 outside the dataset (symlinks)'), health.warnings.join('\n'));
+});
+
+test('discovery does not follow a symlink out of the workspace into a folder of classes', async () => {
+  const workspace = tempDir('it-discovery-links-');
+  const elsewhere = copyLeaves({ healthy: 3, scab: 3 });
+  fs.symlinkSync(elsewhere, path.join(workspace, 'linked-leaves'));
+  const { datasets } = await discoverDatasets(workspace);
+  assert.deepEqual(datasets, []);
 });

@@ -71,6 +71,33 @@ test('skipped files are listed with their reasons under a one-line summary', () 
   app.dispose();
 });
 
+test('a dataset with thousands of skipped files shows at most 200 of each reason and counts the rest in the summary', () => {
+  const { app } = startApp();
+  const base = sampleState();
+  const external = Array.from({ length: 250 }, (_, i) => ({
+    path: `daisy/sys/icon${String(i).padStart(3, '0')}.png`,
+    reason: 'external-symlink' as const,
+    detail: 'symlink outside the dataset folder: not followed',
+  }));
+  deliver({
+    type: 'state',
+    state: {
+      ...base,
+      dataset: { ...base.dataset!, skipped: [...base.dataset!.skipped, ...external], skippedUnlisted: { 'external-symlink': 4753 } },
+    },
+  });
+  const skipped = $('#skipped');
+  assert.equal(
+    skipped.getAttribute('heading'),
+    '5,006 files skipped: 1 not an image, 1 empty file, 1 over the pixel limit, 5,003 outside the dataset (symlinks)',
+  );
+  assert.equal(skipped.getAttribute('data-count'), '5006');
+  const items = [...skipped.querySelectorAll('li')].map((li) => li.textContent);
+  assert.equal(items.filter((t) => t?.startsWith('daisy/sys/')).length, 200);
+  assert.equal(items.at(-1), '… and 4,803 more outside the dataset (symlinks), not listed');
+  app.dispose();
+});
+
 test('progress and epoch messages update the panel in place without rebuilding the rest', async () => {
   const evaluation = syntheticEvaluation(['a', 'b', 'c'], 10);
   const { app } = startApp();

@@ -18,6 +18,7 @@ export const scanStage: RunStage = {
       onProgress: (done, total) => ctx.progress.offer({ stage: 'scan', done, total }),
       index: path.join(ctx.request.cacheDir, 'scan'),
       signal: ctx.signal,
+      followExternalLinks: options.followExternalLinks,
     });
     await writeJsonAtomic(ctx.writer.file(RUN_FILES.datasetReport), scan.report);
     await writeJsonAtomic(ctx.writer.file(RUN_FILES.labels), scan.classes);

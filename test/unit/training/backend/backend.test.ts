@@ -6,6 +6,7 @@ import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import { diagnoseBackends, initBackend } from '../../../../src/training/backend/backend';
+import { TrainerError } from '../../../../src/training/util/errors';
 
 let tmp: string;
 let brokenGpuDir: string;
@@ -112,6 +113,50 @@ describe('initBackend', () => {
       result.summary,
       'WebAssembly (1 thread; threads unavailable: the WebAssembly backend was started before the thread setup)',
     );
+  });
+
+  it('refuses an explicitly requested GPU backend whose package is not installed, naming where it looked, instead of running WebAssembly', async () => {
+    await assert.rejects(initBackend({ preference: 'gpu', nativeModulePaths: [emptyDir], wasmThreads: 2 }), (err: unknown) => {
+      assert.ok(err instanceof TrainerError);
+      assert.equal(err.kind, 'backend');
+      assert.equal(
+        err.message,
+        `the GPU backend (@tensorflow/tfjs-node-gpu) cannot load: module not installed (searched ${emptyDir} and the extension's node_modules). Run \`image-trainer diagnose\` to see what is missing, or use --backend auto.`,
+      );
+      return true;
+    });
+  });
+
+  it('refuses an explicitly requested GPU backend whose package fails to load, with the loader error and what to install', async () => {
+    await assert.rejects(
+      initBackend({ preference: 'gpu', nativeModulePaths: [brokenGpuDir], wasmThreads: 2 }),
+      /^TrainerError: the GPU backend \(@tensorflow\/tfjs-node-gpu\) cannot load: libcudart\.so\.11\.0: cannot open shared object file: No such file or directory — .*CUDA 11.*\. Run `image-trainer diagnose` to see what is missing, or use --backend auto\.$/,
+    );
+  });
+
+  it('refuses an explicitly requested native CPU backend that is not installed, and looks again on the next call', async () => {
+    const dir = path.join(tmp, 'cpu-install');
+    fs.mkdirSync(dir);
+    const options = { preference: 'cpu-native' as const, nativeModulePaths: [dir], wasmThreads: 2 };
+    const advice = 'Run `image-trainer diagnose` to see what is missing, or use --backend auto.';
+    await assert.rejects(initBackend(options), {
+      name: 'TrainerError',
+      kind: 'backend',
+      message: `the native CPU backend (@tensorflow/tfjs-node) cannot load: module not installed (searched ${dir} and the extension's node_modules). ${advice}`,
+    });
+    // Installed meanwhile, broken: the same options are tried again rather than answered from memory.
+    const pkg = path.join(dir, 'node_modules', '@tensorflow', 'tfjs-node');
+    fs.mkdirSync(pkg, { recursive: true });
+    fs.writeFileSync(path.join(pkg, 'index.js'), "throw new Error('libtensorflow.so.2: cannot open shared object file');\n");
+    await assert.rejects(initBackend(options), (err: unknown) => {
+      assert.ok(err instanceof TrainerError);
+      assert.match(
+        err.message,
+        /^the native CPU backend \(@tensorflow\/tfjs-node\) cannot load: libtensorflow\.so\.2: cannot open shared object file/,
+      );
+      assert.ok(err.message.endsWith(advice), err.message);
+      return true;
+    });
   });
 
   it('skips the native packages when WebAssembly is asked for', async () => {

@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { chmod, copyFile, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { chmod, copyFile, mkdir, mkdtemp, readFile, realpath, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
@@ -10,6 +11,7 @@ import { summarizeSkipped } from '../../../../src/shared/skipReasons';
 import { DatasetError, type ScanOptions, scanDataset } from '../../../../src/training/dataset/datasetScanner';
 import { RunCancelled, TrainerError } from '../../../../src/training/util/errors';
 import { splitKey } from '../../../../src/training/dataset/datasetSplit';
+import { inspect } from '../../../../src/training/dataset/imageInspection';
 import { PHOTOS, hashTree, makeBadDataset, photoVariant, writeVariants } from '../../../fixtures/datasetFixtures';
 
 const repoRoot = path.resolve(__dirname, '../../../..');
@@ -236,7 +238,7 @@ test('train/ and val/ (and test/) folders are honoured, with the union of their 
   assert.equal(report.ignored, 1);
 });
 
-test('symlinked class folders and files are followed, and a file reached twice in a class is used once', async (t) => {
+test('with followExternalLinks, symlinked class folders and files outside the dataset are followed, and a file reached twice in a class is used once', async (t) => {
   const dir = await tempDir(t);
   const outside = path.join(dir, 'elsewhere');
   await writeVariants(outside, PHOTOS.motoLeft, 3, 'moto');
@@ -246,7 +248,7 @@ test('symlinked class folders and files are followed, and a file reached twice i
   await symlink('cat0.jpg', path.join(root, 'cats', 'again.jpg'));
   await symlink(path.join(outside, 'moto0.jpg'), path.join(root, 'cats', 'moto-link.jpg'));
 
-  const { report, items } = await scanDataset(root, options);
+  const { report, items } = await scanDataset(root, { ...options, followExternalLinks: true });
   assert.deepEqual(
     items.map((i) => i.rel),
     ['cats/cat0.jpg', 'cats/cat1.jpg', 'cats/cat2.jpg', 'cats/moto-link.jpg', 'motos/moto0.jpg', 'motos/moto1.jpg', 'motos/moto2.jpg'],
@@ -258,6 +260,106 @@ test('symlinked class folders and files are followed, and a file reached twice i
     [['cats/moto-link.jpg', 'motos/moto0.jpg']],
   );
   assert.deepEqual(report.skipped, []);
+});
+
+const EXTERNAL = (target: string) =>
+  `symlink to ${target} outside the dataset folder: not followed (allow with --follow-external-links or the imageTrainer.followExternalLinks setting)`;
+
+test('symlinks out of the dataset folder are skipped as outside the dataset, each with its target, while links inside it still work', async (t) => {
+  const dir = await tempDir(t);
+  const outside = path.join(dir, 'elsewhere');
+  await writeVariants(outside, PHOTOS.motoLeft, 3, 'moto');
+  // A named pipe outside: opening it would block the scan, so finishing proves it was never opened.
+  execFileSync('mkfifo', [path.join(outside, 'pipe.jpg')]);
+  const root = path.join(dir, 'linked');
+  await writeVariants(path.join(root, 'cats'), PHOTOS.cat, 3, 'cat');
+  await writeVariants(path.join(root, 'cups'), PHOTOS.coffee, 2, 'cup');
+  await symlink(outside, path.join(root, 'motos'));
+  await symlink('cat0.jpg', path.join(root, 'cats', 'again.jpg'));
+  await symlink('../cups', path.join(root, 'cats', 'cups-inside'));
+  await symlink(path.join(outside, 'moto0.jpg'), path.join(root, 'cats', 'moto-link.jpg'));
+  await symlink(path.join(outside, 'pipe.jpg'), path.join(root, 'cats', 'pipe-link.jpg'));
+
+  const { report, items, classes } = await scanDataset(root, options);
+  assert.deepEqual(classes, ['cats', 'cups']);
+  assert.deepEqual(
+    items.map((i) => i.rel),
+    [
+      'cats/cat0.jpg',
+      'cats/cat1.jpg',
+      'cats/cat2.jpg',
+      'cats/cups-inside/cup0.jpg',
+      'cats/cups-inside/cup1.jpg',
+      'cups/cup0.jpg',
+      'cups/cup1.jpg',
+    ],
+  );
+  assert.deepEqual(report.skipped, [
+    { path: 'cats/moto-link.jpg', reason: 'external-symlink', detail: EXTERNAL(path.join(outside, 'moto0.jpg')) },
+    { path: 'cats/pipe-link.jpg', reason: 'external-symlink', detail: EXTERNAL(path.join(outside, 'pipe.jpg')) },
+    { path: 'motos', reason: 'external-symlink', detail: EXTERNAL(outside) },
+  ]);
+  assert.equal(report.emptyClasses.length, 0, 'a class folder that is a link out is not a class at all');
+  assert.equal(summarizeSkipped(report.skipped), '3 files skipped: 3 outside the dataset (symlinks)');
+});
+
+test('the report lists at most 200 skipped files per reason and counts the rest', async (t) => {
+  const dir = await tempDir(t);
+  const outside = path.join(dir, 'system');
+  await mkdir(outside);
+  const root = path.join(dir, 'flowers');
+  await writeVariants(path.join(root, 'daisy'), PHOTOS.cat, 2, 'daisy');
+  await writeVariants(path.join(root, 'rose'), PHOTOS.coffee, 2, 'rose');
+  for (let i = 0; i < 230; i++) {
+    const name = `icon${String(i).padStart(3, '0')}.png`;
+    await writeFile(path.join(outside, name), 'x');
+    await symlink(path.join(outside, name), path.join(root, 'daisy', name));
+  }
+  for (let i = 0; i < 3; i++) await writeFile(path.join(root, 'rose', `notes${i}.jpg`), 'not an image at all');
+
+  const { report } = await scanDataset(root, options);
+  const byReason = (reason: string) => report.skipped.filter((s) => s.reason === reason);
+  assert.equal(byReason('external-symlink').length, 200);
+  assert.equal(byReason('external-symlink')[0].path, 'daisy/icon000.png');
+  assert.equal(byReason('external-symlink').at(-1)!.path, 'daisy/icon199.png');
+  assert.equal(byReason('not-image').length, 3);
+  assert.deepEqual(report.skippedUnlisted, { 'external-symlink': 30 });
+  assert.equal(
+    summarizeSkipped(report.skipped, report.skippedUnlisted),
+    '233 files skipped: 230 outside the dataset (symlinks), 3 not images',
+  );
+});
+
+test('a file replaced by a symlink out of the dataset after the walk is not opened by the inspection', async (t) => {
+  const dir = await tempDir(t);
+  const outside = path.join(dir, 'outside');
+  await mkdir(outside);
+  execFileSync('mkfifo', [path.join(outside, 'shadow')]);
+  const root = path.join(dir, 'data');
+  await writeVariants(path.join(root, 'cats'), PHOTOS.cat, 2, 'cat');
+  const file = path.join(root, 'cats', 'cat1.jpg');
+  const st = await stat(file, { bigint: true });
+  const within = await realpath(root);
+  const candidate = {
+    abs: file,
+    rel: 'cats/cat1.jpg',
+    className: 'cats',
+    size: Number(st.size),
+    identity: `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`,
+    ctimeNs: st.ctimeNs,
+    within,
+  };
+  assert.equal((await inspect(candidate)).ok, true, 'the file as the walk saw it is an image');
+  await rm(file);
+  await symlink(path.join(outside, 'shadow'), file);
+  assert.deepEqual(await inspect(candidate), {
+    ok: false,
+    skipped: {
+      path: 'cats/cat1.jpg',
+      reason: 'external-symlink',
+      detail: `the path now leads to ${path.join(await realpath(outside), 'shadow')}, outside the dataset folder: not opened`,
+    },
+  });
 });
 
 test('a scan whose signal is already aborted rejects with RunCancelled', async (t) => {

@@ -8,6 +8,7 @@ import type * as tfType from '@tensorflow/tfjs';
 import { initBackend } from '../../../../src/training/backend/backend';
 import type { Tf } from '../../../../src/training/util/tf';
 import { loadBaseModel, loadLayersModelFromDir, type BaseModel } from '../../../../src/training/models/baseModel';
+import { buildFoldedGraph } from '../../../../src/training/models/foldedGraph';
 import { findModel, MODEL_REGISTRY, type ModelEntry } from '../../../../src/training/models/modelRegistry';
 
 const repoRoot = path.resolve(__dirname, '../../../..');
@@ -173,6 +174,68 @@ describe('loading model files', () => {
       base.dispose();
       model.dispose();
     }
+  });
+
+  it('runs a Sequential model whose layers all fold on the fused route, agreeing with its layers', async () => {
+    const dir = path.join(tmp, 'sequential');
+    const model = tf.sequential({
+      layers: [
+        tf.layers.conv2d({ inputShape: [32, 32, 3], filters: 8, kernelSize: 3, strides: 2, activation: 'relu', name: 'c1' }),
+        tf.layers.conv2d({ filters: 6, kernelSize: 3, strides: 2, activation: 'relu', name: 'c2' }),
+        tf.layers.globalAveragePooling2d({ name: 'gap' }),
+      ],
+    });
+    await saveToDir(model, dir);
+    model.dispose();
+    const entry: ModelEntry = {
+      id: 'custom_sequential',
+      name: 'sequential test model',
+      family: 'custom',
+      source: { kind: 'folder', path: dir },
+      inputSize: 32,
+      preprocessing: { scale: 1 / 255, offset: 0 },
+      featureLayer: 'gap',
+      featureSize: 6,
+      fineTuneCutPoints: [],
+    };
+    const base = await loadBaseModel(tf, entry);
+    const reference = await loadBaseModel(tf, entry, { route: 'layers' });
+    try {
+      assert.equal(base.route, 'fused', base.routeNote);
+      const px = new Uint8Array(2 * 32 * 32 * 3).map((_, i) => (i * 53) % 256);
+      assert.ok(maxAbsDiff(await base.extract(px, 2), await reference.extract(px, 2)) < 1e-5);
+    } finally {
+      base.dispose();
+      reference.dispose();
+    }
+  });
+
+  it('falls back to the layers model, saying why, when the folded graph builds but fails its self-check', async () => {
+    const { model, entry } = await savedUnfoldableModel('custom-broken-graph');
+    model.dispose();
+    const foldable = { ...entry, featureLayer: 'c1', featureSize: 4 };
+    const before = tf.memory().numTensors;
+    // What a misread topology gave before: a graph that builds, then cannot find its input.
+    const base = await loadBaseModel(tf, foldable, {
+      buildGraph: (t, m, layer) => {
+        const built = buildFoldedGraph(t, m, layer);
+        if ('unsupported' in built) assert.fail(built.unsupported);
+        return {
+          ...built,
+          run: () => {
+            throw new Error("fused graph: value 'c1_input' missing");
+          },
+        };
+      },
+    });
+    try {
+      assert.equal(base.route, 'layers');
+      assert.equal(base.routeNote, "fused route failed its self-check (fused graph: value 'c1_input' missing); using the layers model");
+      assert.equal((await base.extract(new Uint8Array(32 * 32 * 3).fill(100), 1)).length, 4);
+    } finally {
+      base.dispose();
+    }
+    assert.equal(tf.memory().numTensors, before, 'the failed graph and the model are freed');
   });
 
   it('refuses a required fused route for a topology the folded graph does not know, saying why, and keeps no tensors', async () => {

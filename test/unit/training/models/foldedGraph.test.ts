@@ -246,6 +246,30 @@ describe('layer patterns the folder rewrites', () => {
       model.dispose();
     }
   });
+  it('a Sequential model, which does not list its input layer, folds and runs and matches tfjs', () => {
+    const model = tf.sequential({
+      layers: [
+        tf.layers.conv2d({ inputShape: [8, 8, 3], filters: 4, kernelSize: 3, strides: 2, padding: 'same', activation: 'relu', name: 'c1' }),
+        tf.layers.conv2d({ filters: 5, kernelSize: 1, activation: 'relu', name: 'c2' }),
+        tf.layers.globalAveragePooling2d({ name: 'gap' }),
+      ],
+    });
+    // The input the first layer reads is named after it and is not among the model's layers.
+    assert.deepEqual(
+      model.layers.map((l) => l.name),
+      ['c1', 'c2', 'gap'],
+    );
+    const xs = input(8);
+    const graph = mustBuild(model, 'gap');
+    try {
+      assert.equal(graph.opCount, 3);
+      assert.ok(maxAbsDiff(foldedFeatures(graph, xs), layersFeatures(model, 'gap', xs)) < 1e-5);
+    } finally {
+      graph.dispose();
+      xs.dispose();
+      model.dispose();
+    }
+  });
 });
 
 describe('what the folder refuses, with its reason', () => {

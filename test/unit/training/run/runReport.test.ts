@@ -208,3 +208,29 @@ test('a failed run report gives the failure message and still shows the data, wi
   assert.ok(lines.includes(`### ${dataset.skipped.length} skipped files`));
   assert.ok(lines.some((l) => l.startsWith('| 1 | head |')));
 });
+
+test('a report of thousands of files skipped for one reason lists the first 200 of them and counts the rest on one line', () => {
+  // What a link to a system folder used to give: every path of it in report.md.
+  const external = Array.from({ length: 5003 }, (_, i) => ({
+    path: `daisy/icons/icon${String(i).padStart(4, '0')}.png`,
+    reason: 'external-symlink' as const,
+    detail: 'symlink outside the dataset folder: not followed',
+  }));
+  const md = renderRunReport({
+    runName: 'flowers-1',
+    config,
+    dataset: { ...dataset, skipped: [...dataset.skipped, ...external.slice(0, 300)], skippedUnlisted: { 'external-symlink': 4703 } },
+    history,
+    evaluation,
+    summary: summary(),
+    state: 'finished',
+  });
+  const lines = md.split('\n');
+  assert.ok(lines.includes(`### ${(dataset.skipped.length + 5003).toLocaleString('en-US')} skipped files`));
+  const listed = lines.filter((l) => l.startsWith('- `daisy/icons/'));
+  assert.equal(listed.length, 200);
+  assert.equal(listed.at(-1), '- `daisy/icons/icon0199.png`: external-symlink — symlink outside the dataset folder: not followed');
+  assert.ok(lines.includes('- … and 4,803 more outside the dataset (symlinks), not listed'), md.slice(-400));
+  for (const s of dataset.skipped) assert.ok(lines.includes(`- \`${s.path}\`: ${s.reason} — ${s.detail}`), s.path);
+  assert.ok(md.length < 40_000, `report.md is ${md.length} characters`);
+});
