@@ -42,7 +42,8 @@ export interface ScanIndex {
 
 /** The checksum that ties a row to its file's path: a changed field or a row under another path no longer matches. */
 function rowChecksum(abs: string, row: IndexRow): string {
-  return checksumOfText(JSON.stringify([abs, ...row]));
+  // NUL separates the fields: no path or field contains one.
+  return checksumOfText(`${abs}\0${row.join('\0')}`);
 }
 
 function isIndexRow(row: unknown): row is IndexRow {

@@ -257,7 +257,11 @@ export class FeatureCache {
 
   private entryDamaged(file: string): void {
     if (this.damagedEntries.count++ === 0) this.damagedEntries.first = file;
-    fsSync.rmSync(file, { force: true });
+    try {
+      fsSync.rmSync(file, { force: true });
+    } catch {
+      // A read-only cache keeps it; it fails its check again next time.
+    }
   }
 
   /** Reports the entries found damaged since the last report, in one line. */

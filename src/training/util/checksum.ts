@@ -68,9 +68,20 @@ export function checksum64(bytes: Uint8Array, seed = 0): string {
   return hex8(avalanche(h)) + hex8(avalanche((g + Math.imul(h, P1)) | 0));
 }
 
-/** `checksum64` of a string's UTF-8 bytes (scan-index rows). */
+/**
+ * A 64-bit checksum of a short string's UTF-16 code units (scan-index rows): straight from the
+ * string, as a row is ~200 characters and encoding it to bytes first would cost more than hashing.
+ */
 export function checksumOfText(text: string, seed = 0): string {
-  return checksum64(Buffer.from(text, 'utf8'), seed);
+  let h = (seed + P1) | 0;
+  let g = (seed ^ P3) | 0;
+  for (let i = 0; i < text.length; i++) {
+    const k = text.charCodeAt(i);
+    h = Math.imul(rotl((h + Math.imul(k, P2)) | 0, 13), P1);
+    g = Math.imul(rotl((g ^ Math.imul(k, P4)) | 0, 17), P3);
+  }
+  h = (h + text.length) | 0;
+  return hex8(avalanche(h)) + hex8(avalanche((g + Math.imul(h, P1)) | 0));
 }
 
 /** A 32-bit seed from the first 8 hex digits of a content hash, so that a payload filed under another key fails its check. */
