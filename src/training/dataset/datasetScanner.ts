@@ -26,7 +26,15 @@ import {
   walkDataset,
 } from './datasetWalk';
 import { type ImageFacts, type Inspection, inspect, withPixelLimit } from './imageInspection';
-import { type IndexRow, indexedInspection, readScanIndex, settledBefore, toIndexRow, writeScanIndex } from './scanIndex';
+import {
+  type IndexRow,
+  indexedInspection,
+  readScanIndex,
+  type ScanIndexPlace,
+  settledBefore,
+  toIndexRow,
+  writeScanIndex,
+} from './scanIndex';
 
 // The run names its feature pack with the same per-dataset key as the scan index.
 export { datasetFolderKey } from './scanIndex';
@@ -61,7 +69,7 @@ export interface ScanOptions {
    * Folder (outside the dataset) for the scan index, which lets a rescan skip reading files that
    * have not changed; created when missing. No index is used when it is absent or inside the dataset.
    */
-  index?: string;
+  index?: string | ScanIndexPlace;
 }
 
 export interface ScanResult {

@@ -1,4 +1,5 @@
-import { open, stat } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
 import os from 'node:os';
 import { EMPTY_FILE_DETAIL } from '../../shared/datasetRules';
 import type { SkipReason } from '../../shared/types';
@@ -19,6 +20,9 @@ import { sharp } from './lazySharp';
  *   the ImageNet preprocessing the base models were trained with) at the cost of losing the edges
  *   of very elongated images.
  * - Animated GIF/WebP and multi-page TIFF: the first frame/page only.
+ * - The file is read once into memory, hashed, and that very buffer is decoded: the features
+ *   computed from the pixels are filed under the hash of the bytes they came from, even when the
+ *   file changed since the scan hashed it.
  * - Safety: `limitInputPixels: maxPixels` refuses decompression bombs from the header before any
  *   pixel is decoded, and `failOn: 'error'` refuses truncated or corrupt data (e.g. "premature end
  *   of JPEG image") instead of silently padding it with grey, while still accepting files that
@@ -39,11 +43,37 @@ export class DecodeError extends TrainerError {
 
 /** Decodes one image file into `size*size*3` RGB bytes (see the module comment for the exact preprocessing). */
 export async function decodeImage(abs: string, size: number, maxPixels: number): Promise<Uint8Array> {
+  return (await decodeImageFile(abs, size, maxPixels)).pixels;
+}
+
+/** One image as decoded: its pixels and the sha256 of the very bytes they were decoded from. */
+export interface DecodedImage {
+  pixels: Uint8Array;
+  sha256: string;
+}
+
+/** Reads `abs` once, hashes those bytes and decodes them (not the path, which could change in between) into `size*size*3` RGB bytes. */
+export async function decodeImageFile(abs: string, size: number, maxPixels: number): Promise<DecodedImage> {
   if (!Number.isInteger(size) || size < 1) throw new RangeError(`Image size must be a positive integer, got ${size}`);
+  let bytes: Buffer;
+  try {
+    bytes = await readFile(abs);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    // The OS's words without the path: "EACCES: permission denied".
+    const reason = (error instanceof Error ? error.message : String(error)).split(',')[0];
+    throw new DecodeError('unreadable', code === 'ENOENT' ? 'the file no longer exists' : `cannot be read (${reason})`, {
+      cause: error,
+    });
+  }
+  if (bytes.length === 0) throw new DecodeError('empty', EMPTY_FILE_DETAIL);
+  const sha256 = createHash('sha256').update(bytes).digest('hex');
   let data: Buffer;
   let channels: number;
+  // Outside the try: a decoder that cannot load fails the run, it does not make every image corrupt.
+  const decoder = sharp();
   try {
-    const out = await sharp()(abs, { limitInputPixels: Math.max(1, Math.floor(maxPixels)), failOn: 'error' })
+    const out = await decoder(bytes, { limitInputPixels: Math.max(1, Math.floor(maxPixels)), failOn: 'error' })
       .rotate()
       .flatten({ background: { r: 255, g: 255, b: 255 } })
       .toColourspace('srgb')
@@ -54,41 +84,26 @@ export async function decodeImage(abs: string, size: number, maxPixels: number):
     data = out.data;
     channels = out.info.channels;
   } catch (error) {
-    throw await toDecodeError(abs, error, maxPixels);
+    throw toDecodeError(error, maxPixels);
   }
   if (channels !== 3 || data.length !== size * size * 3) {
     throw new DecodeError('corrupt', `Decoded to ${channels} channels and ${data.length} bytes instead of ${size}x${size} RGB`);
   }
-  return new Uint8Array(data.buffer, data.byteOffset, data.length);
+  return { pixels: new Uint8Array(data.buffer, data.byteOffset, data.length), sha256 };
 }
 
 // sharp reports everything as a plain Error; its first line says what went wrong.
-async function toDecodeError(abs: string, error: unknown, maxPixels: number): Promise<DecodeError> {
+function toDecodeError(error: unknown, maxPixels: number): DecodeError {
   if (error instanceof DecodeError) return error;
   const message = (error instanceof Error ? error.message : String(error)).split('\n')[0].trim();
   let reason: SkipReason;
   let detail: string;
-  let unreadable: string | undefined;
   if (/exceeds pixel limit/i.test(message)) {
     reason = 'too-many-pixels';
     detail = `more than ${maxPixels.toLocaleString('en-US')} pixels: refused before decoding (decompression bomb guard)`;
-  } else if (/unsupported image format/i.test(message) && (unreadable = await readFailure(abs))) {
-    // sharp calls a file it cannot open "unsupported image format" too; the OS says why.
-    reason = 'unreadable';
-    detail = `cannot be read (${unreadable})`;
   } else if (/unsupported image format/i.test(message)) {
-    const size = await stat(abs).then(
-      (s) => s.size,
-      () => -1,
-    );
-    reason = size === 0 ? 'empty' : 'not-image';
-    detail = size === 0 ? EMPTY_FILE_DETAIL : 'not a JPEG, PNG, WebP, GIF or TIFF image';
-  } else if (/input file is missing|unable to open|permission denied|no such file/i.test(message)) {
-    reason = 'unreadable';
-    detail = await stat(abs).then(
-      () => `cannot be read: ${message}`,
-      (e: NodeJS.ErrnoException) => (e.code === 'ENOENT' ? 'the file no longer exists' : `cannot be read (${e.code ?? e.message})`),
-    );
+    reason = 'not-image';
+    detail = 'not a JPEG, PNG, WebP, GIF or TIFF image';
   } else {
     reason = 'corrupt';
     detail = `truncated or corrupt: ${message}`;
@@ -96,24 +111,11 @@ async function toDecodeError(abs: string, error: unknown, maxPixels: number): Pr
   return new DecodeError(reason, detail, { cause: error });
 }
 
-// Why the first byte of `abs` cannot be read ("EACCES: permission denied"), or undefined when it can.
-async function readFailure(abs: string): Promise<string | undefined> {
-  try {
-    const handle = await open(abs, 'r');
-    try {
-      await handle.read(Buffer.alloc(1), 0, 1, 0);
-    } finally {
-      await handle.close();
-    }
-    return undefined;
-  } catch (error) {
-    return (error instanceof Error ? error.message : String(error)).split(',')[0];
-  }
-}
-
 /** One batch of decoded images, in input order; images that failed are in `failed`, not in `items`. */
 export interface DecodedBatch<T> {
   items: T[];
+  /** The sha256 of the bytes each of `items` was decoded from, in the same order. */
+  sha256s: string[];
   /** `items.length * size * size * 3` bytes, image after image. */
   pixels: Uint8Array;
   failed: { item: T; error: DecodeError }[];
@@ -133,6 +135,7 @@ export interface DecodeBatchesOptions {
 interface PendingBatch<T> {
   items: T[];
   pixels: Uint8Array;
+  sha256s: string[];
   errors: (DecodeError | undefined)[];
   remaining: number;
   done: Promise<void>;
@@ -142,7 +145,7 @@ interface PendingBatch<T> {
 function newPendingBatch<T>(items: T[], imageBytes: number): PendingBatch<T> {
   let resolve!: () => void;
   const done = new Promise<void>((r) => (resolve = r));
-  return { items, pixels: new Uint8Array(items.length * imageBytes), errors: [], remaining: items.length, done, resolve };
+  return { items, pixels: new Uint8Array(items.length * imageBytes), sha256s: [], errors: [], remaining: items.length, done, resolve };
 }
 
 // A promise that rejects with RunCancelled when `signal` aborts (at once if it already has).
@@ -193,9 +196,12 @@ export async function* decodeBatches<T extends { abs: string }>(items: T[], opts
       const state = batchState(Math.floor(index / batchSize));
       const slot = index % batchSize;
       inFlight++;
-      decodeImage(state.items[slot].abs, size, maxPixels)
+      decodeImageFile(state.items[slot].abs, size, maxPixels)
         .then(
-          (pixels) => state.pixels.set(pixels, slot * imageBytes),
+          (image) => {
+            state.pixels.set(image.pixels, slot * imageBytes);
+            state.sha256s[slot] = image.sha256;
+          },
           (error: unknown) => {
             state.errors[slot] = error instanceof DecodeError ? error : new DecodeError('corrupt', String(error), { cause: error });
           },
@@ -232,13 +238,15 @@ function toDecodedBatch<T>(state: PendingBatch<T>, imageBytes: number): DecodedB
     const error = state.errors[i];
     if (error) failed.push({ item, error });
   });
-  if (failed.length === 0) return { items: state.items, pixels: state.pixels, failed };
+  if (failed.length === 0) return { items: state.items, sha256s: state.sha256s, pixels: state.pixels, failed };
   const ok: T[] = [];
+  const sha256s: string[] = [];
   const pixels = new Uint8Array((state.items.length - failed.length) * imageBytes);
   state.items.forEach((item, i) => {
     if (state.errors[i]) return;
     pixels.set(state.pixels.subarray(i * imageBytes, (i + 1) * imageBytes), ok.length * imageBytes);
     ok.push(item);
+    sha256s.push(state.sha256s[i]);
   });
-  return { items: ok, pixels, failed };
+  return { items: ok, sha256s, pixels, failed };
 }

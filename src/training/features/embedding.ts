@@ -1,7 +1,12 @@
 // Images → feature vectors. Two routes share one decode loop: the usual one reads the feature
-// cache first and embeds only the misses through the frozen base (on onnxruntime or tfjs); the
-// fine-tuning one runs every image through the base cut in two, keeping the activations at the
-// cut (which fine-tuning trains on) as well as the features, and caches nothing.
+// cache first and embeds only the misses through the frozen base (on onnxruntime or tfjs), each
+// distinct content once, however many copies of it the dataset holds; the fine-tuning one runs
+// every image through the base cut in two, keeping the activations at the cut (which fine-tuning
+// trains on) as well as the features, and caches nothing.
+//
+// A vector is filed under the hash of the bytes it was computed from (the decoder hashes what it
+// decodes), never under the scan's hash alone: a file changed between the scan and its decode is
+// trained on as it is now, stays on the side of the split the scan gave it, and is reported.
 import type * as tfType from '@tensorflow/tfjs';
 import type { Progress, SkippedFile } from '../../shared/types';
 import type { DatasetItem } from '../dataset/datasetScanner';
@@ -34,45 +39,68 @@ export interface EmbeddedImages {
   failed: SkippedFile[];
   /** Images decoded and embedded per second (0 when every vector came from the cache). */
   perSec: number;
+  /** Images decoded and run through the base (identical files count once). */
+  extracted: number;
+  /** Images whose bytes at decode time differ from the ones the scan hashed: trained on as they are now. */
+  changed: DatasetItem[];
   /** Activations at the cut for every item of `items`, in the same order (fine-tuning only). */
   activations?: ActivationSet;
 }
 
-/** Features for every item: from the cache where possible, else decoded and embedded in batches; leaves a pack of the dataset's vectors. */
+/** Features for every item: from the cache where possible, else decoded and embedded in batches, each distinct content once; leaves a pack of the dataset's vectors. */
 export async function embedWithCache(
   items: DatasetItem[],
   extractor: FeatureExtractor,
   cache: FeatureCache,
-  /** The dataset's pack in the feature cache (`datasetFolderKey`). */
-  packName: string,
+  /** The dataset's pack in the feature cache: its name (`datasetFolderKey`) and the dataset's name for the log. */
+  pack: { name: string; label: string },
   opts: EmbedOptions,
 ): Promise<EmbeddedImages> {
+  const copies = new Map<string, DatasetItem[]>();
+  for (const item of items) {
+    const group = copies.get(item.sha256);
+    if (group) group.push(item);
+    else copies.set(item.sha256, [item]);
+  }
+  const shas = [...copies.keys()];
+  const hits = await cache.getMany(shas, { pack: pack.name, label: pack.label });
   const found = new Map<DatasetItem, Float32Array>();
-  const hits = await cache.getMany(
-    items.map((item) => item.sha256),
-    { pack: packName },
-  );
+  // The pack's vectors, each under the hash of the bytes it was computed from.
+  const packed = new Map<string, Float32Array>();
   const misses: DatasetItem[] = [];
-  items.forEach((item, i) => {
+  shas.forEach((sha, i) => {
     const hit = hits[i];
-    if (hit) found.set(item, hit);
-    else misses.push(item);
+    if (!hit) return misses.push(copies.get(sha)![0]);
+    packed.set(sha, hit);
+    for (const item of copies.get(sha)!) found.set(item, hit);
   });
-  const { failed, perSec } = await forEachDecodedBatch(misses, extractor.inputSize, opts, async (batch) => {
+  const changed: DatasetItem[] = [];
+  let extracted = 0;
+  const embed = (shareWithCopies: boolean) => async (batch: DecodedBatch<DatasetItem>) => {
     const vectors = await extractor.extract(batch.pixels, batch.items.length);
+    extracted += batch.items.length;
     for (let i = 0; i < batch.items.length; i++) {
+      const item = batch.items[i];
+      const decodedSha = batch.sha256s[i];
       const v = vectors.slice(i * extractor.featureSize, (i + 1) * extractor.featureSize);
-      found.set(batch.items[i], v);
-      await cache.put(batch.items[i].sha256, v);
+      packed.set(decodedSha, v);
+      await cache.put(decodedSha, v);
+      if (decodedSha !== item.sha256) changed.push(item);
+      for (const copy of shareWithCopies && decodedSha === item.sha256 ? copies.get(item.sha256)! : [item]) found.set(copy, v);
     }
-  });
-  const embedded = collect(items, found, failed, perSec);
+  };
+  const first = await forEachDecodedBatch(misses, extractor.inputSize, opts, embed(true));
+  // Where the one decoded copy failed or had changed, it says nothing certain of the others: each is decoded itself.
+  const rest = misses.filter((item) => !found.has(item) || changed.includes(item)).flatMap((item) => copies.get(item.sha256)!.slice(1));
+  const second = rest.length ? await forEachDecodedBatch(rest, extractor.inputSize, opts, embed(false)) : { failed: [], perSec: 0 };
+  const embedded = collect(items, found, [...first.failed, ...second.failed], first.perSec);
+  embedded.extracted = extracted;
+  embedded.changed = changed;
   // Leave a pack of this dataset's vectors for the next run, unless the pack already was exactly that.
-  const distinct = new Set(embedded.items.map((item) => item.sha256)).size;
-  if (!cache.packServedAll(distinct)) {
+  if (!cache.packServedAll(packed.size)) {
     await cache.writePack(
-      packName,
-      embedded.items.map((item, i) => ({ sha256: item.sha256, v: embedded.vectors[i] })),
+      pack.name,
+      [...packed].map(([sha256, v]) => ({ sha256, v })),
     );
   }
   return embedded;
@@ -114,6 +142,7 @@ export async function embedThroughCut(
     }
   });
   const embedded = collect(items, found, failed, perSec);
+  embedded.extracted = embedded.items.length + failed.length;
   const per = actShape.reduce((a, b) => a * b, 1);
   const x = new Float32Array(embedded.items.length * per);
   embedded.items.forEach((item, i) => x.set(acts.get(item)!, i * per));
@@ -160,7 +189,7 @@ async function forEachDecodedBatch(
 /** The embedded items in input order (those that failed left out). */
 function collect(items: DatasetItem[], found: Map<DatasetItem, Float32Array>, failed: SkippedFile[], perSec: number): EmbeddedImages {
   const kept = items.filter((item) => found.has(item));
-  return { items: kept, vectors: kept.map((item) => found.get(item)!), failed, perSec };
+  return { items: kept, vectors: kept.map((item) => found.get(item)!), failed, perSec, extracted: 0, changed: [] };
 }
 
 /** The rows of `embedded` in `split`, as one feature matrix. */

@@ -1,7 +1,9 @@
 // The frozen base on onnxruntime-node: the fastest CPU runtime for feature extraction.
 // The ONNX graph is exported by the project itself from the same TF.js weights (onnxExport.ts) and
 // cached in the cache folder, keyed by model id + a hash of topology, weights, preprocessing and
-// exporter version, so a second run skips the export.
+// exporter version, so a second run skips the export. The cached file carries the sha256 of the
+// graph's bytes in front of them and is checked on every load: a damaged graph would load and give
+// wrong features (which would then be cached), so one that fails its check is exported again.
 //
 // onnxruntime-node is an optional dependency: when it is missing or its native library does not
 // load, `loadOnnxBaseModel` returns undefined and says why, and the caller falls back to tfjs.
@@ -19,6 +21,11 @@ import type * as Ort from 'onnxruntime-node';
 import type { ModelEntry } from '../models/modelRegistry';
 import { ONNX_EXPORTER_VERSION, exportToOnnx } from './onnxExport';
 import { writeFileAtomic } from '../util/atomicWrite';
+import { type CacheIssues, UNREPORTED } from '../util/cacheFolder';
+
+/** Cached graph layout: this magic, the sha256 of the graph (32 bytes), then the ONNX graph itself. */
+const GRAPH_MAGIC = Buffer.from('ITFONNX1');
+const GRAPH_HEADER = GRAPH_MAGIC.length + 32;
 
 /** The frozen base as the pipeline uses it: the shape of baseModel.ts's BaseModel, with route `onnx`. */
 export interface OnnxBaseModel {
@@ -49,6 +56,8 @@ export interface OnnxBaseModelOptions {
   onUnavailable?: (reason: string) => void;
   /** Told about the graph cache (hit, written, rebuilt). */
   log?: (message: string) => void;
+  /** Told about a cached graph that failed its check, and about a write into the cache that failed. */
+  issues?: CacheIssues;
 }
 
 type OrtModule = typeof Ort;
@@ -118,16 +127,29 @@ export function onnxGraphHash(layersModel: tfType.LayersModel, entry: ModelEntry
   return h.digest('hex');
 }
 
-/** Path of the cached ONNX graph of `entry` for weights with hash `hash`. */
+/** Path of the cached ONNX graph of `entry` for weights with hash `hash` (the graph behind a checksum header, hence not `.onnx`). */
 export function onnxGraphPath(cacheDir: string, entry: ModelEntry, hash: string): string {
-  return path.join(cacheDir, 'onnx', `${entry.id.replace(/[^A-Za-z0-9_.-]/g, '_')}-${hash.slice(0, 16)}.onnx`);
+  return path.join(cacheDir, 'onnx', `${entry.id.replace(/[^A-Za-z0-9_.-]/g, '_')}-${hash.slice(0, 16)}.graph`);
 }
 
-/** The base model on onnxruntime-node, exporting (or reusing the cached) ONNX graph; undefined, with the reason told to `onUnavailable`, when onnxruntime cannot be used. */
+/** The cached file of an exported graph: its checksum header, then the graph. */
+export function sealGraph(graph: Uint8Array): Buffer {
+  return Buffer.concat([GRAPH_MAGIC, createHash('sha256').update(graph).digest(), graph]);
+}
+
+/** The graph inside a cached file, or undefined when the file fails its check. */
+export function unsealGraph(file: Uint8Array): Uint8Array | undefined {
+  const data = Buffer.from(file.buffer, file.byteOffset, file.byteLength);
+  if (data.length <= GRAPH_HEADER || !data.subarray(0, GRAPH_MAGIC.length).equals(GRAPH_MAGIC)) return undefined;
+  const graph = data.subarray(GRAPH_HEADER);
+  return createHash('sha256').update(graph).digest().equals(data.subarray(GRAPH_MAGIC.length, GRAPH_HEADER)) ? graph : undefined;
+}
+
+/** The base model on onnxruntime-node, exporting (or reusing the cached) ONNX graph; undefined, with the reason told to `onUnavailable`, when onnxruntime cannot be used. Without `cacheDir` nothing is cached. */
 export async function loadOnnxBaseModel(
   layersModel: tfType.LayersModel,
   entry: ModelEntry,
-  cacheDir: string,
+  cacheDir: string | undefined,
   opts: OnnxBaseModelOptions = {},
 ): Promise<OnnxBaseModel | undefined> {
   const unavailable = (reason: string): undefined => {
@@ -139,20 +161,23 @@ export async function loadOnnxBaseModel(
 
   const threads = Math.max(1, Math.floor(opts.threads ?? os.availableParallelism()));
   let hash: string;
-  let graphFile: string;
+  let graphFile: string | undefined;
   try {
     hash = onnxGraphHash(layersModel, entry);
-    graphFile = onnxGraphPath(cacheDir, entry, hash);
+    graphFile = cacheDir === undefined ? undefined : onnxGraphPath(cacheDir, entry, hash);
   } catch (error) {
     return unavailable(`cannot hash the model weights: ${(error as Error).message}`);
   }
-  const graph = new OnnxFeatureGraph(ort, layersModel, entry, hash, graphFile, onnxSessionOptions(threads), unavailable, opts.log);
+  const graph = new OnnxFeatureGraph(ort, layersModel, entry, hash, graphFile, onnxSessionOptions(threads), unavailable, {
+    log: opts.log,
+    issues: opts.issues ?? UNREPORTED,
+  });
 
   // A graph in the cache loaded before: open it when the first image needs features (a warm
   // rerun finds every vector in the feature cache and never does). Otherwise export it now, so
   // that a model onnxruntime cannot run falls back to tfjs before the run starts.
   let session: Promise<Ort.InferenceSession> | undefined;
-  if (!fs.existsSync(graphFile)) {
+  if (graphFile === undefined || !fs.existsSync(graphFile)) {
     const created = await graph.exportAndOpen();
     if (!created) return undefined;
     session = Promise.resolve(created);
@@ -194,12 +219,17 @@ class OnnxFeatureGraph {
     private readonly layersModel: tfType.LayersModel,
     private readonly entry: ModelEntry,
     private readonly hash: string,
-    private readonly graphFile: string,
+    /** Where the graph is cached; undefined when nothing is. */
+    private readonly graphFile: string | undefined,
     private readonly sessionOptions: Ort.InferenceSession.SessionOptions,
     /** Told why onnxruntime cannot run this model; returns undefined for the caller to return. */
     private readonly unavailable: (reason: string) => undefined,
-    private readonly log?: (message: string) => void,
+    private readonly report: { log?: (message: string) => void; issues: CacheIssues },
   ) {}
+
+  private log(message: string): void {
+    this.report.log?.(message);
+  }
 
   /** Exports the graph, opens it and caches it; undefined (with the reason told) when that fails. */
   async exportAndOpen(): Promise<Ort.InferenceSession | undefined> {
@@ -224,26 +254,34 @@ class OnnxFeatureGraph {
     } catch (error) {
       return this.unavailable(`onnxruntime rejected the exported graph: ${(error as Error).message.split('\n')[0]}`);
     }
+    if (graphFile === undefined || !this.report.issues.writable) return created;
     try {
       await fs.promises.mkdir(path.dirname(graphFile), { recursive: true });
-      await writeFileAtomic(graphFile, bytes);
-      this.log?.(`ONNX graph of ${entry.id} exported to ${graphFile} (${(bytes.length / 1e6).toFixed(1)} MB)`);
+      await writeFileAtomic(graphFile, sealGraph(bytes));
+      this.log(`ONNX graph of ${entry.id} exported to ${graphFile} (${(bytes.length / 1e6).toFixed(1)} MB)`);
     } catch (error) {
-      // A read-only cache only costs the export next time.
-      this.log?.(`could not cache the ONNX graph: ${(error as Error).message}`);
+      // A read-only or full cache only costs the export next time.
+      this.report.issues.writeFailed(error);
     }
     return created;
   }
 
-  /** Opens the cached graph, or exports it again when it does not load. */
+  /** Opens the cached graph once it passes its check, or exports it again when it fails it or does not load. */
   async openCached(): Promise<Ort.InferenceSession> {
     const { entry, graphFile } = this;
-    try {
-      const cached = await this.ort.InferenceSession.create(graphFile, this.sessionOptions);
-      this.log?.(`ONNX graph of ${entry.id} reused from the cache (${graphFile})`);
-      return cached;
-    } catch (error) {
-      this.log?.(`cached ONNX graph ${graphFile} does not load (${(error as Error).message.split('\n')[0]}); exporting it again`);
+    if (graphFile !== undefined) {
+      const graph = await fs.promises.readFile(graphFile).then(unsealGraph, () => undefined);
+      if (!graph) {
+        this.report.issues.damaged(`ONNX graph ${graphFile} failed its checksum: discarded, exported again`);
+      } else {
+        try {
+          const cached = await this.ort.InferenceSession.create(graph, this.sessionOptions);
+          this.log(`ONNX graph of ${entry.id} reused from the cache (${graphFile})`);
+          return cached;
+        } catch (error) {
+          this.log(`cached ONNX graph ${graphFile} does not load (${(error as Error).message.split('\n')[0]}); exporting it again`);
+        }
+      }
     }
     const again = await this.exportAndOpen();
     if (!again) throw new Error(`onnxruntime cannot run the features of ${entry.id}: see the log`);

@@ -1,4 +1,8 @@
 // Stage 3: the frozen base network, where it runs, and the run's configuration.
+import { rmSync } from 'node:fs';
+import { mkdtemp } from 'node:fs/promises';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import { RUN_FILES, type RunConfig } from '../../../shared/runFolder';
 import { sharpVersion } from '../../dataset/lazySharp';
 import { loadBaseModel, type BaseModel } from '../../models/baseModel';
@@ -8,6 +12,7 @@ import { loadOnnxBaseModel, type OnnxBaseModel } from '../../onnx/onnxFeatures';
 import { chooseHeadRuntime } from '../../onnx/onnxHead';
 import { writeJsonAtomic } from '../../util/atomicWrite';
 import type { Tf } from '../../util/tf';
+import { runCacheFolder } from '../runCacheFolder';
 import type { RunContext, RunStage } from '../runContext';
 
 /** Resolves, downloads if needed, and loads the base model; picks the feature and head runtimes; writes config.json and announces the run. */
@@ -18,7 +23,7 @@ export const baseModelStage: RunStage = {
     const { tf, info } = backend;
     const requested = ctx.request.modelEntry ?? (await resolveModelEntry(ctx.options.model));
     const { entry, dir } = await resolveModelFolder(requested, {
-      cacheDir: ctx.request.modelCacheDir ?? ctx.request.cacheDir,
+      cacheDir: ctx.request.modelCacheDir ?? (await modelDownloadFolder(ctx)),
       extensionRoot: ctx.request.extensionRoot,
       signal: ctx.signal,
       onProgress: (p) => ctx.progress.offer({ stage: 'download', ...p }),
@@ -63,9 +68,11 @@ async function loadFeatureRuntime(
   let base = await loadBaseModel(tf, entry, { ...baseOptions, route: useOnnx ? 'layers' : 'auto' });
   let onnx: OnnxBaseModel | undefined;
   if (useOnnx) {
-    onnx = await loadOnnxBaseModel(base.layersModel, entry, ctx.request.cacheDir, {
+    const cache = await runCacheFolder(ctx);
+    onnx = await loadOnnxBaseModel(base.layersModel, entry, cache.dir, {
       onUnavailable: (reason) => ctx.log('info', `onnxruntime not used for features: ${reason}`),
       log: (m) => ctx.writer.log(`[info] ${m}`),
+      issues: cache,
     });
     // Without onnxruntime the tfjs base computes the features: load it on its fastest route.
     if (!onnx) {
@@ -80,6 +87,15 @@ async function loadFeatureRuntime(
     ctx.defer(() => session.dispose());
   }
   return { base, onnx };
+}
+
+/** Where a hosted model is downloaded: the cache folder, or, when it cannot be used, a temporary folder removed when the run ends. */
+async function modelDownloadFolder(ctx: RunContext): Promise<string> {
+  const cache = await runCacheFolder(ctx);
+  if (cache.dir !== undefined) return cache.dir;
+  const temporary = await mkdtemp(path.join(os.tmpdir(), 'image-trainer-models-'));
+  ctx.defer(() => rmSync(temporary, { recursive: true, force: true }));
+  return temporary;
 }
 
 /** Versions of what computed the run, for config.json. */

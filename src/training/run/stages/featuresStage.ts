@@ -8,6 +8,7 @@ import { FeatureCache } from '../../features/featureCache';
 import { chooseCutLayer, splitAtLayer, type CutModel } from '../../fit/fineTune';
 import { writeJsonAtomic } from '../../util/atomicWrite';
 import { TrainerError } from '../../util/errors';
+import { runCacheFolder } from '../runCacheFolder';
 import type { RunContext, RunStage } from '../runContext';
 
 /** Embeds every training and validation image and builds the head's feature matrices; decoding failures become skips in the dataset report. */
@@ -37,15 +38,25 @@ export const featuresStage: RunStage = {
       embedded = await embedThroughCut(tf, model.base, cut, items, embedOptions);
       cache = { hits: 0, misses: embedded.items.length + embedded.failed.length };
     } else {
-      const featureCache = new FeatureCache(ctx.request.cacheDir, model.extractor.cacheKey, model.extractor.featureSize);
-      embedded = await embedWithCache(items, model.extractor, featureCache, datasetFolderKey(ctx.datasetRoot), embedOptions);
+      const folder = await runCacheFolder(ctx);
+      // Without a usable cache folder the vectors live in memory only: a folder nobody can create.
+      const featureCache = new FeatureCache(
+        folder.dir ?? ctx.request.cacheDir,
+        model.extractor.cacheKey,
+        model.extractor.featureSize,
+        folder,
+      );
+      const pack = { name: datasetFolderKey(ctx.datasetRoot), label: ctx.datasetRoot };
+      embedded = await embedWithCache(items, model.extractor, featureCache, pack, embedOptions);
       cache = { hits: featureCache.hits, misses: featureCache.misses };
     }
     ctx.featuresPerSec = embedded.perSec;
     await reportDecodeFailures(ctx, embedded);
+    reportChangedFiles(ctx, embedded);
+    const distinct = new Set(embedded.items.map((i) => i.sha256)).size;
     ctx.log(
       'info',
-      `Features: ${embedded.items.length} images, ${cache.hits} cache hits, ${cache.misses} misses, ${embedded.perSec.toFixed(1)} images/s`,
+      `Features: ${embedded.items.length} images (${distinct} distinct), ${cache.hits} cache hits, ${cache.misses} misses, ${embedded.extracted} embedded, ${embedded.perSec.toFixed(1)} images/s`,
     );
     const featureSize = model.base.featureSize;
     const train = featureSetOf(embedded, 'train', featureSize);
@@ -88,6 +99,21 @@ async function reportDecodeFailures(ctx: RunContext, embedded: EmbeddedImages): 
   ctx.log(
     'warn',
     `${embedded.failed.length} images could not be decoded and were skipped: ${embedded.failed.map((f) => f.path).join(', ')}`,
+  );
+}
+
+/** Says which images changed between the scan and their decode: trained on as they are now, on the side the scan gave them. */
+function reportChangedFiles(ctx: RunContext, embedded: EmbeddedImages): void {
+  const changed = embedded.changed;
+  if (changed.length === 0) return;
+  ctx.log(
+    'warn',
+    `${changed.length} image${changed.length === 1 ? '' : 's'} changed between the scan and feature extraction (${changed
+      .slice(0, 5)
+      .map((i) => i.rel)
+      .join(
+        ', ',
+      )}${changed.length > 5 ? ', …' : ''}): trained on ${changed.length === 1 ? 'its' : 'their'} current content, kept on the side of the split the scan chose; features cached under the new content's hash`,
   );
 }
 

@@ -3,20 +3,22 @@ import * as path from 'node:path';
 import { RUN_FILES } from '../../../shared/runFolder';
 import { scanDataset } from '../../dataset/datasetScanner';
 import { writeJsonAtomic } from '../../util/atomicWrite';
+import { runCacheFolder } from '../runCacheFolder';
 import type { RunStage } from '../runContext';
 
-/** Scans and splits the dataset (reusing the scan index), and writes the dataset report and the labels. */
+/** Checks the cache folder (a warning, never a failure, when it cannot be used), scans and splits the dataset (reusing the scan index), and writes the dataset report and the labels. */
 export const scanStage: RunStage = {
   name: 'scan',
   async run(ctx) {
     const { options } = ctx;
     ctx.progress.offer({ stage: 'scan', done: 0, total: 1 });
+    const cache = await runCacheFolder(ctx);
     const scan = await scanDataset(ctx.datasetRoot, {
       valSplit: options.valSplit,
       seed: options.seed,
       maxPixels: options.maxPixels,
       onProgress: (done, total) => ctx.progress.offer({ stage: 'scan', done, total }),
-      index: path.join(ctx.request.cacheDir, 'scan'),
+      index: cache.dir === undefined ? undefined : { folder: path.join(cache.dir, 'scan'), issues: cache },
       signal: ctx.signal,
       followExternalLinks: options.followExternalLinks,
     });

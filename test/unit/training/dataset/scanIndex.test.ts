@@ -233,3 +233,49 @@ test('an index that cannot be written only costs time', async (t) => {
     assert.equal(scan.items.length, n);
   }
 });
+
+test('index rows with an edited sha256 or with hashes swapped between classes fail their checksum: discarded with one warning, the files read again, the scan as without an index', async (t) => {
+  const { root, index, n } = await makeFixture(t);
+  const first = await scanDataset(root, { ...options, index });
+  const [file] = await indexFiles(index);
+  const valid = await readFile(file, 'utf8');
+  const parsed = JSON.parse(valid) as { entries: Record<string, unknown[]> };
+  const rot = path.join(root, 'black_rot', 'black_rot_01.jpg');
+  const rust = path.join(root, 'cedar_rust', 'cedar_rust_01.jpg');
+  const healthy = path.join(root, 'healthy', 'healthy_01.jpg');
+  const edited = structuredClone(parsed);
+  edited.entries[healthy][1] = sha256(Buffer.from('another image'));
+  const swapped = structuredClone(parsed);
+  [swapped.entries[rot][1], swapped.entries[rust][1]] = [parsed.entries[rust][1], parsed.entries[rot][1]];
+  for (const [what, mangled, bad] of [
+    ['an edited sha256', edited, 1],
+    ['hashes swapped between classes', swapped, 2],
+  ] as const) {
+    await writeFile(file, JSON.stringify(mangled));
+    const damaged: string[] = [];
+    const issues = { writable: true, damaged: (m: string) => damaged.push(m), writeFailed: assert.fail };
+    const rescan = await scanDataset(root, { ...options, index: { folder: index, issues } });
+    sameScan(rescan, first);
+    assert.equal(rescan.indexHits, n - bad, what);
+    assert.equal(damaged.length, 1, what);
+    assert.match(
+      damaged[0],
+      new RegExp(`^${bad} scan-index rows? of .+ failed (its|their) checksum: discarded, (its file|those files) read again$`),
+    );
+    assert.equal(await readFile(file, 'utf8'), valid, `${what}: the index is written back whole`);
+  }
+});
+
+test('a scan index that cannot be written is reported, and the scan result is unaffected', async (t) => {
+  const { root, n } = await makeFixture(t);
+  const blocker = path.join(path.dirname(root), 'a-file');
+  await writeFile(blocker, 'not a folder');
+  const failures: unknown[] = [];
+  const issues = { writable: true, damaged: assert.fail, writeFailed: (e: unknown) => failures.push(e) };
+  const scan = await scanDataset(root, { ...options, index: { folder: path.join(blocker, 'scan'), issues } });
+  assert.equal(scan.items.length, n);
+  assert.deepEqual(
+    failures.map((e) => (e as NodeJS.ErrnoException).code),
+    ['ENOTDIR'],
+  );
+});

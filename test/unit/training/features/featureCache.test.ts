@@ -128,12 +128,18 @@ describe('FeatureCache', () => {
     const file = entryFile(cache, hash);
     fs.mkdirSync(path.dirname(file), { recursive: true });
     // What a crash between write and rename leaves behind.
-    fs.writeFileSync(`${file}.12345.deadbeef.tmp`, Buffer.from(vector(4).buffer));
+    const tmpDir = path.join(cache.root, 'tmp');
+    fs.mkdirSync(tmpDir, { recursive: true });
+    fs.writeFileSync(path.join(tmpDir, `${hash}.f32.12345.deadbeef.tmp`), Buffer.from(vector(4).buffer));
     assert.equal(await cache.get(hash), undefined);
     await cache.put(hash, vector(4));
-    const leftovers = fs.readdirSync(path.dirname(file)).filter((f) => f.startsWith(hash) && f.endsWith('.tmp'));
-    assert.deepEqual(leftovers, [`${hash}.f32.12345.deadbeef.tmp`], 'put leaves no temporary file of its own');
-    assert.equal(fs.statSync(file).size, SIZE * 4);
+    assert.deepEqual(fs.readdirSync(tmpDir), [`${hash}.f32.12345.deadbeef.tmp`], 'put leaves no temporary file of its own');
+    assert.deepEqual(
+      fs.readdirSync(path.dirname(file)).filter((f) => f.startsWith(hash)),
+      [`${hash}.f32`],
+      'nothing temporary beside the entries',
+    );
+    assert.equal(fs.statSync(file).size, SIZE * 4 + 8, 'the vector, then its 8-byte checksum');
     assert.deepEqual(await cache.get(hash), vector(4));
   });
 
@@ -153,6 +159,92 @@ describe('FeatureCache', () => {
     const cache = new FeatureCache(dir, KEY, SIZE);
     await cache.put(sha('image six'), vector(6));
     assert.equal(fs.readFileSync(path.join(cache.root, 'key.txt'), 'utf8').trim(), KEY);
+  });
+
+  it("discards an entry with a flipped bit, same-size garbage or another image's vector, says so once, and stores it again on the next put", async () => {
+    const damaged: string[] = [];
+    const cache = new FeatureCache(dir, `${KEY}|damage`, SIZE, {
+      writable: true,
+      damaged: (m) => damaged.push(m),
+      writeFailed: assert.fail,
+    });
+    const hashes = [sha('flip'), sha('garbage'), sha('swapped'), sha('intact')];
+    for (const [i, h] of hashes.entries()) await cache.put(h, vector(30 + i));
+    const flipped = fs.readFileSync(entryFile(cache, hashes[0]));
+    flipped[100] ^= 0x04;
+    fs.writeFileSync(entryFile(cache, hashes[0]), flipped);
+    fs.writeFileSync(entryFile(cache, hashes[1]), Buffer.from(Float32Array.from({ length: SIZE + 2 }, (_, i) => Math.cos(i)).buffer));
+    fs.copyFileSync(entryFile(cache, hashes[3]), entryFile(cache, hashes[2]));
+
+    const got = await cache.getMany(hashes);
+    assert.deepEqual(got.slice(0, 3), [undefined, undefined, undefined]);
+    assert.deepEqual(got[3], vector(33));
+    assert.deepEqual([cache.hits, cache.misses], [1, 3]);
+    assert.equal(damaged.length, 1, 'one line for all damaged entries');
+    assert.match(damaged[0], /^3 feature entries \(.+\.f32 and others\) failed their checksum: discarded, vectors recomputed$/);
+    assert.equal(fs.existsSync(entryFile(cache, hashes[0])), false, 'a damaged entry is removed');
+
+    await cache.put(hashes[0], vector(30));
+    assert.deepEqual(await cache.get(hashes[0]), vector(30));
+    assert.equal(damaged.length, 1, 'nothing more to say');
+  });
+
+  it('discards a pack with a flipped bit or garbage in its hashes or vectors, with one warning naming the dataset', async () => {
+    const damaged: string[] = [];
+    const cache = new FeatureCache(dir, `${KEY}|pack-damage`, SIZE, {
+      writable: true,
+      damaged: (m) => damaged.push(m),
+      writeFailed: assert.fail,
+    });
+    const stored = Array.from({ length: 5 }, (_, i) => ({ sha256: sha(`pd ${i}`), v: vector(300 + i) }));
+    for (const { sha256, v } of stored) await cache.put(sha256, v);
+    const shas = stored.map((e) => e.sha256);
+    const file = path.join(cache.root, 'packs', 'flowers.pack');
+    const edits: [string, (b: Buffer) => void][] = [
+      ['a bit of a vector', (b) => (b[b.length - 100] ^= 0x80)],
+      ['a bit of a hash', (b) => (b[20] ^= 0x01)],
+      ['garbage of the same size', (b) => b.set(Buffer.from(Array.from({ length: b.length }, (_, i) => (i * 7919) & 0xff)))],
+    ];
+    for (const [what, edit] of edits) {
+      await cache.writePack('flowers', stored);
+      const bytes = fs.readFileSync(file);
+      edit(bytes);
+      fs.writeFileSync(file, bytes);
+      damaged.length = 0;
+      assert.deepEqual(
+        await cache.getMany(shas, { pack: 'flowers', label: '/data/flowers' }),
+        stored.map((e) => e.v),
+        what,
+      );
+      assert.equal(cache.packServedAll(5), false, what);
+      assert.deepEqual(
+        damaged,
+        ['feature pack of /data/flowers failed its checksum: discarded, vectors read from their entries or recomputed'],
+        what,
+      );
+      assert.equal(fs.existsSync(file), false, `${what}: the damaged pack is removed`);
+    }
+  });
+
+  it('reports a write that fails (the cache folder is a file) instead of throwing, and writes nothing more once told to stop', async () => {
+    const blocker = path.join(dir, 'a-file');
+    fs.writeFileSync(blocker, 'not a folder');
+    const failures: unknown[] = [];
+    const issues = {
+      writable: true,
+      damaged: assert.fail,
+      writeFailed(error: unknown) {
+        failures.push(error);
+        this.writable = false;
+      },
+    };
+    const cache = new FeatureCache(blocker, KEY, SIZE, issues);
+    await cache.put(sha('nowhere'), vector(7));
+    await cache.writePack('nowhere', [{ sha256: sha('nowhere'), v: vector(7) }]);
+    await cache.put(sha('nowhere 2'), vector(8));
+    assert.equal(failures.length, 1);
+    assert.equal((failures[0] as NodeJS.ErrnoException).code, 'ENOTDIR');
+    assert.equal(await cache.get(sha('nowhere')), undefined);
   });
 
   it('rejects vectors of the wrong size and names that are not sha256 digests', async () => {

@@ -8,7 +8,14 @@ import '@tensorflow/tfjs-backend-wasm';
 import { loadLayersModelFromDir as loadModelDir } from '../../../../src/training/models/baseModel';
 import { decodeImage } from '../../../../src/training/dataset/imageDecoder';
 import { findModel, type ModelEntry } from '../../../../src/training/models/modelRegistry';
-import { loadOnnxBaseModel, onnxGraphHash, probeOnnxRuntime } from '../../../../src/training/onnx/onnxFeatures';
+import {
+  loadOnnxBaseModel,
+  onnxGraphHash,
+  onnxGraphPath,
+  probeOnnxRuntime,
+  sealGraph,
+  unsealGraph,
+} from '../../../../src/training/onnx/onnxFeatures';
 
 const repoRoot = path.resolve(__dirname, '../../../..');
 const photosDir = path.join(repoRoot, 'test/fixtures/photos');
@@ -29,7 +36,7 @@ function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
 
 function graphFiles(): string[] {
   const dir = path.join(cacheDir, 'onnx');
-  return fs.existsSync(dir) ? fs.readdirSync(dir).filter((f) => f.endsWith('.onnx')) : [];
+  return fs.existsSync(dir) ? fs.readdirSync(dir).filter((f) => f.endsWith('.graph')) : [];
 }
 
 describe('ONNX feature runtime', () => {
@@ -103,19 +110,52 @@ describe('ONNX feature runtime', () => {
     }
   });
 
-  it('exports the graph again when the cached file turns out to be corrupt', async () => {
+  it('exports the graph again when the cached file fails its checksum (a flipped bit, garbage) or does not load, and says so', async () => {
     const lm = await loadModelDir(tf, baseDir);
-    const hash = onnxGraphHash(lm, entry);
-    const file = path.join(cacheDir, 'onnx', `${entry.id}-${hash.slice(0, 16)}.onnx`);
+    const file = onnxGraphPath(cacheDir, entry, onnxGraphHash(lm, entry));
+    const reference = await loadOnnxBaseModel(lm, entry, undefined);
+    assert.ok(reference);
+    const expected = await reference.extract(pixels, n);
+    reference.dispose();
     fs.mkdirSync(path.dirname(file), { recursive: true });
-    fs.writeFileSync(file, 'not a model');
-    const logs: string[] = [];
-    const base = await loadOnnxBaseModel(lm, entry, cacheDir, { log: (m) => logs.push(m) });
+    const good = sealGraph(unsealGraph(fs.readFileSync(file)) ?? fs.readFileSync(file));
+    assert.ok(unsealGraph(good), 'the cached graph of the first test passes its check');
+    const flipped = Buffer.from(good);
+    // A bit of a weight: the graph still loads, and would give wrong features.
+    flipped[good.length - 5000] ^= 0x10;
+    const garbage = Buffer.from(good.map((_, i) => (i * 31) & 0xff));
+    const unloadable = sealGraph(Buffer.from('not a model'));
+    for (const [what, bytes, said] of [
+      ['a flipped bit', flipped, /failed its checksum: discarded, exported again/],
+      ['garbage of the same size', garbage, /failed its checksum: discarded, exported again/],
+      ['a sealed graph that does not load', unloadable, /does not load .*exporting it again/s],
+    ] as const) {
+      fs.writeFileSync(file, bytes);
+      const logs: string[] = [];
+      const damaged: string[] = [];
+      const issues = { writable: true, damaged: (m: string) => damaged.push(m), writeFailed: assert.fail };
+      const base = await loadOnnxBaseModel(lm, entry, cacheDir, { log: (m) => logs.push(m), issues });
+      assert.ok(base);
+      try {
+        const features = await base.extract(pixels, n);
+        assert.ok(maxAbsDiff(features, expected) < 1e-5, `${what}: the features are those of a fresh export`);
+        assert.match([...damaged, ...logs].join('\n'), said, what);
+        assert.ok(unsealGraph(fs.readFileSync(file)), `${what}: the graph is cached again, whole`);
+      } finally {
+        base.dispose();
+      }
+    }
+    lm.dispose();
+  });
+
+  it('runs without a cache folder, writing nothing', async () => {
+    const lm = await loadModelDir(tf, baseDir);
+    const before = graphFiles();
+    const base = await loadOnnxBaseModel(lm, entry, undefined);
     assert.ok(base);
     try {
       assert.equal((await base.extract(pixels, 1)).length, 1280);
-      assert.match(logs.join('\n'), /does not load .*exporting it again/s);
-      assert.ok(fs.statSync(file).size > 1e6);
+      assert.deepEqual(graphFiles(), before);
     } finally {
       base.dispose();
       lm.dispose();
