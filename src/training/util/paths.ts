@@ -51,8 +51,10 @@ export async function refuseFolderInDataset(role: OutputFolderRole, folder: stri
 }
 
 /**
- * Checks a folder a run will write into before anything is written: not the dataset or inside it,
- * not a file, not under a file and, when `mustBeWritable`, writable (its nearest existing folder).
+ * Checks a folder a run will write into before anything is written: never the dataset or inside it.
+ * A folder the run needs (`mustBeWritable`: the runs folder) must also not be a file, not lie under
+ * a file, and be writable (its nearest existing folder). An optional one (the caches) is only
+ * refused inside the dataset: when it cannot be used the run goes on without it, with a warning.
  */
 export async function checkOutputFolder(
   role: OutputFolderRole,
@@ -61,6 +63,7 @@ export async function checkOutputFolder(
   mustBeWritable: boolean,
 ): Promise<void> {
   await refuseFolderInDataset(role, folder, datasetRoot);
+  if (!mustBeWritable) return;
   const given = path.resolve(folder);
   const nearest = await nearestExisting(given);
   if (!nearest.stat.isDirectory()) {
@@ -73,7 +76,6 @@ export async function checkOutputFolder(
       `ENOTDIR: the ${role} folder ${given} cannot be created because ${nearest.path} is a file, not a folder (nothing was written).`,
     );
   }
-  if (!mustBeWritable) return;
   try {
     await fs.promises.access(nearest.path, fs.constants.W_OK);
   } catch (err) {

@@ -59,7 +59,7 @@ test('a folder beside the dataset, or one that contains it, is accepted', async 
   await refuseFolderInDataset('cache', path.join(work, 'data-cache'), data);
 });
 
-test('an output folder that is a file, or under a file, is refused before anything is written', async () => {
+test('a runs folder that is a file, or under a file, is refused before anything is written; a cache folder there is left to the run, which goes on without caching', async () => {
   const { work, data } = workWithDataset();
   const file = path.join(work, 'notes.txt');
   fs.writeFileSync(file, 'x');
@@ -67,10 +67,12 @@ test('an output folder that is a file, or under a file, is refused before anythi
     kind: 'options',
     message: `The runs folder ${file} is a file, not a folder: choose a folder (nothing was written).`,
   });
-  await assert.rejects(checkOutputFolder('cache', path.join(file, 'cache'), data, false), {
+  await assert.rejects(checkOutputFolder('runs', path.join(file, 'runs'), data, true), {
     kind: 'disk',
-    message: `ENOTDIR: the cache folder ${path.join(file, 'cache')} cannot be created because ${file} is a file, not a folder (nothing was written).`,
+    message: `ENOTDIR: the runs folder ${path.join(file, 'runs')} cannot be created because ${file} is a file, not a folder (nothing was written).`,
   });
+  await checkOutputFolder('cache', file, data, false);
+  await checkOutputFolder('cache', path.join(file, 'cache'), data, false);
   assert.deepEqual(fs.readdirSync(work).sort(), ['data', 'link', 'notes.txt']);
 });
 
