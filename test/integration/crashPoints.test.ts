@@ -42,7 +42,7 @@ const KILLS: Kill[] = [
     when: 'during',
     checkpoint: false,
   },
-  { name: 'half-way through the ONNX graph write', pattern: 'cache/onnx/.*\\.onnx\\.tmp', op: 'write', when: 'during', checkpoint: false },
+  { name: 'half-way through the ONNX graph write', pattern: 'cache/onnx/.*\\.graph\\.tmp', op: 'write', when: 'during', checkpoint: false },
   { name: 'half-way through the feature pack write', pattern: '\\.pack\\.', op: 'write', when: 'during', checkpoint: false },
   {
     name: 'before the first checkpoint’s weights are renamed into place',

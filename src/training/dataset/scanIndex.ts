@@ -10,7 +10,7 @@ import { type ImageFormat, SUPPORTED_FORMATS } from '../../shared/datasetRules';
 import { writeFileAtomic } from '../util/atomicWrite';
 import { type CacheIssues, UNREPORTED } from '../util/cacheFolder';
 import { checksumOfText } from '../util/checksum';
-import { isInside } from '../util/paths';
+import { isInside, realPathOfNearest } from '../util/paths';
 import type { Candidate } from './datasetWalk';
 import type { ImageFacts, Inspection } from './imageInspection';
 
@@ -58,16 +58,6 @@ function isIndexRow(row: unknown): row is IndexRow {
   );
 }
 
-// The real path of `abs`, or of its nearest existing ancestor with the rest appended.
-async function realpathOfNearest(abs: string): Promise<string> {
-  try {
-    return await realpath(abs);
-  } catch {
-    const parent = path.dirname(abs);
-    return parent === abs ? abs : path.join(await realpathOfNearest(parent), path.basename(abs));
-  }
-}
-
 /** A short stable key of a dataset folder (its absolute path hashed) for the per-dataset files of the caches. */
 export function datasetFolderKey(rootAbs: string): string {
   return createHash('sha256').update(rootAbs).digest('hex').slice(0, 32);
@@ -81,7 +71,7 @@ export async function readScanIndex(place: string | ScanIndexPlace | undefined, 
   if (folder === undefined) return { rows, issues };
   const folderAbs = path.resolve(folder);
   // Never write into the dataset, even through a link.
-  if (isInside(await realpath(rootAbs).catch(() => rootAbs), await realpathOfNearest(folderAbs))) return { rows, issues };
+  if (isInside(await realpath(rootAbs).catch(() => rootAbs), await realPathOfNearest(folderAbs))) return { rows, issues };
   const file = path.join(folderAbs, `${datasetFolderKey(rootAbs)}.json`);
   let text: string;
   try {

@@ -1,7 +1,8 @@
 // Stage 4: one feature vector per image (from the cache where it can), or for fine-tuning the
 // activations at the cut point as well.
 import { RUN_FILES } from '../../../shared/runFolder';
-import type { DatasetReport } from '../../../shared/types';
+import { capSkipped } from '../../../shared/skipReasons';
+import type { DatasetReport, SkipReason } from '../../../shared/types';
 import { datasetFolderKey, type DatasetItem } from '../../dataset/datasetScanner';
 import { embedThroughCut, embedWithCache, featureSetOf, releaseVectors, type EmbeddedImages } from '../../features/embedding';
 import { FeatureCache } from '../../features/featureCache';
@@ -93,13 +94,17 @@ function chooseCut(ctx: RunContext): CutModel | undefined {
 async function reportDecodeFailures(ctx: RunContext, embedded: EmbeddedImages): Promise<void> {
   if (embedded.failed.length === 0) return;
   const { report, classes } = ctx.need('scan');
-  report.skipped.push(...embedded.failed);
+  // The report lists at most SKIPPED_LIST_CAP paths per reason, as the scan's own skips.
+  const capped = capSkipped([...report.skipped, ...embedded.failed]);
+  report.skipped = capped.skipped;
+  const unlisted = { ...report.skippedUnlisted };
+  for (const [reason, n] of Object.entries(capped.unlisted) as [SkipReason, number][]) unlisted[reason] = (unlisted[reason] ?? 0) + n;
+  if (Object.keys(unlisted).length > 0) report.skippedUnlisted = unlisted;
   recount(report, classes, embedded.items);
   await writeJsonAtomic(ctx.writer.file(RUN_FILES.datasetReport), report);
-  ctx.log(
-    'warn',
-    `${embedded.failed.length} images could not be decoded and were skipped: ${embedded.failed.map((f) => f.path).join(', ')}`,
-  );
+  const shown = embedded.failed.slice(0, 20).map((f) => f.path);
+  const more = embedded.failed.length > shown.length ? ` and ${embedded.failed.length - shown.length} more` : '';
+  ctx.log('warn', `${embedded.failed.length} images could not be decoded and were skipped: ${shown.join(', ')}${more}`);
 }
 
 /** Says which images changed between the scan and their decode: trained on as they are now, on the side the scan gave them. */

@@ -208,3 +208,31 @@ describe('runTraining', () => {
     assert.equal(fs.existsSync(path.join(work, 'runs')), false);
   });
 });
+
+describe('the features stage', () => {
+  it('lists at most 200 images per reason that fail to decode, counts the rest, and names only the first ones in the log', async () => {
+    const data = smallDataset(6);
+    // Truncated copies of a real JPEG: the header reads, so the scan keeps them, and decoding fails.
+    const jpeg = fs.readFileSync(path.join(data, 'healthy', fs.readdirSync(path.join(data, 'healthy'))[0]));
+    for (let i = 0; i < 205; i++)
+      fs.writeFileSync(
+        path.join(data, 'scab', `cut${i}.jpg`),
+        Buffer.concat([jpeg.subarray(0, Math.floor(jpeg.length / 3)), Buffer.from([i & 255])]),
+      );
+    const { ctx, sent } = await contextFor(data, { valSplit: 0.34 });
+    for (const stage of [backendStage, scanStage, baseModelStage, featuresStage]) await stage.run(ctx);
+    ctx.disposeAll();
+    await ctx.writer.close();
+    const report = JSON.parse(fs.readFileSync(path.join(ctx.runDir, 'dataset-report.json'), 'utf8')) as {
+      skipped: { reason: string }[];
+      skippedUnlisted?: Record<string, number>;
+    };
+    assert.equal(report.skipped.filter((s) => s.reason === 'corrupt').length, 200);
+    assert.deepEqual(report.skippedUnlisted, { corrupt: 5 });
+    const warning = sent.find((n) => n.type === 'log' && n.level === 'warn' && /could not be decoded/.test(n.message));
+    assert.match(
+      warning?.type === 'log' ? warning.message : '',
+      /^205 images could not be decoded and were skipped: (scab\/cut\d+\.jpg, ){19}scab\/cut\d+\.jpg and 185 more$/,
+    );
+  });
+});
