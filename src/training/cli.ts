@@ -250,7 +250,13 @@ async function train(folder: string, o: Record<string, unknown>, extensionRoot: 
   const cacheDir = o.cache ? path.resolve(o.cache as string) : defaultCacheDir(process.cwd(), datasetRoot);
   const cancel = new AbortController();
   const onSigint = () => {
-    if (cancel.signal.aborted) process.exit(CANCELLED_EXIT_CODE);
+    if (cancel.signal.aborted) {
+      // The run folder keeps its last committed checkpoint; readers see the dead process.
+      console.error(
+        `\nStopped at once. The run is listed as interrupted by \`image-trainer runs ${runsDir}\`; its last checkpoint, if any, is kept.`,
+      );
+      process.exit(CANCELLED_EXIT_CODE);
+    }
     cancel.abort();
     console.error('\nCancelling after the current batch (Ctrl-C again to quit now)…');
   };
