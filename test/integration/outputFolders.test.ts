@@ -4,7 +4,6 @@
 import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, fork } from 'node:child_process';
-import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { FailedNotification, StartCommand, TrainingNotification } from '../../src/shared/protocol/training';
@@ -12,28 +11,11 @@ import type { RunStatus } from '../../src/shared/runFolder';
 import { DEFAULT_TRAIN_OPTIONS, type TrainOptions } from '../../src/shared/types';
 import { smallDisk } from '../support/smallDisk';
 import { tempDir } from '../support/tempDirs';
-import { bundle, copySample, onlyRun, readJson } from '../support/trainingBundle';
+import { bundle, copySample, onlyRun, readJson, treeDigest } from '../support/trainingBundle';
 
 before(() => {
   assert.ok(fs.existsSync(bundle), 'dist/training.js is missing: run `npm run build` first');
 });
-
-/** sha256 of every entry (path, kind, link target, bytes) under `root`, to prove nothing changed. */
-function treeDigest(root: string): string {
-  const h = crypto.createHash('sha256');
-  const walk = (dir: string) => {
-    for (const name of fs.readdirSync(dir).sort()) {
-      const p = path.join(dir, name);
-      const st = fs.lstatSync(p);
-      h.update(`${path.relative(root, p)}|${st.mode}|`);
-      if (st.isSymbolicLink()) h.update(`link:${fs.readlinkSync(p)}`);
-      else if (st.isDirectory()) walk(p);
-      else h.update(fs.readFileSync(p));
-    }
-  };
-  walk(root);
-  return h.digest('hex');
-}
 
 /** A work folder (real path) with `data/` (real leaf photos, two classes), `link` → `data`, `classLink` → `data/healthy`. */
 function workspace(prefix: string, perClass = 3): { work: string; data: string; link: string; classLink: string } {

@@ -3,7 +3,6 @@
 import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
@@ -12,27 +11,10 @@ import type { DatasetReport, Evaluation } from '../../src/shared/types';
 import { DEFAULT_TRAIN_OPTIONS } from '../../src/shared/types';
 import { decodeImage } from '../../src/training/dataset/imageDecoder';
 import { tempDir } from '../support/tempDirs';
-import { bundle, copySample, onlyRun, readJson, startChild } from '../support/trainingBundle';
+import { bundle, copySample, onlyRun, readJson, startChild, treeDigest } from '../support/trainingBundle';
 
 const run = promisify(execFile);
 const tmp = (p: string) => tempDir(`it-engine-${p}-`);
-
-/** sha256 of every entry (path, kind, link target, bytes) under `root`, to prove nothing changed. */
-function treeDigest(root: string): string {
-  const h = crypto.createHash('sha256');
-  const walk = (dir: string) => {
-    for (const name of fs.readdirSync(dir).sort()) {
-      const p = path.join(dir, name);
-      const st = fs.lstatSync(p);
-      h.update(`${path.relative(root, p)}|${st.mode}|`);
-      if (st.isSymbolicLink()) h.update(`link:${fs.readlinkSync(p)}`);
-      else if (st.isDirectory()) walk(p);
-      else h.update(fs.readFileSync(p));
-    }
-  };
-  walk(root);
-  return h.digest('hex');
-}
 
 /**
  * Checks that report.md says what the run folder's JSON files record: the dataset, every class,

@@ -2,6 +2,7 @@
 // tests: the sample dataset, run folders, and a forked child process driven over IPC.
 import assert from 'node:assert/strict';
 import { fork, type ChildProcess } from 'node:child_process';
+import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { TrainingNotification } from '../../src/shared/protocol/training';
@@ -80,4 +81,21 @@ export function startChild(
       });
     },
   };
+}
+
+/** sha256 of every entry (path, kind, link target, bytes) under `root`, to prove nothing changed. */
+export function treeDigest(root: string): string {
+  const h = crypto.createHash('sha256');
+  const walk = (dir: string) => {
+    for (const name of fs.readdirSync(dir).sort()) {
+      const p = path.join(dir, name);
+      const st = fs.lstatSync(p);
+      h.update(`${path.relative(root, p)}|${st.mode}|`);
+      if (st.isSymbolicLink()) h.update(`link:${fs.readlinkSync(p)}`);
+      else if (st.isDirectory()) walk(p);
+      else h.update(fs.readFileSync(p));
+    }
+  };
+  walk(root);
+  return h.digest('hex');
 }
