@@ -66,6 +66,23 @@ describe('Training from the extension host', () => {
     assert.ok(api.notices.shown.some((n) => n.level === 'info' && /Training on tiny finished: validation accuracy/.test(n.message)));
   });
 
+  it('stops at the time limit set in imageTrainer.timeLimitMinutes after the epoch in which it passed, keeping the best checkpoint', async () => {
+    // Far more epochs than 1.2 s allow and no early stopping: only the limit can end this run.
+    const restore = await withSettings({ epochs: 100000, timeLimitMinutes: 0.02 });
+    try {
+      const run = await train(tiny);
+      await run.exited;
+      assert.equal(run.state, 'finished', `run ended ${run.state}: ${run.failureMessage ?? ''}`);
+      const epochs = run.history.filter((n) => n.type === 'epochEnd').length;
+      assert.ok(epochs >= 1 && epochs < 100000, `${epochs} epochs`);
+      const status = readStatus(run.runDir!);
+      assert.equal(status.message, 'Stopped at the time limit (1.2 s); the best checkpoint was kept.');
+      assert.ok(fs.existsSync(path.join(run.runDir!, 'model', 'model.json')));
+    } finally {
+      await restore();
+    }
+  });
+
   it('classifies an image of the dataset with its latest model and shows the top 3', async () => {
     const image = path.join(tiny, 'scab', fs.readdirSync(path.join(tiny, 'scab')).sort()[0]);
     const result = await vscode.commands.executeCommand<{ runDir: string; prediction: { top: { label: string; confidence: number }[] } }>(
