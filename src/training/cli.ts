@@ -408,7 +408,8 @@ function addExplainCommand(program: Command): void {
           process.exitCode = 1;
           return;
         }
-        if (o.json) console.log(explanationJson(e));
+        // A heatmap is a long line, and runCli exits as soon as this returns: wait until the pipe has it.
+        if (o.json) await new Promise<void>((resolve) => process.stdout.write(`${explanationJson(e)}\n`, () => resolve()));
         else
           console.log(
             `${e.path}: ${e.label} ${(100 * e.confidence).toFixed(1)}%; heatmap of ${e.class}${o.out ? ` written to ${path.resolve(o.out)}` : ''}`,
