@@ -1,5 +1,9 @@
 // Classify Image: the top 3 classes for one image, with the latest finished model of its dataset
-// or a run the user picks; the prediction runs in the training bundle (`predict --json`).
+// or a run the user picks, and beside them the image with the heatmap of what the model looked at;
+// both run in the training bundle (`predict --json`, `explain --out`).
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { latestFinishedRun, runsWithModel } from './runIndex';
@@ -12,6 +16,8 @@ export interface ClassifyResult {
   image: string;
   runDir: string;
   prediction: PredictionLine;
+  /** The image with the predicted class's heatmap blended over it (PNG), when it could be drawn. */
+  heatmap?: string;
 }
 
 export interface ClassifyOptions {
@@ -73,10 +79,16 @@ export async function classifyImage(
     if (!runDir) return undefined;
   }
   const name = path.basename(image);
-  const result = await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `Classifying ${name}…` }, () =>
-    runTrainingCli(bundlePath, ['predict', runDir, image, '--json', '--native-dir', services.storage.nativeBackendsDir], {
-      timeoutMs: 120_000,
-    }),
+  const heatmapFile = heatmapPath(runDir, image);
+  const [result, heatmap] = await vscode.window.withProgress(
+    { location: vscode.ProgressLocation.Notification, title: `Classifying ${name}…` },
+    () =>
+      Promise.all([
+        runTrainingCli(bundlePath, ['predict', runDir, image, '--json', '--native-dir', services.storage.nativeBackendsDir], {
+          timeoutMs: 120_000,
+        }),
+        drawHeatmap(services, bundlePath, runDir, image, heatmapFile),
+      ]),
   );
   const [prediction] = parsePredictOutput(result.stdout);
   if (result.code !== 0 || !prediction) {
@@ -89,8 +101,51 @@ export async function classifyImage(
   }
   const summary = `${name}: ${formatTop(prediction)} (model ${path.basename(runDir)})`;
   services.log.appendLine(`[classify] ${image}: ${JSON.stringify(prediction.top)} with ${runDir}`);
+  if (heatmap) {
+    await vscode.commands.executeCommand('vscode.open', vscode.Uri.file(heatmap), {
+      viewColumn: vscode.ViewColumn.Beside,
+      preserveFocus: true,
+      preview: true,
+    });
+  }
   void services.notices.info(summary, 'Choose Another Run').then(async (choice) => {
     if (choice) await classifyImage(services, bundlePath, image, { chooseRun: true });
   });
-  return { image, runDir, prediction };
+  return { image, runDir, prediction, heatmap };
+}
+
+/** Where the heatmap of `image` by the model of `runDir` is drawn: a temporary file named after both, replaced on each classification. */
+function heatmapPath(runDir: string, image: string): string {
+  const key = createHash('sha256').update(`${runDir}\0${image}`).digest('hex').slice(0, 12);
+  const stem = path
+    .basename(image, path.extname(image))
+    .replace(/[^\w.-]+/g, '_')
+    .slice(0, 60);
+  return path.join(os.tmpdir(), 'image-trainer-heatmaps', `${stem}-${key}.png`);
+}
+
+/**
+ * Draws the heatmap of the predicted class over `image` into `file` with `explain --out`; the path,
+ * or undefined (logged) when it could not be drawn: the classification stands without it.
+ */
+async function drawHeatmap(
+  services: CommandServices,
+  bundlePath: string,
+  runDir: string,
+  image: string,
+  file: string,
+): Promise<string | undefined> {
+  try {
+    await fs.promises.mkdir(path.dirname(file), { recursive: true });
+    const result = await runTrainingCli(
+      bundlePath,
+      ['explain', runDir, image, '--out', file, '--native-dir', services.storage.nativeBackendsDir],
+      { timeoutMs: 120_000 },
+    );
+    if (result.code === 0 && fs.existsSync(file)) return file;
+    services.log.appendLine(`[classify] explain ${runDir} ${image} → ${result.signal ?? `code ${result.code}`}\n${result.stderr}`);
+  } catch (err) {
+    services.log.appendLine(`[classify] explain ${runDir} ${image} failed: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  return undefined;
 }

@@ -1,4 +1,4 @@
-// The command-line tool: `image-trainer train | predict | runs | diagnose | install-backend | export-onnx`.
+// The command-line tool: `image-trainer train | predict | explain | runs | diagnose | install-backend | export-onnx`.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Command } from 'commander';
@@ -13,6 +13,7 @@ import { probeOnnxRuntime } from './onnx/onnxFeatures';
 import { installNativeBackend, nativeModuleSearchPaths } from './backend/nativeBackendInstall';
 import { RUN_FILES } from '../shared/runFolder';
 import { MODEL_REGISTRY } from './models/modelRegistry';
+import { explainRunImage, explanationJson } from './explain/explainRun';
 import { listImageFiles, openRunClassifier, predictImages, RunFolderProblem, type RunClassifier } from './models/predict';
 import { listRunFolders, type RunListing } from './run/runFolderReader';
 import { defaultCacheDir, defaultRunsDir } from './run/runFolderWriter';
@@ -187,6 +188,7 @@ export function buildProgram(extensionRoot: string): Command {
     .showSuggestionAfterError();
   addTrainCommand(program, extensionRoot);
   addPredictCommand(program);
+  addExplainCommand(program);
   addRunsCommand(program);
   addDiagnoseCommand(program);
   addInstallBackendCommand(program);
@@ -375,6 +377,45 @@ async function predict(
     }
   }
   if (failures === files.length && files.length > 0) process.exitCode = 1;
+}
+
+/** The `explain` command. */
+function addExplainCommand(program: Command): void {
+  program
+    .command('explain')
+    .description('show where in an image a trained run looked to classify it (Grad-CAM heatmap)')
+    .argument('<run-folder>', 'a run folder written by `train`')
+    .argument('<image>', 'an image file')
+    .option('--class <name>', 'the class to explain (default: the predicted one)')
+    .option('--out <file>', 'write the image with the heatmap blended over it (PNG)')
+    .option('--json', 'print {"path","label","confidence","class","heatmap":{"width","height","values"}}')
+    .option('--backend <name>', `backend: ${BACKEND_PREFERENCES.join(', ')}`, backendOption, 'auto')
+    .option('--native-dir <dir>', 'folder where `install-backend` put the native tfjs backends')
+    .action(
+      async (
+        runDir: string,
+        image: string,
+        o: { class?: string; out?: string; json?: boolean; backend: BackendPreference; nativeDir?: string },
+      ) => {
+        const { tf } = await initBackend({ preference: o.backend, nativeModulePaths: nativePaths(o.nativeDir) });
+        const dir = path.resolve(runDir);
+        let e;
+        try {
+          e = await explainRunImage(tf, dir, image, { className: o.class, out: o.out });
+        } catch (err) {
+          if (!(err instanceof RunFolderProblem)) throw err;
+          console.error(`Run folder problem: ${oneLine(err.message)} (run folder: ${dir})`);
+          process.exitCode = 1;
+          return;
+        }
+        // A heatmap is a long line, and runCli exits as soon as this returns: wait until the pipe has it.
+        if (o.json) await new Promise<void>((resolve) => process.stdout.write(`${explanationJson(e)}\n`, () => resolve()));
+        else
+          console.log(
+            `${e.path}: ${e.label} ${(100 * e.confidence).toFixed(1)}%; heatmap of ${e.class}${o.out ? ` written to ${path.resolve(o.out)}` : ''}`,
+          );
+      },
+    );
 }
 
 /** The `runs` command. */

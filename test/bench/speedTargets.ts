@@ -1,6 +1,6 @@
 // The speed targets of `npm run bench`: how long the things a user waits for take on this machine
 // (listing a big workspace, diagnosing the GPU, downloading a model, drawing a big run in the
-// panel). The tests check that these things work; the figures live here, where a busy machine
+// panel, a heatmap of one image). The tests check that these things work; the figures live here, where a busy machine
 // makes a slow reading instead of a failed test. Run by scripts/bench.ts, one section per
 // process (`node --import tsx test/bench/speedTargets.ts <section>`), so jsdom's globals, the
 // browser and the timers of one section do not disturb another. Each reading is printed as a
@@ -18,7 +18,7 @@ interface SpeedReading {
   detail?: string;
 }
 
-const SPEED_SECTIONS = ['discovery', 'gpu-diagnosis', 'model-download', 'panel-jsdom', 'panel-chromium'] as const;
+const SPEED_SECTIONS = ['discovery', 'gpu-diagnosis', 'model-download', 'panel-jsdom', 'panel-chromium', 'explain-heatmap'] as const;
 type SpeedSection = (typeof SPEED_SECTIONS)[number];
 
 const report = (r: SpeedReading): void => console.log(`SPEED_TARGET ${JSON.stringify(r)}`);
@@ -245,12 +245,64 @@ async function panelChromium(): Promise<void> {
   }
 }
 
+/** One Grad-CAM heatmap of a photo (decode, one base forward pass, the head's gradient, the map over the image) once the run's model is loaded. */
+async function explainHeatmap(): Promise<void> {
+  const { runTraining } = await import('../../src/training/run/runTraining');
+  const { initBackend } = await import('../../src/training/backend/backend');
+  const { openRunClassifier } = await import('../../src/training/models/predict');
+  const { explainImage, gradCamModelOf } = await import('../../src/training/explain/gradCam');
+  const { DEFAULT_TRAIN_OPTIONS } = await import('../../src/shared/types');
+  const work = scratch('bench-explain-');
+  try {
+    const data = path.join(work, 'leaves');
+    for (const c of ['healthy', 'scab']) {
+      fs.mkdirSync(path.join(data, c), { recursive: true });
+      for (const f of fs
+        .readdirSync(path.join(repoRoot, 'samples/leaves', c))
+        .sort()
+        .slice(0, 6))
+        fs.copyFileSync(path.join(repoRoot, 'samples/leaves', c, f), path.join(data, c, f));
+    }
+    const summary = await runTraining(
+      {
+        datasetRoot: data,
+        runsDir: path.join(work, 'runs'),
+        cacheDir: path.join(work, 'cache'),
+        options: { ...DEFAULT_TRAIN_OPTIONS, epochs: 2, backend: 'wasm' },
+        extensionRoot: repoRoot,
+      },
+      () => undefined,
+    );
+    const { tf } = await initBackend({ preference: 'wasm' });
+    const model = gradCamModelOf(tf, await openRunClassifier(tf, summary.runDir));
+    const photo = path.join(data, 'scab', fs.readdirSync(path.join(data, 'scab')).sort()[0]);
+    await explainImage(tf, model, photo);
+    const times: number[] = [];
+    for (let i = 0; i < 21; i++) {
+      const t0 = performance.now();
+      await explainImage(tf, model, photo);
+      times.push(performance.now() - t0);
+    }
+    times.sort((a, b) => a - b);
+    model.dispose();
+    report({
+      name: 'Grad-CAM heatmap of one photo, model loaded',
+      ms: times[10]!,
+      targetMs: 100,
+      detail: `median of 21 on ${tf.getBackend()}, base route ${model.route}; fastest ${times[0]!.toFixed(1)} ms`,
+    });
+  } finally {
+    fs.rmSync(work, { recursive: true, force: true });
+  }
+}
+
 const SECTIONS: Record<SpeedSection, () => Promise<void>> = {
   discovery,
   'gpu-diagnosis': gpuDiagnosis,
   'model-download': modelDownload,
   'panel-jsdom': panelJsdom,
   'panel-chromium': panelChromium,
+  'explain-heatmap': explainHeatmap,
 };
 
 if (require.main === module) {

@@ -83,17 +83,26 @@ describe('Training from the extension host', () => {
     }
   });
 
-  it('classifies an image of the dataset with its latest model and shows the top 3', async () => {
+  it('classifies an image of the dataset with its latest model and shows the top 3 with the heatmap beside them', async () => {
     const image = path.join(tiny, 'scab', fs.readdirSync(path.join(tiny, 'scab')).sort()[0]);
-    const result = await vscode.commands.executeCommand<{ runDir: string; prediction: { top: { label: string; confidence: number }[] } }>(
-      'imageTrainer.classifyImage',
-      vscode.Uri.file(image),
-    );
+    const result = await vscode.commands.executeCommand<{
+      runDir: string;
+      prediction: { top: { label: string; confidence: number }[] };
+      heatmap?: string;
+    }>('imageTrainer.classifyImage', vscode.Uri.file(image));
     assert.ok(result, 'a prediction came back');
     assert.equal(result.prediction.top.length, 3);
     assert.ok(result.prediction.top.every((t) => ['healthy', 'scab', 'black_rot'].includes(t.label)));
     const total = result.prediction.top.reduce((s, t) => s + t.confidence, 0);
     assert.ok(Math.abs(total - 1) < 0.01, `three classes' confidences sum to 1 (${total})`);
+    assert.ok(result.heatmap && fs.existsSync(result.heatmap), 'the heatmap was drawn');
+    assert.deepEqual([...fs.readFileSync(result.heatmap).subarray(1, 4)], [...Buffer.from('PNG')]);
+    assert.ok(
+      vscode.window.tabGroups.all.some((g) =>
+        g.tabs.some((t) => (t.input as { uri?: vscode.Uri } | undefined)?.uri?.fsPath === result.heatmap),
+      ),
+      'the heatmap is open in a tab',
+    );
   });
 
   it('refuses a second run on the same dataset while one is going', async () => {

@@ -14,7 +14,7 @@ type Tensor = tfType.Tensor;
 type Activation = 'linear' | 'relu' | 'relu6';
 
 export interface FoldedGraph {
-  /** Feature vectors `[batch, features]` for preprocessed input `[batch, h, w, 3]`; the caller owns the result. */
+  /** Feature vectors `[batch, features]` for preprocessed input `[batch, h, w, 3]` (the map itself when built with `pool: false`); the caller owns the result. */
   run(x: tfType.Tensor4D): tfType.Tensor2D;
   /** Layers computed, after folding (for logs). */
   readonly opCount: number;
@@ -47,13 +47,21 @@ class Unsupported extends TrainerError {
   }
 }
 
-/** Builds the folded graph up to `featureLayer` (pooled to a vector if 4-D), or returns why it cannot. */
-export function buildFoldedGraph(tf: Tf, model: tfType.LayersModel, featureLayer: string): FoldedGraph | { unsupported: string } {
+/**
+ * Builds the folded graph up to `featureLayer` (pooled to a vector if 4-D, unless `pool: false`:
+ * Grad-CAM needs the map itself), or returns why it cannot.
+ */
+export function buildFoldedGraph(
+  tf: Tf,
+  model: tfType.LayersModel,
+  featureLayer: string,
+  opts: { pool?: boolean } = {},
+): FoldedGraph | { unsupported: string } {
   const created: Tensor[] = [];
   try {
     const builder = new FoldedGraphBuilder(tf, model, featureLayer, created);
     for (const layer of builder.order) builder.add(layer);
-    return builder.finish();
+    return builder.finish(opts.pool ?? true);
   } catch (err) {
     for (const t of created) t.dispose();
     if (err instanceof Unsupported) return { unsupported: err.message };
@@ -157,8 +165,9 @@ class FoldedGraphBuilder {
   }
 
   /** The graph over the ops added so far, computing the feature layer's output. */
-  finish(): FoldedGraph {
-    return foldedGraph(this.tf, this.ops, this.inputName, this.keyOf(this.featureLayer), shapeOf(this.target).length === 4, this.created);
+  finish(pool: boolean): FoldedGraph {
+    const pooled = pool && shapeOf(this.target).length === 4;
+    return foldedGraph(this.tf, this.ops, this.inputName, this.keyOf(this.featureLayer), pooled, this.created);
   }
 
   /** A padding before a 'valid' convolution becomes that convolution's padding; any other is a `pad` op. */
