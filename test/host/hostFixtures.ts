@@ -100,6 +100,20 @@ export async function withSettings(values: Record<string, unknown>): Promise<() 
   const config = vscode.workspace.getConfiguration('imageTrainer');
   const previous = Object.fromEntries(Object.keys(values).map((k) => [k, config.inspect(k)?.workspaceValue]));
   for (const [key, value] of Object.entries(values)) await config.update(key, value, vscode.ConfigurationTarget.Workspace);
+  // The update resolves when the settings file is written; the configuration the extension reads
+  // follows through a file watcher (code-server relays it from the remote side), which can briefly
+  // see the file half-written: wait until the values show and stay for a few reads in a row.
+  let stable = 0;
+  await waitFor(
+    `the settings ${Object.keys(values).join(', ')} to apply`,
+    () => {
+      const now = vscode.workspace.getConfiguration('imageTrainer');
+      const applied = Object.entries(values).every(([k, v]) => JSON.stringify(now.get(k)) === JSON.stringify(v));
+      stable = applied ? stable + 1 : 0;
+      return stable >= 5;
+    },
+    15_000,
+  );
   return async () => {
     for (const [key, value] of Object.entries(previous)) await config.update(key, value, vscode.ConfigurationTarget.Workspace);
   };
