@@ -21,6 +21,9 @@ const TIME_LABELS: Readonly<Record<keyof StageTimes, string>> = {
   head: 'head',
   fineTune: 'fine-tuning',
   evaluate: 'evaluation',
+  calibrate: 'calibration',
+  unknown: 'unknown detection',
+  modelCard: 'model card',
   save: 'saving',
 };
 

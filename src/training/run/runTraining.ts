@@ -21,12 +21,14 @@ import { renderRunReport } from './runReport';
 import { describeWriteFailure } from './writeFailure';
 import { backendStage } from './stages/backendStage';
 import { baseModelStage } from './stages/baseModelStage';
+import { calibrateStage } from './stages/calibrateStage';
 import { evaluateStage } from './stages/evaluateStage';
 import { featuresStage } from './stages/featuresStage';
 import { fineTuneStage } from './stages/fineTuneStage';
 import { headStage } from './stages/headStage';
 import { saveStage } from './stages/saveStage';
 import { scanStage } from './stages/scanStage';
+import { unknownStage } from './stages/unknownStage';
 
 export type { RunRequest } from './runContext';
 
@@ -39,6 +41,8 @@ export const TRAINING_STAGES: readonly RunStage[] = [
   headStage,
   fineTuneStage,
   evaluateStage,
+  calibrateStage,
+  unknownStage,
   saveStage,
 ];
 
