@@ -332,7 +332,7 @@ function addPredictCommand(program: Command): void {
     .description('classify an image, or every image in a folder, with a trained run')
     .argument('<run-folder>', 'a run folder written by `train`')
     .argument('<image-or-folder>', 'an image file or a folder of images')
-    .option('--json', 'one JSON object per image: {"path","label","confidence","top"}')
+    .option('--json', 'one JSON object per image: {"path","label","confidence","top","novelty","unknown"}')
     .option('--backend <name>', `backend: ${BACKEND_PREFERENCES.join(', ')}`, backendOption, 'auto')
     .option('--native-dir <dir>', 'folder where `install-backend` put the native tfjs backends')
     .action(predict);
