@@ -370,7 +370,7 @@ async function predict(
       console.log(JSON.stringify(r));
     } else {
       console.log(
-        `${r.path}: ${r.label} ${(100 * r.confidence).toFixed(1)}% (${r.top.map((t) => `${t.label} ${(100 * t.confidence).toFixed(1)}%`).join(', ')})`,
+        `${r.path}: ${r.label} ${(100 * r.confidence).toFixed(1)}% (${r.top.map((t) => `${t.label} ${(100 * t.confidence).toFixed(1)}%`).join(', ')})${r.unknown ? ` — unknown: unlike every class (novelty ${r.novelty?.toFixed(1)})` : ''}`,
       );
     }
   }

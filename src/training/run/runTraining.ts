@@ -26,6 +26,7 @@ import { evaluateStage } from './stages/evaluateStage';
 import { featuresStage } from './stages/featuresStage';
 import { fineTuneStage } from './stages/fineTuneStage';
 import { headStage } from './stages/headStage';
+import { modelCardStage } from './stages/modelCardStage';
 import { saveStage } from './stages/saveStage';
 import { scanStage } from './stages/scanStage';
 import { unknownStage } from './stages/unknownStage';
@@ -44,6 +45,7 @@ export const TRAINING_STAGES: readonly RunStage[] = [
   calibrateStage,
   unknownStage,
   saveStage,
+  modelCardStage,
 ];
 
 const NEVER_ABORTED = new AbortController().signal;
