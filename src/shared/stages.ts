@@ -23,8 +23,8 @@ const TIME_LABELS: Readonly<Record<keyof StageTimes, string>> = {
   evaluate: 'evaluation',
   calibrate: 'calibration',
   unknown: 'unknown detection',
-  modelCard: 'model card',
   save: 'saving',
+  modelCard: 'model card',
 };
 
 /** "start-up 0.31 s · scan 0.12 s · …": where a run's time went, in run order. */

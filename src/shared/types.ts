@@ -251,9 +251,9 @@ export interface StageTimes {
   evaluate?: number;
   calibrate?: number;
   unknown?: number;
-  modelCard?: number;
   /** The final model, status and report (checkpoints are counted in their training stage). */
   save?: number;
+  modelCard?: number;
 }
 
 /**
