@@ -34,33 +34,46 @@ function classMeans(set: FeatureSet, k: number): Float64Array {
   return sums;
 }
 
+/** Xᵀ·X of an n × f row-major matrix, row-major f × f (a backend's matrix product is much faster than this loop). */
+export type Gram = (x: Float32Array, n: number, f: number) => Float64Array | Float32Array;
+
+/** Xᵀ·X in plain JavaScript, for callers without a tensor backend. */
+export function gramJs(x: Float32Array, n: number, f: number): Float64Array {
+  const out = new Float64Array(f * f);
+  for (let r = 0; r < n; r++) {
+    for (let i = 0; i < f; i++) {
+      const ri = x[r * f + i];
+      if (ri === 0) continue;
+      for (let j = i; j < f; j++) out[i * f + j] += ri * x[r * f + j];
+    }
+  }
+  for (let i = 0; i < f; i++) for (let j = 0; j < i; j++) out[i * f + j] = out[j * f + i];
+  return out;
+}
+
 /** Pooled within-class covariance, shrunk by Ledoit–Wolf; returns it with the shrinkage used. */
-function shrunkCovariance(set: FeatureSet, means: Float64Array): { cov: Float64Array; shrinkage: number } {
+function shrunkCovariance(set: FeatureSet, means: Float64Array, gram: Gram): { cov: Float64Array; shrinkage: number } {
   const f = set.featureSize;
   const n = set.n;
-  const cov = new Float64Array(f * f);
-  const row = new Float64Array(f);
+  const centred = new Float32Array(n * f);
   let sum4 = 0;
   for (let r = 0; r < n; r++) {
     const c = set.y[r];
     let sq = 0;
     for (let j = 0; j < f; j++) {
-      row[j] = set.x[r * f + j] - means[c * f + j];
-      sq += row[j] * row[j];
+      const v = set.x[r * f + j] - means[c * f + j];
+      centred[r * f + j] = v;
+      sq += v * v;
     }
     sum4 += sq * sq;
-    for (let i = 0; i < f; i++) {
-      const ri = row[i];
-      if (ri === 0) continue;
-      const base = i * f;
-      for (let j = i; j < f; j++) cov[base + j] += ri * row[j];
-    }
   }
+  const cov = Float64Array.from(gram(centred, n, f));
   let trace = 0;
   let frob = 0;
   for (let i = 0; i < f; i++) {
     for (let j = i; j < f; j++) {
-      const v = cov[i * f + j] / n;
+      // Symmetrised: a float32 product need not be exactly symmetric.
+      const v = (cov[i * f + j] + cov[j * f + i]) / (2 * n);
       cov[i * f + j] = v;
       cov[j * f + i] = v;
       frob += i === j ? v * v : 2 * v * v;
@@ -161,10 +174,10 @@ export const NOVELTY_PERCENTILE = 99;
  * the 99th percentile of the validation images' scores: 1% of images like the training data are
  * called unknown, which is the price of flagging the ones unlike it.
  */
-export function fitNovelty(train: FeatureSet, val: FeatureSet, k: number): NoveltyStats {
+export function fitNovelty(train: FeatureSet, val: FeatureSet, k: number, gram: Gram = gramJs): NoveltyStats {
   const f = train.featureSize;
   const means = classMeans(train, k);
-  const { cov, shrinkage } = shrunkCovariance(train, means);
+  const { cov, shrinkage } = shrunkCovariance(train, means, gram);
   const w = whiteningOf(cholesky(cov, f), f);
   const whitening = Float32Array.from(w);
   const stats = { featureSize: f, whitening, means: Float32Array.from(whiten(means, k, w, f)), classes: k };

@@ -39,6 +39,6 @@ export const calibrateStage: RunStage = {
       `Calibration: temperature ${calibration.temperature.toFixed(3)}; ECE on ${calibration.heldOut} held-out images ${calibration.eceBefore.toFixed(4)} → ${calibration.eceAfter.toFixed(4)}`,
     );
     await resaveKeptModel(ctx);
-    await publishEvaluation(ctx, evaluation);
+    await publishEvaluation(ctx, evaluation, false);
   },
 };

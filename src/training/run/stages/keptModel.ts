@@ -33,9 +33,13 @@ export async function resaveKeptModel(ctx: RunContext): Promise<void> {
   await saveModelDir(classifier, ctx.writer.file(RUN_FILES.modelDir), metadata, tf, checkpoint);
 }
 
-/** Writes evaluation.json and tells the host, after a stage added to the evaluation. */
-export async function publishEvaluation(ctx: RunContext, evaluation: Evaluation): Promise<void> {
+/**
+ * Writes evaluation.json and keeps the evaluation for the later stages; `final` also tells the host
+ * (once per run: the CLI prints the confusion matrix on each notification, and the panel should show
+ * the calibrated confidences and the unknown threshold, not the figures before them).
+ */
+export async function publishEvaluation(ctx: RunContext, evaluation: Evaluation, final: boolean): Promise<void> {
   await writeJsonAtomic(ctx.writer.file(RUN_FILES.evaluation), evaluation);
-  ctx.notify({ type: 'evaluation', evaluation });
+  if (final) ctx.notify({ type: 'evaluation', evaluation });
   ctx.set('evaluation', evaluation);
 }

@@ -26,8 +26,20 @@ export const unknownStage: RunStage = {
     const { classes } = ctx.need('scan');
     const { metadata } = ctx.need('head');
     const train = await keptFeatures(ctx, 'train');
-    if (train.n === 0) return;
-    const stats = fitNovelty(train, await keptFeatures(ctx, 'val'), classes.length);
+    if (train.n === 0) return publishEvaluation(ctx, ctx.need('evaluation'), true);
+    const { tf } = ctx.need('backend');
+    const gram = (x: Float32Array, n: number, f: number) => {
+      const product = tf.tidy(() => {
+        const m = tf.tensor2d(x, [n, f]);
+        return tf.matMul(m, m, true, false);
+      });
+      try {
+        return product.dataSync() as Float32Array;
+      } finally {
+        product.dispose();
+      }
+    };
+    const stats = fitNovelty(train, await keptFeatures(ctx, 'val'), classes.length, gram);
     await writeJsonAtomic(ctx.writer.file(`${RUN_FILES.modelDir}/${RUN_FILES.novelty}`), noveltyFile(stats));
     metadata.unknownThreshold = stats.fit.threshold;
     const { fit } = stats;
@@ -36,6 +48,6 @@ export const unknownStage: RunStage = {
       `Unknown detection: threshold ${fit.threshold.toFixed(2)} (${fit.percentile}th percentile of validation scores; ${fit.valFlagged}/${fit.valImages} validation images above it), shrinkage ${fit.shrinkage.toFixed(3)}`,
     );
     await resaveKeptModel(ctx);
-    await publishEvaluation(ctx, { ...ctx.need('evaluation'), novelty: fit });
+    await publishEvaluation(ctx, { ...ctx.need('evaluation'), novelty: fit }, true);
   },
 };

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { FeatureSet } from '../../../../src/training/fit/head';
-import { fitNovelty, noveltyScores, quantile } from '../../../../src/training/fit/novelty';
+import { fitNovelty, gramJs, noveltyScores, quantile } from '../../../../src/training/fit/novelty';
 import { seededRandom } from '../../../../src/training/util/random';
 
 /** Gaussian-ish clusters (sum of uniforms) around `centres`, more dimensions than images per class. */
@@ -43,6 +43,12 @@ describe('unknown detection', () => {
   it('gives the Mahalanobis distance to the nearest class mean (identity covariance when shrunk fully)', () => {
     const identity = { featureSize: 2, classes: 2, whitening: new Float32Array([1, 0, 0, 1]), means: new Float32Array([0, 0, 10, 0]) };
     assert.deepEqual(Array.from(noveltyScores(identity, [3, 4, 9, 0], 2)), [5, 1]);
+  });
+
+  it("fits the same detector with a float32 matrix product (a backend's) as with the float64 loop", () => {
+    const viaFloat32 = fitNovelty(train, val, 2, (x, n, d) => Float32Array.from(gramJs(x, n, d)));
+    assert.ok(Math.abs(viaFloat32.fit.threshold - stats.fit.threshold) < 1e-3 * stats.fit.threshold);
+    assert.equal(viaFloat32.fit.valFlagged, stats.fit.valFlagged);
   });
 
   it('interpolates quantiles between order statistics', () => {

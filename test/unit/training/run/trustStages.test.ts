@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { before, describe, it } from 'node:test';
+import type { TrainingNotification } from '../../../../src/shared/protocol/training';
 import type { ModelMetadata, NoveltyFile } from '../../../../src/shared/runFolder';
 import { DEFAULT_TRAIN_OPTIONS, type Evaluation, type RunSummary } from '../../../../src/shared/types';
 import { initBackend } from '../../../../src/training/backend/backend';
@@ -16,6 +17,7 @@ const repo = path.resolve(__dirname, '../../../..');
 const sample = path.join(repo, 'samples/leaves');
 
 let summary: RunSummary;
+const notified: TrainingNotification[] = [];
 const read = <T>(rel: string) => JSON.parse(fs.readFileSync(path.join(summary.runDir, rel), 'utf8')) as T;
 
 before(async () => {
@@ -28,7 +30,7 @@ before(async () => {
       options: { ...DEFAULT_TRAIN_OPTIONS, epochs: 6, backend: 'wasm' },
       extensionRoot: repo,
     },
-    () => undefined,
+    (n) => notified.push(n),
   );
 });
 
@@ -39,6 +41,13 @@ describe('the stages after evaluation', () => {
     assert.ok(calibration.heldOut > 0 && calibration.eceBefore >= 0 && calibration.eceAfter >= 0);
     assert.equal(read<ModelMetadata>('model/metadata.json').temperature, calibration.temperature);
     for (const stage of ['calibrate', 'unknown', 'modelCard'] as const) assert.equal(typeof summary.stageMs?.[stage], 'number', stage);
+  });
+
+  it('tell the host of the evaluation once, with the calibration and the unknown threshold in it', () => {
+    const evaluations = notified.flatMap((n) => (n.type === 'evaluation' ? [n.evaluation] : []));
+    assert.equal(evaluations.length, 1);
+    assert.deepEqual(evaluations[0], read<Evaluation>('evaluation.json'));
+    assert.ok(evaluations[0].calibration && evaluations[0].novelty);
   });
 
   it('save the unknown detector next to the model with a threshold that flags about 1% of the validation images', () => {
