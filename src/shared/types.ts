@@ -207,6 +207,15 @@ export interface Calibration {
   heldOut: number;
   /** Equal-width confidence bins of the ECE. */
   bins: number;
+  /** The reliability diagram of the held-out half, before and after scaling: per bin, images, mean confidence and accuracy. */
+  reliability?: { before: ReliabilityBin[]; after: ReliabilityBin[] };
+}
+
+/** One confidence bin of a reliability diagram (`count` 0: no image fell in it; then confidence and accuracy are 0). */
+export interface ReliabilityBin {
+  count: number;
+  confidence: number;
+  accuracy: number;
 }
 
 /** The unknown-image detector of a model: Mahalanobis distance to the nearest class mean, with its threshold. */

@@ -2,7 +2,7 @@
 // how often it is right. Fitted on validation predictions by minimising the negative log-likelihood;
 // the argmax (and so the accuracy) does not change. The head's output is a softmax, so the log of a
 // probability is a logit up to a per-row constant, which softmax ignores: no logits are needed.
-import type { Calibration } from '../../shared/types';
+import type { Calibration, ReliabilityBin } from '../../shared/types';
 
 export const ECE_BINS = 15;
 const LOG_T_MIN = Math.log(0.05);
@@ -74,6 +74,32 @@ export function fitTemperature(logits: ArrayLike<number>, y: ArrayLike<number>, 
   return f(Math.log(t)) < f(0) - 1e-9 ? t : 1;
 }
 
+/** Per equal-width confidence bin: how many of `rows` fall in it, their mean confidence and their accuracy. */
+export function reliabilityBins(
+  probs: ArrayLike<number>,
+  y: ArrayLike<number>,
+  k: number,
+  rows: readonly number[],
+  bins = ECE_BINS,
+): ReliabilityBin[] {
+  const out = Array.from({ length: bins }, () => ({ count: 0, confidence: 0, accuracy: 0 }));
+  for (const r of rows) {
+    let best = 0;
+    for (let c = 1; c < k; c++) if (probs[r * k + c] > probs[r * k + best]) best = c;
+    const p = probs[r * k + best];
+    const bin = out[Math.min(bins - 1, Math.max(0, Math.ceil(p * bins) - 1))];
+    bin.count++;
+    bin.confidence += p;
+    if (best === y[r]) bin.accuracy++;
+  }
+  for (const b of out) {
+    if (b.count === 0) continue;
+    b.confidence /= b.count;
+    b.accuracy /= b.count;
+  }
+  return out;
+}
+
 /** Expected calibration error of `rows`: |accuracy − confidence| per equal-width confidence bin, weighted by the bin's share. */
 export function expectedCalibrationError(
   probs: ArrayLike<number>,
@@ -82,21 +108,11 @@ export function expectedCalibrationError(
   rows: readonly number[],
   bins = ECE_BINS,
 ): number {
-  const count = new Array<number>(bins).fill(0);
-  const conf = new Array<number>(bins).fill(0);
-  const hits = new Array<number>(bins).fill(0);
-  for (const r of rows) {
-    let best = 0;
-    for (let c = 1; c < k; c++) if (probs[r * k + c] > probs[r * k + best]) best = c;
-    const p = probs[r * k + best];
-    const bin = Math.min(bins - 1, Math.max(0, Math.ceil(p * bins) - 1));
-    count[bin]++;
-    conf[bin] += p;
-    if (best === y[r]) hits[bin]++;
-  }
-  let ece = 0;
-  for (let b = 0; b < bins; b++) if (count[b] > 0) ece += Math.abs(hits[b] - conf[b]) / rows.length;
-  return ece;
+  return eceOf(reliabilityBins(probs, y, k, rows, bins), rows.length);
+}
+
+function eceOf(bins: ReliabilityBin[], n: number): number {
+  return n > 0 ? bins.reduce((s, b) => s + (b.count * Math.abs(b.accuracy - b.confidence)) / n, 0) : 0;
 }
 
 /** Splits row indices into two halves, alternating within each class so both halves keep the class mix. */
@@ -120,8 +136,15 @@ export function calibrate(probs: Float32Array, y: ArrayLike<number>, k: number):
   const logits = logitsOf(probs);
   const [fitRows, heldOut] = stratifiedHalves(y);
   const tHalf = fitTemperature(logits, y, k, fitRows);
-  const eceBefore = expectedCalibrationError(probs, y, k, heldOut);
-  const eceAfter = expectedCalibrationError(scaledProbs(logits, k, tHalf), y, k, heldOut);
+  const before = reliabilityBins(probs, y, k, heldOut);
+  const after = reliabilityBins(scaledProbs(logits, k, tHalf), y, k, heldOut);
   const all = Array.from({ length: y.length }, (_, i) => i);
-  return { temperature: fitTemperature(logits, y, k, all), eceBefore, eceAfter, heldOut: heldOut.length, bins: ECE_BINS };
+  return {
+    temperature: fitTemperature(logits, y, k, all),
+    eceBefore: eceOf(before, heldOut.length),
+    eceAfter: eceOf(after, heldOut.length),
+    heldOut: heldOut.length,
+    bins: ECE_BINS,
+    reliability: { before, after },
+  };
 }

@@ -36,6 +36,18 @@ describe('temperature scaling', () => {
     assert.ok(c.eceAfter < c.eceBefore / 2, `ECE ${c.eceBefore} → ${c.eceAfter}`);
     assert.equal(c.heldOut, 300);
     assert.equal(c.bins, 15);
+    // The diagram behind the figure: its bins hold every held-out image and give back the same ECE.
+    for (const [bins, ece] of [
+      [c.reliability!.before, c.eceBefore],
+      [c.reliability!.after, c.eceAfter],
+    ] as const) {
+      assert.equal(bins.length, 15);
+      assert.equal(
+        bins.reduce((s, b) => s + b.count, 0),
+        300,
+      );
+      assert.ok(Math.abs(bins.reduce((s, b) => s + (b.count * Math.abs(b.accuracy - b.confidence)) / 300, 0) - ece) < 1e-12);
+    }
   });
 
   it('keeps temperature 1 when no temperature lowers the negative log-likelihood', () => {
