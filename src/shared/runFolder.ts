@@ -21,6 +21,10 @@ export const RUN_FILES = {
   modelDir: 'model',
   /** ModelMetadata: input size, preprocessing, labels; inside `modelDir`. */
   metadata: 'metadata.json',
+  /** NoveltyFile: the unknown-image detector's statistics; inside `modelDir`. */
+  novelty: 'novelty.json',
+  /** What the model is for, what it was trained on and how well it does, from the run's own files. */
+  modelCard: 'MODEL_CARD.md',
   /** Full log of the training process. */
   log: 'train.log',
 } as const;
@@ -94,4 +98,22 @@ export interface ModelMetadata {
   /** The model takes raw RGB 0–255 pixels; it applies `x * scale + offset` itself (a Rescaling step). */
   input: { channels: 3; range: [0, 255]; resize: 'cover-center'; scale: number; offset: number; preprocessingInside: boolean };
   baseModel: string;
+  /** Temperature the confidences were calibrated with; the model's last layer already divides its logits by it. */
+  temperature?: number;
+  /** A score above `threshold` in `novelty.json` is "unknown". */
+  unknownThreshold?: number;
+}
+
+/**
+ * `model/novelty.json`: x · whitening (the head's input features) minus the nearest of `means`,
+ * its length is the novelty score; above `threshold` the image is "unknown". Matrices are
+ * row-major float32, base64.
+ */
+export interface NoveltyFile {
+  format: 'image-trainer/novelty@1';
+  featureSize: number;
+  classes: number;
+  threshold: number;
+  whitening: string;
+  means: string;
 }

@@ -21,7 +21,10 @@ const TIME_LABELS: Readonly<Record<keyof StageTimes, string>> = {
   head: 'head',
   fineTune: 'fine-tuning',
   evaluate: 'evaluation',
+  calibrate: 'calibration',
+  unknown: 'unknown detection',
   save: 'saving',
+  modelCard: 'model card',
 };
 
 /** "start-up 0.31 s · scan 0.12 s · …": where a run's time went, in run order. */

@@ -190,6 +190,47 @@ export interface Evaluation {
   predictions: Prediction[];
   /** 1-based epoch whose weights were kept (early stopping's best). */
   bestEpoch: number;
+  /** Temperature scaling of the confidences (the probabilities above are already scaled). */
+  calibration?: Calibration;
+  /** How "unknown" is decided for images unlike every class. */
+  novelty?: NoveltyFit;
+}
+
+/** Temperature scaling fitted on the validation predictions, and what it gained. */
+export interface Calibration {
+  /** softmax(logits / temperature); 1 when scaling did not lower the validation NLL. */
+  temperature: number;
+  /** Expected calibration error on the held-out half of the validation set, before and after scaling. */
+  eceBefore: number;
+  eceAfter: number;
+  /** Validation images the ECE was measured on (the temperature of that figure was fitted on the others). */
+  heldOut: number;
+  /** Equal-width confidence bins of the ECE. */
+  bins: number;
+  /** The reliability diagram of the held-out half, before and after scaling: per bin, images, mean confidence and accuracy. */
+  reliability?: { before: ReliabilityBin[]; after: ReliabilityBin[] };
+}
+
+/** One confidence bin of a reliability diagram (`count` 0: no image fell in it; then confidence and accuracy are 0). */
+export interface ReliabilityBin {
+  count: number;
+  confidence: number;
+  accuracy: number;
+}
+
+/** The unknown-image detector of a model: Mahalanobis distance to the nearest class mean, with its threshold. */
+export interface NoveltyFit {
+  method: 'mahalanobis-nearest-mean';
+  /** Ledoit–Wolf shrinkage of the shared covariance towards a multiple of the identity (0–1). */
+  shrinkage: number;
+  /** A score above this is "unknown". */
+  threshold: number;
+  /** The percentile of the validation images' scores the threshold sits at. */
+  percentile: number;
+  trainImages: number;
+  valImages: number;
+  /** Validation images whose score is above the threshold. */
+  valFlagged: number;
 }
 
 export interface RunSummary {
@@ -217,8 +258,11 @@ export interface StageTimes {
   head?: number;
   fineTune?: number;
   evaluate?: number;
+  calibrate?: number;
+  unknown?: number;
   /** The final model, status and report (checkpoints are counted in their training stage). */
   save?: number;
+  modelCard?: number;
 }
 
 /**

@@ -334,7 +334,7 @@ function addPredictCommand(program: Command): void {
     .description('classify an image, or every image in a folder, with a trained run')
     .argument('<run-folder>', 'a run folder written by `train`')
     .argument('<image-or-folder>', 'an image file or a folder of images')
-    .option('--json', 'one JSON object per image: {"path","label","confidence","top"}')
+    .option('--json', 'one JSON object per image: {"path","label","confidence","top","novelty","unknown"}')
     .option('--backend <name>', `backend: ${BACKEND_PREFERENCES.join(', ')}`, backendOption, 'auto')
     .option('--native-dir <dir>', 'folder where `install-backend` put the native tfjs backends')
     .action(predict);
@@ -372,7 +372,7 @@ async function predict(
       console.log(JSON.stringify(r));
     } else {
       console.log(
-        `${r.path}: ${r.label} ${(100 * r.confidence).toFixed(1)}% (${r.top.map((t) => `${t.label} ${(100 * t.confidence).toFixed(1)}%`).join(', ')})`,
+        `${r.path}: ${r.label} ${(100 * r.confidence).toFixed(1)}% (${r.top.map((t) => `${t.label} ${(100 * t.confidence).toFixed(1)}%`).join(', ')})${r.unknown ? ` — unknown: unlike every class (novelty ${r.novelty?.toFixed(1)})` : ''}`,
       );
     }
   }

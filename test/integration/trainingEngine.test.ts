@@ -91,7 +91,19 @@ test('the CLI trains on the sample, prints accuracy and the confusion matrix, an
   assert.equal(status.summary?.cache.misses, 120);
   // Where the time went: every stage the run went through, adding up to no more than its wall time.
   const stageMs = status.summary?.stageMs ?? {};
-  assert.deepEqual(Object.keys(stageMs).sort(), ['backend', 'evaluate', 'features', 'head', 'model', 'save', 'scan', 'startup']);
+  assert.deepEqual(Object.keys(stageMs).sort(), [
+    'backend',
+    'calibrate',
+    'evaluate',
+    'features',
+    'head',
+    'model',
+    'modelCard',
+    'save',
+    'scan',
+    'startup',
+    'unknown',
+  ]);
   const { startup, ...inRun } = stageMs;
   assert.ok(startup! > 0 && inRun.features! > 0 && inRun.head! > 0);
   const total = Object.values(inRun).reduce((a, b) => a + b, 0);

@@ -5,7 +5,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type * as tfType from '@tensorflow/tfjs';
-import { RUN_FILES, type ModelMetadata } from '../../shared/runFolder';
+import { RUN_FILES, type ModelMetadata, type NoveltyFile } from '../../shared/runFolder';
+import { noveltyScores, type NoveltyStats } from '../fit/novelty';
 import { TrainerError } from '../util/errors';
 import { isInside } from '../util/paths';
 import type { Tf } from '../util/tf';
@@ -16,6 +17,10 @@ export interface ImagePrediction {
   label: string;
   confidence: number;
   top: { label: string; confidence: number }[];
+  /** Distance to the nearest class in the model's feature space; absent for models saved without novelty statistics. */
+  novelty?: number;
+  /** True when `novelty` is above the run's threshold: the image is unlike every class. */
+  unknown?: boolean;
 }
 
 export interface PredictFailure {
@@ -55,6 +60,8 @@ export interface RunClassifier {
   runDir: string;
   meta: ModelMetadata;
   model: tfType.LayersModel;
+  /** The unknown-image detector, when the run saved one. */
+  novelty?: Omit<NoveltyStats, 'fit'> & { threshold: number };
 }
 
 // JSON files of a run folder are small; a larger one is not one the engine wrote.
@@ -250,7 +257,73 @@ export async function openRunClassifier(tf: Tf, runDir: string): Promise<RunClas
     model.dispose();
     throw err;
   }
-  return { runDir, meta, model };
+  try {
+    return { runDir, meta, model, novelty: await readNovelty(runDir, model) };
+  } catch (err) {
+    model.dispose();
+    throw err;
+  }
+}
+
+function floatsOf(rel: string, base64: unknown, length: number): Float32Array {
+  const bytes = typeof base64 === 'string' ? Buffer.from(base64, 'base64') : Buffer.alloc(0);
+  if (bytes.byteLength !== length * 4) throw new RunFolderProblem(`${rel} holds ${bytes.byteLength / 4} values where ${length} are needed`);
+  return new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
+}
+
+/** `model/novelty.json`, checked against the model (its feature size and class count); undefined for runs saved before it existed. */
+async function readNovelty(runDir: string, model: tfType.LayersModel): Promise<RunClassifier['novelty']> {
+  const rel = `${RUN_FILES.modelDir}/${RUN_FILES.novelty}`;
+  const value = (await readJsonFile(runDir, rel)) as Partial<NoveltyFile> | undefined;
+  if (value === undefined) return undefined;
+  const head = model.layers.at(-1);
+  const featureSize = (head as tfType.LayersModel | undefined)?.inputs?.[0]?.shape.at(-1);
+  const classes = model.outputs[0]?.shape.at(-1);
+  if (value.format !== 'image-trainer/novelty@1' || typeof value.threshold !== 'number')
+    throw new RunFolderProblem(`${rel} does not describe an Image Trainer unknown-image detector`);
+  if (head?.name !== 'head' || typeof featureSize !== 'number' || typeof classes !== 'number')
+    throw new RunFolderProblem(`${rel} is for a model whose head reads pooled features; this model has no such head`);
+  if (value.featureSize !== featureSize || value.classes !== classes)
+    throw new RunFolderProblem(`${rel} is for ${value.featureSize} features and ${value.classes} classes, not this model's`);
+  const f = featureSize;
+  return {
+    featureSize: f,
+    classes,
+    threshold: value.threshold,
+    whitening: floatsOf(rel, value.whitening, f * f),
+    means: floatsOf(rel, value.means, classes * f),
+  };
+}
+
+/**
+ * Probabilities of a batch, and the novelty score of each image when the run has a detector: then
+ * the layers are applied one by one (pixels → preprocess → base → head) to keep the head's input.
+ */
+async function classifyBatch(
+  tf: Tf,
+  run: RunClassifier,
+  pixels: Uint8Array,
+  n: number,
+): Promise<{ probs: Float32Array; novelty?: Float64Array }> {
+  const size = run.meta.inputSize;
+  const { model, novelty } = run;
+  if (!novelty) {
+    const out = tf.tidy(() => model.predict(tf.tensor4d(pixels, [n, size, size, 3], 'float32')) as tfType.Tensor);
+    const probs = (await out.data()) as Float32Array;
+    out.dispose();
+    return { probs };
+  }
+  const [features, out] = tf.tidy(() => {
+    let x: tfType.Tensor = tf.tensor4d(pixels, [n, size, size, 3], 'float32');
+    for (const layer of model.layers.slice(1, -1)) x = layer.apply(x) as tfType.Tensor;
+    return [x, model.layers[model.layers.length - 1].apply(x) as tfType.Tensor];
+  });
+  try {
+    const feats = (await features.data()) as Float32Array;
+    return { probs: (await out.data()) as Float32Array, novelty: noveltyScores(novelty, feats, n) };
+  } finally {
+    tf.dispose([features, out]);
+  }
 }
 
 /**
@@ -263,7 +336,8 @@ export async function* predictImages(
   files: string[],
   maxPixels = 100_000_000,
 ): AsyncGenerator<ImagePrediction | PredictFailure> {
-  const { meta, model } = typeof run === 'string' ? await openRunClassifier(tf, run) : run;
+  const classifier = typeof run === 'string' ? await openRunClassifier(tf, run) : run;
+  const { meta, model, novelty: detector } = classifier;
   const size = meta.inputSize;
   try {
     for await (const batch of decodeBatches(
@@ -271,13 +345,8 @@ export async function* predictImages(
       { size, batchSize: 16, maxPixels },
     )) {
       const failedPaths = new Map(batch.failed.map((f) => [f.item.abs, f.error.message]));
-      let probs: Float32Array = new Float32Array(0);
       const n = batch.items.length;
-      if (n > 0) {
-        const out = tf.tidy(() => model.predict(tf.tensor4d(batch.pixels, [n, size, size, 3], 'float32')) as tfType.Tensor);
-        probs = (await out.data()) as Float32Array;
-        out.dispose();
-      }
+      const { probs, novelty } = n > 0 ? await classifyBatch(tf, classifier, batch.pixels, n) : { probs: new Float32Array(0) };
       const k = meta.labels.length;
       let i = 0;
       for (const item of [...batch.items, ...batch.failed.map((f) => f.item)]) {
@@ -287,12 +356,14 @@ export async function* predictImages(
           continue;
         }
         const row = Array.from(probs.subarray(i * k, (i + 1) * k));
+        const score = novelty?.[i];
         i++;
         const top = row
           .map((confidence, c) => ({ label: meta.labels[c], confidence }))
           .sort((a, b) => b.confidence - a.confidence)
           .slice(0, 3);
-        yield { path: item.abs, label: top[0].label, confidence: top[0].confidence, top };
+        const unknown = score === undefined || !detector ? {} : { novelty: score, unknown: score > detector.threshold };
+        yield { path: item.abs, label: top[0].label, confidence: top[0].confidence, top, ...unknown };
       }
     }
   } finally {

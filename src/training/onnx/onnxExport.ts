@@ -10,7 +10,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type * as tfType from '@tensorflow/tfjs';
-import type { ModelMetadata } from '../../shared/runFolder';
+import { RUN_FILES, type ModelMetadata, type NoveltyFile } from '../../shared/runFolder';
 import type { OnnxAttribute, OnnxDataTypeValue, OnnxNode, OnnxTensor } from './onnxProto';
 import { OnnxDataType, encodeOnnxModel } from './onnxProto';
 import { loadLayersModelFromDir } from '../models/baseModel';
@@ -41,6 +41,20 @@ export interface OnnxExportOptions {
   outputName?: string;
   /** Extra key/value pairs stored in the model's metadata_props. */
   metadata?: Record<string, string>;
+  /** Adds a second output, the novelty score, computed from the input of the layer `featuresOf` (the head). */
+  novelty?: NoveltyGraph;
+}
+
+/** The unknown-image detector as the ONNX graph computes it (see fit/novelty.ts). */
+export interface NoveltyGraph {
+  featuresOf: string;
+  outputName: string;
+  featureSize: number;
+  classes: number;
+  /** featureSize × featureSize, row-major. */
+  whitening: Float32Array;
+  /** classes × featureSize whitened class means, row-major. */
+  means: Float32Array;
 }
 
 /** A layer or model class the exporter knows, for error messages. */
@@ -178,6 +192,9 @@ function outSize(size: number, kernel: number, stride: number, dilation: number,
 
 class Exporter {
   readonly g = new GraphBuilder();
+  /** The layer whose input to keep (the classifier head's: the pooled features), and what it was. */
+  captureInputOf?: string;
+  captured?: Value;
 
   /** Value in NCHW order (4-D only; other ranks are returned as they are). */
   nchw(v: Value): Value {
@@ -649,6 +666,7 @@ class Exporter {
 
   convertNamed(className: string, cfg: LayerConfig, container: ContainerLike, name: string, inputs: Value[]): Value[] {
     const layer = container.getLayer(name);
+    if (name === this.captureInputOf && !this.captured) this.captured = inputs[0];
     try {
       return this.convertLayer(className, cfg, layer, inputs, name);
     } catch (err) {
@@ -677,6 +695,48 @@ function weight(layer: tfType.layers.Layer, short: string): { shape: number[]; d
   if (!v) throw new Error(`ONNX export: layer '${layer.name}' has no weight '${short}'`);
   const t = v.read();
   return { shape: t.shape, data: t.dataSync() as Float32Array };
+}
+
+/**
+ * The novelty score from the captured features f: |f·W − m̃_c|² expanded as |f·W|² − 2 (f·W)·m̃_cᵀ + |m̃_c|²,
+ * its minimum over the classes, then the square root (of at least 0: rounding can take a tiny
+ * distance below it). Two matrix products, the ops every ONNX runtime has.
+ */
+function noveltyOutput(ex: Exporter, n: NoveltyGraph): { name: string; elemType: OnnxDataTypeValue; shape: (number | string)[] } {
+  const f = ex.captured;
+  if (!f || f.shape.length !== 2 || f.shape[1] !== n.featureSize)
+    throw new Error(`ONNX export: the input of '${n.featuresOf}' is not a vector of ${n.featureSize} features`);
+  const { g } = ex;
+  const meansT = new Float32Array(n.featureSize * n.classes);
+  const norms = new Float32Array(n.classes);
+  for (let c = 0; c < n.classes; c++) {
+    for (let j = 0; j < n.featureSize; j++) {
+      const v = n.means[c * n.featureSize + j];
+      meansT[j * n.classes + c] = v;
+      norms[c] += v * v;
+    }
+  }
+  const z = g.node('MatMul', [f.name, g.constant('novelty_whitening', [n.featureSize, n.featureSize], n.whitening)], 'novelty_z');
+  const zz = g.node('ReduceSumSquare', [z], 'novelty_zz', [
+    { name: 'axes', kind: 'ints', value: [1] },
+    { name: 'keepdims', kind: 'int', value: 1 },
+  ]);
+  const zm = g.node('MatMul', [z, g.constant('novelty_means', [n.featureSize, n.classes], meansT)], 'novelty_zm');
+  const d2 = g.node(
+    'Sub',
+    [
+      g.node('Add', [zz, g.constant('novelty_mm', [1, n.classes], norms)], 'novelty_zz_mm'),
+      g.node('Mul', [zm, g.scalar('novelty_two', 2)], 'novelty_2zm'),
+    ],
+    'novelty_d2',
+  );
+  const nearest = g.node('ReduceMin', [d2], 'novelty_min', [
+    { name: 'axes', kind: 'ints', value: [1] },
+    { name: 'keepdims', kind: 'int', value: 0 },
+  ]);
+  const score = g.node('Sqrt', [g.node('Relu', [nearest], 'novelty_clamp')], 'novelty_sqrt');
+  g.nodes.push({ opType: 'Identity', name: n.outputName, inputs: [score], outputs: [n.outputName] });
+  return { name: n.outputName, elemType: OnnxDataType.float, shape: ['batch'] };
 }
 
 /** Serialises a TF.js LayersModel (single input, single output) to ONNX bytes (opset 13, NHWC input). */
@@ -711,6 +771,10 @@ export function exportToOnnx(model: tfType.LayersModel, opts: OnnxExportOptions)
   }
   if (opts.includePreprocessing) x = ex.rescale(x, opts.preprocessing.scale, opts.preprocessing.offset, 'preprocess');
 
+  if (opts.novelty) {
+    ex.captureInputOf = opts.novelty.featuresOf;
+    ex.g.fresh(opts.novelty.outputName);
+  }
   let [y] = ex.convertContainer(topology.class_name, topology.config, model as unknown as ContainerLike, [x], opts.outputLayer);
   if (opts.outputLayer !== undefined && y.shape.length === 4) {
     // Features of a convolutional layer: averaged over height and width, as the tfjs feature route does.
@@ -718,6 +782,7 @@ export function exportToOnnx(model: tfType.LayersModel, opts: OnnxExportOptions)
   }
   const out = ex.tfOrder(y);
   ex.g.nodes.push({ opType: 'Identity', name: outputName, inputs: [out.name], outputs: [outputName] });
+  const extraOutputs = opts.novelty ? [noveltyOutput(ex, opts.novelty)] : [];
 
   const symbolic = (shape: Shape): (number | string)[] => shape.map((d, i) => (d === null ? (i === 0 ? 'batch' : `d${i}`) : d));
   return encodeOnnxModel({
@@ -745,15 +810,42 @@ export function exportToOnnx(model: tfType.LayersModel, opts: OnnxExportOptions)
           shape: symbolic([null, opts.inputSize, opts.inputSize, channels]),
         },
       ],
-      outputs: [{ name: outputName, elemType: OnnxDataType.float, shape: symbolic(out.shape) }],
+      outputs: [{ name: outputName, elemType: OnnxDataType.float, shape: symbolic(out.shape) }, ...extraOutputs],
     },
   });
+}
+
+/** The run's unknown-image detector (`novelty.json` next to the model), if it has one. */
+async function readNoveltyGraph(modelDir: string): Promise<{ graph: NoveltyGraph; threshold: number } | undefined> {
+  let file: NoveltyFile;
+  try {
+    file = JSON.parse(await fs.promises.readFile(path.join(modelDir, RUN_FILES.novelty), 'utf8')) as NoveltyFile;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw new TrainerError('model', `${RUN_FILES.novelty} cannot be read: ${(err as Error).message}`);
+  }
+  const floats = (b64: string) => {
+    const bytes = Buffer.from(b64, 'base64');
+    return new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
+  };
+  const graph = {
+    featuresOf: 'head',
+    outputName: 'novelty',
+    featureSize: file.featureSize,
+    classes: file.classes,
+    whitening: floats(file.whitening),
+    means: floats(file.means),
+  };
+  if (graph.whitening.length !== file.featureSize ** 2 || graph.means.length !== file.classes * file.featureSize)
+    throw new TrainerError('model', `${RUN_FILES.novelty} holds matrices of the wrong size`);
+  return { graph, threshold: file.threshold };
 }
 
 /** Exports a trained classifier's run model folder (model.json, weights, metadata.json) to an ONNX file that takes raw RGB 0–255 NHWC float pixels and outputs class probabilities; returns the metadata it used. */
 export async function exportClassifierToOnnx(modelDir: string, outFile: string, tf?: Tf): Promise<ModelMetadata> {
   const tfjs = tf ?? (await import('@tensorflow/tfjs'));
   const metadata = await readMetadata(modelDir);
+  const novelty = await readNoveltyGraph(modelDir);
   const model = await loadLayersModelFromDir(tfjs, modelDir);
   try {
     const bytes = exportToOnnx(model, {
@@ -768,7 +860,12 @@ export async function exportClassifierToOnnx(modelDir: string, outFile: string, 
         labels: JSON.stringify(metadata.labels),
         base_model: metadata.baseModel,
         input: 'RGB 0-255, NHWC float32, resized to cover the input size and centre-cropped',
+        ...(metadata.temperature !== undefined ? { temperature: String(metadata.temperature) } : {}),
+        ...(novelty
+          ? { unknown_threshold: String(novelty.threshold), novelty: 'output "novelty" above unknown_threshold: unlike every class' }
+          : {}),
       },
+      ...(novelty ? { novelty: novelty.graph } : {}),
     });
     await fs.promises.mkdir(path.dirname(path.resolve(outFile)), { recursive: true });
     await writeFileAtomic(outFile, bytes);

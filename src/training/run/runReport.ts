@@ -63,9 +63,34 @@ export function renderRunReport(input: {
       lines.push('', '## Most confused', '');
       for (const p of evaluation.mostConfused) lines.push(`- ${names[p.actual]} → ${names[p.predicted]}: ${p.count}`);
     }
+    lines.push(...trustSection(evaluation));
   }
   lines.push('', '## Reproduce', '', '```json', JSON.stringify(config.options, null, 2), '```', '');
   return lines.join('\n');
+}
+
+/** Calibration and unknown detection, as far as the run got to them. */
+export function trustSection(evaluation: Evaluation): string[] {
+  const lines: string[] = [];
+  const c = evaluation.calibration;
+  if (c) {
+    lines.push('', '## Calibration', '');
+    lines.push(
+      c.temperature === 1
+        ? '- Temperature 1: scaling the confidences did not lower the validation log-loss, so they are left as they are.'
+        : `- Temperature ${c.temperature.toFixed(3)}: the model divides its logits by it (confidences ${c.temperature > 1 ? 'softened' : 'sharpened'}).`,
+      `- Expected calibration error (${c.bins} bins) on ${c.heldOut} held-out validation images: ${c.eceBefore.toFixed(4)} before, ${c.eceAfter.toFixed(4)} after scaling.`,
+    );
+  }
+  const n = evaluation.novelty;
+  if (n) {
+    lines.push('', '## Unknown images', '');
+    lines.push(
+      `- An image whose novelty score (Mahalanobis distance to the nearest class mean in feature space, Ledoit–Wolf shrinkage ${n.shrinkage.toFixed(3)}) is above **${n.threshold.toFixed(2)}** is "unknown".`,
+      `- The threshold is the ${n.percentile}th percentile of the validation images' scores: ${n.valFlagged} of ${n.valImages} validation images (${pct(n.valImages ? n.valFlagged / n.valImages : 0)}) are above it.`,
+    );
+  }
+  return lines;
 }
 
 /** The skipped files, at most `SKIPPED_LIST_CAP` per reason, each reason's rest counted on one line. */

@@ -21,12 +21,15 @@ import { renderRunReport } from './runReport';
 import { describeWriteFailure } from './writeFailure';
 import { backendStage } from './stages/backendStage';
 import { baseModelStage } from './stages/baseModelStage';
+import { calibrateStage } from './stages/calibrateStage';
 import { evaluateStage } from './stages/evaluateStage';
 import { featuresStage } from './stages/featuresStage';
 import { fineTuneStage } from './stages/fineTuneStage';
 import { headStage } from './stages/headStage';
+import { modelCardStage } from './stages/modelCardStage';
 import { saveStage } from './stages/saveStage';
 import { scanStage } from './stages/scanStage';
+import { unknownStage } from './stages/unknownStage';
 
 export type { RunRequest } from './runContext';
 
@@ -39,7 +42,10 @@ export const TRAINING_STAGES: readonly RunStage[] = [
   headStage,
   fineTuneStage,
   evaluateStage,
+  calibrateStage,
+  unknownStage,
   saveStage,
+  modelCardStage,
 ];
 
 const NEVER_ABORTED = new AbortController().signal;

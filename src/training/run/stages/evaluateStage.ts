@@ -1,13 +1,12 @@
 // Stage 7: how well the kept weights do on the validation images, image by image.
-import { RUN_FILES } from '../../../shared/runFolder';
 import { activationsOf } from '../../features/embedding';
 import { evaluate } from '../../fit/evaluation';
 import { topFeatures } from '../../fit/fineTune';
 import { predictProbs } from '../../fit/head';
-import { writeJsonAtomic } from '../../util/atomicWrite';
 import type { RunStage } from '../runContext';
+import { publishEvaluation } from './keptModel';
 
-/** Evaluates the kept weights on the validation set (features recomputed only when fine-tuning changed the base) and writes evaluation.json. */
+/** Evaluates the kept weights on the validation set (features recomputed only when fine-tuning changed the base) and writes evaluation.json (the host is told after calibration and unknown detection). */
 export const evaluateStage: RunStage = {
   name: 'evaluate',
   async run(ctx) {
@@ -21,8 +20,7 @@ export const evaluateStage: RunStage = {
     const probs = await predictProbs(tf, head, valFeatures);
     const evaluation = evaluate(classes, val.y, probs, valPaths, ctx.bestEpoch);
     ctx.progress.offer({ stage: 'evaluate', done: val.n, total: val.n });
-    await writeJsonAtomic(ctx.writer.file(RUN_FILES.evaluation), evaluation);
-    ctx.notify({ type: 'evaluation', evaluation });
-    ctx.set('evaluation', evaluation);
+    // The host hears of it once the unknown-detection stage has added the last figures.
+    await publishEvaluation(ctx, evaluation, false);
   },
 };

@@ -1,0 +1,44 @@
+// Stage: temperature scaling, so that a confidence of 80% is right about 80% of the time.
+import { calibrate } from '../../fit/calibration';
+import { evaluate } from '../../fit/evaluation';
+import { predictProbs } from '../../fit/head';
+import type { RunContext, RunStage } from '../runContext';
+import { keptFeatures, publishEvaluation, resaveKeptModel } from './keptModel';
+
+/**
+ * Divides the output layer's kernel and bias by T: softmax of the scaled layer is softmax(z / T),
+ * so the saved TF.js model, its ONNX export and `predict` all give calibrated probabilities with no
+ * extra layer, and metadata.json records T.
+ */
+function scaleOutputLayer(ctx: RunContext, t: number): void {
+  const { tf } = ctx.need('backend');
+  const { head } = ctx.need('head');
+  const layer = head.getLayer('head_output');
+  const scaled = tf.tidy(() => layer.getWeights().map((w) => w.div(t)));
+  layer.setWeights(scaled);
+  tf.dispose(scaled);
+}
+
+/** Fits the temperature on the validation predictions, applies it to the model and records the ECE before and after in evaluation.json and metadata.json. */
+export const calibrateStage: RunStage = {
+  name: 'calibrate',
+  async run(ctx) {
+    const { tf } = ctx.need('backend');
+    const { classes } = ctx.need('scan');
+    const { head, metadata } = ctx.need('head');
+    const { valPaths } = ctx.need('features');
+    const val = await keptFeatures(ctx, 'val');
+    if (val.n === 0) return;
+    const calibration = calibrate(await predictProbs(tf, head, val), val.y, classes.length);
+    if (calibration.temperature !== 1) scaleOutputLayer(ctx, calibration.temperature);
+    metadata.temperature = calibration.temperature;
+    const probs = await predictProbs(tf, head, val);
+    const evaluation = { ...evaluate(classes, val.y, probs, valPaths, ctx.bestEpoch), calibration };
+    ctx.log(
+      'info',
+      `Calibration: temperature ${calibration.temperature.toFixed(3)}; ECE on ${calibration.heldOut} held-out images ${calibration.eceBefore.toFixed(4)} → ${calibration.eceAfter.toFixed(4)}`,
+    );
+    await resaveKeptModel(ctx);
+    await publishEvaluation(ctx, evaluation, false);
+  },
+};

@@ -1,0 +1,45 @@
+// The feature vectors the kept head reads: the cached ones, or recomputed through the fine-tuned top
+// when fine-tuning changed the base. Stages after training share this so they see what the saved
+// model sees.
+import { RUN_FILES } from '../../../shared/runFolder';
+import type { Evaluation } from '../../../shared/types';
+import { activationsOf } from '../../features/embedding';
+import { topFeatures } from '../../fit/fineTune';
+import type { FeatureSet } from '../../fit/head';
+import { saveModelDir } from '../../models/classifierModel';
+import { writeJsonAtomic } from '../../util/atomicWrite';
+import type { RunContext } from '../runContext';
+import { readModelRecord } from '../runFolderReader';
+
+/** The training or validation features as the kept model computes them. */
+export async function keptFeatures(ctx: RunContext, split: 'train' | 'val'): Promise<FeatureSet> {
+  const { tf } = ctx.need('backend');
+  const { base } = ctx.need('model');
+  const features = ctx.need('features');
+  if (!features.cut) return features[split];
+  return topFeatures(tf, features.cut, activationsOf(features.embedded, split), base.featureSize);
+}
+
+/**
+ * Rewrites the model folder after a stage changed the kept model or its metadata. Only when a
+ * checkpoint is there: otherwise the save stage writes the model, with these changes, once.
+ * The checkpoint record stays the one training wrote (these are still that epoch's weights).
+ */
+export async function resaveKeptModel(ctx: RunContext): Promise<void> {
+  if (!ctx.writer.currentStatus.hasCheckpoint) return;
+  const { tf } = ctx.need('backend');
+  const { classifier, metadata } = ctx.need('head');
+  const { checkpoint } = await readModelRecord(ctx.runDir);
+  await saveModelDir(classifier, ctx.writer.file(RUN_FILES.modelDir), metadata, tf, checkpoint);
+}
+
+/**
+ * Writes evaluation.json and keeps the evaluation for the later stages; `final` also tells the host
+ * (once per run: the CLI prints the confusion matrix on each notification, and the panel should show
+ * the calibrated confidences and the unknown threshold, not the figures before them).
+ */
+export async function publishEvaluation(ctx: RunContext, evaluation: Evaluation, final: boolean): Promise<void> {
+  await writeJsonAtomic(ctx.writer.file(RUN_FILES.evaluation), evaluation);
+  if (final) ctx.notify({ type: 'evaluation', evaluation });
+  ctx.set('evaluation', evaluation);
+}

@@ -1,0 +1,53 @@
+// Stage: the statistics that tell an image unlike every class ("unknown") from one the model knows.
+import { RUN_FILES, type NoveltyFile } from '../../../shared/runFolder';
+import { fitNovelty, type NoveltyStats } from '../../fit/novelty';
+import { writeJsonAtomic } from '../../util/atomicWrite';
+import type { RunStage } from '../runContext';
+import { keptFeatures, publishEvaluation, resaveKeptModel } from './keptModel';
+
+const base64 = (a: Float32Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength).toString('base64');
+
+/** The statistics as `model/novelty.json` holds them. */
+export function noveltyFile(stats: NoveltyStats): NoveltyFile {
+  return {
+    format: 'image-trainer/novelty@1',
+    featureSize: stats.featureSize,
+    classes: stats.classes,
+    threshold: stats.fit.threshold,
+    whitening: base64(stats.whitening),
+    means: base64(stats.means),
+  };
+}
+
+/** Fits class means and a shared covariance on the training features, sets the threshold on the validation images, and saves both with the model. */
+export const unknownStage: RunStage = {
+  name: 'unknown',
+  async run(ctx) {
+    const { classes } = ctx.need('scan');
+    const { metadata } = ctx.need('head');
+    const train = await keptFeatures(ctx, 'train');
+    if (train.n === 0) return publishEvaluation(ctx, ctx.need('evaluation'), true);
+    const { tf } = ctx.need('backend');
+    const gram = (x: Float32Array, n: number, f: number) => {
+      const product = tf.tidy(() => {
+        const m = tf.tensor2d(x, [n, f]);
+        return tf.matMul(m, m, true, false);
+      });
+      try {
+        return product.dataSync() as Float32Array;
+      } finally {
+        product.dispose();
+      }
+    };
+    const stats = fitNovelty(train, await keptFeatures(ctx, 'val'), classes.length, gram);
+    await writeJsonAtomic(ctx.writer.file(`${RUN_FILES.modelDir}/${RUN_FILES.novelty}`), noveltyFile(stats));
+    metadata.unknownThreshold = stats.fit.threshold;
+    const { fit } = stats;
+    ctx.log(
+      'info',
+      `Unknown detection: threshold ${fit.threshold.toFixed(2)} (${fit.percentile}th percentile of validation scores; ${fit.valFlagged}/${fit.valImages} validation images above it), shrinkage ${fit.shrinkage.toFixed(3)}`,
+    );
+    await resaveKeptModel(ctx);
+    await publishEvaluation(ctx, { ...ctx.need('evaluation'), novelty: fit }, true);
+  },
+};

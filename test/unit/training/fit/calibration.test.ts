@@ -1,0 +1,92 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import {
+  calibrate,
+  expectedCalibrationError,
+  fitTemperature,
+  logitsOf,
+  nllAt,
+  scaledProbs,
+  stratifiedHalves,
+} from '../../../../src/training/fit/calibration';
+import { seededRandom } from '../../../../src/training/util/random';
+
+const k = 3;
+
+/** Predictions of a model that is right 70% of the time but says 0.98: logits three times too large. */
+function overconfident(n: number, seed: number): { probs: Float32Array; y: Int32Array } {
+  const rand = seededRandom(seed);
+  const probs = new Float32Array(n * k);
+  const y = new Int32Array(n);
+  for (let i = 0; i < n; i++) {
+    y[i] = i % k;
+    const predicted = rand() < 0.7 ? y[i] : (y[i] + 1) % k;
+    const logits = [0, 0, 0].map((_, c) => (c === predicted ? 1.5 : 0) * 3 + rand() * 0.3);
+    const row = scaledProbs(logits, k, 1);
+    probs.set(row, i * k);
+  }
+  return { probs, y };
+}
+
+describe('temperature scaling', () => {
+  it('softens an overconfident model and lowers its calibration error on images it was not fitted on', () => {
+    const { probs, y } = overconfident(600, 7);
+    const c = calibrate(probs, y, k);
+    assert.ok(c.temperature > 2 && c.temperature < 4.5, `temperature ${c.temperature}`);
+    assert.ok(c.eceAfter < c.eceBefore / 2, `ECE ${c.eceBefore} → ${c.eceAfter}`);
+    assert.equal(c.heldOut, 300);
+    assert.equal(c.bins, 15);
+    // The diagram behind the figure: its bins hold every held-out image and give back the same ECE.
+    for (const [bins, ece] of [
+      [c.reliability!.before, c.eceBefore],
+      [c.reliability!.after, c.eceAfter],
+    ] as const) {
+      assert.equal(bins.length, 15);
+      assert.equal(
+        bins.reduce((s, b) => s + b.count, 0),
+        300,
+      );
+      assert.ok(Math.abs(bins.reduce((s, b) => s + (b.count * Math.abs(b.accuracy - b.confidence)) / 300, 0) - ece) < 1e-12);
+    }
+  });
+
+  it('keeps temperature 1 when no temperature lowers the negative log-likelihood', () => {
+    // Each confidence is exactly as often right as it says: any T ≠ 1 makes the NLL worse or equal.
+    const probs = new Float32Array([0.5, 0.5, 0.5, 0.5]);
+    const y = [0, 1, 0, 1];
+    assert.equal(fitTemperature(logitsOf(probs), y, 2, [0, 1, 2, 3]), 1);
+  });
+
+  it('finds the temperature that minimises the NLL within the search range', () => {
+    const { probs, y } = overconfident(300, 3);
+    const logits = logitsOf(probs);
+    const rows = Array.from({ length: 300 }, (_, i) => i);
+    const t = fitTemperature(logits, y, k, rows);
+    for (const other of [t * 0.9, t * 1.1, 1]) assert.ok(nllAt(logits, y, k, t, rows) <= nllAt(logits, y, k, other, rows) + 1e-9);
+  });
+
+  it('does not change which class is predicted', () => {
+    const { probs } = overconfident(50, 1);
+    const scaled = scaledProbs(logitsOf(probs), k, 2.7);
+    for (let r = 0; r < 50; r++) {
+      const argmax = (a: ArrayLike<number>) => [0, 1, 2].reduce((b, c) => (a[r * k + c] > a[r * k + b] ? c : b), 0);
+      assert.equal(argmax(scaled), argmax(probs));
+    }
+  });
+});
+
+describe('expected calibration error', () => {
+  it('is the share-weighted gap between accuracy and confidence per bin', () => {
+    // Bin (0.8, 0.8667]: two images at 0.85, one right → |0.5 − 0.85| × 2/4; bin of 1.0: two right at 1.0 → 0.
+    const probs = [0.85, 0.15, 0.85, 0.15, 1, 0, 0, 1];
+    const ece = expectedCalibrationError(probs, [0, 1, 0, 1], 2, [0, 1, 2, 3]);
+    assert.ok(Math.abs(ece - 0.175) < 1e-9, String(ece));
+  });
+
+  it('measures on halves that each keep the class mix', () => {
+    // Class 0 is rows 0, 1, 5 and class 1 rows 2, 3, 4: each class alternates between the halves.
+    const [a, b] = stratifiedHalves([0, 0, 1, 1, 1, 0]);
+    assert.deepEqual(a, [0, 2, 4, 5]);
+    assert.deepEqual(b, [1, 3]);
+  });
+});
