@@ -14,9 +14,10 @@ import { openRunClassifier } from '../../src/training/models/predict';
 import { explainImage, gradCamModelOf, type GradCamModel, type Heatmap } from '../../src/training/explain/gradCam';
 import type { Tf } from '../../src/training/util/tf';
 import { tempDir } from '../support/tempDirs';
-import { bundle, onlyRun } from '../support/trainingBundle';
+import { bundle, onlyRun, repo } from '../support/trainingBundle';
 
-const FLOWERS = '/work/shared/datasets/flowers';
+// The shared datasets sit beside the repository (as on CI).
+const FLOWERS = path.resolve(repo, '../shared/datasets/flowers');
 const CLASSES = ['daisy', 'sunflower'];
 const PER_CLASS = 60;
 

@@ -1,5 +1,5 @@
 // Calibrated confidence, "unknown" detection and the exports that carry them, on the real datasets
-// in /work/shared through the real CLI: runs on flowers, hymenoptera and plantvillage-apple (the
+// in ../shared through the real CLI: runs on flowers, hymenoptera and plantvillage-apple (the
 // slow part, once for the whole file), then predictions on images of other datasets, and the same
 // images through predict, the TF.js model as saved and the ONNX export.
 import { before, test } from 'node:test';

@@ -43,8 +43,8 @@ function mutate<T extends object>(value: T, dotted: string, replacement: unknown
 const start: StartCommand = {
   type: 'start',
   datasetRoot: '/data/leaves',
-  runsDir: '/work/.image-trainer/runs',
-  cacheDir: '/work/.image-trainer/cache',
+  runsDir: '/home/user/project/.image-trainer/runs',
+  cacheDir: '/home/user/project/.image-trainer/cache',
   options: DEFAULT_TRAIN_OPTIONS,
   modelCacheDir: '/storage/models',
 };
@@ -79,7 +79,7 @@ const panel = sampleState();
 const wellFormed: TrainingNotification[] = [
   {
     type: 'started',
-    runDir: '/work/.image-trainer/runs/leaves-20250101-120000',
+    runDir: '/home/user/project/.image-trainer/runs/leaves-20250101-120000',
     backend: panel.backend!,
     model: panel.model!,
     dataset: { root: '/data/leaves', ...panel.dataset! },
@@ -91,7 +91,7 @@ const wellFormed: TrainingNotification[] = [
   {
     type: 'finished',
     summary: {
-      runDir: '/work/.image-trainer/runs/leaves-20250101-120000',
+      runDir: '/home/user/project/.image-trainer/runs/leaves-20250101-120000',
       valAccuracy: 0.875,
       bestEpoch: 3,
       epochsRun: 5,
@@ -101,7 +101,7 @@ const wellFormed: TrainingNotification[] = [
       cancelled: false,
     },
   },
-  { type: 'failed', message: 'Found 1 usable class (healthy) in /data/leaves', kind: 'dataset', runDir: '/work/runs/leaves-1' },
+  { type: 'failed', message: 'Found 1 usable class (healthy) in /data/leaves', kind: 'dataset', runDir: '/home/user/runs/leaves-1' },
   { type: 'failed', message: 'The training process was killed (SIGKILL)', kind: 'internal' },
   { type: 'log', level: 'warn', message: '2 files skipped' },
 ];
