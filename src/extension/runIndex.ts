@@ -7,7 +7,7 @@ import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { RUN_FILES } from '../shared/runFolder';
 import type { ModelFolderRecord, RunStatus } from '../shared/runFolder';
-import { isRunProcessAlive, MODEL_JSON_HEAD_BYTES, parseModelCheckpoint, reconcileRunStatus } from '../shared/runState';
+import { isRunProcessAlive, isRunStatus, MODEL_JSON_HEAD_BYTES, parseModelCheckpoint, reconcileRunStatus } from '../shared/runState';
 
 export interface RunEntry {
   runDir: string;
@@ -17,17 +17,6 @@ export interface RunEntry {
   status: RunStatus;
   /** `running` on disk but its process is gone: the run was interrupted. */
   interrupted: boolean;
-}
-
-function isRunStatus(value: unknown): value is RunStatus {
-  if (typeof value !== 'object' || value === null) return false;
-  const v = value as Record<string, unknown>;
-  return (
-    typeof v.state === 'string' &&
-    ['running', 'finished', 'failed', 'cancelled'].includes(v.state) &&
-    typeof v.datasetRoot === 'string' &&
-    typeof v.startedAt === 'string'
-  );
 }
 
 /**

@@ -19,6 +19,18 @@ export interface RunReading {
  * earlier; a process that started later got the pid after the run's process died. The slack covers
  * the coarse clocks start times are read with (seconds since boot on Linux).
  */
+/** True for a parsed status.json a reader can use: a known state, the dataset folder and the start time. */
+export function isRunStatus(value: unknown): value is RunStatus {
+  if (typeof value !== 'object' || value === null) return false;
+  const v = value as Record<string, unknown>;
+  return (
+    typeof v.state === 'string' &&
+    ['running', 'finished', 'failed', 'cancelled'].includes(v.state) &&
+    typeof v.datasetRoot === 'string' &&
+    typeof v.startedAt === 'string'
+  );
+}
+
 export const PID_START_SLACK_MS = 2000;
 
 /**

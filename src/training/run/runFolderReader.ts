@@ -4,23 +4,19 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { RUN_FILES, type ModelFolderRecord, type RunStatus } from '../../shared/runFolder';
-import { isRunProcessAlive, MODEL_JSON_HEAD_BYTES, parseModelCheckpoint, reconcileRunStatus, type RunReading } from '../../shared/runState';
+import {
+  isRunProcessAlive,
+  isRunStatus,
+  MODEL_JSON_HEAD_BYTES,
+  parseModelCheckpoint,
+  reconcileRunStatus,
+  type RunReading,
+} from '../../shared/runState';
 
 /** One run folder as a listing shows it. */
 export interface RunListing extends RunReading {
   runDir: string;
   name: string;
-}
-
-function isRunStatus(value: unknown): value is RunStatus {
-  if (typeof value !== 'object' || value === null) return false;
-  const v = value as Record<string, unknown>;
-  return (
-    typeof v.state === 'string' &&
-    ['running', 'finished', 'failed', 'cancelled'].includes(v.state) &&
-    typeof v.datasetRoot === 'string' &&
-    typeof v.startedAt === 'string'
-  );
 }
 
 /** What `model/model.json` of a run folder says about itself (its first bytes only). */
