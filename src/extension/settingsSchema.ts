@@ -1,7 +1,7 @@
 // The `imageTrainer.*` settings: one typed description of every setting, its default and its
 // bounds, and the validation that turns raw configuration values into TrainOptions.
 // No `vscode` import, so the rules are unit-tested; `configuration.ts` feeds it VS Code's values.
-import { BACKEND_PREFERENCES, DEFAULT_TRAIN_OPTIONS } from '../shared/types';
+import { BACKEND_PREFERENCES, DEFAULT_TRAIN_OPTIONS, RECIPE_NAMES } from '../shared/types';
 import type { TrainOptions } from '../shared/types';
 
 export const SETTINGS_SECTION = 'imageTrainer';
@@ -103,6 +103,23 @@ export const TRAIN_OPTION_SPECS: { readonly [K in keyof TrainOptions]: SettingSp
     kind: 'boolean',
     description:
       'Follow symlinks that lead out of the dataset folder. Off: such links are skipped (and listed in the dataset report as outside the dataset), and nothing outside the dataset folder is opened.',
+  },
+  recipe: {
+    kind: 'enum',
+    values: RECIPE_NAMES,
+    description: 'Augmented views of each image (features cached per view) and test-time averaging over the same views.',
+    enumDescriptions: [
+      'Chosen per dataset by cross-validation on the training images; the report says which and why.',
+      'One view per image, no test-time augmentation.',
+      'The image and its mirror image.',
+      'The 8 flips, rotations by 90° and transposes: for leaves, microscopy, aerial photos — not for upright scenes or text.',
+      'The 8 views at two input sizes, averaged: pays when the source images are large.',
+    ],
+  },
+  refit: {
+    kind: 'boolean',
+    description:
+      'After the recipe and the number of epochs are chosen, train the final model on the training and validation images together; the reported accuracy is then the cross-validated estimate.',
   },
 };
 

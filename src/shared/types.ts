@@ -5,6 +5,15 @@
 export type BackendPreference = 'auto' | 'gpu' | 'cpu-native' | 'wasm';
 export const BACKEND_PREFERENCES: readonly BackendPreference[] = ['auto', 'gpu', 'cpu-native', 'wasm'];
 
+/**
+ * How the head is trained: `plain` on one feature vector per image; `flip` adds the mirror image;
+ * `dihedral` the 8 flips/rotations/transposes; `dihedral-2scale` adds a second head at a larger input
+ * size. Each view's features are cached and the same views are averaged at prediction time.
+ * `auto` chooses among them by cross-validation on the training images.
+ */
+export type RecipeName = 'auto' | 'plain' | 'flip' | 'dihedral' | 'dihedral-2scale';
+export const RECIPE_NAMES: readonly RecipeName[] = ['auto', 'plain', 'flip', 'dihedral', 'dihedral-2scale'];
+
 /** Every option of a training run. Defaults live in `DEFAULT_TRAIN_OPTIONS`. */
 export interface TrainOptions {
   /** Base model id from the model registry (e.g. `mobilenet_v2_0.35`). */
@@ -37,6 +46,10 @@ export interface TrainOptions {
   timeLimitMinutes: number;
   /** Follow symlinks that lead out of the dataset folder (off: they are skipped as `external-symlink`, and nothing outside is opened). */
   followExternalLinks: boolean;
+  /** Views and test-time augmentation (see `RecipeName`). */
+  recipe: RecipeName;
+  /** After the recipe and epoch count are chosen, train the final model on training + validation images. */
+  refit: boolean;
 }
 
 export const DEFAULT_TRAIN_OPTIONS: TrainOptions = {
@@ -59,6 +72,8 @@ export const DEFAULT_TRAIN_OPTIONS: TrainOptions = {
   maxPixels: 100_000_000,
   timeLimitMinutes: 0,
   followExternalLinks: false,
+  recipe: 'auto',
+  refit: false,
 };
 
 /** Why a file in the dataset folder was not used. */

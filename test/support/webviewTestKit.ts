@@ -263,6 +263,8 @@ export function sampleState(overrides: Partial<PanelState> = {}): PanelState {
       maxPixels: 100_000_000,
       timeLimitMinutes: 0,
       followExternalLinks: false,
+      recipe: 'auto',
+      refit: false,
     },
     progress: { stage: 'head', done: 3, total: 4, epoch: 3, epochs: 20, imagesPerSec: 412.5, etaSec: 42 },
     epochs: syntheticEpochs(3),

@@ -27,11 +27,7 @@ export interface DoctorResult {
 }
 
 /** Runs the doctor; progress and log lines go to `notify` as during training. */
-export async function runDoctor(
-  req: DoctorRequest,
-  notify: (n: TrainingNotification) => void,
-  signal: AbortSignal,
-): Promise<DoctorResult> {
+export async function runDoctor(req: DoctorRequest, notify: (n: TrainingNotification) => void, signal: AbortSignal): Promise<DoctorResult> {
   void req;
   void notify;
   void signal;
