@@ -15,7 +15,8 @@ export function drawHeatmap(canvas: HTMLCanvasElement, heatmap: PanelHeatmap): v
   canvas.height = heatmap.height;
   const context = canvas.getContext('2d');
   if (!context || typeof context.createImageData !== 'function') return;
-  const image = context.createImageData(heatmap.width, heatmap.height);
+  const image = context.createImageData(heatmap.width, heatmap.height) as ImageData | undefined;
+  if (!image) return;
   image.data.set(heatmapRgba(heatmap.values));
   context.putImageData(image, 0, 0);
 }

@@ -156,11 +156,7 @@ export class ReliabilityView {
             'div',
             { class: 'reliability-charts' },
             figure(c.reliability.before, 'before', `Before scaling · ECE ${c.eceBefore.toFixed(3)}`),
-            figure(
-              c.reliability.after,
-              'after',
-              `After scaling (T = ${c.temperature === 1 && !c.fallback ? '1' : c.temperature.toFixed(2)}) · ECE ${c.eceAfter.toFixed(3)}`,
-            ),
+            figure(c.reliability.after, 'after', `After scaling (T = ${c.temperature.toFixed(2)}) · ECE ${c.eceAfter.toFixed(3)}`),
           ),
           legend(colors),
         );
