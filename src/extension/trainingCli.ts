@@ -147,20 +147,25 @@ function isPredictionLine(value: unknown): value is PredictionLine {
   );
 }
 
-/** Parses `predict --json` output: one JSON object per line; other lines (logs) are ignored. */
-export function parsePredictOutput(stdout: string): PredictionLine[] {
-  const lines: PredictionLine[] = [];
+/** The JSON objects of a command's stdout (one a line) that pass `accept`; other lines (logs) are ignored. */
+function parseJsonLines<T>(stdout: string, accept: (value: unknown) => value is T): T[] {
+  const lines: T[] = [];
   for (const line of stdout.split(/\r?\n/)) {
     const trimmed = line.trim();
     if (!trimmed.startsWith('{')) continue;
     try {
       const parsed: unknown = JSON.parse(trimmed);
-      if (isPredictionLine(parsed)) lines.push(parsed);
+      if (accept(parsed)) lines.push(parsed);
     } catch {
       // a log line that happens to start with "{"
     }
   }
   return lines;
+}
+
+/** Parses `predict --json` output: one JSON object per image. */
+export function parsePredictOutput(stdout: string): PredictionLine[] {
+  return parseJsonLines(stdout, isPredictionLine);
 }
 
 /** One line of `explain --json`: an image's prediction and heatmap, or why it could not be explained. */
@@ -188,20 +193,9 @@ function isExplainLine(value: unknown): value is ExplainLine {
   );
 }
 
-/** Parses `explain --json` output: one JSON object per image; other lines (logs) are ignored. */
+/** Parses `explain --json` output: one JSON object per image. */
 export function parseExplainOutput(stdout: string): ExplainLine[] {
-  const lines: ExplainLine[] = [];
-  for (const line of stdout.split(/\r?\n/)) {
-    const trimmed = line.trim();
-    if (!trimmed.startsWith('{')) continue;
-    try {
-      const parsed: unknown = JSON.parse(trimmed);
-      if (isExplainLine(parsed)) lines.push(parsed);
-    } catch {
-      // a log line that happens to start with "{"
-    }
-  }
-  return lines;
+  return parseJsonLines(stdout, isExplainLine);
 }
 
 function isBackendInfo(value: unknown): value is BackendInfo {

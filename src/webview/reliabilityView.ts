@@ -10,7 +10,7 @@ import { chartColors, type ChartColors } from './themeColors';
 
 const SVG_NS = 'http://www.w3.org/2000/svg';
 // The plot in viewBox units: 0–1 on both axes mapped into this square, labels around it.
-const LEFT = 30;
+const LEFT = 24;
 const TOP = 8;
 const SIZE = 160;
 
@@ -80,8 +80,10 @@ export function reliabilityDiagram(bins: readonly ReliabilityBin[], label: strin
     text('confidence', x(0.5), y(0) + 12, 'middle'),
     text('0', x(0) - 4, y(0), 'end'),
     text('1', x(0) - 4, y(1) + 8, 'end'),
-    text('right', x(0) - 4, y(0.5) + 3, 'end'),
   );
+  const yLabel = text('accuracy', 0, 0, 'middle');
+  yLabel.setAttribute('transform', `translate(${x(0) - 8} ${y(0.5)}) rotate(-90)`);
+  chart.append(yLabel);
   return chart;
 }
 
@@ -95,7 +97,7 @@ function legend(colors: ChartColors): HTMLElement {
     'p',
     { class: 'reliability-legend muted' },
     swatch(colors.train, 'bar'),
-    ' share right · ',
+    ' accuracy (share right) · ',
     swatch(colors.validation, 'tick'),
     ' mean confidence · dashed: perfectly calibrated',
   );

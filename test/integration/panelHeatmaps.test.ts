@@ -4,7 +4,6 @@
 // blended PNG is drawn outside the dataset, and the dataset is left as it was.
 import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import sharp from 'sharp';
@@ -12,7 +11,7 @@ import { MAX_PANEL_HEATMAP_SIDE } from '../../src/shared/protocol/panel';
 import { ImagePathGuard } from '../../src/extension/imagePathGuard';
 import { bundleRunner, checkImagesToExplain, heatmapOverlayPath, HeatmapService } from '../../src/extension/panelHeatmaps';
 import { tempDir } from '../support/tempDirs';
-import { bundle, copySample, onlyRun, treeDigest } from '../support/trainingBundle';
+import { bundle, runBundle, trainSampleCopy, treeDigest } from '../support/trainingBundle';
 
 let work: string;
 let data: string;
@@ -21,33 +20,9 @@ let images: string[];
 const logs: string[] = [];
 let service: HeatmapService;
 
-function node(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, args, { timeout: 120_000, maxBuffer: 64 * 1024 * 1024 }, (error, stdout, stderr) => {
-      resolve({ code: error ? ((error as { code?: number }).code ?? null) : 0, stdout, stderr });
-    });
-  });
-}
-
 before(async () => {
-  assert.ok(fs.existsSync(bundle), 'dist/training.js is missing: run `npm run build` first');
   work = tempDir('it-heatmaps-');
-  data = path.join(work, 'leaves');
-  copySample(data, 30);
-  const out = await node([
-    bundle,
-    'train',
-    data,
-    '--out',
-    path.join(work, 'runs'),
-    '--cache',
-    path.join(work, 'cache'),
-    '--epochs',
-    '3',
-    '--quiet',
-  ]);
-  assert.equal(out.code, 0, out.stderr);
-  runDir = onlyRun(path.join(work, 'runs'));
+  ({ runDir, data } = await trainSampleCopy(work, 30, { epochs: 3 }));
   images = fs
     .readdirSync(data)
     .sort()
@@ -162,7 +137,7 @@ test('the opened image with its heatmap is a PNG drawn in a temporary folder, at
 
 test('explain through the CLI: several images print one line each, --out refuses more than one image', async () => {
   const files = [images[0]!, 'scab/zz-broken.jpg'].map((p) => path.join(data, p));
-  const out = await node([bundle, 'explain', runDir, ...files, '--json', '--max-side', '16']);
+  const out = await runBundle(['explain', runDir, ...files, '--json', '--max-side', '16']);
   assert.equal(out.code, 0, out.stderr);
   const lines = out.stdout
     .trim()
@@ -174,10 +149,10 @@ test('explain through the CLI: several images print one line each, --out refuses
   );
   assert.deepEqual([lines[0]!.heatmap?.width, lines[0]!.heatmap?.height], [16, 16]);
   assert.equal(typeof lines[1]!.error, 'string');
-  const refused = await node([bundle, 'explain', runDir, ...files, '--out', path.join(work, 'x.png')]);
+  const refused = await runBundle(['explain', runDir, ...files, '--out', path.join(work, 'x.png')]);
   assert.equal(refused.code, 1);
   assert.equal(refused.stderr.trim(), '--out draws one image; 2 were given (leave out --out, or explain them one at a time)');
   assert.equal(fs.existsSync(path.join(work, 'x.png')), false);
-  const onlyBroken = await node([bundle, 'explain', runDir, files[1]!]);
+  const onlyBroken = await runBundle(['explain', runDir, files[1]!]);
   assert.equal(onlyBroken.code, 1, 'every image failed: a failing exit');
 });

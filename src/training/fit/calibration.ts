@@ -179,17 +179,27 @@ export function guardedTemperature(
  * Fits the temperature on one half of the validation predictions and measures the ECE before and
  * after on the other half (an honest figure: the temperature never saw those images), then refits
  * on all of them for the temperature the model keeps. Both fits are guarded (`guardedTemperature`):
- * a temperature that cannot be trusted is 1, and `fallback` says why.
+ * when either cannot be trusted the temperature is 1, "after" equals "before", and `fallback` says why.
  */
 export function calibrate(probs: Float32Array, y: ArrayLike<number>, k: number): Calibration {
   const logits = logitsOf(probs);
   const [fitRows, heldOut] = stratifiedHalves(y);
-  const half = guardedTemperature(logits, y, k, fitRows);
-  const before = reliabilityBins(probs, y, k, heldOut);
-  // T = 1 scales nothing: the same bins, without float32 → float64 round-off between them.
-  const after = half.temperature === 1 ? before : reliabilityBins(scaledProbs(logits, k, half.temperature), y, k, heldOut);
   const all = Array.from({ length: y.length }, (_, i) => i);
-  const kept = guardedTemperature(logits, y, k, all);
+  const before = reliabilityBins(probs, y, k, heldOut);
+  // The kept temperature is fitted on all the images; the held-out figure needs a trusted fit on one
+  // half as well. Without both, a temperature could not be checked, so none is kept ("after" is "before").
+  const full = guardedTemperature(logits, y, k, all);
+  const tooFew = fitRows.length < MIN_CALIBRATION_IMAGES;
+  const half = full.fallback || tooFew ? undefined : guardedTemperature(logits, y, k, fitRows);
+  const fallback =
+    full.fallback ??
+    (tooFew
+      ? `only ${y.length} validation images: a temperature is fitted on one half and checked on the other, and each half needs at least ${MIN_CALIBRATION_IMAGES}`
+      : half?.fallback && `on the half of the validation images it is fitted on, ${half.fallback}`);
+  const kept: GuardedTemperature = fallback ? { temperature: 1, fallback } : full;
+  // T = 1 scales nothing: the same bins, without float32 → float64 round-off between them.
+  const tHalf = kept.fallback || !half ? 1 : half.temperature;
+  const after = tHalf === 1 ? before : reliabilityBins(scaledProbs(logits, k, tHalf), y, k, heldOut);
   return {
     temperature: kept.temperature,
     ...(kept.fallback ? { fallback: kept.fallback } : {}),

@@ -104,11 +104,29 @@ describe('the calibration guard', () => {
     assert.equal(c.eceAfter, c.eceBefore);
   });
 
-  it('keeps temperature 1 on a validation set too small to fit one', () => {
-    const { probs, y } = overconfident(MIN_CALIBRATION_IMAGES - 1, 5);
+  it('keeps temperature 1 on a validation set too small to fit one on one half and check it on the other', () => {
+    // 36 images, 12 per class: 18 to fit on, 18 to check, short of the minimum, although all 36 would pass it.
+    const n = 2 * MIN_CALIBRATION_IMAGES - 4;
+    const { probs, y } = overconfident(n, 5);
+    assert.equal(
+      guardedTemperature(
+        logitsOf(probs),
+        y,
+        k,
+        Array.from({ length: n }, (_, i) => i),
+      ).fallback,
+      undefined,
+    );
     const c = calibrate(probs, y, k);
     assert.equal(c.temperature, 1);
-    assert.match(c.fallback ?? '', new RegExp(`only ${MIN_CALIBRATION_IMAGES - 1} validation images`));
+    assert.match(c.fallback ?? '', new RegExp(`^only ${n} validation images: .* each half needs at least ${MIN_CALIBRATION_IMAGES}$`));
+    assert.equal(c.eceAfter, c.eceBefore);
+    assert.deepEqual(c.reliability!.after, c.reliability!.before);
+    // A tiny set is refused by the guard itself as well.
+    assert.match(
+      guardedTemperature(logitsOf(probs), y, k, [0, 1, 2]).fallback ?? '',
+      /^only 3 validation images: at least 20 are needed to fit a temperature$/,
+    );
   });
 
   it('refuses a fit that ends on the edge of its range instead of at a minimum', () => {

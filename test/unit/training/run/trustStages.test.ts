@@ -62,7 +62,7 @@ describe('the stages after evaluation', () => {
       if (Math.abs(p.novelty! - novelty.threshold) > 0.01) assert.equal(p.unknown, p.novelty! > novelty.threshold, p.path);
   });
 
-  it('keep temperature 1 on the sample, whose validation images are all right, and say why in the log, evaluation.json and report.md', () => {
+  it('keep temperature 1 on the sample, whose validation images are few and all right, and say why in the log, evaluation.json and report.md', () => {
     // Unguarded, the fit on these 24 separable images ran T to its floor of 0.05: every confidence ~100%.
     const { calibration, predictions } = read<Evaluation>('evaluation.json');
     assert.equal(predictions.filter((p) => p.predicted !== p.actual).length, 0);
@@ -72,6 +72,7 @@ describe('the stages after evaluation', () => {
       calibration.fallback,
       `none of the ${predictions.length} validation images is misclassified: the fit would sharpen every confidence towards 100%`,
     );
+    assert.deepEqual(calibration.reliability?.after, calibration.reliability?.before);
     const logs = notified.flatMap((n) => (n.type === 'log' ? [n.message] : []));
     assert.ok(logs.includes(`Calibration: temperature kept at 1 because ${calibration.fallback}`), logs.join('\n'));
     assert.ok(
