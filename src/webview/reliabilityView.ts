@@ -142,7 +142,9 @@ export class ReliabilityView {
         h(
           'p',
           { id: 'ece-summary', class: 'muted' },
-          `Expected calibration error (${c.bins} bins) on ${plural(c.heldOut, 'held-out validation image')}: ${c.eceBefore.toFixed(3)} before, ${c.eceAfter.toFixed(3)} after scaling.`,
+          c.temperature === 1
+            ? `Expected calibration error (${c.bins} bins) on ${plural(c.heldOut, 'held-out validation image')}: ${c.eceBefore.toFixed(3)}.`
+            : `Expected calibration error (${c.bins} bins) on ${plural(c.heldOut, 'held-out validation image')}: ${c.eceBefore.toFixed(3)} before, ${c.eceAfter.toFixed(3)} after scaling.`,
         ),
       );
       if (c.reliability) {
@@ -153,15 +155,15 @@ export class ReliabilityView {
             reliabilityDiagram(bins, caption, colors) as unknown as HTMLElement,
             h('figcaption', {}, caption),
           );
-        this.body.append(
-          h(
-            'div',
-            { class: 'reliability-charts' },
-            figure(c.reliability.before, 'before', `Before scaling · ECE ${c.eceBefore.toFixed(3)}`),
-            figure(c.reliability.after, 'after', `After scaling (T = ${c.temperature.toFixed(2)}) · ECE ${c.eceAfter.toFixed(3)}`),
-          ),
-          legend(colors),
-        );
+        // Not scaled: "after" is "before", and one diagram says it.
+        const charts =
+          c.temperature === 1
+            ? [figure(c.reliability.before, 'before', `Not scaled (T = 1) · ECE ${c.eceBefore.toFixed(3)}`)]
+            : [
+                figure(c.reliability.before, 'before', `Before scaling · ECE ${c.eceBefore.toFixed(3)}`),
+                figure(c.reliability.after, 'after', `After scaling (T = ${c.temperature.toFixed(2)}) · ECE ${c.eceAfter.toFixed(3)}`),
+              ];
+        this.body.append(h('div', { class: 'reliability-charts' }, ...charts), legend(colors));
       }
     }
     if (novelty) {

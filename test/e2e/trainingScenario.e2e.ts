@@ -254,7 +254,15 @@ describe('a person trains a classifier on a folder of leaves in VS Code and fixe
     await page.setViewportSize(wide);
     await page.waitForTimeout(500);
     await panel.locator('#reliability-section').scrollIntoViewIfNeeded();
-    assert.equal(await panel.locator('#reliability-section figure.reliability').count(), 2);
+    // Drawn from the run's evaluation.json: one diagram when the temperature stayed 1, before and after otherwise.
+    const { calibration } = JSON.parse(fs.readFileSync(path.join(firstRunDir, 'evaluation.json'), 'utf8')) as {
+      calibration: { temperature: number; eceBefore: number };
+    };
+    assert.equal(await panel.locator('#reliability-section figure.reliability').count(), calibration.temperature === 1 ? 1 : 2);
+    assert.match(
+      await panel.locator('#reliability-section figcaption').first().innerText(),
+      new RegExp(`ECE ${calibration.eceBefore.toFixed(3)}`),
+    );
     assert.match(await panel.locator('#ece-summary').innerText(), /Expected calibration error \(15 bins\)/);
     await screenshot(page, shots, '05c-reliability-dark');
     await setColorTheme(page, 'Default Light Modern');

@@ -224,7 +224,15 @@ test('a temperature kept at 1 by the calibration guard says why', () => {
     document.querySelector('#calibration-summary')?.textContent,
     'Temperature kept at 1: none of the 24 validation images is misclassified: the fit would sharpen every confidence towards 100%.',
   );
-  assert.equal(document.querySelectorAll('#reliability-section figcaption')[1]?.textContent, 'After scaling (T = 1.00) · ECE 0.123');
+  // Nothing was scaled: one diagram, not two identical ones.
+  assert.deepEqual(
+    [...document.querySelectorAll('#reliability-section figcaption')].map((f) => f.textContent),
+    ['Not scaled (T = 1) · ECE 0.123'],
+  );
+  assert.equal(
+    document.querySelector('#ece-summary')?.textContent,
+    'Expected calibration error (15 bins) on 40 held-out validation images: 0.123.',
+  );
   app.dispose();
 });
 
