@@ -46,9 +46,14 @@ function firstLine(result: CliResult): string {
   );
 }
 
+// Batches waiting or running at most: the webview is untrusted, and a flood of requests must not
+// queue up minutes of work (a person scrolling asks for a page at a time).
+export const MAX_QUEUED_BATCHES = 3;
+
 /** Computes heatmaps one batch at a time (a second request waits for the first: two cores do not gain from two processes). */
 export class HeatmapService {
   private queue: Promise<unknown> = Promise.resolve();
+  private queued = 0;
 
   constructor(
     private readonly run: BundleRunner,
@@ -57,7 +62,13 @@ export class HeatmapService {
 
   /** The small heatmaps of `images` (validation images of `runDir`), as the panel is sent them. */
   explain(runDir: string, images: readonly ImageToExplain[]): Promise<HeatmapsNotification> {
-    const next = this.queue.then(() => this.explainNow(runDir, images));
+    if (this.queued >= MAX_QUEUED_BATCHES) {
+      this.log(`[heatmap] refused ${images.length} heatmaps: ${this.queued} batches are already waiting`);
+      const reason = 'too many heatmap requests at once; try again in a moment';
+      return Promise.resolve({ type: 'heatmaps', heatmaps: [], failed: images.map((i) => ({ path: i.relativePath, reason })) });
+    }
+    this.queued++;
+    const next = this.queue.then(() => this.explainNow(runDir, images)).finally(() => this.queued--);
     this.queue = next.catch(() => undefined);
     return next;
   }
