@@ -341,7 +341,9 @@ class RunPanel implements vscode.Disposable {
         if (!file) return;
         // With the heatmap toggle on: the image with its heatmap, drawn outside the dataset (the image itself if that fails).
         const runDir = command.heatmap ? this.modelRunDir() : undefined;
-        const shown = (runDir && (await this.deps.heatmaps.drawOverlay(runDir, file))) || file;
+        const drawing = runDir ? this.deps.heatmaps.drawOverlay(runDir, file) : Promise.resolve(undefined);
+        if (runDir) vscode.window.setStatusBarMessage(`$(sync~spin) Drawing the heatmap of ${path.basename(file)}…`, drawing);
+        const shown = (await drawing) ?? file;
         await vscode.commands.executeCommand('vscode.open', vscode.Uri.file(shown), {
           viewColumn: vscode.ViewColumn.Beside,
           preview: true,
