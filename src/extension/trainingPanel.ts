@@ -5,6 +5,8 @@ import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { isPanelCommand, type PanelCommand, type PanelNotification, type PanelState } from '../shared/protocol/panel';
 import type { TrainingNotification } from '../shared/protocol/training';
+import type { ExploreNotification } from '../shared/protocol/explore';
+import { ExploreHost } from './exploreHost';
 import { ImagePathGuard } from './imagePathGuard';
 import { createNonce, panelHtml } from './panelHtml';
 import {
@@ -31,6 +33,8 @@ export interface TrainingPanelDeps {
   retrain(datasetRoot: string, model?: string): void;
   /** The dataset roots the workspace's discovery knows: the only roots file actions of a reopened run may touch. */
   knownDatasetRoots(): Promise<readonly string[]>;
+  /** The training bundle, which compares runs (`compare --json`). */
+  bundlePath?: string;
 }
 
 type RestoreMap = Record<string, string>;
@@ -82,6 +86,12 @@ export class TrainingPanelManager implements vscode.Disposable {
     });
     this.track(runPanel);
     await runPanel.loadFolder();
+  }
+
+  /** Compare with…: shows the run's panel, then asks which run of its dataset to compare it with. */
+  async compareWith(runDir: string): Promise<void> {
+    await this.showRunFolder(runDir);
+    await this.find(undefined, runDir)?.explore.pickAndCompare();
   }
 
   dispose(): void {
@@ -166,6 +176,12 @@ class RunPanel implements vscode.Disposable {
   private disposed = false;
   private pollTimer: ReturnType<typeof setTimeout> | undefined;
   private lastFolderSnapshot = '';
+  /** Serves the Compare, Runs and map views. */
+  readonly explore: ExploreHost;
+  /** Images those views showed (flipped images, map points): the file actions may touch them too. */
+  private readonly explored = new Set<string>();
+  /** The last exploring result posted before the webview was ready: sent on `ready`. */
+  private pendingExplore: ExploreNotification | undefined;
 
   constructor(
     private readonly panel: vscode.WebviewPanel,
@@ -194,6 +210,22 @@ class RunPanel implements vscode.Disposable {
         moved: [],
       };
     }
+    this.explore = new ExploreHost({
+      log: deps.log,
+      bundlePath: deps.bundlePath,
+      datasetRoot,
+      runDir: () => this.live?.runDir ?? this.runDir,
+      post: (notification) => {
+        if (this.ready) this.post(notification);
+        else this.pendingExplore = notification;
+      },
+      allowPaths: (paths) => {
+        for (const p of paths) {
+          this.explored.add(p);
+          this.guard.allow(p);
+        }
+      },
+    });
     panel.webview.options = webviewOptions(context, datasetRoot);
     panel.webview.html = this.html();
     this.disposables.push(
@@ -228,6 +260,7 @@ class RunPanel implements vscode.Disposable {
     this.state = panelStateFromHistory(run, this.imageBaseUri(), this.state.moved);
     this.afterRunDirKnown(run.runDir);
     this.guard.setKnownPaths(this.state.evaluation?.predictions.map((p) => p.path) ?? []);
+    for (const p of this.explored) this.guard.allow(p);
     this.runSubscriptions.push(
       run.onDidNotify((n) => this.onNotification(n)),
       run.onDidEnd((end) => {
@@ -250,6 +283,7 @@ class RunPanel implements vscode.Disposable {
       this.guard.setKnownPaths(contents.evaluation?.predictions.map((p) => p.path) ?? []);
     }
     for (const m of this.state.moved) if (m.newPath) this.guard.allow(m.newPath);
+    for (const p of this.explored) this.guard.allow(p);
     this.afterRunDirKnown(this.runDir);
     const snapshot = JSON.stringify(this.state);
     if (snapshot !== this.lastFolderSnapshot) this.postState();
@@ -284,6 +318,7 @@ class RunPanel implements vscode.Disposable {
       case 'evaluation':
         this.guard.setKnownPaths(notification.evaluation.predictions.map((p) => p.path));
         for (const m of this.state.moved) if (m.newPath) this.guard.allow(m.newPath);
+        for (const p of this.explored) this.guard.allow(p);
         break;
       default:
         break;
@@ -320,6 +355,14 @@ class RunPanel implements vscode.Disposable {
       case 'ready':
         this.ready = true;
         this.postState();
+        if (this.pendingExplore) this.post(this.pendingExplore);
+        this.pendingExplore = undefined;
+        return;
+      case 'compare/pick':
+      case 'compare/runs':
+      case 'runs/show':
+      case 'map/show':
+        await this.explore.handle(command);
         return;
       case 'cancel':
         if (this.live && (this.live.state === 'running' || this.live.state === 'starting')) this.live.cancel();

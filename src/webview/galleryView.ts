@@ -13,6 +13,12 @@ export interface GalleryActions {
   move(path: string, toClass: string): void;
 }
 
+/** A gallery other than the error gallery (the comparison's flipped images): its element ids and each thumbnail's caption. */
+export interface GalleryOptions {
+  /** Base of the element ids (`<id>`, `<id>-title`, `<id>-section`, `<id>-more`); default `gallery`. */
+  id?: string;
+}
+
 export interface MovedImage {
   toClass: string;
   newPath?: string;
@@ -35,17 +41,25 @@ export class GalleryView {
   private imageBaseUri = '';
   private moved: ReadonlyMap<string, MovedImage> = new Map();
   private observer: IntersectionObserver | undefined;
+  /** Per-image caption of a list shown with `showImages` (the error gallery's own otherwise). */
+  private caption: ((prediction: Prediction) => string) | undefined;
 
-  constructor(private readonly actions: GalleryActions) {
-    this.title = h('h2', { id: 'gallery-title' }, 'Images');
-    this.grid = h('div', { id: 'gallery', role: 'list', 'aria-labelledby': 'gallery-title' });
-    this.more = h('button', { id: 'gallery-more', type: 'button', class: 'secondary-button', hidden: true }) as HTMLButtonElement;
+  constructor(
+    private readonly actions: GalleryActions,
+    options: GalleryOptions = {},
+  ) {
+    const id = options.id ?? 'gallery';
+    this.title = h('h2', { id: `${id}-title` }, 'Images');
+    this.grid = h('div', { id, class: 'gallery-grid', role: 'list', 'aria-labelledby': `${id}-title` });
+    this.more = h('button', { id: `${id}-more`, type: 'button', class: 'secondary-button', hidden: true }) as HTMLButtonElement;
     this.more.addEventListener('click', () => this.renderPage());
     this.element = h(
       'section',
-      { id: 'gallery-section', 'aria-labelledby': 'gallery-title' },
+      { id: `${id}-section`, 'aria-labelledby': `${id}-title` },
       this.title,
-      h('p', { id: 'gallery-help', class: 'muted' }, 'Select a cell of the confusion matrix to see its validation images.'),
+      id === 'gallery'
+        ? h('p', { id: 'gallery-help', class: 'muted' }, 'Select a cell of the confusion matrix to see its validation images.')
+        : null,
       this.grid,
       this.more,
     );
@@ -78,6 +92,7 @@ export class GalleryView {
     this.imageBaseUri = imageBaseUri;
     this.moved = moved;
     this.images = cellImages(evaluation, actual, predicted);
+    this.caption = undefined;
     this.rendered = 0;
     const a = evaluation.classes[actual];
     const p = evaluation.classes[predicted];
@@ -91,6 +106,28 @@ export class GalleryView {
     replaceChildren(this.grid);
     this.element.querySelector('#gallery-help')?.toggleAttribute('hidden', true);
     if (this.images.length === 0) this.grid.appendChild(h('p', { class: 'muted' }, 'No validation images in this cell.'));
+    this.renderPage();
+  }
+
+  /** Shows a list of validation images (not a cell) under `title`, each with `caption`, with the same thumbnail actions. */
+  showImages(
+    evaluation: Evaluation,
+    images: Prediction[],
+    title: string,
+    imageBaseUri: string,
+    moved: ReadonlyMap<string, MovedImage>,
+    caption: (prediction: Prediction) => string,
+  ): void {
+    this.evaluation = evaluation;
+    this.cell = undefined;
+    this.imageBaseUri = imageBaseUri;
+    this.moved = moved;
+    this.images = images;
+    this.caption = caption;
+    this.rendered = 0;
+    this.title.textContent = title;
+    replaceChildren(this.grid);
+    if (images.length === 0) this.grid.appendChild(h('p', { class: 'muted' }, 'None.'));
     this.renderPage();
   }
 
@@ -119,7 +156,7 @@ export class GalleryView {
   }
 
   private renderPage(): void {
-    if (!this.evaluation || !this.cell) return;
+    if (!this.evaluation || (!this.cell && !this.caption)) return;
     const end = Math.min(this.images.length, this.rendered + GALLERY_PAGE_SIZE);
     const fragment = document.createDocumentFragment();
     for (let i = this.rendered; i < end; i++) fragment.appendChild(this.thumb(this.images[i]!, i));
@@ -136,11 +173,12 @@ export class GalleryView {
 
   private thumb(prediction: Prediction, index: number): HTMLElement {
     const evaluation = this.evaluation!;
-    const [actual, predicted] = this.cell!;
+    const { actual, predicted } = prediction;
     const classes = evaluation.classes;
     const name = fileName(prediction.path);
-    const confidence =
-      actual === predicted
+    const confidence = this.caption
+      ? this.caption(prediction)
+      : actual === predicted
         ? `${classes[actual]} ${formatPercent(probabilityOf(prediction, actual), 0)}`
         : `${classes[predicted]} ${formatPercent(probabilityOf(prediction, predicted), 0)} · ${classes[actual]} ${formatPercent(probabilityOf(prediction, actual), 0)}`;
     const targets = classes.map((c, i) => ({ c, i })).filter(({ i }) => i !== actual);

@@ -8,7 +8,8 @@ import { ClassMetricsView } from './classMetricsView';
 import { CurvesView } from './curvesView';
 import { plural } from './displayFormat';
 import { h } from './domBuilder';
-import { GalleryView, type MovedImage } from './galleryView';
+import { ExploreView } from './exploreView';
+import { GalleryView, type GalleryActions, type MovedImage } from './galleryView';
 import { HeaderView } from './headerView';
 import { MatrixView } from './matrixView';
 import { watchTheme } from './themeColors';
@@ -46,6 +47,7 @@ export class PanelApp {
   private readonly matrix: MatrixView;
   private readonly metrics: ClassMetricsView;
   private readonly gallery: GalleryView;
+  private readonly explore: ExploreView;
   private readonly hintSlot: HTMLElement;
   private readonly evaluationSection: HTMLElement;
   private readonly empty: HTMLElement;
@@ -69,15 +71,25 @@ export class PanelApp {
       },
     );
     this.metrics = new ClassMetricsView((a, p) => this.selectCell(a, p, true));
-    this.gallery = new GalleryView({
+    const actions: GalleryActions = {
       open: (path) => this.post({ type: 'openImage', path }),
       reveal: (path) => this.post({ type: 'revealImage', path }),
       move: (path, toClass) => this.post({ type: 'moveImage', path, toClass }),
-    });
+    };
+    this.gallery = new GalleryView(actions);
+    this.explore = new ExploreView((command) => this.post(command), actions, () => this.movedMap());
     this.hintSlot = h('div', { class: 'hint-slot' });
     this.evaluationSection = h('div', { class: 'evaluation', hidden: true }, this.matrix.element, this.metrics.element);
     this.empty = h('p', { id: 'waiting', class: 'muted' }, 'Waiting for the run…');
-    root.replaceChildren(this.empty, this.header.element, this.hintSlot, this.curves.element, this.evaluationSection, this.gallery.element);
+    root.replaceChildren(
+      this.empty,
+      this.header.element,
+      this.hintSlot,
+      this.explore.element,
+      this.curves.element,
+      this.evaluationSection,
+      this.gallery.element,
+    );
   }
 
   /** Restores the persisted state (if any), listens for the host and says `ready`. */
@@ -90,7 +102,12 @@ export class PanelApp {
     const onMessage = (event: MessageEvent): void => this.receive(event.data);
     target.addEventListener('message', onMessage as EventListener);
     this.disposers.push(() => target.removeEventListener('message', onMessage as EventListener));
-    this.disposers.push(watchTheme(() => this.curves.rebuild()));
+    this.disposers.push(
+      watchTheme(() => {
+        this.curves.rebuild();
+        this.explore.map.restyle();
+      }),
+    );
     this.post({ type: 'ready' });
   }
 
@@ -112,6 +129,12 @@ export class PanelApp {
       case 'imageMoved':
         this.applyMoved(notification.path, { toClass: notification.toClass, newPath: notification.newPath });
         break;
+      case 'comparison':
+      case 'runs':
+      case 'featureMap':
+      case 'exploreProblem':
+        this.explore.receive(notification);
+        break;
     }
   }
 
@@ -121,8 +144,8 @@ export class PanelApp {
   }
 
   /** The sub-views, for tests that look inside. */
-  get views(): { curves: CurvesView; matrix: MatrixView; gallery: GalleryView } {
-    return { curves: this.curves, matrix: this.matrix, gallery: this.gallery };
+  get views(): { curves: CurvesView; matrix: MatrixView; gallery: GalleryView; explore: ExploreView } {
+    return { curves: this.curves, matrix: this.matrix, gallery: this.gallery, explore: this.explore };
   }
 
   dispose(): void {
@@ -130,6 +153,7 @@ export class PanelApp {
     for (const dispose of this.disposers.splice(0)) dispose();
     this.curves.dispose();
     this.gallery.dispose();
+    this.explore.dispose();
   }
 
   private post(command: PanelCommand): void {
@@ -142,6 +166,7 @@ export class PanelApp {
     this.empty.hidden = true;
     this.root.dataset.runState = state.state;
     this.header.render(this.state);
+    this.explore.renderState(this.state);
     this.curves.render(this.state.epochs, this.bestEpoch());
     const evaluation = this.state.evaluation;
     const n = evaluation?.classes.length ?? 0;

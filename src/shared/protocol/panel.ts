@@ -5,6 +5,7 @@
 import { STAGE_LABELS } from '../stages';
 import { ERROR_KINDS } from '../types';
 import type { BackendInfo, DatasetReport, EpochMetrics, ErrorKind, Evaluation, Progress, RunSummary, Stage, TrainOptions } from '../types';
+import { isExploreCommand, isExploreNotification, type ExploreCommand, type ExploreNotification } from './explore';
 import { isArrayOf, isNumber, isObject, isOneOf, isOptional, isString } from './guards';
 
 export type RunState = 'starting' | 'running' | 'finished' | 'failed' | 'cancelled';
@@ -63,7 +64,14 @@ export interface RetrainCommand {
   /** Base model id for the new run, overriding the setting; the host accepts only ids it listed in `models`. */
   model?: string;
 }
-export type PanelCommand = ReadyCommand | CancelRunCommand | OpenImageCommand | RevealImageCommand | MoveImageCommand | RetrainCommand;
+export type PanelCommand =
+  | ReadyCommand
+  | CancelRunCommand
+  | OpenImageCommand
+  | RevealImageCommand
+  | MoveImageCommand
+  | RetrainCommand
+  | ExploreCommand;
 
 // host → webview
 export interface StateNotification {
@@ -85,7 +93,12 @@ export interface ImageMovedNotification {
   /** Where the image is now, relative to the dataset root (the thumbnail keeps showing it). */
   newPath?: string;
 }
-export type PanelNotification = StateNotification | ProgressUpdateNotification | EpochNotification | ImageMovedNotification;
+export type PanelNotification =
+  | StateNotification
+  | ProgressUpdateNotification
+  | EpochNotification
+  | ImageMovedNotification
+  | ExploreNotification;
 
 function isShortString(value: unknown): value is string {
   return typeof value === 'string' && value.length > 0 && value.length <= 4096;
@@ -106,7 +119,7 @@ export function isPanelCommand(value: unknown): value is PanelCommand {
     case 'moveImage':
       return isShortString(value.path) && isShortString(value.toClass);
     default:
-      return false;
+      return isExploreCommand(value);
   }
 }
 
@@ -148,6 +161,6 @@ export function isPanelNotification(value: unknown): value is PanelNotification 
     case 'imageMoved':
       return isString(value.path) && isString(value.toClass) && isOptional(value.newPath, isString);
     default:
-      return false;
+      return isExploreNotification(value);
   }
 }
