@@ -602,7 +602,10 @@ async function main(): Promise<void> {
       warm_stage_s: stageSeconds(warm.stageMs),
       warm_cache: warm.cache,
       // The feature map (PCA + UMAP of every image's vector): projected in the cold run, read from the cache in the warm one.
-      feature_map_s: { cold: cold.stageMs?.map === undefined ? null : cold.stageMs.map / 1000, warm: warm.stageMs?.map === undefined ? null : warm.stageMs.map / 1000 },
+      feature_map_s: {
+        cold: cold.stageMs?.map === undefined ? null : cold.stageMs.map / 1000,
+        warm: warm.stageMs?.map === undefined ? null : warm.stageMs.map / 1000,
+      },
       accuracy: cold.accuracy,
       accuracy_fine_tuned: ft?.accuracy ?? null,
       peak_rss_mb: Math.max(...colds.map((r) => r.peakRssMb), ...warms.map((r) => r.peakRssMb)) || null,

@@ -59,7 +59,12 @@ export class ExploreHost {
       return;
     }
     const items = await Promise.all(
-      others.map(async (run) => ({ label: run.name, description: describeRun(run), detail: (await readRunOptions(run.runDir))?.model, run })),
+      others.map(async (run) => ({
+        label: run.name,
+        description: describeRun(run),
+        detail: (await readRunOptions(run.runDir))?.model,
+        run,
+      })),
     );
     const picked = await vscode.window.showQuickPick(items, {
       title: `Compare ${path.basename(runDir)} with…`,
@@ -74,7 +79,9 @@ export class ExploreHost {
     const runA = find(a);
     const runB = find(b);
     if (!runA || !runB) {
-      this.deps.log.appendLine(`[panel] refused compare/runs ${JSON.stringify([a.slice(0, 100), b.slice(0, 100)])}: not runs of this dataset`);
+      this.deps.log.appendLine(
+        `[panel] refused compare/runs ${JSON.stringify([a.slice(0, 100), b.slice(0, 100)])}: not runs of this dataset`,
+      );
       return;
     }
     await this.compare(runA.runDir, runB.runDir);

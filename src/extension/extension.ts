@@ -8,7 +8,15 @@ import { SettingsProblemReporter, storageLocations, type StorageLocations } from
 import { exportOnnx, installNativeBackend } from './modelCommands';
 import { DatasetTreeProvider } from './datasetTree';
 import { openWalkthroughOnFirstRun, resumePendingSample, trySampleDataset } from './firstRun';
-import { announceRunEnd, cancelTraining, compareRuns, openPanel, openRunReport, revealInExplorer, trainClassifier } from './trainingCommands';
+import {
+  announceRunEnd,
+  cancelTraining,
+  compareRuns,
+  openPanel,
+  openRunReport,
+  revealInExplorer,
+  trainClassifier,
+} from './trainingCommands';
 import type { CommandServices } from './trainingCommands';
 import { TrainingPanelManager } from './trainingPanel';
 import { TrainingProcessManager } from './trainingProcess';

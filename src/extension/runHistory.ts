@@ -17,12 +17,18 @@ export { mainSettings, readRunOptions } from './runIndex';
 const shown = (v: unknown): string => (v === undefined ? '—' : String(v));
 
 /** The Runs table: newest first, each with the settings that changed since the run before it. */
-export function runRows(runs: readonly RunEntry[], options: ReadonlyMap<string, Partial<TrainOptions> | undefined>, current?: string): RunRow[] {
+export function runRows(
+  runs: readonly RunEntry[],
+  options: ReadonlyMap<string, Partial<TrainOptions> | undefined>,
+  current?: string,
+): RunRow[] {
   const sorted = [...runs].sort((a, b) => b.status.startedAt.localeCompare(a.status.startedAt) || b.name.localeCompare(a.name));
   return sorted.map((run, i) => {
     const previous = sorted[i + 1];
     const mine = options.get(run.runDir);
-    const changes = previous ? settingDifferences(options.get(previous.runDir), mine).map((d) => `${d.name}: ${shown(d.a)} → ${shown(d.b)}`) : [];
+    const changes = previous
+      ? settingDifferences(options.get(previous.runDir), mine).map((d) => `${d.name}: ${shown(d.a)} → ${shown(d.b)}`)
+      : [];
     const acc = run.status.valAccuracy;
     const wall = run.status.summary?.wallMs;
     return {

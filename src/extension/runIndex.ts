@@ -182,4 +182,3 @@ export function mainSettings(options: Partial<TrainOptions> | undefined): string
     .filter(Boolean)
     .join(' · ');
 }
-

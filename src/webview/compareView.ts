@@ -19,7 +19,13 @@ function svg(tag: string, attributes: Record<string, string | number>): SVGEleme
 const shortDate = (iso: string): string => iso.replace('T', ' ').replace(/:\d\d(\.\d+)?Z$/, ' UTC');
 
 /** One chart of a metric over epochs for both runs (A dashed, B solid), drawn as SVG so it scales with the panel. */
-function overlayChart(title: string, a: EpochMetrics[], b: EpochMetrics[], value: (m: EpochMetrics) => number, percent: boolean): HTMLElement {
+function overlayChart(
+  title: string,
+  a: EpochMetrics[],
+  b: EpochMetrics[],
+  value: (m: EpochMetrics) => number,
+  percent: boolean,
+): HTMLElement {
   const width = 320;
   const height = 150;
   const pad = { left: 40, right: 8, top: 8, bottom: 22 };
@@ -62,7 +68,11 @@ function matrixTable(caption: string, classes: string[], cell: (i: number, j: nu
     const row = h('tr', {}, h('th', { scope: 'row', title: c }, c));
     classes.forEach((_, j) => {
       const v = cell(i, j);
-      const td = h('td', { class: [i === j ? 'diagonal' : '', v > 0 ? 'pos' : v < 0 ? 'neg' : 'zero'].join(' ').trim() }, diff && v > 0 ? `+${v}` : String(v));
+      const td = h(
+        'td',
+        { class: [i === j ? 'diagonal' : '', v > 0 ? 'pos' : v < 0 ? 'neg' : 'zero'].join(' ').trim() },
+        diff && v > 0 ? `+${v}` : String(v),
+      );
       td.style.setProperty('--heat', `${Math.round((100 * Math.abs(v)) / max)}%`);
       row.appendChild(td);
     });
@@ -85,7 +95,12 @@ export class CompareView {
       changed: new GalleryView(actions, { id: 'flips-changed' }),
     };
     this.body = h('div', { class: 'compare-body' });
-    this.element = h('section', { id: 'compare', 'aria-labelledby': 'compare-title', hidden: true }, h('h2', { id: 'compare-title' }, 'Comparison'), this.body);
+    this.element = h(
+      'section',
+      { id: 'compare', 'aria-labelledby': 'compare-title', hidden: true },
+      h('h2', { id: 'compare-title' }, 'Comparison'),
+      this.body,
+    );
   }
 
   /** The comparison shown, if any. */
@@ -141,13 +156,26 @@ export class CompareView {
       { id: 'compare-settings', class: 'plain-table' },
       h('caption', {}, 'Settings that differ'),
       h('tr', {}, h('th', {}, 'setting'), h('th', {}, 'A'), h('th', {}, 'B')),
-      ...s.map((d) => h('tr', {}, h('td', {}, d.name), h('td', {}, d.a === undefined ? '—' : String(d.a)), h('td', {}, d.b === undefined ? '—' : String(d.b)))),
+      ...s.map((d) =>
+        h(
+          'tr',
+          {},
+          h('td', {}, d.name),
+          h('td', {}, d.a === undefined ? '—' : String(d.a)),
+          h('td', {}, d.b === undefined ? '—' : String(d.b)),
+        ),
+      ),
     );
   }
 
   private dataset(): HTMLElement {
     const d = this.view!.comparison.dataset;
-    if (!d.recorded) return h('p', { id: 'compare-dataset', class: 'muted' }, `Dataset: ${d.imagesA} → ${d.imagesB} images (a run folder does not list its images).`);
+    if (!d.recorded)
+      return h(
+        'p',
+        { id: 'compare-dataset', class: 'muted' },
+        `Dataset: ${d.imagesA} → ${d.imagesB} images (a run folder does not list its images).`,
+      );
     const lines = [
       ...d.added.map((x) => `+ ${x.path}`),
       ...d.removed.map((x) => `− ${x.path}`),
@@ -156,7 +184,12 @@ export class CompareView {
     ];
     const summary = `Dataset: ${d.imagesA} → ${d.imagesB} images; ${d.added.length} added, ${d.removed.length} removed, ${d.relabelled.length} relabelled, ${d.renamed.length} renamed.`;
     if (lines.length === 0) return h('p', { id: 'compare-dataset' }, `${summary} Same images.`);
-    return h('details', { id: 'compare-dataset' }, h('summary', {}, summary), h('ul', { class: 'file-list' }, ...lines.slice(0, 500).map((l) => h('li', {}, l))));
+    return h(
+      'details',
+      { id: 'compare-dataset' },
+      h('summary', {}, summary),
+      h('ul', { class: 'file-list' }, ...lines.slice(0, 500).map((l) => h('li', {}, l))),
+    );
   }
 
   private figures(): HTMLElement {

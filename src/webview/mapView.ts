@@ -191,7 +191,16 @@ export class MapView {
     this.stats.lastFrameMs = performance.now() - t0;
   }
 
-  private outline(ctx: CanvasRenderingContext2D, marks: Map<number, string>, color: string, shape: 'ring' | 'box', ox: number, oy: number, sx: number, sy: number): void {
+  private outline(
+    ctx: CanvasRenderingContext2D,
+    marks: Map<number, string>,
+    color: string,
+    shape: 'ring' | 'box',
+    ox: number,
+    oy: number,
+    sx: number,
+    sy: number,
+  ): void {
     if (marks.size === 0) return;
     const map = this.map!;
     ctx.strokeStyle = color;
@@ -281,7 +290,12 @@ export class MapView {
       this.tip.hidden = true;
       return;
     }
-    const notes = [map.classes[map.labels[i]!], map.sides[i] === 1 ? 'validation' : 'training', this.mistakes.get(i), this.findings.get(i)].filter(Boolean);
+    const notes = [
+      map.classes[map.labels[i]!],
+      map.sides[i] === 1 ? 'validation' : 'training',
+      this.mistakes.get(i),
+      this.findings.get(i),
+    ].filter(Boolean);
     replaceChildren(
       this.tip,
       h('img', { src: imageUrl(this.imageBaseUri, map.paths[i]!), alt: map.paths[i]!, width: 96, height: 96 }),

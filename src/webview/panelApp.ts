@@ -77,7 +77,11 @@ export class PanelApp {
       move: (path, toClass) => this.post({ type: 'moveImage', path, toClass }),
     };
     this.gallery = new GalleryView(actions);
-    this.explore = new ExploreView((command) => this.post(command), actions, () => this.movedMap());
+    this.explore = new ExploreView(
+      (command) => this.post(command),
+      actions,
+      () => this.movedMap(),
+    );
     this.hintSlot = h('div', { class: 'hint-slot' });
     this.evaluationSection = h('div', { class: 'evaluation', hidden: true }, this.matrix.element, this.metrics.element);
     this.empty = h('p', { id: 'waiting', class: 'muted' }, 'Waiting for the run…');

@@ -13,7 +13,11 @@ export class RunsView {
 
   constructor(private readonly compare: (a: string, b: string) => void) {
     this.table = h('div', { class: 'runs-table-wrap' });
-    this.compareButton = h('button', { type: 'button', id: 'runs-compare', class: 'secondary-button', disabled: true }, 'Compare the two selected') as HTMLButtonElement;
+    this.compareButton = h(
+      'button',
+      { type: 'button', id: 'runs-compare', class: 'secondary-button', disabled: true },
+      'Compare the two selected',
+    ) as HTMLButtonElement;
     this.compareButton.addEventListener('click', () => {
       const [a, b] = this.selected();
       if (a && b) this.compare(a, b);
@@ -36,12 +40,26 @@ export class RunsView {
 
   render(rows: RunRow[]): void {
     this.rows = rows;
-    const header = h('tr', {}, ...['', 'date', 'base model', 'changed since the run before', 'accuracy', 'time'].map((t) => h('th', { scope: 'col' }, t)));
+    const header = h(
+      'tr',
+      {},
+      ...['', 'date', 'base model', 'changed since the run before', 'accuracy', 'time'].map((t) => h('th', { scope: 'col' }, t)),
+    );
     const body = rows.map((r) =>
       h(
         'tr',
         { 'data-run': r.name, class: r.current ? 'current' : '' },
-        h('td', {}, h('input', { type: 'checkbox', class: 'pick', value: r.name, 'aria-label': `Select ${r.name}`, disabled: !(r.state === 'finished' || r.state === 'cancelled') })),
+        h(
+          'td',
+          {},
+          h('input', {
+            type: 'checkbox',
+            class: 'pick',
+            value: r.name,
+            'aria-label': `Select ${r.name}`,
+            disabled: !(r.state === 'finished' || r.state === 'cancelled'),
+          }),
+        ),
         h('td', { title: r.name }, `${r.startedAt.replace('T', ' ').slice(0, 19)}${r.current ? ' (this run)' : ''}`),
         h('td', {}, r.model ?? '—'),
         h('td', { class: 'changes' }, r.changes.length ? r.changes.join('; ') : '—'),
@@ -49,7 +67,10 @@ export class RunsView {
         h('td', { class: 'num' }, r.wallMs === undefined ? '—' : formatDuration(r.wallMs / 1000)),
       ),
     );
-    replaceChildren(this.table, rows.length === 0 ? h('p', { class: 'muted' }, 'No runs.') : h('table', { id: 'runs-table', class: 'plain-table' }, header, ...body));
+    replaceChildren(
+      this.table,
+      rows.length === 0 ? h('p', { class: 'muted' }, 'No runs.') : h('table', { id: 'runs-table', class: 'plain-table' }, header, ...body),
+    );
     this.updateButton();
     this.element.hidden = false;
   }

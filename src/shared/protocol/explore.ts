@@ -135,7 +135,10 @@ export function isExploreNotification(value: unknown): value is ExploreNotificat
       if (!isObject(view) || !isObject(view.comparison)) return false;
       const c = view.comparison;
       // The webview's copy has no paths; check it as the full shape with placeholders.
-      const withPaths = isObject(c.a) && isObject(c.b) ? { ...c, a: { runDir: '', datasetRoot: '', ...c.a }, b: { runDir: '', datasetRoot: '', ...c.b } } : c;
+      const withPaths =
+        isObject(c.a) && isObject(c.b)
+          ? { ...c, a: { runDir: '', datasetRoot: '', ...c.a }, b: { runDir: '', datasetRoot: '', ...c.b } }
+          : c;
       return (
         isRunComparison(withPaths) &&
         isArrayOf(view.epochsA, isObject) &&
@@ -150,7 +153,9 @@ export function isExploreNotification(value: unknown): value is ExploreNotificat
       return (
         isFeatureMapFile(value.map) &&
         isObject(value.marks) &&
-        isOptional(value.marks.doctor, (d): d is object[] => isArrayOf(d, (x): x is object => isObject(x) && isString(x.path) && isString(x.finding)))
+        isOptional(value.marks.doctor, (d): d is object[] =>
+          isArrayOf(d, (x): x is object => isObject(x) && isString(x.path) && isString(x.finding)),
+        )
       );
     case 'exploreProblem':
       return isOneOf(value.view, ['compare', 'runs', 'map'] as const) && isString(value.message);

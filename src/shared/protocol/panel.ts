@@ -65,13 +65,7 @@ export interface RetrainCommand {
   model?: string;
 }
 export type PanelCommand =
-  | ReadyCommand
-  | CancelRunCommand
-  | OpenImageCommand
-  | RevealImageCommand
-  | MoveImageCommand
-  | RetrainCommand
-  | ExploreCommand;
+  ReadyCommand | CancelRunCommand | OpenImageCommand | RevealImageCommand | MoveImageCommand | RetrainCommand | ExploreCommand;
 
 // host → webview
 export interface StateNotification {
@@ -94,11 +88,7 @@ export interface ImageMovedNotification {
   newPath?: string;
 }
 export type PanelNotification =
-  | StateNotification
-  | ProgressUpdateNotification
-  | EpochNotification
-  | ImageMovedNotification
-  | ExploreNotification;
+  StateNotification | ProgressUpdateNotification | EpochNotification | ImageMovedNotification | ExploreNotification;
 
 function isShortString(value: unknown): value is string {
   return typeof value === 'string' && value.length > 0 && value.length <= 4096;
