@@ -69,6 +69,8 @@ export class ExploreHost {
     const picked = await vscode.window.showQuickPick(items, {
       title: `Compare ${path.basename(runDir)} with…`,
       placeHolder: 'A run of the same dataset',
+      // The panel opening beside it takes the focus a moment later: the list must stay open.
+      ignoreFocusOut: true,
     });
     if (picked) await this.compare(runDir, picked.run.runDir);
   }

@@ -49,8 +49,12 @@ function overlayChart(
     ['a', a],
     ['b', b],
   ] as const) {
-    const points = series.filter((m) => Number.isFinite(value(m))).map((m) => `${x(m.epoch).toFixed(1)},${y(value(m)).toFixed(1)}`);
+    const shown = series.filter((m) => Number.isFinite(value(m)));
+    const points = shown.map((m) => `${x(m.epoch).toFixed(1)},${y(value(m)).toFixed(1)}`);
     if (points.length) chart.appendChild(svg('polyline', { points: points.join(' '), class: `series run-${run}` }));
+    // A marker per epoch, so a one-epoch run shows too.
+    for (const m of shown)
+      chart.appendChild(svg('circle', { cx: x(m.epoch).toFixed(1), cy: y(value(m)).toFixed(1), r: 2.5, class: `dot run-${run}` }));
   }
   return h('figure', { class: 'chart' }, h('figcaption', {}, title), chart);
 }

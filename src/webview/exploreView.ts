@@ -84,6 +84,7 @@ export class ExploreView {
 
   dispose(): void {
     this.compare.dispose();
+    this.map.dispose();
   }
 
   private show(view: ViewName): void {

@@ -41,6 +41,9 @@ export class MapView {
   private hovered = -1;
   private frame = 0;
   private drag: { x: number; y: number; moved: boolean } | undefined;
+  /** The canvas size (CSS pixels) the points were last laid out for: hit tests use the picture on screen. */
+  private laidOut = { width: 0, height: 0 };
+  private readonly resize: ResizeObserver | undefined;
   /** Frames drawn and the time the last one took (ms), for the benchmark. */
   readonly stats = { frames: 0, lastFrameMs: 0 };
 
@@ -64,6 +67,14 @@ export class MapView {
     this.canvas.addEventListener('wheel', (e) => this.onWheel(e), { passive: false });
     this.canvas.addEventListener('dblclick', () => this.resetView());
     this.canvas.addEventListener('keydown', (e) => this.onKey(e));
+    // A narrower or wider panel lays the points out again.
+    this.resize = typeof ResizeObserver === 'undefined' ? undefined : new ResizeObserver(() => this.requestDraw());
+    this.resize?.observe(this.element);
+  }
+
+  dispose(): void {
+    this.resize?.disconnect();
+    if (this.frame) cancelAnimationFrame(this.frame);
   }
 
   /** The map shown, if any. */
@@ -136,9 +147,9 @@ export class MapView {
     return { width, height: Math.round(Math.min(Math.max(240, width * 0.75), 640)) };
   }
 
-  /** Screen position (CSS pixels in the canvas) of point `i`. */
+  /** Screen position (CSS pixels in the canvas) of point `i`, as last drawn. */
   screenOf(i: number): { x: number; y: number } {
-    const { width, height } = this.size();
+    const { width, height } = this.laidOut.width > 0 ? this.laidOut : this.size();
     const map = this.map!;
     return {
       x: MAP_PAD + map.x[i]! * (width - 2 * MAP_PAD) * this.zoom + this.pan.x,
@@ -152,6 +163,7 @@ export class MapView {
     if (!map || !ctx) return;
     const t0 = performance.now();
     const { width, height } = this.size();
+    this.laidOut = { width, height };
     const ratio = window.devicePixelRatio || 1;
     if (this.canvas.width !== Math.round(width * ratio) || this.canvas.height !== Math.round(height * ratio)) {
       this.canvas.width = Math.round(width * ratio);
@@ -303,7 +315,7 @@ export class MapView {
       h('span', { class: 'muted' }, notes.join(' · ')),
     );
     const p = this.screenOf(i);
-    const { width } = this.size();
+    const { width } = this.laidOut;
     this.tip.style.left = `${Math.min(Math.max(0, p.x + 12), Math.max(0, width - 180))}px`;
     this.tip.style.top = `${Math.max(0, p.y + 12)}px`;
     this.tip.hidden = false;

@@ -61,9 +61,14 @@ describe('a person compares two runs of a dataset and explores its feature map i
     });
   }
 
-  /** The panel at a width: narrow (the editor about 420 px, side bar closed) or wide. */
+  /** The panel at a width: narrow (its webview about 420 px wide) or wide (a 1600 px window). */
   async function width(kind: 'narrow' | 'wide'): Promise<void> {
-    await page.setViewportSize({ width: kind === 'narrow' ? 470 : 1600, height: 1000 });
+    await page.setViewportSize({ width: kind === 'narrow' ? 720 : 1600, height: 1000 });
+    await page.waitForTimeout(500);
+    if (kind === 'wide') return;
+    const frame = page.locator('iframe.webview.ready').last();
+    const actual = (await frame.boundingBox())?.width ?? 420;
+    await page.setViewportSize({ width: Math.round(720 + 420 - actual), height: 1000 });
     await page.waitForTimeout(500);
   }
 
@@ -141,6 +146,12 @@ describe('a person compares two runs of a dataset and explores its feature map i
 
   step('the tree lists both runs, newest first, with accuracy and main settings', async () => {
     await explorerItem(page, datasetName).waitFor({ timeout: 60_000 });
+    // The folders pane collapsed, so the Image Datasets view has room for the runs.
+    const folders = page
+      .locator('.pane-header')
+      .filter({ hasText: path.basename(workspace.root).toUpperCase() })
+      .first();
+    if ((await folders.getAttribute('aria-expanded')) === 'true') await folders.click();
     const view = await expandView(page, 'Image Datasets');
     const dataset = view.getByRole('treeitem').filter({ hasText: datasetName }).first();
     await dataset.waitFor({ timeout: 60_000 });
