@@ -133,6 +133,48 @@ export function pcaScores(x: Float32Array, n: number, d: number, k: number, seed
   return scores;
 }
 
+/**
+ * The `k` nearest neighbours of each of the n rows of `points` (`dims` values each), the row
+ * itself first, by exact Euclidean distance: on PCA scores this is a fraction of a second for
+ * thousands of images, and cheaper and steadier than umap-js's approximate search.
+ */
+export function exactNeighbours(points: Float64Array, n: number, dims: number, k: number): { indices: number[][]; distances: number[][] } {
+  const squares = new Float64Array(n);
+  for (let i = 0; i < n; i++) {
+    let s = 0;
+    for (let c = 0; c < dims; c++) s += points[i * dims + c]! ** 2;
+    squares[i] = s;
+  }
+  const indices: number[][] = [];
+  const distances: number[][] = [];
+  const bestI = new Int32Array(k);
+  const bestD = new Float64Array(k);
+  for (let i = 0; i < n; i++) {
+    bestD.fill(Infinity);
+    bestI.fill(-1);
+    const oi = i * dims;
+    for (let j = 0; j < n; j++) {
+      let dot = 0;
+      const oj = j * dims;
+      for (let c = 0; c < dims; c++) dot += points[oi + c]! * points[oj + c]!;
+      const d = i === j ? -1 : Math.max(0, squares[i]! + squares[j]! - 2 * dot);
+      if (d >= bestD[k - 1]!) continue;
+      // Insert into the sorted list of the k best so far.
+      let at = k - 1;
+      while (at > 0 && bestD[at - 1]! > d) {
+        bestD[at] = bestD[at - 1]!;
+        bestI[at] = bestI[at - 1]!;
+        at--;
+      }
+      bestD[at] = d;
+      bestI[at] = j;
+    }
+    indices.push(Array.from(bestI));
+    distances.push(Array.from(bestD, (d) => Math.sqrt(Math.max(0, d))));
+  }
+  return { indices, distances };
+}
+
 /** Scales each coordinate into [0, 1] (a constant one to 0.5), rounded to 5 decimals. */
 function normalize(values: number[]): number[] {
   let min = Infinity;
@@ -164,13 +206,16 @@ export async function projectFeatures(
     // Too few points for a neighbour graph: the first two components are the map.
     coords = rows.map((r) => [r[0] ?? 0, r[1] ?? 0]);
   } else {
+    const nNeighbors = Math.max(2, Math.min(method.nNeighbors, n - 1));
     const umap = new UMAP({
       nComponents: 2,
-      nNeighbors: Math.max(2, Math.min(method.nNeighbors, n - 1)),
+      nNeighbors,
       minDist: method.minDist,
       nEpochs: method.nEpochs,
       random: seededRandom(method.seed),
     });
+    const knn = exactNeighbours(scores, n, kk, nNeighbors);
+    umap.setPrecomputedKNN(knn.indices, knn.distances);
     const epochs = umap.initializeFit(rows);
     for (let e = 0; e < epochs; e++) {
       umap.step();
