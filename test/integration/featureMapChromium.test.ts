@@ -9,7 +9,7 @@ import * as http from 'node:http';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { AddressInfo } from 'node:net';
-import * as esbuild from 'esbuild';
+import { buildWebviewBundle } from '../support/webviewBundle';
 import { chromium, type Browser } from 'playwright-core';
 import { createNonce, panelHtml } from '../../src/extension/panelHtml';
 import type { FeatureMapFile } from '../../src/shared/featureMap';
@@ -49,15 +49,7 @@ function bigMap(): FeatureMapFile {
 before(async () => {
   assert.ok(fs.existsSync(chromiumPath), `Chromium is needed: ${chromiumPath} is missing`);
   bundleDir = fs.mkdtempSync(path.join(os.tmpdir(), 'map-bundle-'));
-  await esbuild.build({
-    entryPoints: [path.join(repoRoot, 'src/webview/main.ts')],
-    outfile: path.join(bundleDir, 'webview.js'),
-    bundle: true,
-    platform: 'browser',
-    format: 'iife',
-    target: 'es2022',
-    logLevel: 'warning',
-  });
+  await buildWebviewBundle(bundleDir);
   server = http.createServer((req, res) => {
     const url = new URL(req.url ?? '/', origin);
     if (url.pathname === '/panel') {

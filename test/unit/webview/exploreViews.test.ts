@@ -15,6 +15,7 @@ import assert from 'node:assert/strict';
 import type { ComparisonView, RunRow } from '../../../src/shared/protocol/explore';
 import type { FeatureMapFile } from '../../../src/shared/featureMap';
 import type { RunStatus } from '../../../src/shared/runFolder';
+import { comparisonView as toView } from '../../../src/extension/runHistory';
 import { compareRuns } from '../../../src/training/compare/compareRuns';
 import type { ComparableRun } from '../../../src/training/run/runFolderReader';
 import { PanelApp } from '../../../src/webview/panelApp';
@@ -57,15 +58,7 @@ function run(name: string, seed: number, accuracy: number): ComparableRun {
 function comparisonView(): ComparisonView {
   const a = run('leaves-a', 1, 0.6);
   const b = run('leaves-b', 2, 0.9);
-  const c = compareRuns(a, b);
-  const strip = ({ runDir: _d, datasetRoot: _r, ...rest }: typeof c.a) => rest;
-  return {
-    comparison: { ...c, a: strip(c.a), b: strip(c.b) },
-    epochsA: a.epochs,
-    epochsB: b.epochs,
-    matrixA: { classes: a.evaluation.classes, matrix: a.evaluation.matrix },
-    matrixB: { classes: b.evaluation.classes, matrix: b.evaluation.matrix },
-  };
+  return toView(compareRuns(a, b), a, b);
 }
 
 test('the explore buttons wait for a finished run and each asks the host for its view', async () => {
