@@ -5,6 +5,7 @@
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { isRunComparison, type RunComparison } from '../shared/compare';
+import type { FeatureMapFile } from '../shared/featureMap';
 import type { ExploreCommand, ExploreNotification } from '../shared/protocol/explore';
 import { readRunFolder } from './panelState';
 import { comparableRuns, comparisonView, readDoctorMarks, readFeatureMap, readRunOptions, runRows } from './runHistory';
@@ -23,10 +24,15 @@ export interface ExploreHostDeps {
   post(notification: ExploreNotification): void;
   /** Lets the panel's file actions touch these dataset-relative paths (still checked against the dataset folder). */
   allowPaths(paths: readonly string[]): void;
+  /** Moves images (each from its class on the map) to `toClass`: checked, confirmed once, one undoable edit. */
+  moveImages(moves: { path: string; fromClass: string }[], toClass: string, classes: readonly string[]): Promise<void>;
 }
 
 /** Serves one panel's Compare, Runs and map views. */
 export class ExploreHost {
+  /** The map last sent: a lasso move may only name its images, in the classes it shows. */
+  private map: FeatureMapFile | undefined;
+
   constructor(private readonly deps: ExploreHostDeps) {}
 
   async handle(command: ExploreCommand): Promise<void> {
@@ -39,7 +45,25 @@ export class ExploreHost {
         return this.showRuns();
       case 'map/show':
         return this.showMap();
+      case 'map/move':
+        return this.moveSelection(command.paths, command.toClass);
     }
+  }
+
+  private async moveSelection(paths: readonly string[], toClass: string): Promise<void> {
+    const map = this.map;
+    const index = new Map(map?.paths.map((p, i) => [p, i]));
+    const unknown = paths.filter((p) => !index.has(p));
+    if (!map || unknown.length > 0 || !map.classes.includes(toClass)) {
+      this.deps.log.appendLine(
+        `[panel] refused map/move of ${paths.length} images to ${JSON.stringify(toClass.slice(0, 100))}: ${!map ? 'no map shown' : unknown.length ? `${unknown.length} are not images of the map` : 'not a class of the map'}`,
+      );
+      return;
+    }
+    const moves = paths
+      .map((p) => ({ path: p, fromClass: map.classes[map.labels[index.get(p)!]!]! }))
+      .filter((m) => m.fromClass !== toClass);
+    if (moves.length > 0) await this.deps.moveImages(moves, toClass, map.classes);
   }
 
   /** The runs of this panel's dataset in its run's runs folder, newest first. */
@@ -137,6 +161,7 @@ export class ExploreHost {
       return;
     }
     this.deps.allowPaths(map.paths);
+    this.map = map;
     const marks = await readDoctorMarks(path.dirname(runDir), this.deps.datasetRoot);
     this.deps.post({ type: 'featureMap', map, marks });
   }

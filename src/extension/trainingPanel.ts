@@ -7,7 +7,7 @@ import { isPanelCommand, type PanelCommand, type PanelNotification, type PanelSt
 import type { TrainingNotification } from '../shared/protocol/training';
 import type { ExploreNotification } from '../shared/protocol/explore';
 import { ExploreHost } from './exploreHost';
-import { ImagePathGuard } from './imagePathGuard';
+import { ImagePathGuard, type PlannedMove } from './imagePathGuard';
 import { createNonce, panelHtml } from './panelHtml';
 import {
   applyTrainingNotification,
@@ -225,6 +225,7 @@ class RunPanel implements vscode.Disposable {
           this.guard.allow(p);
         }
       },
+      moveImages: (moves, toClass, classes) => this.moveMany(moves, toClass, classes),
     });
     panel.webview.options = webviewOptions(context, datasetRoot);
     panel.webview.html = this.html();
@@ -362,6 +363,7 @@ class RunPanel implements vscode.Disposable {
       case 'compare/runs':
       case 'runs/show':
       case 'map/show':
+      case 'map/move':
         await this.explore.handle(command);
         return;
       case 'cancel':
@@ -446,6 +448,60 @@ class RunPanel implements vscode.Disposable {
     this.guard.allow(target.relativePath);
     this.state = { ...this.state, moved: [...this.state.moved, { path: relativePath, toClass, newPath: target.relativePath }] };
     this.post({ type: 'imageMoved', path: relativePath, toClass, newPath: target.relativePath });
+  }
+
+  /**
+   * Moves the images of a lasso selection to `toClass`: every move checked first (nothing moves if
+   * one cannot), one confirmation, then one workspace edit, so one Undo puts them all back.
+   */
+  private async moveMany(moves: { path: string; fromClass: string }[], toClass: string, classes: readonly string[]): Promise<void> {
+    const pending = moves.filter((m) => !this.state.moved.some((done) => done.path === m.path));
+    const plans: { move: (typeof moves)[number]; plan: PlannedMove }[] = [];
+    const problems: string[] = [];
+    for (const move of pending) {
+      const planned = await this.guard.planMove(move.path, move.fromClass, toClass, classes);
+      if (planned.ok) plans.push({ move, plan: planned.plan });
+      else problems.push(`${move.path}: ${planned.reason}`);
+    }
+    const targets = new Set(plans.map((p) => p.plan.target.absolutePath));
+    if (targets.size !== plans.length) problems.push('two of the images have the same file name');
+    if (problems.length > 0 || plans.length === 0) {
+      this.deps.log.appendLine(`[panel] cannot move the selection to ${toClass}: ${problems.join('; ') || 'nothing to move'}`);
+      if (problems.length > 0)
+        void vscode.window.showErrorMessage(
+          `Did not move the ${plans.length + problems.length} selected images to "${toClass}": ${problems[0]}${problems.length > 1 ? ` (and ${problems.length - 1} more)` : ''}.`,
+        );
+      return;
+    }
+    const names = plans.slice(0, 5).map((p) => path.posix.basename(p.move.path));
+    const choice = await vscode.window.showWarningMessage(
+      `Move ${plans.length} image${plans.length === 1 ? '' : 's'} to class "${toClass}"?`,
+      {
+        modal: true,
+        detail: `${names.join(', ')}${plans.length > 5 ? ', …' : ''} are renamed into ${toClass}/ inside the dataset folder. One Undo (Edit > Undo in the Explorer) puts them all back.`,
+      },
+      'Move',
+    );
+    if (choice !== 'Move' || this.disposed) return;
+    const edit = new vscode.WorkspaceEdit();
+    for (const { move, plan } of plans) {
+      const target = await this.guard.recheckMove(plan, move.fromClass, toClass, classes);
+      if (!target.ok) {
+        void vscode.window.showErrorMessage(`Did not move the selection: ${path.posix.basename(move.path)}: ${target.reason}.`);
+        return;
+      }
+      edit.renameFile(vscode.Uri.file(plan.from), vscode.Uri.file(target.absolutePath), { overwrite: false, ignoreIfExists: false });
+    }
+    if (!(await vscode.workspace.applyEdit(edit))) {
+      void vscode.window.showErrorMessage(`Could not move the ${plans.length} images to ${toClass}.`);
+      return;
+    }
+    for (const { move, plan } of plans) {
+      this.deps.log.appendLine(`[panel] moved ${move.path} → ${plan.target.relativePath}`);
+      this.guard.allow(plan.target.relativePath);
+      this.state = { ...this.state, moved: [...this.state.moved, { path: move.path, toClass, newPath: plan.target.relativePath }] };
+      this.post({ type: 'imageMoved', path: move.path, toClass, newPath: plan.target.relativePath });
+    }
   }
 
   /** An Undo of a move renames the file back: the image is no longer moved. */

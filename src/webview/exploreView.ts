@@ -28,7 +28,10 @@ export class ExploreView {
   ) {
     this.compare = new CompareView(actions);
     this.runs = new RunsView((a, b) => this.post({ type: 'compare/runs', a, b }));
-    this.map = new MapView((path) => actions.open(path));
+    this.map = new MapView(
+      (path) => actions.open(path),
+      (paths, toClass) => this.post({ type: 'map/move', paths, toClass }),
+    );
     const button = (id: string, label: string, command: PanelCommand) => {
       const b = h('button', { type: 'button', id, class: 'secondary-button', disabled: true }, label) as HTMLButtonElement;
       b.addEventListener('click', () => this.post(command));

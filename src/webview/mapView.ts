@@ -1,7 +1,8 @@
 // The feature map: a point per image at its 2-D projection, coloured by class, validation mistakes
 // ringed and (when the doctor ran) its findings boxed. Drawn on one canvas so 20,000 points pan and
-// zoom smoothly; hover shows the image's thumbnail, a click opens it. The arrow keys walk the
-// points and Enter opens one, for keyboards.
+// zoom smoothly; hover shows the image's thumbnail, a click opens it, a Shift-drag lassoes points
+// that can then be moved to a class folder together. The arrow keys walk the points and Enter
+// opens one, for keyboards.
 import type { FeatureMapFile } from '../shared/featureMap';
 import type { MapMarks } from '../shared/protocol/explore';
 import type { Evaluation } from '../shared/types';
@@ -13,6 +14,17 @@ import { cssVariable } from './themeColors';
 /** Space around the points, in CSS pixels: a point at (0, 0) of the map is drawn at (PAD, PAD) before any pan or zoom. */
 export const MAP_PAD = 16;
 const HIT_RADIUS = 7;
+
+/** True if (x, y) lies inside the polygon (even–odd rule). */
+export function insidePolygon(x: number, y: number, polygon: readonly { x: number; y: number }[]): boolean {
+  let inside = false;
+  for (let i = 0, j = polygon.length - 1; i < polygon.length; j = i++) {
+    const a = polygon[i]!;
+    const b = polygon[j]!;
+    if (a.y > y !== b.y > y && x < ((b.x - a.x) * (y - a.y)) / (b.y - a.y) + a.x) inside = !inside;
+  }
+  return inside;
+}
 
 /** Distinct colours for `n` classes: the theme's chart colours first, then evenly spaced hues. */
 export function classColors(n: number): string[] {
@@ -30,6 +42,9 @@ export class MapView {
   private readonly tip: HTMLElement;
   private readonly legend: HTMLElement;
   private readonly caption: HTMLElement;
+  private readonly selectionBar: HTMLElement;
+  private lasso: { x: number; y: number }[] | undefined;
+  private selected = new Set<number>();
   private map: FeatureMapFile | undefined;
   private mistakes = new Map<number, string>();
   private findings = new Map<number, string>();
@@ -47,7 +62,11 @@ export class MapView {
   /** Frames drawn and the time the last one took (ms), for the benchmark. */
   readonly stats = { frames: 0, lastFrameMs: 0 };
 
-  constructor(private readonly open: (path: string) => void) {
+  constructor(
+    private readonly open: (path: string) => void,
+    private readonly move: (paths: string[], toClass: string) => void = () => undefined,
+  ) {
+    this.selectionBar = h('div', { id: 'map-selection', class: 'map-selection', hidden: true });
     this.canvas = h('canvas', { id: 'map-canvas', tabindex: 0, role: 'img', 'aria-label': 'Feature map' }) as HTMLCanvasElement;
     this.tip = h('div', { id: 'map-tip', class: 'map-tip', hidden: true });
     this.legend = h('ul', { id: 'map-legend', class: 'map-legend' });
@@ -58,11 +77,15 @@ export class MapView {
       h('h2', { id: 'map-title' }, 'Feature map'),
       this.caption,
       h('div', { class: 'map-frame' }, this.canvas, this.tip),
+      this.selectionBar,
       this.legend,
     );
     this.canvas.addEventListener('mousemove', (e) => this.onMove(e));
     this.canvas.addEventListener('mouseleave', () => this.setHovered(-1));
-    this.canvas.addEventListener('mousedown', (e) => (this.drag = { x: e.clientX, y: e.clientY, moved: false }));
+    this.canvas.addEventListener('mousedown', (e) => {
+      if (e.shiftKey) this.lasso = [this.local(e)];
+      else this.drag = { x: e.clientX, y: e.clientY, moved: false };
+    });
     this.canvas.addEventListener('mouseup', (e) => this.onUp(e));
     this.canvas.addEventListener('wheel', (e) => this.onWheel(e), { passive: false });
     this.canvas.addEventListener('dblclick', () => this.resetView());
@@ -100,7 +123,7 @@ export class MapView {
     const validation = map.sides.filter((s) => s === 1).length;
     this.caption.textContent =
       `${plural(map.paths.length, 'image')} (${validation} validation) by their feature vectors: PCA to ${map.method.pca} dimensions, then UMAP (seed ${map.method.seed}). ` +
-      `Ringed: ${plural(this.mistakes.size, 'validation mistake')}${marks.doctor ? `; boxed: ${plural(this.findings.size, 'doctor finding')}` : ''}. Scroll to zoom, drag to pan, double-click to reset.`;
+      `Ringed: ${plural(this.mistakes.size, 'validation mistake')}${marks.doctor ? `; boxed: ${plural(this.findings.size, 'doctor finding')}` : ''}. Scroll to zoom, drag to pan, double-click to reset, Shift-drag to select.`;
     replaceChildren(
       this.legend,
       ...map.classes.map((c, i) => {
@@ -110,6 +133,8 @@ export class MapView {
       }),
     );
     this.element.hidden = false;
+    this.selected = new Set();
+    this.renderSelection();
     this.resetView();
   }
 
@@ -192,6 +217,7 @@ export class MapView {
     }
     this.outline(ctx, this.mistakes, cssVariable(['--vscode-errorForeground'], '#f14c4c'), 'ring', ox, oy, sx, sy);
     this.outline(ctx, this.findings, cssVariable(['--vscode-editorWarning-foreground'], '#cca700'), 'box', ox, oy, sx, sy);
+    this.drawSelection(ctx, ox, oy, sx, sy);
     if (this.hovered >= 0) {
       ctx.strokeStyle = cssVariable(['--vscode-focusBorder'], '#007fd4');
       ctx.lineWidth = 2;
@@ -232,6 +258,69 @@ export class MapView {
     ctx.stroke();
   }
 
+  /** The lasso being drawn, and the selected points outlined. */
+  private drawSelection(ctx: CanvasRenderingContext2D, ox: number, oy: number, sx: number, sy: number): void {
+    const focus = cssVariable(['--vscode-focusBorder'], '#007fd4');
+    if (this.lasso && this.lasso.length > 1) {
+      ctx.strokeStyle = focus;
+      ctx.lineWidth = 1;
+      ctx.setLineDash([4, 3]);
+      ctx.beginPath();
+      this.lasso.forEach((p, i) => (i === 0 ? ctx.moveTo(p.x, p.y) : ctx.lineTo(p.x, p.y)));
+      ctx.stroke();
+      ctx.setLineDash([]);
+    }
+    if (this.selected.size === 0) return;
+    const map = this.map!;
+    ctx.strokeStyle = focus;
+    ctx.lineWidth = 1.5;
+    ctx.beginPath();
+    for (const i of this.selected) ctx.rect(ox + map.x[i]! * sx - 4, oy + map.y[i]! * sy - 4, 8, 8);
+    ctx.stroke();
+  }
+
+  /** Selects the points inside `polygon` (canvas pixels) and offers to move them to a class. */
+  select(polygon: readonly { x: number; y: number }[]): void {
+    const map = this.map;
+    if (!map) return;
+    this.selected = new Set();
+    if (polygon.length >= 3)
+      for (let i = 0; i < map.paths.length; i++) {
+        const p = this.screenOf(i);
+        if (insidePolygon(p.x, p.y, polygon)) this.selected.add(i);
+      }
+    this.renderSelection();
+    this.requestDraw();
+  }
+
+  /** The paths of the selected points. */
+  get selection(): string[] {
+    return [...this.selected].map((i) => this.map!.paths[i]!);
+  }
+
+  private renderSelection(): void {
+    const map = this.map;
+    if (!map || this.selected.size === 0) {
+      this.selectionBar.hidden = true;
+      replaceChildren(this.selectionBar);
+      return;
+    }
+    const select = h(
+      'select',
+      { id: 'map-move-target', class: 'move-target', 'aria-label': 'Class folder to move the selected images to' },
+      ...map.classes.map((c) => h('option', { value: c }, c)),
+    );
+    const moveButton = h('button', { type: 'button', id: 'map-move', class: 'secondary-button' }, 'Move to class folder…');
+    const clear = h('button', { type: 'button', id: 'map-clear', class: 'secondary-button' }, 'Clear');
+    moveButton.addEventListener('click', () => {
+      const toClass = (select as HTMLSelectElement).value;
+      if (toClass) this.move(this.selection, toClass);
+    });
+    clear.addEventListener('click', () => this.select([]));
+    replaceChildren(this.selectionBar, h('span', {}, `${plural(this.selected.size, 'image')} selected`), select, moveButton, clear);
+    this.selectionBar.hidden = false;
+  }
+
   /** The point nearest to (x, y) within the hit radius, or −1. */
   pointNear(x: number, y: number): number {
     const map = this.map;
@@ -255,6 +344,11 @@ export class MapView {
   }
 
   private onMove(e: MouseEvent): void {
+    if (this.lasso) {
+      this.lasso.push(this.local(e));
+      this.requestDraw();
+      return;
+    }
     if (this.drag && (e.buttons & 1) === 1) {
       const dx = e.clientX - this.drag.x;
       const dy = e.clientY - this.drag.y;
@@ -269,6 +363,12 @@ export class MapView {
   }
 
   private onUp(e: MouseEvent): void {
+    if (this.lasso) {
+      const polygon = [...this.lasso, this.local(e)];
+      this.lasso = undefined;
+      this.select(polygon);
+      return;
+    }
     const drag = this.drag;
     this.drag = undefined;
     if (drag?.moved || !this.map) return;

@@ -2,7 +2,8 @@
 // with the packaged VSIX: two real runs of the leaf sample (trained with the CLI of the same
 // bundle, so the story starts where a person has already trained twice), Compare with… on the
 // newer run's tree item, a flipped image opened from the comparison; then the feature map, a point
-// clicked and its image opened. Screenshots of both views, dark and light, narrow and wide.
+// clicked and its image opened, and a lasso selection moved to another class and undone.
+// Screenshots of both views, dark and light, narrow and wide.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -23,6 +24,8 @@ import {
   screenshot,
   setColorTheme,
   startCodeServer,
+  undoLastFileOperation,
+  waitFor,
 } from './harness';
 import type { CodeServer, Workbench } from './harness';
 import { createLeavesWorkspace, datasetName, fastTrainingSettings, runFolders } from './workspaceFixture';
@@ -44,6 +47,8 @@ describe('a person compares two runs of a dataset and explores its feature map i
   let runB: string;
   let comparison: RunComparison;
   let failed = false;
+  /** The map point the map step opened, which the lasso step selects. */
+  let lassoed: { path: string; className: string; at: { x: number; y: number }; gap: number; classes: string[] } | undefined;
 
   function step(name: string, body: () => Promise<void>): void {
     it(name, { timeout: 240_000 }, async () => {
@@ -227,5 +232,49 @@ describe('a person compares two runs of a dataset and explores its feature map i
     await page.mouse.up();
     await editorTab(page, path.basename(map.paths[best]!)).waitFor({ timeout: 30_000 });
     await screenshot(page, shots, '06-map-point-opened');
+    lassoed = { path: map.paths[best]!, className: map.classes[map.labels[best]!]!, at: screen[best]!, gap: bestGap, classes: map.classes };
+  });
+
+  step('a Shift-drag lasso around that point moves its image to another class after one confirmation, and Undo puts it back', async () => {
+    const panel = panelFrame(page);
+    const canvas = panel.locator('#map-canvas');
+    await canvas.scrollIntoViewIfNeeded();
+    const box = (await canvas.boundingBox())!;
+    const { path: rel, className, at, gap, classes } = lassoed!;
+    const r = Math.max(4, Math.min(gap / 2, 20));
+    await page.keyboard.down('Shift');
+    await page.mouse.move(box.x + at.x - r, box.y + at.y - r);
+    await page.mouse.down();
+    for (const [dx, dy] of [
+      [r, -r],
+      [r, r],
+      [-r, r],
+    ])
+      await page.mouse.move(box.x + at.x + dx!, box.y + at.y + dy!, { steps: 3 });
+    await page.mouse.up();
+    await page.keyboard.up('Shift');
+    await panel.locator('#map-selection:not([hidden])').waitFor({ timeout: 10_000 });
+    assert.match(await panel.locator('#map-selection').innerText(), /^1 image selected/);
+    const toClass = classes.find((c) => c !== className)!;
+    await panel.locator('#map-move-target').selectOption(toClass);
+    await panel.locator('#map-move').click();
+    const dialog = page.locator('.monaco-dialog-box');
+    await dialog.waitFor({ timeout: 20_000 });
+    assert.match(await dialog.innerText(), new RegExp(`Move 1 image to class "${toClass}"`));
+    await screenshot(page, shots, '07-lasso-move-confirm');
+    await dialog.getByRole('button', { name: 'Move', exact: true }).click();
+    const from = path.join(workspace.datasetRoot, rel);
+    const to = path.join(workspace.datasetRoot, toClass, path.basename(rel));
+    await waitFor(() => fs.existsSync(to) && !fs.existsSync(from), 20_000, `${rel} to move into ${toClass}/`);
+    await panel.locator('#retrain-hint').waitFor({ state: 'visible', timeout: 20_000 });
+    // Undo from the Explorer, as a person does: show the folders again first.
+    const folders = page
+      .locator('.pane-header')
+      .filter({ hasText: path.basename(workspace.root) })
+      .first();
+    if ((await folders.getAttribute('aria-expanded')) === 'false') await folders.click();
+    await undoLastFileOperation(page, () => fs.existsSync(from) && !fs.existsSync(to), path.basename(rel), datasetName);
+    await waitFor(() => fs.existsSync(from) && !fs.existsSync(to), 20_000, `Undo to put ${rel} back`);
+    await screenshot(page, shots, '08-lasso-undone');
   });
 });

@@ -60,7 +60,16 @@ export interface ShowRunsCommand {
 export interface ShowMapCommand {
   type: 'map/show';
 }
-export type ExploreCommand = PickComparisonCommand | CompareRunsCommand | ShowRunsCommand | ShowMapCommand;
+/** The images of a lasso selection on the map moved to one class folder (one confirmation, one undo). */
+export interface MoveMapSelectionCommand {
+  type: 'map/move';
+  paths: string[];
+  toClass: string;
+}
+export type ExploreCommand = PickComparisonCommand | CompareRunsCommand | ShowRunsCommand | ShowMapCommand | MoveMapSelectionCommand;
+
+/** The most images one lasso move may carry. */
+export const MAX_LASSO_MOVE = 5000;
 
 // host → webview
 export interface ComparisonNotification {
@@ -85,6 +94,7 @@ export interface ExploreProblemNotification {
 export type ExploreNotification = ComparisonNotification | RunsNotification | FeatureMapNotification | ExploreProblemNotification;
 
 const RUN_NAME = /^[^/\\]{1,255}$/;
+const isShortString = (v: unknown): v is string => isString(v) && v.length > 0 && v.length <= 4096;
 const isRunName = (v: unknown): v is string => isString(v) && RUN_NAME.test(v) && v !== '.' && v !== '..';
 
 /** Validates an exploring command from the (untrusted) webview; run names are then checked against the host's list. */
@@ -97,6 +107,14 @@ export function isExploreCommand(value: unknown): value is ExploreCommand {
       return true;
     case 'compare/runs':
       return isRunName(value.a) && isRunName(value.b) && value.a !== value.b;
+    case 'map/move':
+      return (
+        isArrayOf(value.paths, isShortString) &&
+        value.paths.length > 0 &&
+        value.paths.length <= MAX_LASSO_MOVE &&
+        new Set(value.paths).size === value.paths.length &&
+        isShortString(value.toClass)
+      );
     default:
       return false;
   }

@@ -203,6 +203,12 @@ test('exploring commands from the webview are accepted only with the right shape
   assert.equal(isPanelCommand({ type: 'compare/runs', a: '/abs/run', b: 'leaves-1' }), false);
   assert.equal(isPanelCommand({ type: 'compare/runs', a: 'leaves-1' }), false);
   assert.equal(isPanelCommand({ type: 'compare/runs', a: 'x'.repeat(256), b: 'leaves-1' }), false);
+  assert.equal(isPanelCommand({ type: 'map/move', paths: ['a/1.jpg', 'a/2.jpg'], toClass: 'b' }), true);
+  assert.equal(isPanelCommand({ type: 'map/move', paths: [], toClass: 'b' }), false, 'nothing to move');
+  assert.equal(isPanelCommand({ type: 'map/move', paths: ['a/1.jpg', 'a/1.jpg'], toClass: 'b' }), false, 'a path twice');
+  assert.equal(isPanelCommand({ type: 'map/move', paths: ['a/1.jpg'], toClass: '' }), false);
+  assert.equal(isPanelCommand({ type: 'map/move', paths: [7], toClass: 'b' }), false);
+  assert.equal(isPanelCommand({ type: 'map/move', paths: Array.from({ length: 5001 }, (_, i) => `a/${i}.jpg`), toClass: 'b' }), false);
 });
 
 test('exploring notifications carry what their view reads', () => {

@@ -194,6 +194,45 @@ test('the map marks validation mistakes and doctor findings, and a click on a po
   app.dispose();
 });
 
+test('a Shift-drag lasso selects the points inside it, and Move sends exactly those to the chosen class', async () => {
+  const { app, api } = finishedApp();
+  const evaluation = app.current!.evaluation!;
+  const paths = evaluation.predictions.map((p) => p.path);
+  const map: FeatureMapFile = {
+    format: 'image-trainer/feature-map@1',
+    method: { pca: 32, nNeighbors: 15, minDist: 0.1, nEpochs: 200, seed: 1 },
+    classes: CLASSES,
+    paths,
+    labels: evaluation.predictions.map((p) => p.actual),
+    sides: paths.map(() => 1),
+    // The first 6 images in the top-left quarter, the rest in the bottom-right one.
+    x: paths.map((_, i) => (i < 6 ? 0.1 + i * 0.02 : 0.8)),
+    y: paths.map((_, i) => (i < 6 ? 0.1 : 0.8)),
+    ms: { pca: 1, umap: 2 },
+    cached: false,
+  };
+  deliver({ type: 'featureMap', map, marks: {} });
+  await settle();
+  const view = app.views.explore.map;
+  const corner = view.screenOf(0);
+  const far = view.screenOf(5);
+  const canvas = $('#map-canvas');
+  const at = (x: number, y: number, extra: MouseEventInit = {}) => ({ clientX: x, clientY: y, ...extra });
+  canvas.dispatchEvent(new dom.window.MouseEvent('mousedown', at(corner.x - 10, corner.y - 10, { shiftKey: true, buttons: 1 })));
+  canvas.dispatchEvent(new dom.window.MouseEvent('mousemove', at(far.x + 10, corner.y - 10, { buttons: 1 })));
+  canvas.dispatchEvent(new dom.window.MouseEvent('mousemove', at(far.x + 10, corner.y + 10, { buttons: 1 })));
+  canvas.dispatchEvent(new dom.window.MouseEvent('mouseup', at(corner.x - 10, corner.y + 10)));
+  assert.deepEqual(view.selection, paths.slice(0, 6));
+  assert.equal($('#map-selection').hidden, false);
+  assert.match($('#map-selection').textContent ?? '', /^6 images selected/);
+  $<HTMLSelectElement>('#map-move-target').value = 'scab';
+  $('#map-move').click();
+  assert.deepEqual(api.posted.at(-1), { type: 'map/move', paths: paths.slice(0, 6), toClass: 'scab' });
+  $('#map-clear').click();
+  assert.equal($('#map-selection').hidden, true);
+  app.dispose();
+});
+
 test('malformed exploring messages are ignored', async () => {
   const { app } = finishedApp();
   deliver({ type: 'comparison', view: { comparison: { format: 'nope' } } });
