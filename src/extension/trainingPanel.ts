@@ -478,7 +478,7 @@ class RunPanel implements vscode.Disposable {
       `Move ${plans.length} image${plans.length === 1 ? '' : 's'} to class "${toClass}"?`,
       {
         modal: true,
-        detail: `${names.join(', ')}${plans.length > 5 ? ', …' : ''} are renamed into ${toClass}/ inside the dataset folder. One Undo (Edit > Undo in the Explorer) puts them all back.`,
+        detail: `${names.join(', ')}${plans.length > 5 ? ', …' : ''} ${plans.length === 1 ? 'is' : 'are'} renamed into ${toClass}/ inside the dataset folder. One Undo (Edit > Undo in the Explorer) puts ${plans.length === 1 ? 'it' : 'them all'} back.`,
       },
       'Move',
     );
