@@ -10,9 +10,11 @@ import { RunCancelled } from '../../util/errors';
 import { runCacheFolder } from '../runCacheFolder';
 import type { RunContext, RunStage } from '../runContext';
 
-/** Projects the run's feature vectors (from the cache when it can) and writes feature-map.json. */
+/** Projects the run's feature vectors (from the cache when it can) and writes feature-map.json; skipped once the run is cancelled. */
 export const featureMapStage: RunStage = {
   name: 'map',
+  // A cancelled run keeps its model and ends at once: the map can be made by the next run.
+  skip: (ctx) => ctx.signal.aborted,
   async run(ctx) {
     try {
       // CPU time as well as wall time: on a busy machine only the first says what the map costs.
