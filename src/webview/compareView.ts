@@ -72,9 +72,14 @@ function matrixTable(caption: string, classes: string[], cell: (i: number, j: nu
     const row = h('tr', {}, h('th', { scope: 'row', title: c }, c));
     classes.forEach((_, j) => {
       const v = cell(i, j);
+      // In the difference, more on the diagonal or less off it is better.
+      const better = diff && v !== 0 && (i === j) === v > 0;
+      const worse = diff && v !== 0 && !better;
       const td = h(
         'td',
-        { class: [i === j ? 'diagonal' : '', v > 0 ? 'pos' : v < 0 ? 'neg' : 'zero'].join(' ').trim() },
+        {
+          class: [i === j ? 'diagonal' : '', v === 0 ? 'zero' : '', better ? 'better' : '', worse ? 'worse' : ''].filter(Boolean).join(' '),
+        },
         diff && v > 0 ? `+${v}` : String(v),
       );
       td.style.setProperty('--heat', `${Math.round((100 * Math.abs(v)) / max)}%`);

@@ -92,6 +92,15 @@ test('a comparison shows settings, figures, both curves, three matrices and ever
   );
   assert.equal(document.querySelectorAll('.overlay-chart polyline').length, 4, 'A and B in each of two charts');
   assert.equal(document.querySelectorAll('#compare-matrices table').length, 3);
+  // In B − A, more on the diagonal or fewer off it is marked better; the opposite worse.
+  const diffCells = [...document.querySelectorAll<HTMLElement>('#compare-matrices table.diff td')];
+  assert.ok(diffCells.some((td) => td.classList.contains('better')));
+  for (const td of diffCells) {
+    const v = Number(td.textContent);
+    const diagonal = td.classList.contains('diagonal');
+    assert.equal(td.classList.contains('better'), v !== 0 && diagonal === v > 0, `${td.textContent} diagonal=${diagonal}`);
+    assert.equal(td.classList.contains('worse'), v !== 0 && diagonal !== v > 0);
+  }
   const flips = view.comparison.flips;
   for (const kind of ['fixed', 'broken', 'changed'] as const) {
     const thumbs = [...document.querySelectorAll<HTMLElement>(`#flips-${kind} .thumb`)];
