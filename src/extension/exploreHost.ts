@@ -120,10 +120,13 @@ export class ExploreHost {
     const [a, b] = x.status.startedAt <= y.status.startedAt ? [x, y] : [y, x];
     const comparison = await this.runCompare(a.runDir, b.runDir);
     if (!comparison) return;
-    if (!a.evaluation || !b.evaluation) return this.problem('compare', 'A run has no evaluation.');
+    const evaluationA = a.evaluation;
+    const evaluationB = b.evaluation;
+    if (!evaluationA || !evaluationB) return this.problem('compare', 'A run has no evaluation.');
     const flips = comparison.flips;
     this.deps.allowPaths([...flips.fixed, ...flips.broken, ...flips.changed].map((f) => f.path));
-    this.deps.post({ type: 'comparison', view: comparisonView(comparison, a as Required<typeof a>, b as Required<typeof b>) });
+    const view = comparisonView(comparison, { epochs: a.epochs, evaluation: evaluationA }, { epochs: b.epochs, evaluation: evaluationB });
+    this.deps.post({ type: 'comparison', view });
   }
 
   private async runCompare(a: string, b: string): Promise<RunComparison | undefined> {

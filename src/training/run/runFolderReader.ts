@@ -161,11 +161,6 @@ function checkEvaluation(v: unknown): Evaluation {
     if (seen.has(p.path)) throw new RunFolderProblem(`${rel}: ${p.path} is listed twice`);
     seen.add(p.path);
   });
-  const right = v.predictions.filter((p) => p.actual === p.predicted).length;
-  if (v.predictions.length > 0 && Math.abs(right / v.predictions.length - v.accuracy) > 1e-6)
-    throw new RunFolderProblem(
-      `${rel}: its accuracy (${v.accuracy}) does not match its predictions (${right} of ${v.predictions.length} right)`,
-    );
   if (!isArrayOf(v.perClass, isObject)) throw new RunFolderProblem(`${rel} has no per-class figures`);
   return v as unknown as Evaluation;
 }
