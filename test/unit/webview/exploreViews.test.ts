@@ -15,6 +15,7 @@ import assert from 'node:assert/strict';
 import type { ComparisonView, RunRow } from '../../../src/shared/protocol/explore';
 import type { FeatureMapFile } from '../../../src/shared/featureMap';
 import type { RunStatus } from '../../../src/shared/runFolder';
+import type { Evaluation } from '../../../src/shared/types';
 import { comparisonView as toView } from '../../../src/extension/runHistory';
 import { compareRuns } from '../../../src/training/compare/compareRuns';
 import type { ComparableRun } from '../../../src/training/run/runFolderReader';
@@ -59,6 +60,23 @@ function comparisonView(): ComparisonView {
   const a = run('leaves-a', 1, 0.6);
   const b = run('leaves-b', 2, 0.9);
   return toView(compareRuns(a, b), a, b);
+}
+
+/** A feature map of the evaluation's validation images at the given positions. */
+function mapOf(evaluation: Evaluation, x: number[], y: number[]): FeatureMapFile {
+  const paths = evaluation.predictions.map((p) => p.path);
+  return {
+    format: 'image-trainer/feature-map@1',
+    method: { pca: 32, nNeighbors: 15, minDist: 0.1, nEpochs: 200, seed: 1 },
+    classes: CLASSES,
+    paths,
+    labels: evaluation.predictions.map((p) => p.actual),
+    sides: paths.map(() => 1),
+    x,
+    y,
+    ms: { pca: 1, umap: 2 },
+    cached: false,
+  };
 }
 
 test('the explore buttons wait for a finished run and each asks the host for its view', async () => {
@@ -171,18 +189,11 @@ test('the map marks validation mistakes and doctor findings, and a click on a po
   const evaluation = app.current!.evaluation!;
   const paths = evaluation.predictions.map((p) => p.path);
   const n = paths.length;
-  const map: FeatureMapFile = {
-    format: 'image-trainer/feature-map@1',
-    method: { pca: 32, nNeighbors: 15, minDist: 0.1, nEpochs: 200, seed: 1 },
-    classes: CLASSES,
-    paths,
-    labels: evaluation.predictions.map((p) => p.actual),
-    sides: paths.map(() => 1),
-    x: paths.map((_, i) => (i % 6) / 5),
-    y: paths.map((_, i) => Math.floor(i / 6) / Math.max(1, Math.ceil(n / 6) - 1)),
-    ms: { pca: 1, umap: 2 },
-    cached: false,
-  };
+  const map = mapOf(
+    evaluation,
+    paths.map((_, i) => (i % 6) / 5),
+    paths.map((_, i) => Math.floor(i / 6) / Math.max(1, Math.ceil(n / 6) - 1)),
+  );
   deliver({ type: 'featureMap', map, marks: { doctor: [{ path: paths[3]!, finding: 'outlier' }] } });
   await settle();
   assert.equal($('#map').hidden, false);
@@ -207,19 +218,12 @@ test('a Shift-drag lasso selects the points inside it, and Move sends exactly th
   const { app, api } = finishedApp();
   const evaluation = app.current!.evaluation!;
   const paths = evaluation.predictions.map((p) => p.path);
-  const map: FeatureMapFile = {
-    format: 'image-trainer/feature-map@1',
-    method: { pca: 32, nNeighbors: 15, minDist: 0.1, nEpochs: 200, seed: 1 },
-    classes: CLASSES,
-    paths,
-    labels: evaluation.predictions.map((p) => p.actual),
-    sides: paths.map(() => 1),
-    // The first 6 images in the top-left quarter, the rest in the bottom-right one.
-    x: paths.map((_, i) => (i < 6 ? 0.1 + i * 0.02 : 0.8)),
-    y: paths.map((_, i) => (i < 6 ? 0.1 : 0.8)),
-    ms: { pca: 1, umap: 2 },
-    cached: false,
-  };
+  // The first 6 images in the top-left quarter, the rest in the bottom-right one.
+  const map = mapOf(
+    evaluation,
+    paths.map((_, i) => (i < 6 ? 0.1 + i * 0.02 : 0.8)),
+    paths.map((_, i) => (i < 6 ? 0.1 : 0.8)),
+  );
   deliver({ type: 'featureMap', map, marks: {} });
   await settle();
   const view = app.views.explore.map;
