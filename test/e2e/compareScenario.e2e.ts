@@ -10,6 +10,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Page } from 'playwright-core';
+import sharp from 'sharp';
 import type { RunComparison } from '../../src/shared/compare';
 import type { FeatureMapFile } from '../../src/shared/featureMap';
 import {
@@ -18,6 +19,7 @@ import {
   expandView,
   explorerItem,
   freshResultsFolder,
+  imagePreviewSize,
   openWorkbench,
   panelFrame,
   repoRoot,
@@ -200,6 +202,9 @@ describe('a person compares two runs of a dataset and explores its feature map i
     await thumb.scrollIntoViewIfNeeded();
     await thumb.locator('img').click();
     await editorTab(page, path.basename(flip.path)).waitFor({ timeout: 30_000 });
+    const opened = await imagePreviewSize(page);
+    const onDisk = await sharp(path.join(workspace.datasetRoot, flip.path)).metadata();
+    assert.deepEqual(opened, { width: onDisk.width, height: onDisk.height }, 'the flipped image itself is shown');
     await screenshot(page, shots, '03-flipped-image-opened');
   });
 
@@ -231,6 +236,9 @@ describe('a person compares two runs of a dataset and explores its feature map i
     await page.mouse.down();
     await page.mouse.up();
     await editorTab(page, path.basename(map.paths[best]!)).waitFor({ timeout: 30_000 });
+    const shown = await imagePreviewSize(page);
+    const file = await sharp(path.join(workspace.datasetRoot, map.paths[best]!)).metadata();
+    assert.deepEqual(shown, { width: file.width, height: file.height }, 'the clicked point’s image is shown');
     await screenshot(page, shots, '06-map-point-opened');
     lassoed = { path: map.paths[best]!, className: map.classes[map.labels[best]!]!, at: screen[best]!, gap: bestGap, classes: map.classes };
   });
