@@ -601,6 +601,11 @@ async function main(): Promise<void> {
       cold_stage_s: stageSeconds(cold.stageMs),
       warm_stage_s: stageSeconds(warm.stageMs),
       warm_cache: warm.cache,
+      // The feature map (PCA + UMAP of every image's vector): projected in the cold run, read from the cache in the warm one.
+      feature_map_s: {
+        cold: cold.stageMs?.map === undefined ? null : cold.stageMs.map / 1000,
+        warm: warm.stageMs?.map === undefined ? null : warm.stageMs.map / 1000,
+      },
       accuracy: cold.accuracy,
       accuracy_fine_tuned: ft?.accuracy ?? null,
       peak_rss_mb: Math.max(...colds.map((r) => r.peakRssMb), ...warms.map((r) => r.peakRssMb)) || null,
@@ -623,6 +628,12 @@ async function main(): Promise<void> {
         fmt(cold.featuresPerS),
         fmt(naive ? naive.images / (naive.images / naive.decodePerS + naive.images / naive.featuresPerS) : null),
         ratio(cold.featuresPerS, naive ? naive.images / (naive.images / naive.decodePerS + naive.images / naive.featuresPerS) : null),
+      ],
+      [
+        `feature map, PCA + UMAP of ${scan.items.length} vectors (s; warm: from the cache)`,
+        fmt(result.feature_map_s.cold, 2),
+        '—',
+        `warm ${fmt(result.feature_map_s.warm, 2)}`,
       ],
       ['head training (s)', fmt(cold.headS, 2), fmt(naive?.headS, 2), ratio(naive?.headS, cold.headS)],
       [`fine-tuning, ${args.fineTuneLayers} layers (s/epoch)`, fmt(ft?.fineTuneEpochS, 2), '—', '—'],

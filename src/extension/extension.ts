@@ -9,7 +9,15 @@ import { exportOnnx, installNativeBackend } from './modelCommands';
 import { bundleRunner, HeatmapService } from './panelHeatmaps';
 import { DatasetTreeProvider } from './datasetTree';
 import { openWalkthroughOnFirstRun, resumePendingSample, trySampleDataset } from './firstRun';
-import { announceRunEnd, cancelTraining, openPanel, openRunReport, revealInExplorer, trainClassifier } from './trainingCommands';
+import {
+  announceRunEnd,
+  cancelTraining,
+  compareRuns,
+  openPanel,
+  openRunReport,
+  revealInExplorer,
+  trainClassifier,
+} from './trainingCommands';
 import type { CommandServices } from './trainingCommands';
 import { TrainingPanelManager } from './trainingPanel';
 import { TrainingProcessManager } from './trainingProcess';
@@ -52,6 +60,7 @@ export function activate(context: vscode.ExtensionContext): ImageTrainerApi {
       return datasets.datasets.map((d) => d.root);
     },
     heatmaps: new HeatmapService(bundleRunner(bundlePath, storage.nativeBackendsDir), (line) => log.appendLine(line)),
+    bundlePath,
   });
   const services: CommandServices = { log, manager: processes, datasets, panel: () => panel, settings, notices, storage };
 
@@ -69,6 +78,7 @@ export function activate(context: vscode.ExtensionContext): ImageTrainerApi {
     vscode.commands.registerCommand('imageTrainer.cancelTraining', (arg?: unknown) => cancelTraining(services, arg)),
     vscode.commands.registerCommand('imageTrainer.openPanel', (arg?: unknown) => openPanel(services, arg)),
     vscode.commands.registerCommand('imageTrainer.openRunReport', (arg?: unknown) => openRunReport(services, arg)),
+    vscode.commands.registerCommand('imageTrainer.compareRuns', (arg?: unknown) => compareRuns(services, arg)),
     vscode.commands.registerCommand('imageTrainer.revealInExplorer', (arg?: unknown) => revealInExplorer(arg)),
     vscode.commands.registerCommand('imageTrainer.refreshDatasets', () => datasets.refresh()),
     vscode.commands.registerCommand('imageTrainer.showBackendDiagnostics', () =>

@@ -7,6 +7,9 @@ import type { PanelState, RetrainCommand, RunState } from '../shared/protocol/pa
 import type { TrainingNotification } from '../shared/protocol/training';
 import { RUN_FILES, type ModelFolderRecord, type RunConfig, type RunStatus } from '../shared/runFolder';
 import { reconcileRunStatus } from '../shared/runState';
+import { parseMetricsLines } from '../shared/metricsLines';
+
+export { parseMetricsLines };
 import { readModelRecord } from './runIndex';
 import type { DatasetReport, EpochMetrics, Evaluation, RunSummary } from '../shared/types';
 
@@ -106,22 +109,6 @@ export function panelStateFromHistory(run: LiveRunSnapshot, imageBaseUri: string
   );
   for (const notification of run.history) state = applyTrainingNotification(state, notification);
   return { ...state, state: run.state, moved: [...moved] };
-}
-
-/** Parses metrics.jsonl, skipping blank and malformed lines (the last one may be half-written). */
-export function parseMetricsLines(text: string): EpochMetrics[] {
-  const epochs = new Map<number, EpochMetrics>();
-  for (const line of text.split('\n')) {
-    if (!line.trim()) continue;
-    try {
-      const value: unknown = JSON.parse(line);
-      if (isObject(value) && typeof value.epoch === 'number' && typeof value.loss === 'number')
-        epochs.set(value.epoch, value as unknown as EpochMetrics);
-    } catch {
-      // A line being written while we read: it will be complete next time.
-    }
-  }
-  return [...epochs.values()].sort((a, b) => a.epoch - b.epoch);
 }
 
 function isRunStatus(value: unknown): value is RunStatus {

@@ -5,7 +5,9 @@ import type { Dirent } from 'node:fs';
 import { readFileSync } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
+import { isObject } from '../shared/protocol/guards';
 import { RUN_FILES } from '../shared/runFolder';
+import type { TrainOptions } from '../shared/types';
 import type { ModelFolderRecord, RunStatus } from '../shared/runFolder';
 import { isRunProcessAlive, isRunStatus, MODEL_JSON_HEAD_BYTES, parseModelCheckpoint, reconcileRunStatus } from '../shared/runState';
 
@@ -17,6 +19,8 @@ export interface RunEntry {
   status: RunStatus;
   /** `running` on disk but its process is gone: the run was interrupted. */
   interrupted: boolean;
+  /** The options its config.json records (absent: none readable). */
+  options?: Partial<TrainOptions>;
 }
 
 /**
@@ -95,7 +99,8 @@ export async function listRuns(runsDir: string): Promise<RunEntry[]> {
         if (!onDisk) return undefined;
         const alive = onDisk.state === 'running' && onDisk.pid !== undefined && isProcessAlive(onDisk.pid, onDisk.startedAt);
         const { state, status } = reconcileRunStatus(onDisk, await readModelRecord(runDir), alive);
-        return { runDir, name: e.name, status, interrupted: state === 'interrupted' };
+        const options = await readRunOptions(runDir);
+        return { runDir, name: e.name, status, interrupted: state === 'interrupted', ...(options ? { options } : {}) };
       }),
   );
   return runs
@@ -147,10 +152,33 @@ export async function closeInterruptedRun(runDir: string, state: 'failed' | 'can
   return true;
 }
 
-/** One-line description of a run for a tree item or a QuickPick. */
+/** One-line description of a run for a tree item or a QuickPick: accuracy, state, main settings. */
 export function describeRun(run: RunEntry): string {
   const acc = run.status.valAccuracy;
   const accText = typeof acc === 'number' && Number.isFinite(acc) ? `val ${(acc * 100).toFixed(1)}%` : undefined;
   const state = run.interrupted ? 'interrupted' : run.status.state;
-  return [accText, state].filter(Boolean).join(' · ');
+  return [accText, state, mainSettings(run.options)].filter(Boolean).join(' · ');
+}
+
+/** The options a run folder's config.json records (undefined when it has none). */
+export async function readRunOptions(runDir: string): Promise<Partial<TrainOptions> | undefined> {
+  try {
+    const config: unknown = JSON.parse(await fs.readFile(path.join(runDir, RUN_FILES.config), 'utf8'));
+    return isObject(config) && isObject(config.options) ? (config.options as Partial<TrainOptions>) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** "mobilenet_v2_0.35 · 20 epochs · seed 42 · fine-tune 20": the settings a tree item shows. */
+export function mainSettings(options: Partial<TrainOptions> | undefined): string {
+  if (!options) return '';
+  return [
+    options.model,
+    options.epochs !== undefined ? `${options.epochs} epochs` : undefined,
+    options.seed !== undefined ? `seed ${options.seed}` : undefined,
+    options.fineTuneLayers ? `fine-tune ${options.fineTuneLayers}` : undefined,
+  ]
+    .filter(Boolean)
+    .join(' · ');
 }

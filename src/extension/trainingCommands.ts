@@ -24,6 +24,7 @@ import type { StorageLocations } from './configuration';
 export interface PanelController {
   showLive(run: TrainingRunHandle): void;
   showRunFolder(runDir: string): Promise<void>;
+  compareWith(runDir: string): Promise<void>;
 }
 
 export interface CommandServices {
@@ -277,6 +278,12 @@ export async function openRunReport(services: CommandServices, arg?: unknown): P
   }
   await vscode.commands.executeCommand('markdown.showPreview', report);
   return report;
+}
+
+/** Compare with…: a run (tree item, folder, or one the user picks) compared with another run of its dataset, in its panel. */
+export async function compareRuns(services: CommandServices, arg?: unknown): Promise<void> {
+  const runDir = await runDirFrom(services, arg, 'Compare Runs');
+  if (runDir) await services.panel().compareWith(runDir);
 }
 
 /** Reveal in Explorer for a tree node (dataset, class or run folder). */

@@ -5,7 +5,9 @@ import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { isPanelCommand, type PanelCommand, type PanelNotification, type PanelState } from '../shared/protocol/panel';
 import type { TrainingNotification } from '../shared/protocol/training';
-import { ImagePathGuard } from './imagePathGuard';
+import type { ExploreNotification } from '../shared/protocol/explore';
+import { ExploreHost } from './exploreHost';
+import { ImagePathGuard, type PlannedMove } from './imagePathGuard';
 import { checkImagesToExplain, type HeatmapService } from './panelHeatmaps';
 import { createNonce, panelHtml } from './panelHtml';
 import {
@@ -34,6 +36,8 @@ export interface TrainingPanelDeps {
   knownDatasetRoots(): Promise<readonly string[]>;
   /** Computes the gallery's heatmaps and draws an opened image's overlay (the training bundle's `explain`). */
   heatmaps: HeatmapService;
+  /** The training bundle, which compares runs (`compare --json`). */
+  bundlePath?: string;
 }
 
 type RestoreMap = Record<string, string>;
@@ -85,6 +89,12 @@ export class TrainingPanelManager implements vscode.Disposable {
     });
     this.track(runPanel);
     await runPanel.loadFolder();
+  }
+
+  /** Compare with…: shows the run's panel, then asks which run of its dataset to compare it with. */
+  async compareWith(runDir: string): Promise<void> {
+    await this.showRunFolder(runDir);
+    await this.find(undefined, runDir)?.explore.pickAndCompare();
   }
 
   dispose(): void {
@@ -169,6 +179,12 @@ class RunPanel implements vscode.Disposable {
   private disposed = false;
   private pollTimer: ReturnType<typeof setTimeout> | undefined;
   private lastFolderSnapshot = '';
+  /** Serves the Compare, Runs and map views. */
+  readonly explore: ExploreHost;
+  /** Images those views showed (flipped images, map points): the file actions may touch them too. */
+  private readonly explored = new Set<string>();
+  /** The last exploring result posted before the webview was ready: sent on `ready`. */
+  private pendingExplore: ExploreNotification | undefined;
 
   constructor(
     private readonly panel: vscode.WebviewPanel,
@@ -197,6 +213,23 @@ class RunPanel implements vscode.Disposable {
         moved: [],
       };
     }
+    this.explore = new ExploreHost({
+      log: deps.log,
+      bundlePath: deps.bundlePath,
+      datasetRoot,
+      runDir: () => this.live?.runDir ?? this.runDir,
+      post: (notification) => {
+        if (this.ready) this.post(notification);
+        else this.pendingExplore = notification;
+      },
+      allowPaths: (paths) => {
+        for (const p of paths) {
+          this.explored.add(p);
+          this.guard.allow(p);
+        }
+      },
+      moveImages: (moves, toClass, classes) => this.moveMany(moves, toClass, classes),
+    });
     panel.webview.options = webviewOptions(context, datasetRoot);
     panel.webview.html = this.html();
     this.disposables.push(
@@ -231,6 +264,7 @@ class RunPanel implements vscode.Disposable {
     this.state = panelStateFromHistory(run, this.imageBaseUri(), this.state.moved);
     this.afterRunDirKnown(run.runDir);
     this.guard.setKnownPaths(this.state.evaluation?.predictions.map((p) => p.path) ?? []);
+    for (const p of this.explored) this.guard.allow(p);
     this.runSubscriptions.push(
       run.onDidNotify((n) => this.onNotification(n)),
       run.onDidEnd((end) => {
@@ -253,6 +287,7 @@ class RunPanel implements vscode.Disposable {
       this.guard.setKnownPaths(contents.evaluation?.predictions.map((p) => p.path) ?? []);
     }
     for (const m of this.state.moved) if (m.newPath) this.guard.allow(m.newPath);
+    for (const p of this.explored) this.guard.allow(p);
     this.afterRunDirKnown(this.runDir);
     const snapshot = JSON.stringify(this.state);
     if (snapshot !== this.lastFolderSnapshot) this.postState();
@@ -287,6 +322,7 @@ class RunPanel implements vscode.Disposable {
       case 'evaluation':
         this.guard.setKnownPaths(notification.evaluation.predictions.map((p) => p.path));
         for (const m of this.state.moved) if (m.newPath) this.guard.allow(m.newPath);
+        for (const p of this.explored) this.guard.allow(p);
         break;
       default:
         break;
@@ -323,6 +359,15 @@ class RunPanel implements vscode.Disposable {
       case 'ready':
         this.ready = true;
         this.postState();
+        if (this.pendingExplore) this.post(this.pendingExplore);
+        this.pendingExplore = undefined;
+        return;
+      case 'compare/pick':
+      case 'compare/runs':
+      case 'runs/show':
+      case 'map/show':
+      case 'map/move':
+        await this.explore.handle(command);
         return;
       case 'cancel':
         if (this.live && (this.live.state === 'running' || this.live.state === 'starting')) this.live.cancel();
@@ -437,6 +482,60 @@ class RunPanel implements vscode.Disposable {
     this.guard.allow(target.relativePath);
     this.state = { ...this.state, moved: [...this.state.moved, { path: relativePath, toClass, newPath: target.relativePath }] };
     this.post({ type: 'imageMoved', path: relativePath, toClass, newPath: target.relativePath });
+  }
+
+  /**
+   * Moves the images of a lasso selection to `toClass`: every move checked first (nothing moves if
+   * one cannot), one confirmation, then one workspace edit, so one Undo puts them all back.
+   */
+  private async moveMany(moves: { path: string; fromClass: string }[], toClass: string, classes: readonly string[]): Promise<void> {
+    const pending = moves.filter((m) => !this.state.moved.some((done) => done.path === m.path));
+    const plans: { move: (typeof moves)[number]; plan: PlannedMove }[] = [];
+    const problems: string[] = [];
+    for (const move of pending) {
+      const planned = await this.guard.planMove(move.path, move.fromClass, toClass, classes);
+      if (planned.ok) plans.push({ move, plan: planned.plan });
+      else problems.push(`${move.path}: ${planned.reason}`);
+    }
+    const targets = new Set(plans.map((p) => p.plan.target.absolutePath));
+    if (targets.size !== plans.length) problems.push('two of the images have the same file name');
+    if (problems.length > 0 || plans.length === 0) {
+      this.deps.log.appendLine(`[panel] cannot move the selection to ${toClass}: ${problems.join('; ') || 'nothing to move'}`);
+      if (problems.length > 0)
+        void vscode.window.showErrorMessage(
+          `Did not move the ${plans.length + problems.length} selected images to "${toClass}": ${problems[0]}${problems.length > 1 ? ` (and ${problems.length - 1} more)` : ''}.`,
+        );
+      return;
+    }
+    const names = plans.slice(0, 5).map((p) => path.posix.basename(p.move.path));
+    const choice = await vscode.window.showWarningMessage(
+      `Move ${plans.length} image${plans.length === 1 ? '' : 's'} to class "${toClass}"?`,
+      {
+        modal: true,
+        detail: `${names.join(', ')}${plans.length > 5 ? ', …' : ''} ${plans.length === 1 ? 'is' : 'are'} renamed into ${toClass}/ inside the dataset folder. One Undo (Edit > Undo in the Explorer) puts ${plans.length === 1 ? 'it' : 'them all'} back.`,
+      },
+      'Move',
+    );
+    if (choice !== 'Move' || this.disposed) return;
+    const edit = new vscode.WorkspaceEdit();
+    for (const { move, plan } of plans) {
+      const target = await this.guard.recheckMove(plan, move.fromClass, toClass, classes);
+      if (!target.ok) {
+        void vscode.window.showErrorMessage(`Did not move the selection: ${path.posix.basename(move.path)}: ${target.reason}.`);
+        return;
+      }
+      edit.renameFile(vscode.Uri.file(plan.from), vscode.Uri.file(target.absolutePath), { overwrite: false, ignoreIfExists: false });
+    }
+    if (!(await vscode.workspace.applyEdit(edit))) {
+      void vscode.window.showErrorMessage(`Could not move the ${plans.length} images to ${toClass}.`);
+      return;
+    }
+    for (const { move, plan } of plans) {
+      this.deps.log.appendLine(`[panel] moved ${move.path} → ${plan.target.relativePath}`);
+      this.guard.allow(plan.target.relativePath);
+      this.state = { ...this.state, moved: [...this.state.moved, { path: move.path, toClass, newPath: plan.target.relativePath }] };
+      this.post({ type: 'imageMoved', path: move.path, toClass, newPath: plan.target.relativePath });
+    }
   }
 
   /** An Undo of a move renames the file back: the image is no longer moved. */

@@ -27,7 +27,18 @@ export const RUN_FILES = {
   modelCard: 'MODEL_CARD.md',
   /** Full log of the training process. */
   log: 'train.log',
+  /** ImageList: every image the run used, by path, class, side and content hash (what `compare` diffs). */
+  images: 'images.json',
+  /** FeatureMapFile: the 2-D map of every image's feature vector (src/shared/featureMap.ts). */
+  featureMap: 'feature-map.json',
 } as const;
+
+/** `images.json`: each image of the run as [path relative to the dataset root, class index, side, sha256 of its bytes]. */
+export interface ImageList {
+  format: 'image-trainer/images@1';
+  classes: string[];
+  images: [path: string, classIndex: number, side: 'train' | 'val' | 'test', sha256: string][];
+}
 
 export type RunStateOnDisk = 'running' | 'finished' | 'failed' | 'cancelled';
 

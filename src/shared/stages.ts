@@ -23,6 +23,7 @@ const TIME_LABELS: Readonly<Record<keyof StageTimes, string>> = {
   evaluate: 'evaluation',
   calibrate: 'calibration',
   unknown: 'unknown detection',
+  map: 'feature map',
   save: 'saving',
   modelCard: 'model card',
 };

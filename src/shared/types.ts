@@ -281,6 +281,8 @@ export interface StageTimes {
   evaluate?: number;
   calibrate?: number;
   unknown?: number;
+  /** Projecting the feature vectors to the 2-D feature map. */
+  map?: number;
   /** The final model, status and report (checkpoints are counted in their training stage). */
   save?: number;
   modelCard?: number;

@@ -1,4 +1,4 @@
-// The command-line tool: `image-trainer train | predict | explain | runs | diagnose | install-backend | export-onnx`.
+// The command-line tool: `image-trainer train | predict | explain | runs | compare | diagnose | install-backend | export-onnx`.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Command } from 'commander';
@@ -17,7 +17,9 @@ import { explainRunImage, explainRunImages, explanationJson } from './explain/ex
 import { MAX_HEATMAP_SIDE, type Explanation } from './explain/gradCam';
 import type { Tf } from './util/tf';
 import { listImageFiles, openRunClassifier, predictImages, RunFolderProblem, type RunClassifier } from './models/predict';
-import { listRunFolders, type RunListing } from './run/runFolderReader';
+import { listRunFolders, readComparableRun, type ComparableRun, type RunListing } from './run/runFolderReader';
+import { compareRuns } from './compare/compareRuns';
+import { comparisonLines } from './compare/comparisonText';
 import { defaultCacheDir, defaultRunsDir } from './run/runFolderWriter';
 import { runTraining } from './run/runTraining';
 import { formatStageTimes, STAGE_LABELS } from '../shared/stages';
@@ -192,6 +194,7 @@ export function buildProgram(extensionRoot: string): Command {
   addPredictCommand(program);
   addExplainCommand(program);
   addRunsCommand(program);
+  addCompareCommand(program);
   addDiagnoseCommand(program);
   addInstallBackendCommand(program);
   addExportOnnxCommand(program);
@@ -489,6 +492,36 @@ function runLine(run: RunListing): string {
   const note =
     run.state === 'interrupted' ? (s.hasCheckpoint ? ' (its process died; the checkpoint can be used)' : ' (its process died)') : '';
   return `${run.name}  ${run.state}  ${figures}${note}`;
+}
+
+/** The `compare` command. */
+function addCompareCommand(program: Command): void {
+  program
+    .command('compare')
+    .description('compare two runs: settings, dataset changes, figures, and the validation images whose prediction flipped')
+    .argument('<run-a>', 'the earlier run folder (before)')
+    .argument('<run-b>', 'the later run folder (after)')
+    .option(
+      '--json',
+      'print {"settings":[…],"dataset":{…},"metrics":{…},"validation":{…},"flips":{"fixed":[…],"broken":[…],"changed":[…]}}',
+    )
+    .action(async (runA: string, runB: string, o: { json?: boolean }) => {
+      const runs: ComparableRun[] = [];
+      for (const dir of [path.resolve(runA), path.resolve(runB)]) {
+        try {
+          runs.push(await readComparableRun(dir));
+        } catch (err) {
+          if (!(err instanceof RunFolderProblem)) throw err;
+          console.error(`Run folder problem: ${oneLine(err.message)} (run folder: ${dir})`);
+          process.exitCode = 1;
+          return;
+        }
+      }
+      const comparison = compareRuns(runs[0]!, runs[1]!);
+      const text = o.json ? JSON.stringify(comparison) : comparisonLines(comparison).join('\n');
+      // A long comparison, and runCli exits as soon as this returns: wait until the pipe has it.
+      await new Promise<void>((resolve) => process.stdout.write(`${text}\n`, () => resolve()));
+    });
 }
 
 /** The `diagnose` command. */

@@ -22,6 +22,12 @@ export interface GalleryActions {
   heatmapsChanged(on: boolean): void;
 }
 
+/** A gallery other than the error gallery (the comparison's flipped images): its element ids and each thumbnail's caption. */
+export interface GalleryOptions {
+  /** Base of the element ids (`<id>`, `<id>-title`, `<id>-section`, `<id>-more`); default `gallery`. */
+  id?: string;
+}
+
 export interface MovedImage {
   toClass: string;
   newPath?: string;
@@ -47,26 +53,40 @@ export class GalleryView {
   private heatmapsOn = false;
   private readonly heatmaps = new HeatmapStore();
   private readonly heatmapToggle: HTMLElement & { checked?: boolean };
+  /** Per-image caption of a list shown with `showImages` (the error gallery's own otherwise). */
+  private caption: ((prediction: Prediction) => string) | undefined;
 
-  constructor(private readonly actions: GalleryActions) {
-    this.title = h('h2', { id: 'gallery-title' }, 'Images');
+  constructor(
+    private readonly actions: GalleryActions,
+    options: GalleryOptions = {},
+  ) {
+    const id = options.id ?? 'gallery';
+    const main = id === 'gallery';
+    this.title = h('h2', { id: `${id}-title` }, 'Images');
     this.heatmapToggle = h(
       'vscode-checkbox',
-      { id: 'heatmap-toggle', label: 'Show heatmaps', title: 'Lay over each image where the model looked (Grad-CAM)' },
+      {
+        id: main ? 'heatmap-toggle' : `${id}-heatmap-toggle`,
+        label: 'Show heatmaps',
+        title: 'Lay over each image where the model looked (Grad-CAM)',
+      },
       'Show heatmaps',
     );
+    // Heatmaps explain the panel's own run: only its error gallery offers them (a comparison's
+    // flipped images belong to two runs).
+    this.heatmapToggle.hidden = !main;
     this.heatmapToggle.addEventListener('change', () => {
       this.setHeatmaps(Boolean(this.heatmapToggle.checked));
       this.actions.heatmapsChanged(this.heatmapsOn);
     });
-    this.grid = h('div', { id: 'gallery', role: 'list', 'aria-labelledby': 'gallery-title', 'data-heatmaps': 'off' });
-    this.more = h('button', { id: 'gallery-more', type: 'button', class: 'secondary-button', hidden: true }) as HTMLButtonElement;
+    this.grid = h('div', { id, class: 'gallery-grid', role: 'list', 'aria-labelledby': `${id}-title`, 'data-heatmaps': 'off' });
+    this.more = h('button', { id: `${id}-more`, type: 'button', class: 'secondary-button', hidden: true }) as HTMLButtonElement;
     this.more.addEventListener('click', () => this.renderPage());
     this.element = h(
       'section',
-      { id: 'gallery-section', 'aria-labelledby': 'gallery-title' },
+      { id: `${id}-section`, 'aria-labelledby': `${id}-title` },
       h('div', { class: 'section-head' }, this.title, this.heatmapToggle),
-      h('p', { id: 'gallery-help', class: 'muted' }, 'Select a cell of the confusion matrix to see its validation images.'),
+      main ? h('p', { id: 'gallery-help', class: 'muted' }, 'Select a cell of the confusion matrix to see its validation images.') : null,
       this.grid,
       this.more,
     );
@@ -99,6 +119,7 @@ export class GalleryView {
     this.imageBaseUri = imageBaseUri;
     this.moved = moved;
     this.images = cellImages(evaluation, actual, predicted);
+    this.caption = undefined;
     this.rendered = 0;
     const a = evaluation.classes[actual];
     const p = evaluation.classes[predicted];
@@ -112,6 +133,28 @@ export class GalleryView {
     replaceChildren(this.grid);
     this.element.querySelector('#gallery-help')?.toggleAttribute('hidden', true);
     if (this.images.length === 0) this.grid.appendChild(h('p', { class: 'muted' }, 'No validation images in this cell.'));
+    this.renderPage();
+  }
+
+  /** Shows a list of validation images (not a cell) under `title`, each with `caption`, with the same thumbnail actions. */
+  showImages(
+    evaluation: Evaluation,
+    images: Prediction[],
+    title: string,
+    imageBaseUri: string,
+    moved: ReadonlyMap<string, MovedImage>,
+    caption: (prediction: Prediction) => string,
+  ): void {
+    this.evaluation = evaluation;
+    this.cell = undefined;
+    this.imageBaseUri = imageBaseUri;
+    this.moved = moved;
+    this.images = images;
+    this.caption = caption;
+    this.rendered = 0;
+    this.title.textContent = title;
+    replaceChildren(this.grid);
+    if (images.length === 0) this.grid.appendChild(h('p', { class: 'muted' }, 'None.'));
     this.renderPage();
   }
 
@@ -174,7 +217,7 @@ export class GalleryView {
   }
 
   private renderPage(): void {
-    if (!this.evaluation || !this.cell) return;
+    if (!this.evaluation || (!this.cell && !this.caption)) return;
     const end = Math.min(this.images.length, this.rendered + GALLERY_PAGE_SIZE);
     const fragment = document.createDocumentFragment();
     const added: HTMLElement[] = [];
@@ -205,11 +248,12 @@ export class GalleryView {
 
   private thumb(prediction: Prediction, index: number): HTMLElement {
     const evaluation = this.evaluation!;
-    const [actual, predicted] = this.cell!;
+    const { actual, predicted } = prediction;
     const classes = evaluation.classes;
     const name = fileName(prediction.path);
-    const confidence =
-      actual === predicted
+    const confidence = this.caption
+      ? this.caption(prediction)
+      : actual === predicted
         ? `${classes[actual]} ${formatPercent(probabilityOf(prediction, actual), 0)}`
         : `${classes[predicted]} ${formatPercent(probabilityOf(prediction, predicted), 0)} · ${classes[actual]} ${formatPercent(probabilityOf(prediction, actual), 0)}`;
     const targets = classes.map((c, i) => ({ c, i })).filter(({ i }) => i !== actual);

@@ -8,7 +8,8 @@ import { ClassMetricsView } from './classMetricsView';
 import { CurvesView } from './curvesView';
 import { plural } from './displayFormat';
 import { h } from './domBuilder';
-import { GalleryView, type MovedImage } from './galleryView';
+import { ExploreView } from './exploreView';
+import { GalleryView, type GalleryActions, type MovedImage } from './galleryView';
 import { HeaderView } from './headerView';
 import { MatrixView } from './matrixView';
 import { ReliabilityView } from './reliabilityView';
@@ -48,6 +49,7 @@ export class PanelApp {
   private readonly metrics: ClassMetricsView;
   private readonly gallery: GalleryView;
   private readonly reliability: ReliabilityView;
+  private readonly explore: ExploreView;
   private readonly hintSlot: HTMLElement;
   private readonly evaluationSection: HTMLElement;
   private readonly empty: HTMLElement;
@@ -71,7 +73,7 @@ export class PanelApp {
       },
     );
     this.metrics = new ClassMetricsView((a, p) => this.selectCell(a, p, true));
-    this.gallery = new GalleryView({
+    const actions: GalleryActions = {
       open: (path, heatmap) => this.post(heatmap ? { type: 'openImage', path, heatmap } : { type: 'openImage', path }),
       reveal: (path) => this.post({ type: 'revealImage', path }),
       move: (path, toClass) => this.post({ type: 'moveImage', path, toClass }),
@@ -80,8 +82,14 @@ export class PanelApp {
         this.ui.heatmaps = on;
         this.persist();
       },
-    });
+    };
+    this.gallery = new GalleryView(actions);
     this.reliability = new ReliabilityView();
+    this.explore = new ExploreView(
+      (command) => this.post(command),
+      actions,
+      () => this.movedMap(),
+    );
     this.hintSlot = h('div', { class: 'hint-slot' });
     this.evaluationSection = h(
       'div',
@@ -91,7 +99,15 @@ export class PanelApp {
       this.reliability.element,
     );
     this.empty = h('p', { id: 'waiting', class: 'muted' }, 'Waiting for the run…');
-    root.replaceChildren(this.empty, this.header.element, this.hintSlot, this.curves.element, this.evaluationSection, this.gallery.element);
+    root.replaceChildren(
+      this.empty,
+      this.header.element,
+      this.hintSlot,
+      this.explore.element,
+      this.curves.element,
+      this.evaluationSection,
+      this.gallery.element,
+    );
   }
 
   /** Restores the persisted state (if any), listens for the host and says `ready`. */
@@ -108,6 +124,7 @@ export class PanelApp {
       watchTheme(() => {
         this.curves.rebuild();
         this.reliability.rebuild();
+        this.explore.map.restyle();
       }),
     );
     this.post({ type: 'ready' });
@@ -134,6 +151,12 @@ export class PanelApp {
       case 'heatmaps':
         this.gallery.receiveHeatmaps(notification.heatmaps, notification.failed);
         break;
+      case 'comparison':
+      case 'runs':
+      case 'featureMap':
+      case 'exploreProblem':
+        this.explore.receive(notification);
+        break;
     }
   }
 
@@ -143,8 +166,8 @@ export class PanelApp {
   }
 
   /** The sub-views, for tests that look inside. */
-  get views(): { curves: CurvesView; matrix: MatrixView; gallery: GalleryView; reliability: ReliabilityView } {
-    return { curves: this.curves, matrix: this.matrix, gallery: this.gallery, reliability: this.reliability };
+  get views(): { curves: CurvesView; matrix: MatrixView; gallery: GalleryView; reliability: ReliabilityView; explore: ExploreView } {
+    return { curves: this.curves, matrix: this.matrix, gallery: this.gallery, reliability: this.reliability, explore: this.explore };
   }
 
   dispose(): void {
@@ -152,6 +175,7 @@ export class PanelApp {
     for (const dispose of this.disposers.splice(0)) dispose();
     this.curves.dispose();
     this.gallery.dispose();
+    this.explore.dispose();
   }
 
   private post(command: PanelCommand): void {
@@ -169,6 +193,7 @@ export class PanelApp {
     this.empty.hidden = true;
     this.root.dataset.runState = state.state;
     this.header.render(this.state);
+    this.explore.renderState(this.state);
     this.curves.render(this.state.epochs, this.bestEpoch());
     const evaluation = this.state.evaluation;
     const n = evaluation?.classes.length ?? 0;

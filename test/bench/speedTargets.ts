@@ -155,20 +155,12 @@ async function panelChromium(): Promise<void> {
     return;
   }
   const http = await import('node:http');
-  const esbuild = await import('esbuild');
+  const { buildWebviewBundle } = await import('../support/webviewBundle');
   const { chromium } = await import('playwright-core');
   const { createNonce, panelHtml } = await import('../../src/extension/panelHtml');
   const { kit, evaluation } = await bigRun();
   const bundleDir = scratch('bench-webview-');
-  await esbuild.build({
-    entryPoints: [path.join(repoRoot, 'src/webview/main.ts')],
-    outfile: path.join(bundleDir, 'webview.js'),
-    bundle: true,
-    platform: 'browser',
-    format: 'iife',
-    target: 'es2022',
-    logLevel: 'warning',
-  });
+  await buildWebviewBundle(bundleDir);
   let origin = '';
   const server = http.createServer((req, res) => {
     const pathname = new URL(req.url ?? '/', origin).pathname;

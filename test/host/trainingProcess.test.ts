@@ -61,7 +61,7 @@ describe('Training from the extension host', () => {
     assert.ok(runsNode, 'the dataset has a Runs group');
     const runNodes = api.datasets.getChildren(runsNode);
     const item = api.datasets.getTreeItem(runNodes[0]);
-    assert.match(String(item.description), /^val \d+\.\d% · finished$/);
+    assert.match(String(item.description), /^val \d+\.\d% · finished · mobilenet_v2_0\.35 · \d+ epochs · seed \d+$/);
     assert.equal(item.contextValue, 'run-finished');
     assert.ok(api.notices.shown.some((n) => n.level === 'info' && /Training on tiny finished: validation accuracy/.test(n.message)));
   });

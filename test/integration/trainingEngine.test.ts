@@ -97,6 +97,7 @@ test('the CLI trains on the sample, prints accuracy and the confusion matrix, an
     'evaluate',
     'features',
     'head',
+    'map',
     'model',
     'modelCard',
     'save',

@@ -8,7 +8,7 @@ import * as http from 'node:http';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { AddressInfo } from 'node:net';
-import * as esbuild from 'esbuild';
+import { buildWebviewBundle } from '../support/webviewBundle';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { createNonce, panelHtml } from '../../src/extension/panelHtml';
 import type { PanelState } from '../../src/shared/protocol/panel';
@@ -248,15 +248,7 @@ before(async () => {
     `Chromium is needed for the browser check: ${chromiumPath} is missing (apt-get install chromium, or set CHROMIUM_PATH)`,
   );
   bundleDir = fs.mkdtempSync(path.join(os.tmpdir(), 'webview-bundle-'));
-  await esbuild.build({
-    entryPoints: [path.join(repoRoot, 'src/webview/main.ts')],
-    outfile: path.join(bundleDir, 'webview.js'),
-    bundle: true,
-    platform: 'browser',
-    format: 'iife',
-    target: 'es2022',
-    logLevel: 'warning',
-  });
+  await buildWebviewBundle(bundleDir);
   server = http.createServer(serve);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;

@@ -5,6 +5,7 @@
 import { STAGE_LABELS } from '../stages';
 import { ERROR_KINDS } from '../types';
 import type { BackendInfo, DatasetReport, EpochMetrics, ErrorKind, Evaluation, Progress, RunSummary, Stage, TrainOptions } from '../types';
+import { isExploreCommand, isExploreNotification, type ExploreCommand, type ExploreNotification } from './explore';
 import { isArrayOf, isBoolean, isNumber, isObject, isOneOf, isOptional, isString } from './guards';
 
 export type RunState = 'starting' | 'running' | 'finished' | 'failed' | 'cancelled';
@@ -74,7 +75,14 @@ export interface RetrainCommand {
   model?: string;
 }
 export type PanelCommand =
-  ReadyCommand | CancelRunCommand | OpenImageCommand | RevealImageCommand | MoveImageCommand | RetrainCommand | ExplainImagesCommand;
+  | ReadyCommand
+  | CancelRunCommand
+  | OpenImageCommand
+  | RevealImageCommand
+  | MoveImageCommand
+  | RetrainCommand
+  | ExplainImagesCommand
+  | ExploreCommand;
 
 // host → webview
 export interface StateNotification {
@@ -112,7 +120,7 @@ export interface HeatmapsNotification {
   failed: { path: string; reason: string }[];
 }
 export type PanelNotification =
-  StateNotification | ProgressUpdateNotification | EpochNotification | ImageMovedNotification | HeatmapsNotification;
+  StateNotification | ProgressUpdateNotification | EpochNotification | ImageMovedNotification | HeatmapsNotification | ExploreNotification;
 
 function isShortString(value: unknown): value is string {
   return typeof value === 'string' && value.length > 0 && value.length <= 4096;
@@ -136,7 +144,7 @@ export function isPanelCommand(value: unknown): value is PanelCommand {
     case 'moveImage':
       return isShortString(value.path) && isShortString(value.toClass);
     default:
-      return false;
+      return isExploreCommand(value);
   }
 }
 
@@ -200,6 +208,6 @@ export function isPanelNotification(value: unknown): value is PanelNotification 
         isArrayOf(value.failed, (f): f is { path: string; reason: string } => isObject(f) && isString(f.path) && isString(f.reason))
       );
     default:
-      return false;
+      return isExploreNotification(value);
   }
 }

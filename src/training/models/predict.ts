@@ -115,8 +115,8 @@ async function readRegular(runDir: string, rel: string, size: number): Promise<B
   }
 }
 
-/** A JSON file of the run folder, parsed; undefined when it does not exist. */
-async function readJsonFile(runDir: string, rel: string): Promise<unknown> {
+/** A JSON file of the run folder (a regular file, size-capped), parsed; undefined when it does not exist. */
+export async function readJsonFile(runDir: string, rel: string): Promise<unknown> {
   const stat = await regularFile(runDir, rel);
   if (!stat) return undefined;
   if (stat.size > MAX_JSON_BYTES)

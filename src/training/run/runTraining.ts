@@ -1,5 +1,5 @@
 // One training run as a pipeline of named stages over one run context:
-// backend → scan → base model → features → head → fine-tune → evaluate → save.
+// backend → scan → base model → features → head → fine-tune → evaluate → … → feature map → save.
 // A new capability is a new stage (a file in stages/ and a line in TRAINING_STAGES). Success and
 // failure are recorded here and nowhere else, and everything a stage created is disposed here.
 // The run drives what the CLI prints and the panel shows through `TrainingNotification`s and
@@ -23,6 +23,7 @@ import { backendStage } from './stages/backendStage';
 import { baseModelStage } from './stages/baseModelStage';
 import { calibrateStage } from './stages/calibrateStage';
 import { evaluateStage } from './stages/evaluateStage';
+import { featureMapStage } from './stages/featureMapStage';
 import { featuresStage } from './stages/featuresStage';
 import { fineTuneStage } from './stages/fineTuneStage';
 import { headStage } from './stages/headStage';
@@ -44,6 +45,7 @@ export const TRAINING_STAGES: readonly RunStage[] = [
   evaluateStage,
   calibrateStage,
   unknownStage,
+  featureMapStage,
   saveStage,
   modelCardStage,
 ];

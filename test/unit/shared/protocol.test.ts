@@ -245,3 +245,46 @@ test('a heatmaps notification carries small heatmaps whose values fill them, in 
   assert.equal(isPanelNotification({ ...ok, failed: [{ path: 'a' }] }), false);
   assert.equal(isPanelNotification({ type: 'heatmaps', heatmaps: [] }), false);
 });
+
+test('exploring commands from the webview are accepted only with the right shape; run names cannot be paths', () => {
+  for (const type of ['compare/pick', 'runs/show', 'map/show']) assert.equal(isPanelCommand({ type }), true);
+  assert.equal(isPanelCommand({ type: 'compare/runs', a: 'leaves-20260101-100000', b: 'leaves-20260102-100000' }), true);
+  assert.equal(isPanelCommand({ type: 'compare/runs', a: 'leaves-1', b: 'leaves-1' }), false, 'a run with itself');
+  assert.equal(isPanelCommand({ type: 'compare/runs', a: '../other/run', b: 'leaves-1' }), false);
+  assert.equal(isPanelCommand({ type: 'compare/runs', a: '..', b: 'leaves-1' }), false);
+  assert.equal(isPanelCommand({ type: 'compare/runs', a: '/abs/run', b: 'leaves-1' }), false);
+  assert.equal(isPanelCommand({ type: 'compare/runs', a: 'leaves-1' }), false);
+  assert.equal(isPanelCommand({ type: 'compare/runs', a: 'x'.repeat(256), b: 'leaves-1' }), false);
+  assert.equal(isPanelCommand({ type: 'map/move', paths: ['a/1.jpg', 'a/2.jpg'], toClass: 'b' }), true);
+  assert.equal(isPanelCommand({ type: 'map/move', paths: [], toClass: 'b' }), false, 'nothing to move');
+  assert.equal(isPanelCommand({ type: 'map/move', paths: ['a/1.jpg', 'a/1.jpg'], toClass: 'b' }), false, 'a path twice');
+  assert.equal(isPanelCommand({ type: 'map/move', paths: ['a/1.jpg'], toClass: '' }), false);
+  assert.equal(isPanelCommand({ type: 'map/move', paths: [7], toClass: 'b' }), false);
+  assert.equal(isPanelCommand({ type: 'map/move', paths: Array.from({ length: 5001 }, (_, i) => `a/${i}.jpg`), toClass: 'b' }), false);
+});
+
+test('exploring notifications carry what their view reads', () => {
+  assert.equal(isPanelNotification({ type: 'runs', runs: [] }), true);
+  assert.equal(
+    isPanelNotification({ type: 'runs', runs: [{ name: 'r', startedAt: 't', state: 'finished', changes: [], current: 'yes' }] }),
+    false,
+  );
+  assert.equal(isPanelNotification({ type: 'exploreProblem', view: 'map', message: 'No map.' }), true);
+  assert.equal(isPanelNotification({ type: 'exploreProblem', view: 'elsewhere', message: 'x' }), false);
+  const map = {
+    format: 'image-trainer/feature-map@1',
+    method: { pca: 2, nNeighbors: 2, minDist: 0.1, nEpochs: 10, seed: 1 },
+    classes: ['a', 'b'],
+    paths: ['a/1.jpg', 'b/2.jpg'],
+    labels: [0, 1],
+    sides: [0, 1],
+    x: [0, 1],
+    y: [1, 0],
+    ms: { pca: 0, umap: 0 },
+    cached: true,
+  };
+  assert.equal(isPanelNotification({ type: 'featureMap', map, marks: {} }), true);
+  assert.equal(isPanelNotification({ type: 'featureMap', map: { ...map, labels: [0, 2] }, marks: {} }), false, 'a class out of range');
+  assert.equal(isPanelNotification({ type: 'featureMap', map: { ...map, x: [0] }, marks: {} }), false, 'columns of unequal length');
+  assert.equal(isPanelNotification({ type: 'featureMap', map, marks: { doctor: [{ path: 3 }] } }), false);
+});

@@ -2,6 +2,7 @@
 import * as path from 'node:path';
 import { RUN_FILES } from '../../../shared/runFolder';
 import { scanDataset } from '../../dataset/datasetScanner';
+import { writeImageList } from '../imageList';
 import { writeJsonAtomic } from '../../util/atomicWrite';
 import { runCacheFolder } from '../runCacheFolder';
 import type { RunStage } from '../runContext';
@@ -24,6 +25,7 @@ export const scanStage: RunStage = {
     });
     await writeJsonAtomic(ctx.writer.file(RUN_FILES.datasetReport), scan.report);
     await writeJsonAtomic(ctx.writer.file(RUN_FILES.labels), scan.classes);
+    await writeImageList(ctx.writer.file(RUN_FILES.images), scan.classes, scan.items);
     ctx.set('scan', {
       report: scan.report,
       classes: scan.classes,
