@@ -23,6 +23,7 @@ const TIME_LABELS: Readonly<Record<keyof StageTimes, string>> = {
   evaluate: 'evaluation',
   calibrate: 'calibration',
   unknown: 'unknown detection',
+  doctor: 'doctor',
   save: 'saving',
   modelCard: 'model card',
 };

@@ -275,6 +275,8 @@ export interface StageTimes {
   evaluate?: number;
   calibrate?: number;
   unknown?: number;
+  /** The dataset doctor's cross-validation and findings (doctor runs only). */
+  doctor?: number;
   /** The final model, status and report (checkpoints are counted in their training stage). */
   save?: number;
   modelCard?: number;
