@@ -4,7 +4,7 @@
 // training pipeline's first stages (backend → scan → base model → features, so the feature cache
 // serves a warm doctor run) and then its own stage; it never writes into the dataset.
 import { DOCTOR_FILE, type DoctorReport } from '../../shared/doctor';
-import type { TrainingNotification } from '../../shared/protocol/training';
+import { MAX_DOCTOR_FOLDS, type TrainingNotification } from '../../shared/protocol/training';
 import type { TrainOptions } from '../../shared/types';
 import type { RunStage } from '../run/runContext';
 import { openRun, runStages } from '../run/runTraining';
@@ -37,8 +37,8 @@ export interface DoctorResult {
   report: DoctorReport;
 }
 
-/** Most folds the doctor accepts (each fold trains one head). */
-export const MAX_DOCTOR_FOLDS = 20;
+/** Most folds the doctor accepts (each fold trains one head); the IPC guard checks the same bound. */
+export { MAX_DOCTOR_FOLDS };
 
 /** Runs the doctor; progress and log lines go to `notify` as during training. */
 export async function runDoctor(req: DoctorRequest, notify: (n: TrainingNotification) => void, signal: AbortSignal): Promise<DoctorResult> {
