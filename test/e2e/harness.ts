@@ -362,6 +362,31 @@ export async function imagePreviewSize(page: Page): Promise<{ width: number; hei
   return img.evaluate((el: HTMLImageElement) => ({ width: el.naturalWidth, height: el.naturalHeight }));
 }
 
+/**
+ * Undoes the last file operation the way a person does: Edit › Undo with the explorer focused,
+ * confirming VS Code's "undo rename?" dialog when it asks. Focus and the dialog arrive
+ * asynchronously in the browser, so a keypress that lands before the explorer has focus is retried.
+ */
+export async function undoLastFileOperation(page: Page, folderName: string, isUndone: () => boolean, fileName: string): Promise<void> {
+  const dialog = page.locator('.monaco-dialog-box');
+  for (let attempt = 1; attempt <= 6 && !isUndone(); attempt++) {
+    // VS Code undoes a file operation from the Explorer or from an editor of the renamed file.
+    if (attempt % 2 === 1) await explorerItem(page, folderName).click();
+    else await editorTab(page, new RegExp(fileName.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'))).click();
+    await page.waitForTimeout(300);
+    await page.keyboard.press('Control+z');
+    try {
+      await dialog.waitFor({ state: 'visible', timeout: 3000 });
+      const undo = dialog.getByRole('button', { name: /undo/i });
+      await ((await undo.count()) > 0 ? undo.first() : dialog.getByRole('button').first()).click();
+    } catch {
+      // no confirmation asked
+    }
+    const until = Date.now() + 3000;
+    while (!isUndone() && Date.now() < until) await page.waitForTimeout(200);
+  }
+}
+
 /** Polls a condition until it holds, or throws after the timeout naming what it waited for. */
 export async function waitFor(
   condition: () => boolean | Promise<boolean>,

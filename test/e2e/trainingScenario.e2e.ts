@@ -22,6 +22,7 @@ import {
   setColorTheme,
   startCodeServer,
   trainingProcesses,
+  undoLastFileOperation,
   waitFor,
 } from './harness';
 import type { CodeServer, Workbench } from './harness';
@@ -234,7 +235,7 @@ describe('a person trains a classifier on a folder of leaves in VS Code and fixe
     await panel.locator('#retrain-hint').waitFor({ state: 'visible', timeout: 20_000 });
     await screenshot(page, shots, '07-moved');
 
-    await undoLastFileOperation(page, () => fs.existsSync(from) && !fs.existsSync(to), fileName);
+    await undoLastFileOperation(page, datasetName, () => fs.existsSync(from) && !fs.existsSync(to), fileName);
     await waitFor(() => fs.existsSync(from) && !fs.existsSync(to), 20_000, `Undo to put ${fileName} back into ${misplaced.wrongClass}/`);
     await panel.locator(`#gallery .thumb[data-path="${misplaced.relativePath}"]:not([data-moved="true"])`).waitFor({ timeout: 20_000 });
     await screenshot(page, shots, '08-undone');
@@ -313,31 +314,6 @@ function distinctIncreasing(values: (number | null)[]): number[] {
   const result: number[] = [];
   for (const v of values) if (v !== null && !Number.isNaN(v) && (result.length === 0 || v > result.at(-1)!)) result.push(v);
   return result;
-}
-
-/**
- * Undoes the last file operation the way a person does: Edit › Undo with the explorer focused,
- * confirming VS Code's "undo rename?" dialog when it asks. Focus and the dialog arrive
- * asynchronously in the browser, so a keypress that lands before the explorer has focus is retried.
- */
-async function undoLastFileOperation(page: Page, isUndone: () => boolean, fileName: string): Promise<void> {
-  const dialog = page.locator('.monaco-dialog-box');
-  for (let attempt = 1; attempt <= 6 && !isUndone(); attempt++) {
-    // VS Code undoes a file operation from the Explorer or from an editor of the renamed file.
-    if (attempt % 2 === 1) await explorerItem(page, datasetName).click();
-    else await editorTab(page, new RegExp(escapeRegExp(fileName))).click();
-    await page.waitForTimeout(300);
-    await page.keyboard.press('Control+z');
-    try {
-      await dialog.waitFor({ state: 'visible', timeout: 3000 });
-      const undo = dialog.getByRole('button', { name: /undo/i });
-      await ((await undo.count()) > 0 ? undo.first() : dialog.getByRole('button').first()).click();
-    } catch {
-      // no confirmation asked
-    }
-    const until = Date.now() + 3000;
-    while (!isUndone() && Date.now() < until) await page.waitForTimeout(200);
-  }
 }
 
 function escapeRegExp(text: string): string {
