@@ -7,7 +7,7 @@ import { discoverDatasets } from './datasetDiscovery';
 import type { DatasetNode } from './datasetTree';
 import type { DoctorPanelManager } from './doctorPanel';
 import { samePath } from './runIndex';
-import { datasetRootFrom, settingsAndLocations, type CommandServices } from './trainingCommands';
+import { datasetRootFrom, startRequestFor, type CommandServices } from './trainingCommands';
 import { RunInProgressError, type TrainingRun } from './trainingProcess';
 
 /** Cross-validation folds of a check started from VS Code (the CLI's default). */
@@ -45,21 +45,11 @@ export async function checkDataset(services: CommandServices, doctor: DoctorPane
     void services.notices.info(`${existing.datasetName} is training; check it when the run ends.`);
     return undefined;
   }
-  const checked = await settingsAndLocations(root, services);
-  if (!checked) return undefined;
-  const { settings, locations } = checked;
+  const request = await startRequestFor(root, services);
+  if (!request) return undefined;
   let run: TrainingRun;
   try {
-    run = services.manager.start({
-      datasetRoot: root,
-      runsDir: locations.runsDir,
-      cacheDir: locations.cacheDir,
-      options: settings.train,
-      cwd: locations.base,
-      modelCacheDir: services.storage.modelCacheDir,
-      nativeBackendsDir: services.storage.nativeBackendsDir,
-      doctorFolds: DOCTOR_FOLDS,
-    });
+    run = services.manager.start({ ...request, doctorFolds: DOCTOR_FOLDS });
   } catch (error) {
     if (error instanceof RunInProgressError) void services.notices.info(error.message);
     else void services.notices.error(`Could not check ${path.basename(root)}: ${(error as Error).message}`);

@@ -21,7 +21,7 @@ import {
 import type { TrainingNotification } from '../shared/protocol/training';
 import { addKept, readDoctorReport, readKept } from './doctorFiles';
 import { ImagePathGuard } from './imagePathGuard';
-import { createNonce, panelHtml } from './panelHtml';
+import { webviewPageHtml } from './webviewPage';
 import type { TrainingRunHandle } from './trainingRunHandle';
 
 export const DOCTOR_PANEL_VIEW_TYPE = 'imageTrainer.doctorPanel';
@@ -171,11 +171,13 @@ export class DoctorPanel implements vscode.Disposable {
     this.runSubscriptions.push(
       run.onDidNotify((n) => void this.onNotification(n)),
       run.onDidEnd((end) => {
-        if (end === 'finished' && this.report) return;
+        // `finished` comes with the report (doctorFinished, notified right after); a process that
+        // died without one ends as `failed`.
+        if (end === 'finished') return;
         const failed = [...run.history].reverse().find((n) => n.type === 'failed');
         this.state = {
           ...this.state,
-          state: end === 'finished' ? 'failed' : end === 'starting' || end === 'running' ? 'running' : end,
+          state: end === 'starting' || end === 'running' ? 'running' : end,
           message: end === 'cancelled' ? 'The check was cancelled.' : failed?.type === 'failed' ? failed.message : this.state.message,
           progress: undefined,
         };
@@ -296,14 +298,18 @@ export class DoctorPanel implements vscode.Disposable {
   }
 
   private async moveToClass(key: string, imagePath: string, toClass: string): Promise<void> {
+    const name = path.posix.basename(imagePath);
     const finding = this.finding(key, imagePath);
     const issue = this.report?.labelIssues.find((x) => x.path === imagePath);
     if (!finding || finding.kind !== 'labelIssues' || !issue || !this.report)
       return this.refuse(`moveToClass ${JSON.stringify(imagePath.slice(0, 200))}: not an open label issue of this check`);
     const classes = this.report.classes;
     const planned = await this.guard.planMove(imagePath, issue.label, toClass, classes);
-    if (!planned.ok) return this.refuse(`moveToClass ${imagePath} → ${toClass}: ${planned.reason}`, true);
-    const name = path.posix.basename(imagePath);
+    if (!planned.ok)
+      return this.refuse(
+        `moveToClass ${imagePath} → ${toClass}: ${planned.reason}`,
+        `Cannot move ${name} to class "${toClass}": ${planned.reason}.`,
+      );
     const choice = await vscode.window.showWarningMessage(
       `Move ${name} from class "${issue.label}" to class "${toClass}"?`,
       {
@@ -314,10 +320,11 @@ export class DoctorPanel implements vscode.Disposable {
     );
     if (choice !== 'Move' || this.disposed) return;
     const target = await this.guard.recheckMove(planned.plan, issue.label, toClass, classes);
-    if (!target.ok) return this.refuse(`moveToClass ${imagePath}: ${target.reason}`, true);
+    if (!target.ok) return this.refuse(`moveToClass ${imagePath}: ${target.reason}`, `Did not move ${name}: ${target.reason}.`);
     const edit = new vscode.WorkspaceEdit();
     edit.renameFile(vscode.Uri.file(planned.plan.from), vscode.Uri.file(target.absolutePath), { overwrite: false });
-    if (!(await vscode.workspace.applyEdit(edit))) return this.refuse(`could not move ${imagePath} to ${target.relativePath}`, true);
+    if (!(await vscode.workspace.applyEdit(edit)))
+      return this.refuse(`moveToClass ${imagePath}: the edit was not applied`, `Could not move ${imagePath} to ${target.relativePath}.`);
     this.guard.allow(target.relativePath);
     this.recordFix({
       key,
@@ -331,11 +338,11 @@ export class DoctorPanel implements vscode.Disposable {
   }
 
   private async moveOut(key: string, imagePath: string, to: 'trash' | 'folder'): Promise<void> {
+    const name = path.posix.basename(imagePath);
     if (!this.finding(key, imagePath))
       return this.refuse(`moveOut ${JSON.stringify(imagePath.slice(0, 200))}: not an open finding of this check`);
     const file = await this.guard.resolve(imagePath);
-    if (!file.ok) return this.refuse(`moveOut ${imagePath}: ${file.reason}`, true);
-    const name = path.posix.basename(imagePath);
+    if (!file.ok) return this.refuse(`moveOut ${imagePath}: ${file.reason}`, `Cannot move ${name} out of the dataset: ${file.reason}.`);
     if (to === 'trash') {
       const choice = await vscode.window.showWarningMessage(
         `Move ${name} out of the dataset, to the trash?`,
@@ -345,11 +352,15 @@ export class DoctorPanel implements vscode.Disposable {
       if (choice !== 'Move to Trash' || this.disposed) return;
       const again = await this.guard.resolve(imagePath);
       if (!again.ok || again.absolutePath !== file.absolutePath)
-        return this.refuse(`moveOut ${imagePath}: changed since it was confirmed`, true);
+        return this.refuse(
+          `moveOut ${imagePath}: changed since it was confirmed`,
+          `Did not move ${name}: it changed since the move was confirmed.`,
+        );
       // A WorkspaceEdit delete goes to the trash (files.enableTrash) and is undoable like a rename.
       const edit = new vscode.WorkspaceEdit();
       edit.deleteFile(vscode.Uri.file(file.absolutePath), { ignoreIfNotExists: false });
-      if (!(await vscode.workspace.applyEdit(edit))) return this.refuse(`could not move ${imagePath} to the trash`, true);
+      if (!(await vscode.workspace.applyEdit(edit)))
+        return this.refuse(`moveOut ${imagePath}: the edit was not applied`, `Could not move ${imagePath} to the trash.`);
       this.recordFix({ key, path: imagePath, action: 'trash', from: file.absolutePath });
       return;
     }
@@ -363,10 +374,14 @@ export class DoctorPanel implements vscode.Disposable {
     if (!folder || this.disposed) return;
     const target = await this.guard.moveOutTarget(imagePath, folder);
     if (!target.ok || !target.from)
-      return this.refuse(`moveOut ${imagePath} → ${folder}: ${target.ok ? 'no source' : target.reason}`, true);
+      return this.refuse(
+        `moveOut ${imagePath} → ${folder}: ${target.ok ? 'no source' : target.reason}`,
+        `Cannot move ${name} there: ${target.ok ? 'no source' : target.reason}.`,
+      );
     const edit = new vscode.WorkspaceEdit();
     edit.renameFile(vscode.Uri.file(target.from), vscode.Uri.file(target.absolutePath), { overwrite: false });
-    if (!(await vscode.workspace.applyEdit(edit))) return this.refuse(`could not move ${imagePath} to ${folder}`, true);
+    if (!(await vscode.workspace.applyEdit(edit)))
+      return this.refuse(`moveOut ${imagePath}: the edit was not applied`, `Could not move ${imagePath} to ${folder}.`);
     this.recordFix({ key, path: imagePath, action: 'folder', from: target.from, to: target.absolutePath });
   }
 
@@ -426,10 +441,11 @@ export class DoctorPanel implements vscode.Disposable {
     this.runSubscriptions.push(run.onDidEnd(finish));
   }
 
-  private refuse(what: string, tellUser = false): void {
+  /** Logs (and records) a refused message; a fix the user asked for that could not be applied is also shown, with why. */
+  private refuse(what: string, tellUser?: string): void {
     this.refusals.push(what);
     this.deps.log.appendLine(`[doctor] refused ${what}`);
-    if (tellUser) void vscode.window.showErrorMessage(`Image Trainer did not apply the fix: ${what}.`);
+    if (tellUser) void vscode.window.showErrorMessage(tellUser);
   }
 
   private postState(): void {
@@ -443,17 +459,7 @@ export class DoctorPanel implements vscode.Disposable {
   }
 
   private html(): string {
-    const webview = this.panel.webview;
-    const media = (file: string) => webview.asWebviewUri(vscode.Uri.joinPath(this.context.extensionUri, 'media', file)).toString();
-    return panelHtml({
-      cspSource: webview.cspSource,
-      nonce: createNonce(),
-      scriptUri: webview.asWebviewUri(vscode.Uri.joinPath(this.context.extensionUri, 'dist', 'webview.js')).toString(),
-      styleUri: media('panel.css'),
-      extraStyleUri: media('doctor.css'),
-      title: this.panel.title,
-      view: 'doctor',
-    });
+    return webviewPageHtml(this.panel.webview, this.context.extensionUri, this.panel.title, 'doctor');
   }
 }
 

@@ -15,7 +15,7 @@ import { folderInsideDataset } from './outputFolderCheck';
 import { describeRun, readRunStatus, samePath } from './runIndex';
 import type { RunEntry } from './runIndex';
 import { RunInProgressError } from './trainingProcess';
-import type { TrainingProcessManager, TrainingRun } from './trainingProcess';
+import type { StartRequest, TrainingProcessManager, TrainingRun } from './trainingProcess';
 import type { TrainingRunHandle } from './trainingRunHandle';
 import type { UserNotices } from './userNotices';
 import type { StorageLocations } from './configuration';
@@ -143,20 +143,11 @@ export async function trainClassifier(
       if (choice !== 'Train Anyway') return undefined;
     }
   }
-  const checked = await settingsAndLocations(root, services);
-  if (!checked) return undefined;
-  const { settings, locations } = checked;
+  const request = await startRequestFor(root, services, overrides);
+  if (!request) return undefined;
   let run: TrainingRun;
   try {
-    run = services.manager.start({
-      datasetRoot: root,
-      runsDir: locations.runsDir,
-      cacheDir: locations.cacheDir,
-      options: overrides ? { ...settings.train, ...overrides } : settings.train,
-      cwd: locations.base,
-      modelCacheDir: services.storage.modelCacheDir,
-      nativeBackendsDir: services.storage.nativeBackendsDir,
-    });
+    run = services.manager.start(request);
   } catch (error) {
     if (error instanceof RunInProgressError) {
       void offerRunningRun(error.run, services);
@@ -173,13 +164,15 @@ export async function trainClassifier(
   return run;
 }
 
-/** The settings and output folders for a process on `root`; undefined (after telling the user) when an output folder lies inside the dataset. */
-export async function settingsAndLocations(
+/**
+ * What a process on `root` is started with: the settings (`overrides` win), the output folders and
+ * the extension's storage; undefined (after telling the user) when an output folder lies inside the dataset.
+ */
+export async function startRequestFor(
   root: string,
   services: CommandServices,
-): Promise<
-  { settings: ReturnType<SettingsProblemReporter['check']>['settings']; locations: ReturnType<typeof runLocationsFor> } | undefined
-> {
+  overrides?: Partial<TrainOptions>,
+): Promise<StartRequest | undefined> {
   const { settings } = services.settings.check(vscode.Uri.file(root));
   const locations = runLocationsFor(root, settings);
   // Compared by real path: a symlink must not let a run write into the dataset.
@@ -193,7 +186,15 @@ export async function settingsAndLocations(
     });
     return undefined;
   }
-  return { settings, locations };
+  return {
+    datasetRoot: root,
+    runsDir: locations.runsDir,
+    cacheDir: locations.cacheDir,
+    options: overrides ? { ...settings.train, ...overrides } : settings.train,
+    cwd: locations.base,
+    modelCacheDir: services.storage.modelCacheDir,
+    nativeBackendsDir: services.storage.nativeBackendsDir,
+  };
 }
 
 /** Cancel Training: cancels the run of the given dataset, the only run, or one the user picks. */

@@ -6,7 +6,7 @@ import * as vscode from 'vscode';
 import { isPanelCommand, type PanelCommand, type PanelNotification, type PanelState } from '../shared/protocol/panel';
 import type { TrainingNotification } from '../shared/protocol/training';
 import { ImagePathGuard } from './imagePathGuard';
-import { createNonce, panelHtml } from './panelHtml';
+import { webviewPageHtml } from './webviewPage';
 import {
   applyTrainingNotification,
   datasetRootOf,
@@ -427,14 +427,7 @@ class RunPanel implements vscode.Disposable {
   }
 
   private html(): string {
-    const webview = this.panel.webview;
-    return panelHtml({
-      cspSource: webview.cspSource,
-      nonce: createNonce(),
-      scriptUri: webview.asWebviewUri(vscode.Uri.joinPath(this.context.extensionUri, 'dist', 'webview.js')).toString(),
-      styleUri: webview.asWebviewUri(vscode.Uri.joinPath(this.context.extensionUri, 'media', 'panel.css')).toString(),
-      title: this.panel.title,
-    });
+    return webviewPageHtml(this.panel.webview, this.context.extensionUri, this.panel.title);
   }
 }
 

@@ -113,6 +113,13 @@ describe('a person checks a dataset in VS Code, moves a mislabelled photo to its
 
   step('a first training run finishes (the accuracy the fixes are compared with)', async () => {
     await explorerItem(page, datasetName).waitFor({ timeout: 60_000 });
+    // Opening the view activates the extension; its first-run walkthrough (if it opens) is closed
+    // first so that it cannot come up over the panels later.
+    const view = await expandView(page, 'Image Datasets');
+    await view.getByRole('treeitem').filter({ hasText: datasetName }).first().waitFor({ timeout: 60_000 });
+    await page.waitForTimeout(2_000);
+    const walkthrough = editorTab(page, /Walkthrough/);
+    if (await walkthrough.count()) await walkthrough.locator('.codicon-close, .tab-actions .action-label').first().click();
     await clickContextMenuItem(page, explorerItem(page, datasetName), 'Train Image Classifier');
     await panelFrame(page).locator('#run-state[data-state="finished"]').waitFor({ timeout: stepTimeoutMs });
     await waitFor(() => trainingProcesses(server!).length === 0, 30_000, 'the training process to exit');
