@@ -11,44 +11,10 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
-import { isIgnoredName } from '../src/shared/datasetRules';
 import type { DoctorReport } from '../src/shared/doctor';
-import { seededRandom, shuffledIndices } from '../src/training/util/random';
+import { noisyCopy } from '../test/support/noisyDataset';
 
 const repoRoot = path.resolve(__dirname, '..');
-
-/** Copies `perClass` files of each class of `source` into `dest`, then moves a seeded `rate` of them to another class; returns the moved files' new relative paths. */
-export function noisyCopy(source: string, dest: string, perClass: number, rate: number, seed: number): Set<string> {
-  const classes = fs
-    .readdirSync(source, { withFileTypes: true })
-    .filter((d) => d.isDirectory() && !d.name.startsWith('_') && !d.name.startsWith('.'))
-    .map((d) => d.name)
-    .sort();
-  const files: { cls: string; name: string }[] = [];
-  for (const cls of classes) {
-    fs.mkdirSync(path.join(dest, cls), { recursive: true });
-    const names = fs
-      .readdirSync(path.join(source, cls))
-      .filter((n) => !isIgnoredName(n) && fs.statSync(path.join(source, cls, n)).size > 0)
-      .sort()
-      .slice(0, perClass);
-    for (const name of names) {
-      fs.copyFileSync(path.join(source, cls, name), path.join(dest, cls, name));
-      files.push({ cls, name });
-    }
-  }
-  const random = seededRandom(seed);
-  const order = shuffledIndices(files.length, random);
-  const moved = new Set<string>();
-  for (const i of Array.from(order).slice(0, Math.round(rate * files.length))) {
-    const { cls, name } = files[i];
-    const others = classes.filter((c) => c !== cls);
-    const to = others[Math.floor(random() * others.length)];
-    fs.renameSync(path.join(dest, cls, name), path.join(dest, to, name));
-    moved.add(`${to}/${name}`);
-  }
-  return moved;
-}
 
 function main(): void {
   const { values, positionals } = parseArgs({
@@ -95,4 +61,4 @@ function main(): void {
   fs.rmSync(work, { recursive: true, force: true });
 }
 
-if (require.main === module) main();
+main();

@@ -13,7 +13,7 @@ import { outOfSampleProbs } from '../fit/crossValidation';
 import { runCacheFolder } from '../run/runCacheFolder';
 import { similarityPass, type AllRows } from '../run/stages/splitStage';
 import type { RunContext, RunStage } from '../run/runContext';
-import { normalizeRows, type Neighbourhood } from './featureSimilarity';
+import { centredUnitRows, normalizeRows, type Neighbourhood } from './featureSimilarity';
 import { confidentLabelIssues, knnProbs, meanProbs } from './labelIssues';
 import { groupPairs, NEAR_DUPLICATE_SIMILARITY, smallestSimilarity } from './nearDuplicates';
 import { outlierRows, outlierScores } from './outliers';
@@ -53,7 +53,7 @@ export async function pixelStatsOf(ctx: RunContext, items: readonly DatasetItem[
 function duplicateGroups(rows: AllRows, nb: Neighbourhood, classes: string[]): { groupOf: Int32Array; groups: NearDuplicateGroup[] } {
   const { groupOf, groups } = groupPairs(rows.set.n, nb.pairs);
   const f = rows.set.featureSize;
-  const unit = normalizeRows(rows.set.x, rows.set.n, f);
+  const unit = centredUnitRows(rows.set.x, rows.set.n, f);
   const listed = groups.map((members) => {
     const items = members.map((r) => rows.items[r]);
     return {
@@ -102,7 +102,7 @@ export function doctorStage(folds: number, done: (report: DoctorReport) => void)
         `Doctor: ${folds}-fold out-of-sample accuracy ${(100 * oos.accuracy).toFixed(1)}% in ${((performance.now() - started) / 1000).toFixed(2)} s`,
       );
       const probs = meanProbs(oos.probs, knnProbs(set.y, nb.index, nb.similarity, nb.k, classes.length));
-      const scores = outlierScores(nb.similarity, set.n, nb.k);
+      const scores = outlierScores(normalizeRows(set.x, set.n, set.featureSize), set.featureSize, nb);
       const round = (x: number) => Math.round(x * 10000) / 10000;
       done({
         dataset: ctx.datasetRoot,

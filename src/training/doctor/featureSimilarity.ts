@@ -1,4 +1,7 @@
-// Cosine similarities between every pair of images' feature vectors, computed once for all the
+// Cosine similarities between every pair of images' centred feature vectors (the dataset's mean
+// vector subtracted first: the base's pooled ReLU features are all positive, so two unrelated photos
+// already share a large common part; without it copies and distinct photos overlap more — see the
+// calibration in docs/doctor.md), computed once for all the
 // doctor's neighbour-based scores: the k nearest neighbours of every image (k-NN label agreement,
 // outliers) and every pair above a similarity (near-duplicates). An n × n matrix is never held:
 // rows go through in blocks, each block's similarities kept only as its top k and its close pairs.
@@ -35,6 +38,16 @@ export function normalizeRows(x: Float32Array, n: number, f: number): Float32Arr
     for (let j = 0; j < f; j++) out[r * f + j] = x[r * f + j] * inv;
   }
   return out;
+}
+
+/** Rows of `x` (n × f) minus their mean row, then scaled to unit length: cosine similarity is then a dot product. */
+export function centredUnitRows(x: Float32Array, n: number, f: number): Float32Array {
+  const mean = new Float64Array(f);
+  for (let r = 0; r < n; r++) for (let j = 0; j < f; j++) mean[j] += x[r * f + j];
+  for (let j = 0; j < f; j++) mean[j] /= Math.max(1, n);
+  const centred = new Float32Array(n * f);
+  for (let r = 0; r < n; r++) for (let j = 0; j < f; j++) centred[r * f + j] = x[r * f + j] - mean[j];
+  return normalizeRows(centred, n, f);
 }
 
 /** A · Bᵀ for a block A (m × f) against all rows B (n × f), row-major m × n. */
@@ -86,7 +99,7 @@ function jsProduct(b: Float32Array, n: number, f: number): BlockProduct {
 }
 
 /**
- * The `k` nearest neighbours of every row of `x` (n × f) by cosine similarity, and every pair at or
+ * The `k` nearest neighbours of every row of `x` (n × f) by centred cosine similarity, and every pair at or
  * above `pairThreshold`. A pair at or above the threshold is a near-duplicate, not a neighbour: the
  * neighbours are the k nearest *other* photos, so a copy cannot vouch for its own label or hide an
  * outlier.
@@ -99,7 +112,7 @@ export async function neighbourhood(
   pairThreshold: number,
   options: { signal?: AbortSignal; useOnnx?: boolean } = {},
 ): Promise<Neighbourhood> {
-  const unit = normalizeRows(x, n, f);
+  const unit = centredUnitRows(x, n, f);
   const onnx = options.useOnnx === false || n === 0 ? undefined : await onnxProduct(unit, n, f);
   const product = onnx?.product ?? jsProduct(unit, n, f);
   const result: Neighbourhood = {
