@@ -79,7 +79,7 @@ test('the similarity pass finds the same neighbours and pairs on onnxruntime as 
   const n = 300;
   const f = 64;
   let s = 7;
-  const rnd = () => ((s = (Math.imul(s, 1103515245) + 12345) >>> 0) / 2 ** 32);
+  const rnd = () => (s = (Math.imul(s, 1103515245) + 12345) >>> 0) / 2 ** 32;
   const x = Float32Array.from({ length: n * f }, rnd);
   // Row 10 is a slightly changed copy of row 20.
   for (let j = 0; j < f; j++) x[10 * f + j] = x[20 * f + j] * (1 + 0.01 * rnd());
@@ -104,7 +104,7 @@ test('the row far from all the others is the top outlier, far ahead of the rest'
   const n = 60;
   const f = 16;
   let s = 3;
-  const rnd = () => ((s = (Math.imul(s, 1103515245) + 12345) >>> 0) / 2 ** 32);
+  const rnd = () => (s = (Math.imul(s, 1103515245) + 12345) >>> 0) / 2 ** 32;
   // Photos share a common part; row 7 is something else entirely.
   const x = Float32Array.from({ length: n * f }, (_, i) => (i % f < 8 ? 1 : 0) + 0.3 * rnd());
   for (let j = 0; j < f; j++) x[7 * f + j] = j < 8 ? 0 : 1 + 0.3 * rnd();
@@ -154,7 +154,7 @@ test('a property that separates the classes is a shortcut; noise is not', () => 
   const y = Int32Array.from({ length: n }, (_, i) => i % 2);
   const folds = stratifiedFolds(y, 5, 1);
   let s = 11;
-  const rnd = () => ((s = (Math.imul(s, 1103515245) + 12345) >>> 0) / 2 ** 32);
+  const rnd = () => (s = (Math.imul(s, 1103515245) + 12345) >>> 0) / 2 ** 32;
   const brightness = Float64Array.from(y, (c) => (c ? 180 : 60) + 20 * rnd());
   const width = Float64Array.from(y, () => 200 + 100 * rnd());
   assert.ok(propertyAccuracy(brightness, y, folds, 2) >= 0.98);
