@@ -371,7 +371,7 @@ interface SpeedReading {
   detail?: string;
 }
 
-const SPEED_SECTIONS = ['discovery', 'gpu-diagnosis', 'model-download', 'panel-jsdom', 'panel-chromium', 'explain-heatmap'];
+const SPEED_SECTIONS = ['discovery', 'gpu-diagnosis', 'model-download', 'panel-jsdom', 'panel-chromium', 'explain-heatmap', 'doctor'];
 
 /**
  * Runs each section of test/bench/speedTargets.ts in its own process and prints every reading
