@@ -11,7 +11,7 @@
 // a plain loop over normalised rows otherwise.
 import type * as Ort from 'onnxruntime-node';
 import { loadOnnxRuntime, onnxSessionOptions } from '../onnx/onnxFeatures';
-import { encodeOnnxModel, OnnxDataType } from '../onnx/onnxProto';
+import { encodeMatMulModel } from '../onnx/onnxProto';
 
 /** Rows per block of the product: 512 × 4,317 similarities are ~9 MB at a time. */
 const BLOCK_ROWS = 512;
@@ -60,24 +60,12 @@ async function onnxProduct(b: Float32Array, n: number, f: number): Promise<{ pro
   // Bᵀ as an initializer, so every block is one MatMul with no transpose at run time.
   const bt = new Float32Array(f * n);
   for (let r = 0; r < n; r++) for (let j = 0; j < f; j++) bt[j * n + r] = b[r * f + j];
-  const graph = encodeOnnxModel({
-    irVersion: 8,
-    opsetVersion: 13,
-    producerName: 'image-trainer',
-    producerVersion: '1',
-    graph: {
-      name: 'similarity',
-      nodes: [{ opType: 'MatMul', name: 'mm', inputs: ['a', 'bt'], outputs: ['s'] }],
-      initializers: [{ name: 'bt', dims: [f, n], dataType: OnnxDataType.float, data: bt }],
-      inputs: [{ name: 'a', elemType: OnnxDataType.float, shape: ['m', f] }],
-      outputs: [{ name: 's', elemType: OnnxDataType.float, shape: ['m', n] }],
-    },
-  });
+  const graph = encodeMatMulModel(bt, f, n, 'm');
   const session: Ort.InferenceSession = await ort.InferenceSession.create(graph, onnxSessionOptions(2));
   return {
     async product(a, m) {
       const out = await session.run({ a: new ort.Tensor('float32', a, [m, f]) });
-      return out.s.data as Float32Array;
+      return out.c.data as Float32Array;
     },
     dispose: () => void session.release(),
   };
