@@ -18,6 +18,7 @@ const TIME_LABELS: Readonly<Record<keyof StageTimes, string>> = {
   scan: 'scan',
   model: 'base model',
   features: 'features',
+  split: 'split',
   head: 'head',
   fineTune: 'fine-tuning',
   evaluate: 'evaluation',

@@ -118,6 +118,8 @@ export interface DatasetReport {
   ignored: number;
   /** Human-readable warnings (imbalance, tiny classes, …). */
   warnings: string[];
+  /** Groups of near-duplicate images (by their feature vectors) the computed split kept on one side; absent before the features are known. */
+  nearDuplicateGroupsKept?: number;
 }
 
 export type BackendName = 'tensorflow-gpu' | 'tensorflow' | 'wasm' | 'cpu';
@@ -270,6 +272,8 @@ export interface StageTimes {
   /** Loading or downloading the base model and preparing its feature runtime. */
   model?: number;
   features?: number;
+  /** Keeping near-duplicate groups on one side of the split. */
+  split?: number;
   head?: number;
   fineTune?: number;
   evaluate?: number;

@@ -199,9 +199,25 @@ export function buildProgram(extensionRoot: string): Command {
   return program;
 }
 
+/** The options `train` and `doctor` share: backend, base model, and the folders they read and write. */
+function withRunOptions(command: Command): Command {
+  return command
+    .option('--backend <name>', `backend: ${BACKEND_PREFERENCES.join(', ')}`, backendOption, DEFAULT_TRAIN_OPTIONS.backend)
+    .option(
+      '--model <id-or-folder>',
+      'base model id, or the folder of your own TF.js LayersModel',
+      modelOption,
+      DEFAULT_TRAIN_OPTIONS.model,
+    )
+    .option('--out <dir>', 'runs folder (default: .image-trainer/runs under the current folder)')
+    .option('--cache <dir>', 'feature cache folder (default: .image-trainer/cache under the current folder)')
+    .option('--native-dir <dir>', 'folder where `install-backend` put the native tfjs backends')
+    .option('--model-cache <dir>', 'folder for downloaded base models (default: the feature cache folder)');
+}
+
 /** The `train` command. */
 function addTrainCommand(program: Command, extensionRoot: string): void {
-  program
+  const command = program
     .command('train')
     .description('train a classifier on <folder> (one subfolder per class, or train/ and val/ subfolders)')
     .argument('<folder>', 'dataset folder')
@@ -225,18 +241,8 @@ function addTrainCommand(program: Command, extensionRoot: string): void {
       intOption(0),
       DEFAULT_TRAIN_OPTIONS.fineTuneLayers,
     )
-    .option('--fine-tune-epochs <n>', 'epochs of fine-tuning', intOption(1), DEFAULT_TRAIN_OPTIONS.fineTuneEpochs)
-    .option('--backend <name>', `backend: ${BACKEND_PREFERENCES.join(', ')}`, backendOption, DEFAULT_TRAIN_OPTIONS.backend)
-    .option(
-      '--model <id-or-folder>',
-      'base model id, or the folder of your own TF.js LayersModel',
-      modelOption,
-      DEFAULT_TRAIN_OPTIONS.model,
-    )
-    .option('--out <dir>', 'runs folder (default: .image-trainer/runs under the current folder)')
-    .option('--cache <dir>', 'feature cache folder (default: .image-trainer/cache under the current folder)')
-    .option('--native-dir <dir>', 'folder where `install-backend` put the native tfjs backends')
-    .option('--model-cache <dir>', 'folder for downloaded base models (default: the feature cache folder)')
+    .option('--fine-tune-epochs <n>', 'epochs of fine-tuning', intOption(1), DEFAULT_TRAIN_OPTIONS.fineTuneEpochs);
+  withRunOptions(command)
     .option(
       '--time-limit <duration>',
       'stop training after the epoch in which this much time has passed, keeping the best checkpoint (e.g. 90s, 20m, 1.5h; a bare number is minutes)',
@@ -332,7 +338,7 @@ function printSummary(summary: RunSummary): void {
 
 /** The `doctor` command. */
 function addDoctorCommand(program: Command, extensionRoot: string): void {
-  program
+  const command = program
     .command('doctor')
     .description('check <folder> for likely label errors, near-duplicates, outliers, weak images and shortcuts (reads only)')
     .argument('<folder>', 'dataset folder')
@@ -344,18 +350,8 @@ function addDoctorCommand(program: Command, extensionRoot: string): void {
       'validation fraction per class (to tell which near-duplicates cross the split)',
       floatOption(VAL_SPLIT_RANGE.min, VAL_SPLIT_RANGE.max),
       DEFAULT_TRAIN_OPTIONS.valSplit,
-    )
-    .option('--backend <name>', `backend: ${BACKEND_PREFERENCES.join(', ')}`, backendOption, DEFAULT_TRAIN_OPTIONS.backend)
-    .option(
-      '--model <id-or-folder>',
-      'base model id, or the folder of your own TF.js LayersModel',
-      modelOption,
-      DEFAULT_TRAIN_OPTIONS.model,
-    )
-    .option('--out <dir>', 'runs folder (default: .image-trainer/runs under the current folder)')
-    .option('--cache <dir>', 'feature cache folder (default: .image-trainer/cache under the current folder)')
-    .option('--native-dir <dir>', 'folder where `install-backend` put the native tfjs backends')
-    .option('--model-cache <dir>', 'folder for downloaded base models (default: the feature cache folder)')
+    );
+  withRunOptions(command)
     .option('--follow-external-links', 'follow symlinks that lead out of the dataset folder')
     .option('--quiet', 'no progress bars')
     .action((folder: string, o: Record<string, unknown>) => doctor(folder, o, extensionRoot));

@@ -1,4 +1,7 @@
-// Cosine similarities between every pair of images' feature vectors, computed once for all the
+// Cosine similarities between every pair of images' centred feature vectors (the dataset's mean
+// vector subtracted first: the base's pooled ReLU features are all positive, so two unrelated photos
+// already share a large common part; without it copies and distinct photos overlap more — see the
+// calibration in docs/doctor.md), computed once for all the
 // doctor's neighbour-based scores: the k nearest neighbours of every image (k-NN label agreement,
 // outliers) and every pair above a similarity (near-duplicates). An n × n matrix is never held:
 // rows go through in blocks, each block's similarities kept only as its top k and its close pairs.
@@ -8,7 +11,7 @@
 // a plain loop over normalised rows otherwise.
 import type * as Ort from 'onnxruntime-node';
 import { loadOnnxRuntime, onnxSessionOptions } from '../onnx/onnxFeatures';
-import { encodeOnnxModel, OnnxDataType } from '../onnx/onnxProto';
+import { encodeMatMulModel } from '../onnx/onnxProto';
 
 /** Rows per block of the product: 512 × 4,317 similarities are ~9 MB at a time. */
 const BLOCK_ROWS = 512;
@@ -37,6 +40,16 @@ export function normalizeRows(x: Float32Array, n: number, f: number): Float32Arr
   return out;
 }
 
+/** Rows of `x` (n × f) minus their mean row, then scaled to unit length: cosine similarity is then a dot product. */
+export function centredUnitRows(x: Float32Array, n: number, f: number): Float32Array {
+  const mean = new Float64Array(f);
+  for (let r = 0; r < n; r++) for (let j = 0; j < f; j++) mean[j] += x[r * f + j];
+  for (let j = 0; j < f; j++) mean[j] /= Math.max(1, n);
+  const centred = new Float32Array(n * f);
+  for (let r = 0; r < n; r++) for (let j = 0; j < f; j++) centred[r * f + j] = x[r * f + j] - mean[j];
+  return normalizeRows(centred, n, f);
+}
+
 /** A · Bᵀ for a block A (m × f) against all rows B (n × f), row-major m × n. */
 type BlockProduct = (a: Float32Array, m: number) => Promise<Float32Array>;
 
@@ -47,24 +60,12 @@ async function onnxProduct(b: Float32Array, n: number, f: number): Promise<{ pro
   // Bᵀ as an initializer, so every block is one MatMul with no transpose at run time.
   const bt = new Float32Array(f * n);
   for (let r = 0; r < n; r++) for (let j = 0; j < f; j++) bt[j * n + r] = b[r * f + j];
-  const graph = encodeOnnxModel({
-    irVersion: 8,
-    opsetVersion: 13,
-    producerName: 'image-trainer',
-    producerVersion: '1',
-    graph: {
-      name: 'similarity',
-      nodes: [{ opType: 'MatMul', name: 'mm', inputs: ['a', 'bt'], outputs: ['s'] }],
-      initializers: [{ name: 'bt', dims: [f, n], dataType: OnnxDataType.float, data: bt }],
-      inputs: [{ name: 'a', elemType: OnnxDataType.float, shape: ['m', f] }],
-      outputs: [{ name: 's', elemType: OnnxDataType.float, shape: ['m', n] }],
-    },
-  });
+  const graph = encodeMatMulModel(bt, f, n, 'm');
   const session: Ort.InferenceSession = await ort.InferenceSession.create(graph, onnxSessionOptions(2));
   return {
     async product(a, m) {
       const out = await session.run({ a: new ort.Tensor('float32', a, [m, f]) });
-      return out.s.data as Float32Array;
+      return out.c.data as Float32Array;
     },
     dispose: () => void session.release(),
   };
@@ -86,7 +87,7 @@ function jsProduct(b: Float32Array, n: number, f: number): BlockProduct {
 }
 
 /**
- * The `k` nearest neighbours of every row of `x` (n × f) by cosine similarity, and every pair at or
+ * The `k` nearest neighbours of every row of `x` (n × f) by centred cosine similarity, and every pair at or
  * above `pairThreshold`. A pair at or above the threshold is a near-duplicate, not a neighbour: the
  * neighbours are the k nearest *other* photos, so a copy cannot vouch for its own label or hide an
  * outlier.
@@ -99,7 +100,7 @@ export async function neighbourhood(
   pairThreshold: number,
   options: { signal?: AbortSignal; useOnnx?: boolean } = {},
 ): Promise<Neighbourhood> {
-  const unit = normalizeRows(x, n, f);
+  const unit = centredUnitRows(x, n, f);
   const onnx = options.useOnnx === false || n === 0 ? undefined : await onnxProduct(unit, n, f);
   const product = onnx?.product ?? jsProduct(unit, n, f);
   const result: Neighbourhood = {

@@ -10,8 +10,13 @@
 // Confident learning then sets a threshold per class, t_j = the mean probability of class j over
 // the images labelled j (what "confidently j" means for that class: lower for hard classes), counts
 // an image labelled y as confidently j when p_j ≥ t_j (the highest such j when several are), and
-// flags it when that j is not y (an off-diagonal cell of the confident joint). Flagged images are
-// ranked by self-confidence: the lower p_y, the likelier the label is wrong.
+// flags it when that j is not y (an off-diagonal cell of the confident joint). An image whose most
+// probable class is not y is flagged as well: on an easy dataset the thresholds are near 1 and the
+// confident joint alone lists fewer images than were mislabelled (plantvillage-apple with 10% moved:
+// 88 listed for 110 moved), while the union lists them all without costing precision at the top.
+// Flagged images are ranked by self-confidence, the lower p_y the likelier the label is wrong
+// (Northcutt et al. rank by it or by the normalised margin; here self-confidence ranked better on
+// both datasets measured).
 
 /** A flagged image: its row, the class it is confidently in, and its score 1 − p(given label). */
 export interface RankedLabelIssue {
@@ -58,16 +63,21 @@ export function classThresholds(probs: Float32Array, y: ArrayLike<number>, numCl
   return sums.map((s, c) => (counts[c] > 0 ? s / counts[c] : 1));
 }
 
-/** The rows the confident joint puts off its diagonal, most likely mislabelled first. */
+/** The rows the confident joint puts off its diagonal or whose most probable class is another, most likely mislabelled first. */
 export function confidentLabelIssues(probs: Float32Array, y: ArrayLike<number>, numClasses: number): RankedLabelIssue[] {
   const t = classThresholds(probs, y, numClasses);
   const issues: RankedLabelIssue[] = [];
   for (let i = 0; i < y.length; i++) {
     const row = probs.subarray(i * numClasses, (i + 1) * numClasses);
     let confident = -1;
-    for (let c = 0; c < numClasses; c++) if (row[c] >= t[c] && (confident < 0 || row[c] > row[confident])) confident = c;
-    if (confident < 0 || confident === y[i]) continue;
-    issues.push({ row: i, suggested: confident, score: 1 - row[y[i]] });
+    let best = 0;
+    for (let c = 0; c < numClasses; c++) {
+      if (row[c] >= t[c] && (confident < 0 || row[c] > row[confident])) confident = c;
+      if (row[c] > row[best]) best = c;
+    }
+    const suggested = confident >= 0 && confident !== y[i] ? confident : best;
+    if (suggested === y[i]) continue;
+    issues.push({ row: i, suggested, score: 1 - row[y[i]] });
   }
   return issues.sort((a, b) => b.score - a.score || a.row - b.row);
 }

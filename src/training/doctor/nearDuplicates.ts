@@ -4,7 +4,7 @@
 // cropped copies of real photos against distinct photos of one dataset.
 
 /** Cosine similarity from which two images count as the same photo (docs/doctor.md: calibration). */
-export const NEAR_DUPLICATE_SIMILARITY = 0.95;
+export const NEAR_DUPLICATE_SIMILARITY = 0.85;
 
 /** One group: its rows (ascending) and the smallest similarity among its members. */
 export interface DuplicateRows {

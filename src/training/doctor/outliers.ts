@@ -1,20 +1,28 @@
 // Outliers: images far from every other photo of the dataset, whatever its class. The score is
-// 1 − the mean cosine similarity to the image's k nearest other photos (near-duplicates excluded, so
-// two copies of a screenshot still stand out); a placeholder or a screenshot among leaf photos has
-// no close neighbour in any class. Reported: scores more than OUTLIER_SPREAD robust standard
-// deviations (1.4826 × the median absolute deviation) above the median.
+// 1 − the mean cosine similarity of the raw (uncentred) feature vectors to the image's
+// OUTLIER_NEIGHBOURS nearest other photos (near-duplicates excluded, so two copies of a screenshot
+// still stand out); a placeholder or a screenshot among leaf photos has no close neighbour in any
+// class. Raw, not centred: centring removes what all photos share, which is exactly what a
+// placeholder lacks (hymenoptera's imageNotFound.gif is the top outlier by raw similarity, 5.9 robust
+// deviations out, and not in the top 4 by centred similarity). Reported: scores more than
+// OUTLIER_SPREAD robust standard deviations (1.4826 × the median absolute deviation) above the median.
+import type { Neighbourhood } from './featureSimilarity';
 
 const OUTLIER_SPREAD = 4;
+export const OUTLIER_NEIGHBOURS = 5;
 
-/** Each row's outlier score from its neighbours' similarities (n × k, -Infinity where absent). */
-export function outlierScores(similarity: Float32Array, n: number, k: number): Float64Array {
-  const out = new Float64Array(n);
-  for (let i = 0; i < n; i++) {
+/** Each row's outlier score: 1 − its mean raw cosine similarity (rows of `unit`, unit length, n × f) to its nearest neighbours in `nb`. */
+export function outlierScores(unit: Float32Array, f: number, nb: Neighbourhood): Float64Array {
+  const out = new Float64Array(nb.n);
+  const k = Math.min(OUTLIER_NEIGHBOURS, nb.k);
+  for (let i = 0; i < nb.n; i++) {
     let sum = 0;
     let count = 0;
     for (let t = 0; t < k; t++) {
-      const s = similarity[i * k + t];
-      if (s === -Infinity) continue;
+      const j = nb.index[i * nb.k + t];
+      if (j < 0) continue;
+      let s = 0;
+      for (let d = 0; d < f; d++) s += unit[i * f + d] * unit[j * f + d];
       sum += s;
       count++;
     }

@@ -12,6 +12,7 @@ import { backendStage } from '../run/stages/backendStage';
 import { baseModelStage } from '../run/stages/baseModelStage';
 import { featuresStage } from '../run/stages/featuresStage';
 import { scanStage } from '../run/stages/scanStage';
+import { splitStage } from '../run/stages/splitStage';
 import { describeWriteFailure } from '../run/writeFailure';
 import { writeJsonAtomic } from '../util/atomicWrite';
 import { errorKindOf, RunCancelled, TrainerError } from '../util/errors';
@@ -49,7 +50,14 @@ export async function runDoctor(req: DoctorRequest, notify: (n: TrainingNotifica
   const options: TrainOptions = { ...req.options, fineTuneLayers: 0 };
   const ctx = await openRun({ ...req, options }, notify, signal, 'doctor-');
   let report: DoctorReport | undefined;
-  const stages: RunStage[] = [backendStage, scanStage, baseModelStage, featuresStage, doctorStage(req.folds, (r) => (report = r))];
+  const stages: RunStage[] = [
+    backendStage,
+    scanStage,
+    baseModelStage,
+    featuresStage,
+    splitStage,
+    doctorStage(req.folds, (r) => (report = r)),
+  ];
   try {
     await ctx.writer.updateStatus({});
     ctx.log('info', `Doctor folder: ${ctx.runDir}`);

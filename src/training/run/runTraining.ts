@@ -29,6 +29,7 @@ import { headStage } from './stages/headStage';
 import { modelCardStage } from './stages/modelCardStage';
 import { saveStage } from './stages/saveStage';
 import { scanStage } from './stages/scanStage';
+import { splitStage } from './stages/splitStage';
 import { unknownStage } from './stages/unknownStage';
 
 export type { RunRequest } from './runContext';
@@ -39,6 +40,7 @@ export const TRAINING_STAGES: readonly RunStage[] = [
   scanStage,
   baseModelStage,
   featuresStage,
+  splitStage,
   headStage,
   fineTuneStage,
   evaluateStage,
