@@ -7,13 +7,16 @@
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { after, before, describe } from 'node:test';
 import type { FrameLocator, Page } from 'playwright-core';
 import {
+  clearNotifications,
   clickContextMenuItem,
+  closeSession,
   editorTab,
   expandView,
   explorerItem,
+  extensionId,
   freshResultsFolder,
   openWorkbench,
   panelFrame,
@@ -21,6 +24,7 @@ import {
   screenshot,
   setColorTheme,
   startCodeServer,
+  storySteps,
   trainingProcesses,
   undoLastFileOperation,
   waitFor,
@@ -39,31 +43,37 @@ describe('a person checks a dataset in VS Code, moves a mislabelled photo to its
   let workbench: Workbench | undefined;
   let page: Page;
   let shots: string;
-  let earlierStepFailed = false;
   const started = Date.now();
 
-  function step(name: string, body: () => Promise<void>): void {
-    it(name, { timeout: stepTimeoutMs + 60_000 }, async () => {
-      if (earlierStepFailed) throw new Error('not run: an earlier step failed');
-      const t0 = Date.now();
-      try {
-        await body();
-      } catch (error) {
-        earlierStepFailed = true;
-        if (workbench) await screenshot(page, shots, '99-failure').catch(() => undefined);
-        throw error;
-      } finally {
-        console.log(`# ${((Date.now() - t0) / 1000).toFixed(1)} s  ${name}`);
-      }
-    });
-  }
+  const step = storySteps(() => ({ page: workbench?.page, shots }), stepTimeoutMs + 60_000);
 
   const doctorPanel = (): FrameLocator => panelFrame(page);
+
+  /** The Doctor panel's frame when another of the extension's webviews (a training panel) may be visible beside it. */
+  async function visibleDoctorPanel(): Promise<FrameLocator> {
+    const frames = page.locator(`iframe.webview.ready[src*="extensionId=${extensionId}"]`).filter({ visible: true });
+    let found: FrameLocator | undefined;
+    // A panel shown again reloads its webview (no retained context): look until it has drawn.
+    await waitFor(
+      async () => {
+        for (let i = (await frames.count()) - 1; i >= 0 && !found; i--) {
+          const frame = frames.nth(i).contentFrame().locator('#active-frame').contentFrame();
+          if ((await frame.locator('#doctor-header').count()) > 0) found = frame;
+        }
+        return found !== undefined;
+      },
+      30_000,
+      'a visible Doctor panel',
+    );
+    return found!;
+  }
+
   const issueSelector = () => `.finding[data-kind="labelIssues"][data-path="${misplaced.relativePath}"]`;
   const issueCard = () => doctorPanel().locator(issueSelector());
 
   /** Screenshots of the Doctor panel: dark and light, wide and with the panel about 420 px wide. */
   async function shootBothThemesAndWidths(name: string): Promise<void> {
+    await clearNotifications(page);
     await screenshot(page, shots, `${name}-wide-dark`);
     await setColorTheme(page, 'Default Light Modern');
     await screenshot(page, shots, `${name}-wide-light`);
@@ -98,15 +108,7 @@ describe('a person checks a dataset in VS Code, moves a mislabelled photo to its
   });
 
   after(async () => {
-    if (workbench) {
-      fs.writeFileSync(path.join(shots, 'browser-console.log'), workbench.consoleLines.join('\n'));
-      await workbench.close();
-    }
-    if (server) {
-      fs.writeFileSync(path.join(shots, 'code-server.log'), server.log());
-      await server.stop();
-      fs.rmSync(server.runDir, { recursive: true, force: true });
-    }
+    await closeSession(shots, workbench, server);
     workspace?.remove();
     console.log(`# doctor scenario: ${((Date.now() - started) / 1000).toFixed(1)} s`);
   });
@@ -196,6 +198,24 @@ describe('a person checks a dataset in VS Code, moves a mislabelled photo to its
     await screenshot(page, shots, '05-undone');
   });
 
+  step('Trash moves a weak image out of the dataset and Undo restores it', async () => {
+    const card = doctorPanel().locator('#doctor-weakImages .finding').first();
+    const relativePath = (await card.getAttribute('data-path'))!;
+    const file = path.join(workspace.datasetRoot, relativePath);
+    const bytes = fs.readFileSync(file);
+    await card.locator('.fix-trash').click();
+    const dialog = page.locator('.monaco-dialog-box');
+    await dialog.waitFor({ timeout: 20_000 });
+    await dialog.getByRole('button', { name: 'Move to Trash', exact: true }).click();
+    await waitFor(() => !fs.existsSync(file), 20_000, `${relativePath} to leave the dataset`);
+    await doctorPanel().locator(`.finding[data-path="${relativePath}"][data-fixed="trash"]`).first().waitFor({ timeout: 20_000 });
+    await undoLastFileOperation(page, datasetName, () => fs.existsSync(file), path.basename(file));
+    await waitFor(() => fs.existsSync(file), 20_000, `Undo to restore ${relativePath}`);
+    assert.ok(fs.readFileSync(file).equals(bytes), 'the restored file has the same bytes');
+    await editorTab(page, /Dataset Doctor/).click();
+    await doctorPanel().locator(`#doctor-weakImages .finding[data-path="${relativePath}"]:not([data-fixed])`).waitFor({ timeout: 20_000 });
+  });
+
   step('moved again, Retrain is one click and the panel shows the change of validation accuracy', async () => {
     const from = path.join(workspace.datasetRoot, misplaced.relativePath);
     await issueCard().locator('.fix-class').click();
@@ -211,11 +231,12 @@ describe('a person checks a dataset in VS Code, moves a mislabelled photo to its
     );
     await waitFor(() => trainingProcesses(server!).length === 0, stepTimeoutMs, 'the retrain to end');
     await editorTab(page, /Dataset Doctor/).click();
-    const outcome = doctorPanel().locator('#retrain-outcome[data-state="finished"]');
+    const outcome = (await visibleDoctorPanel()).locator('#retrain-outcome[data-state="finished"]');
     await outcome.waitFor({ timeout: 30_000 });
     const text = await outcome.innerText();
     assert.match(text, /Validation accuracy \d+\.\d% → \d+\.\d% \([+−±]\d+\.\d points\)/);
     console.log(`# ${text}`);
+    await clearNotifications(page);
     await screenshot(page, shots, '06-retrained-dark');
   });
 });
