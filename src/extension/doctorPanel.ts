@@ -4,6 +4,7 @@
 // one of the report's and every path goes through ImagePathGuard (a plain relative path, an image
 // of the report, inside the dataset after resolving links) before a file is touched. Each fix is one
 // WorkspaceEdit (Undo in the Explorer reverts it); Keep is remembered in the runs folder.
+import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import type { DoctorReport } from '../shared/doctor';
@@ -45,6 +46,8 @@ interface FixRecord extends AppliedFix {
   from: string;
   /** Where the file went (rename), absent for the trash. */
   to?: string;
+  /** The bytes of a file sent to the trash, so that the panel's Undo can put it back. */
+  contents?: Uint8Array;
 }
 
 /** Opens and keeps track of one Doctor panel per dataset. */
@@ -229,6 +232,8 @@ export class DoctorPanel implements vscode.Disposable {
         return this.moveOut(command.key, command.path, command.to);
       case 'keep':
         return this.keep(command.key);
+      case 'undoFix':
+        return this.undoFix(command.path);
     }
   }
 
@@ -356,12 +361,14 @@ export class DoctorPanel implements vscode.Disposable {
           `moveOut ${imagePath}: changed since it was confirmed`,
           `Did not move ${name}: it changed since the move was confirmed.`,
         );
-      // A WorkspaceEdit delete goes to the trash (files.enableTrash) and is undoable like a rename.
+      // A WorkspaceEdit delete goes to the trash (files.enableTrash, where the file system has one)
+      // and VS Code can undo it; the bytes are kept too, for the panel's own Undo.
+      const contents = await fs.readFile(file.absolutePath);
       const edit = new vscode.WorkspaceEdit();
       edit.deleteFile(vscode.Uri.file(file.absolutePath), { ignoreIfNotExists: false });
       if (!(await vscode.workspace.applyEdit(edit)))
         return this.refuse(`moveOut ${imagePath}: the edit was not applied`, `Could not move ${imagePath} to the trash.`);
-      this.recordFix({ key, path: imagePath, action: 'trash', from: file.absolutePath });
+      this.recordFix({ key, path: imagePath, action: 'trash', from: file.absolutePath, contents });
       return;
     }
     const picked = await vscode.window.showOpenDialog({
@@ -393,6 +400,31 @@ export class DoctorPanel implements vscode.Disposable {
     await this.applyKept();
   }
 
+  /** The panel's Undo of a fix: the reverse WorkspaceEdit (rename back, or re-create the trashed file), if the paths still allow it. */
+  private async undoFix(imagePath: string): Promise<void> {
+    const fix = this.fixes.find((f) => f.path === imagePath);
+    if (!fix) return this.refuse(`undoFix ${JSON.stringify(imagePath.slice(0, 200))}: no fix of this image to undo`);
+    const exists = (file: string) =>
+      fs.lstat(file).then(
+        () => true,
+        () => false,
+      );
+    const name = path.posix.basename(imagePath);
+    if (await exists(fix.from))
+      return this.refuse(`undoFix ${imagePath}: ${fix.from} exists again`, `Cannot put ${name} back: a file of that name is there again.`);
+    const edit = new vscode.WorkspaceEdit();
+    if (fix.to !== undefined) {
+      if (!(await exists(fix.to)))
+        return this.refuse(`undoFix ${imagePath}: ${fix.to} is gone`, `Cannot put ${name} back: it is no longer where it was moved.`);
+      edit.renameFile(vscode.Uri.file(fix.to), vscode.Uri.file(fix.from), { overwrite: false });
+    } else if (fix.contents) {
+      edit.createFile(vscode.Uri.file(fix.from), { overwrite: false, contents: fix.contents });
+    } else return this.refuse(`undoFix ${imagePath}: nothing kept to restore`);
+    if (!(await vscode.workspace.applyEdit(edit)))
+      return this.refuse(`undoFix ${imagePath}: the edit was not applied`, `Could not put ${name} back.`);
+    this.forgetFixes([fix]);
+  }
+
   private recordFix(fix: FixRecord): void {
     this.fixes.push(fix);
     this.deps.log.appendLine(
@@ -409,9 +441,14 @@ export class DoctorPanel implements vscode.Disposable {
     const undone = this.fixes.filter((fix) =>
       files.some((f) => same(f.to, fix.from) && (fix.to === undefined ? f.from === undefined : same(f.from, fix.to))),
     );
-    if (undone.length === 0) return;
-    for (const fix of undone) this.fixes.splice(this.fixes.indexOf(fix), 1);
-    this.deps.log.appendLine(`[doctor] fix undone: ${undone.map((f) => f.path).join(', ')}`);
+    this.forgetFixes(undone);
+  }
+
+  private forgetFixes(undone: readonly FixRecord[]): void {
+    const gone = undone.filter((fix) => this.fixes.includes(fix));
+    if (gone.length === 0) return;
+    for (const fix of gone) this.fixes.splice(this.fixes.indexOf(fix), 1);
+    this.deps.log.appendLine(`[doctor] fix undone: ${gone.map((f) => f.path).join(', ')}`);
     this.state = { ...this.state, fixes: this.fixes.map(publicFix) };
     this.postState();
   }

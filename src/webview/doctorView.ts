@@ -382,6 +382,7 @@ export class DoctorApp {
     const path = target.closest<HTMLElement>('[data-path]')?.dataset.path;
     if (target.closest('.fix-keep')) return this.post({ type: 'keep', key });
     if (!path) return;
+    if (target.closest('.fix-undo')) return this.post({ type: 'undoFix', path });
     const open = target.closest<HTMLElement>('.open');
     if (open?.dataset.open) return this.post({ type: 'openImage', path: open.dataset.open });
     if (target.closest('.fix-class')) {
@@ -403,7 +404,12 @@ function fixedNote(fix: AppliedFix): HTMLElement {
       : fix.action === 'trash'
         ? 'Moved to the trash'
         : 'Moved out of the dataset';
-  return h('span', { class: 'fixed-note' }, `${words} (Undo in the Explorer puts it back)`);
+  return h(
+    'span',
+    { class: 'fixed-note' },
+    `${words}. `,
+    h('button', { type: 'button', class: 'fix-undo link-button', title: 'Put the file back where it was (as Edit > Undo does)' }, 'Undo'),
+  );
 }
 
 function progressPercent(progress: Progress | undefined): number | undefined {

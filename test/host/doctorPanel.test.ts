@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import * as vscode from 'vscode';
 import type { DatasetNode } from '../../src/extension/datasetTree';
 import type { TrainingRun } from '../../src/extension/trainingProcess';
-import { copyLeaves, fixtureFolder, imageTrainer, waitFor } from './hostFixtures';
+import { copyLeaves, fixtureFolder, imageTrainer, trainingChildren, waitFor } from './hostFixtures';
 
 /** sha256 of every file under `dir`, by relative path: the dataset before and after. */
 function hashTree(dir: string): Record<string, string> {
@@ -136,5 +136,27 @@ describe('Dataset doctor from the extension host', () => {
       api.datasets.getTreeItem(doctorNode).description,
       count === 0 ? 'no findings' : `${count} finding${count === 1 ? '' : 's'}`,
     );
+  });
+
+  it("the panel's Cancel stops a check: the process exits, the panel and the check's folder say cancelled, the dataset is unchanged", async () => {
+    const api = await imageTrainer();
+    // Another copy (cold feature cache), so that the check is still going when Cancel arrives.
+    const other = copyLeaves(path.join(fixtures.dir, 'leaves-cancel'), 20);
+    await vscode.commands.executeCommand('imageTrainer.refreshDatasets');
+    const before = hashTree(other);
+    const run = await vscode.commands.executeCommand<TrainingRun | undefined>('imageTrainer.checkDataset', vscode.Uri.file(other));
+    assert.ok(run);
+    const panel = api.doctor.panelFor(other)!;
+    await panel.handleMessage({ type: 'cancel' });
+    await run.exited;
+    assert.equal(run.state, 'cancelled');
+    await waitFor('the panel to say cancelled', () => panel.current.state === 'cancelled');
+    assert.equal(panel.current.report, undefined);
+    assert.deepEqual(trainingChildren(), [], 'no training process left');
+    if (run.runDir) {
+      const status = JSON.parse(fs.readFileSync(path.join(run.runDir, 'status.json'), 'utf8')) as { state: string };
+      assert.equal(status.state, 'cancelled');
+    }
+    assert.deepEqual(hashTree(other), before);
   });
 });

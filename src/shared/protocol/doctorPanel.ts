@@ -143,7 +143,9 @@ export type DoctorPanelCommand =
   | { type: 'openImage'; path: string }
   | { type: 'moveToClass'; key: string; path: string; toClass: string }
   | { type: 'moveOut'; key: string; path: string; to: 'trash' | 'folder' }
-  | { type: 'keep'; key: string };
+  | { type: 'keep'; key: string }
+  /** Reverts the fix applied to this image (the same as VS Code's Undo of that file operation). */
+  | { type: 'undoFix'; path: string };
 
 // host → webview
 export type DoctorPanelNotification = { type: 'state'; state: DoctorPanelState } | { type: 'progress'; progress: Progress };
@@ -168,6 +170,8 @@ export function isDoctorPanelCommand(value: unknown): value is DoctorPanelComman
       return isShortString(value.key, 40_000) && isShortString(value.path) && isOneOf(value.to, ['trash', 'folder'] as const);
     case 'keep':
       return isShortString(value.key, 40_000);
+    case 'undoFix':
+      return isShortString(value.path);
     default:
       return false;
   }

@@ -84,6 +84,7 @@ test('Doctor view commands from the webview are accepted only with the right sha
     { type: 'moveOut', key: 'outlier:scab/a.jpg', path: 'scab/a.jpg', to: 'trash' },
     { type: 'moveOut', key: 'outlier:scab/a.jpg', path: 'scab/a.jpg', to: 'folder' },
     { type: 'keep', key: 'shortcut:file size' },
+    { type: 'undoFix', path: 'scab/a.jpg' },
   ];
   for (const m of ok) assert.equal(isDoctorPanelCommand(m), true, JSON.stringify(m));
   const bad = [
@@ -100,6 +101,8 @@ test('Doctor view commands from the webview are accepted only with the right sha
     { type: 'moveOut', key: 'outlier:scab/a.jpg', path: 'scab/a.jpg' },
     { type: 'keep' },
     { type: 'keep', key: ['label:scab/a.jpg'] },
+    { type: 'undoFix' },
+    { type: 'undoFix', path: '' },
   ];
   for (const m of bad) assert.equal(isDoctorPanelCommand(m), false, JSON.stringify(m));
 });

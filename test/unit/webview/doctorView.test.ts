@@ -132,7 +132,7 @@ test('weak images say their problem in words and shortcuts read as sentences', (
   app.dispose();
 });
 
-test('an applied fix marks its finding, disables its buttons and offers Retrain; an undone fix clears both', () => {
+test('an applied fix marks its finding, disables its fixes, offers its Undo and Retrain; an undone fix clears all three', () => {
   const fixed = stateOf({
     fixes: [
       {
@@ -155,6 +155,8 @@ test('an applied fix marks its finding, disables its buttons and offers Retrain;
   assert.equal(api.posted.length, 1, 'a disabled fix posts nothing');
   document.querySelector<HTMLElement>('#doctor-retrain')!.click();
   assert.deepEqual(api.posted.at(-1), { type: 'retrain' });
+  card.querySelector<HTMLButtonElement>('.fixed-note .fix-undo')!.click();
+  assert.deepEqual(api.posted.at(-1), { type: 'undoFix', path: 'healthy/cedar_rust_05.jpg' });
 
   deliver({ type: 'state', state: stateOf() });
   assert.equal(document.querySelector<HTMLElement>('.finding[data-path="healthy/cedar_rust_05.jpg"]')!.dataset.fixed, undefined);
