@@ -16,7 +16,7 @@ import { splitStage } from '../run/stages/splitStage';
 import { describeWriteFailure } from '../run/writeFailure';
 import { writeJsonAtomic } from '../util/atomicWrite';
 import { errorKindOf, RunCancelled, TrainerError } from '../util/errors';
-import { doctorStage } from './doctorStage';
+import { doctorStage, pixelStatsStage } from './doctorStage';
 
 export interface DoctorRequest {
   datasetRoot: string;
