@@ -1,7 +1,8 @@
 // The dataset doctor: out-of-sample predictions for every image, then label issues, near-duplicates,
 // outliers, weak images and shortcuts, written to `doctor.json` in a run-like folder
 // (`<runs>/doctor-<dataset>-<timestamp>/` with status.json and train.log as a run has). It runs the
-// training pipeline's first stages (backend → scan → base model → features, so the feature cache
+// training pipeline's first stages (backend → scan → base model → features → pixel statistics →
+// split, so the feature cache
 // serves a warm doctor run) and then its own stage; it never writes into the dataset.
 import { DOCTOR_FILE, type DoctorReport } from '../../shared/doctor';
 import type { TrainingNotification } from '../../shared/protocol/training';
@@ -55,6 +56,7 @@ export async function runDoctor(req: DoctorRequest, notify: (n: TrainingNotifica
     scanStage,
     baseModelStage,
     featuresStage,
+    pixelStatsStage,
     splitStage,
     doctorStage(req.folds, (r) => (report = r)),
   ];
