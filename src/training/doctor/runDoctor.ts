@@ -1,9 +1,9 @@
 // The dataset doctor: out-of-sample predictions for every image, then label issues, near-duplicates,
 // outliers, weak images and shortcuts, written to `doctor.json` in a run-like folder
 // (`<runs>/doctor-<dataset>-<timestamp>/` with status.json and train.log as a run has). It runs the
-// training pipeline's first stages (backend → scan → base model → features → pixel statistics →
-// split, so the feature cache
-// serves a warm doctor run) and then its own stage; it never writes into the dataset.
+// training pipeline's first stages (backend → scan → base model → features, so the feature cache
+// serves a warm doctor run), gathers any pixel statistics the cache lacks, splits as training does
+// (near-duplicates on one side), then runs its own stage; it never writes into the dataset.
 import { DOCTOR_FILE, type DoctorReport } from '../../shared/doctor';
 import type { TrainingNotification } from '../../shared/protocol/training';
 import type { TrainOptions } from '../../shared/types';
