@@ -15,7 +15,7 @@ import { similarityPass, type AllRows } from '../run/stages/splitStage';
 import type { RunContext, RunStage } from '../run/runContext';
 import { centredUnitRows, normalizeRows, type Neighbourhood } from './featureSimilarity';
 import { confidentLabelIssues, knnProbs, meanProbs } from './labelIssues';
-import { groupPairs, NEAR_DUPLICATE_SIMILARITY, smallestSimilarity } from './nearDuplicates';
+import { groupPairs, smallestSimilarity } from './nearDuplicates';
 import { outlierRows, outlierScores } from './outliers';
 import { findShortcuts } from './shortcuts';
 import { weakImages } from './weakImages';
@@ -89,7 +89,7 @@ export function doctorStage(folds: number, done: (report: DoctorReport) => void)
       const stats = await pixelStatsOf(ctx, items);
       const nb = await pass.nb;
       const dups = duplicateGroups(rows, nb, classes);
-      ctx.log('info', `Doctor: ${dups.groups.length} near-duplicate groups (cosine ≥ ${NEAR_DUPLICATE_SIMILARITY})`);
+      ctx.log('info', `Doctor: ${dups.groups.length} near-duplicate group${dups.groups.length === 1 ? '' : 's'}`);
       const started = performance.now();
       const oos = await outOfSampleProbs(
         tf,

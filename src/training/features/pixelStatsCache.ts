@@ -1,8 +1,9 @@
 // Pixel statistics (brightness, contrast, sharpness) beside the feature cache, so a warm doctor run
 // reads them instead of decoding every image again. One file per dataset and decode size
-// (`<cache>/pixel-stats/<dataset key>-<size>.json`), each entry keyed by the sha256 of the bytes it was
-// decoded from, the whole file carrying a checksum: a file that fails it is reported, discarded and
-// its statistics recomputed, never used.
+// (`<cache>/pixel-stats-v<format>/<dataset key>-<size>.json`: another format lives in another folder
+// and is never misread), each entry keyed by the sha256 of the bytes it was decoded from, the whole
+// file carrying a checksum: a file that fails it is reported, discarded and its statistics
+// recomputed, never used.
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import type { PixelStats } from '../dataset/pixelStats';
@@ -25,7 +26,7 @@ export class PixelStatsCache {
 
   /** Opens (reads and verifies) the statistics of dataset `packName` decoded at `size` px. */
   static async open(dir: string | undefined, packName: string, size: number, issues: CacheIssues = UNREPORTED): Promise<PixelStatsCache> {
-    const file = dir === undefined ? undefined : path.join(dir, 'pixel-stats', `${packName}-${size}.json`);
+    const file = dir === undefined ? undefined : path.join(dir, `pixel-stats-v${FORMAT}`, `${packName}-${size}.json`);
     const entries = new Map<string, PixelStats>();
     const text = file === undefined ? undefined : await fs.readFile(file, 'utf8').catch(() => undefined);
     if (text !== undefined && file !== undefined) {
