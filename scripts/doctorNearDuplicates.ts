@@ -2,9 +2,10 @@
 // calibrates the doctor's near-duplicate similarity. Copies of real photos (hymenoptera, plantvillage-
 // apple and flowers from ../shared/datasets: each resized to 0.5–0.9 of its size, re-encoded as JPEG at
 // quality 60–90, and cropped by 5% at one corner, seeded) are embedded with their originals and with
-// distinct photos of flowers (the first N/5 of each class) through the product's own stages; the
-// script prints the cosine similarity of every copy to its original, the most similar pairs among
-// the distinct photos, and for each threshold the recall of the copies and the groups it would form
+// distinct photos of flowers and of plantvillage-apple (the first N/5 and N/4 of each class) through
+// the product's own stages; the script prints the similarity of every copy to its original, the most
+// similar pairs among the distinct photos, and for each feature threshold, then for the product's rule
+// (features and thumbnail layout, nearDuplicates.ts), the recall of the copies and the groups formed
 // among the distinct photos. Nothing is written into the datasets: the copies go to a temporary folder.
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -14,7 +15,9 @@ import sharp from 'sharp';
 import { DEFAULT_TRAIN_OPTIONS } from '../src/shared/types';
 import { isIgnoredName } from '../src/shared/datasetRules';
 import { centredUnitRows } from '../src/training/doctor/featureSimilarity';
-import { groupPairs, NEAR_DUPLICATE_SIMILARITY } from '../src/training/doctor/nearDuplicates';
+import { groupPairs, isNearDuplicate } from '../src/training/doctor/nearDuplicates';
+import { pixelStatsOf } from '../src/training/doctor/doctorStage';
+import { thumbVector } from '../src/training/dataset/pixelStats';
 import { openRun, runStages } from '../src/training/run/runTraining';
 import { backendStage } from '../src/training/run/stages/backendStage';
 import { baseModelStage } from '../src/training/run/stages/baseModelStage';
@@ -24,7 +27,7 @@ import { allRows } from '../src/training/run/stages/splitStage';
 import { seededRandom } from '../src/training/util/random';
 
 const shared = path.resolve(__dirname, '../../shared/datasets');
-const THRESHOLDS = [0.75, 0.8, 0.82, 0.84, 0.85, 0.86, 0.88, 0.9, 0.95];
+const THRESHOLDS = [0.8, 0.85, 0.9, 0.95];
 
 /** The first `n` usable files of each class folder of `root`. */
 function firstFiles(root: string, n: number): string[] {
@@ -81,10 +84,15 @@ async function main(): Promise<void> {
       copiesOf.push((await writeCopies(src, dir, `${i}`, random)).map((n) => `copies-${ds}/${n}`));
     }
   }
-  const distinctDir = path.join(data, 'distinct');
-  fs.mkdirSync(distinctDir);
-  for (const src of firstFiles(path.join(shared, 'flowers'), Number(values.distinct) / 5)) {
-    fs.copyFileSync(src, path.join(distinctDir, `${path.basename(path.dirname(src))}-${path.basename(src)}`));
+  for (const [ds, classes] of [
+    ['flowers', 5],
+    ['plantvillage-apple', 4],
+  ] as const) {
+    const dir = path.join(data, `distinct-${ds}`);
+    fs.mkdirSync(dir);
+    for (const src of firstFiles(path.join(shared, ds), Number(values.distinct) / classes)) {
+      fs.copyFileSync(src, path.join(dir, `${path.basename(path.dirname(src))}-${path.basename(src)}`));
+    }
   }
   const options = { ...DEFAULT_TRAIN_OPTIONS, valSplit: 0.2 };
   const cacheDir = path.resolve(values.cache ?? path.join(work, 'cache'));
@@ -95,7 +103,12 @@ async function main(): Promise<void> {
   );
   try {
     await runStages(ctx, [backendStage, scanStage, baseModelStage, featuresStage]);
-    report(ctx, copiesOf);
+    const stats = await pixelStatsOf(ctx, allRows(ctx).items);
+    report(
+      ctx,
+      copiesOf,
+      stats.map((st) => (st.thumb ? thumbVector(st) : undefined)),
+    );
   } finally {
     ctx.disposeAll();
     await ctx.writer.close();
@@ -104,7 +117,7 @@ async function main(): Promise<void> {
 }
 
 /** Prints the similarities and, per threshold, recall and false groups. */
-function report(ctx: Parameters<typeof allRows>[0], copiesOf: string[][]): void {
+function report(ctx: Parameters<typeof allRows>[0], copiesOf: string[][], thumbs: (Float32Array | undefined)[]): void {
   const { items, set } = allRows(ctx);
   const f = set.featureSize;
   const unit = centredUnitRows(set.x, set.n, f);
@@ -119,27 +132,45 @@ function report(ctx: Parameters<typeof allRows>[0], copiesOf: string[][]): void 
       `${kinds[k]}: ${s.length} copies, similarity min ${s[0].toFixed(4)}, 5% ${s[Math.floor(0.05 * s.length)].toFixed(4)}, median ${s[s.length >> 1].toFixed(4)}`,
     );
   }
-  const distinct = items.flatMap((it, r) => (it.rel.startsWith('distinct/') ? [r] : []));
-  const pairs: { i: number; j: number; similarity: number }[] = [];
-  for (let a = 0; a < distinct.length; a++)
-    for (let b = a + 1; b < distinct.length; b++) pairs.push({ i: a, j: b, similarity: sim(distinct[a], distinct[b]) });
-  pairs.sort((p, q) => q.similarity - p.similarity);
-  console.log('Most similar distinct pairs:');
-  for (const p of pairs.slice(0, 12)) console.log(`  ${p.similarity.toFixed(4)} ${items[distinct[p.i]].rel} ${items[distinct[p.j]].rel}`);
-  console.log('| threshold | copies found (recall) | groups among the distinct photos | distinct photos in them |');
-  console.log('|---|---|---|---|');
-  const all = copySims.flat();
-  for (const t of THRESHOLDS) {
-    const found = all.filter((s) => s >= t).length;
-    const { groups } = groupPairs(
-      distinct.length,
-      pairs.filter((p) => p.similarity >= t),
-    );
-    const photos = groups.reduce((s, g) => s + g.length, 0);
-    console.log(`| ${t} | ${found} of ${all.length} (${((100 * found) / all.length).toFixed(1)}%) | ${groups.length} | ${photos} |`);
-    if (t === NEAR_DUPLICATE_SIMILARITY)
-      for (const g of groups) console.log(`  at ${t}: ${g.map((r) => items[distinct[r]].rel).join(' ')}`);
+  const layout = (a: number, b: number) =>
+    thumbs[a] && thumbs[b] ? thumbs[a].reduce((sum, v, t) => sum + v * thumbs[b]![t], 0) : undefined;
+  const copyPairs = copiesOf.flatMap((names) => names.slice(1).map((n) => [row.get(names[0])!, row.get(n)!] as const));
+  for (const ds of ['flowers', 'plantvillage-apple']) {
+    const distinct = items.flatMap((it, r) => (it.rel.startsWith(`distinct-${ds}/`) ? [r] : []));
+    const pairs: { i: number; j: number; similarity: number; layout?: number }[] = [];
+    for (let a = 0; a < distinct.length; a++) {
+      for (let b = a + 1; b < distinct.length; b++) {
+        const similarity = sim(distinct[a], distinct[b]);
+        if (similarity >= 0.5) pairs.push({ i: a, j: b, similarity, layout: layout(distinct[a], distinct[b]) });
+      }
+    }
+    pairs.sort((p, q) => q.similarity - p.similarity);
+    console.log(`Most similar distinct pairs of ${ds} (features, layout):`);
+    for (const p of pairs.slice(0, 10)) {
+      console.log(`  ${p.similarity.toFixed(4)} ${p.layout?.toFixed(3)} ${items[distinct[p.i]].rel} ${items[distinct[p.j]].rel}`);
+    }
+    console.log(`| rule | copies found (recall) | groups among ${distinct.length} distinct ${ds} photos | photos in them |`);
+    console.log('|---|---|---|---|');
+    const rules: [string, (s: number, l: number | undefined) => boolean][] = [
+      ...THRESHOLDS.map((t): [string, (s: number) => boolean] => [`features ≥ ${t}`, (s) => s >= t]),
+      ['the product (features and layout)', isNearDuplicate],
+    ];
+    for (const [name, rule] of rules) {
+      const found = copyPairs.filter(([a, b]) => rule(sim(a, b), layout(a, b))).length;
+      const { groups } = groupPairs(
+        distinct.length,
+        pairs.filter((p) => rule(p.similarity, p.layout)),
+      );
+      const photos = groups.reduce((n, g) => n + g.length, 0);
+      console.log(
+        `| ${name} | ${found} of ${copyPairs.length} (${((100 * found) / copyPairs.length).toFixed(1)}%) | ${groups.length} | ${photos} |`,
+      );
+      if (rule === isNearDuplicate) for (const g of groups) console.log(`  grouped: ${g.map((r) => items[distinct[r]].rel).join(' ')}`);
+    }
   }
+  const missed = copyPairs.filter(([a, b]) => !isNearDuplicate(sim(a, b), layout(a, b)));
+  for (const [a, b] of missed)
+    console.log(`  missed: ${items[b].rel} (features ${sim(a, b).toFixed(3)}, layout ${layout(a, b)?.toFixed(3)})`);
 }
 
 void main();

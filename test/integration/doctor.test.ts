@@ -134,7 +134,7 @@ test('a blurred and a darkened copy of a real photo are reported as weak', () =>
   assert.ok(new Set(weak.map((w) => w.path)).size <= 8, JSON.stringify(weak));
 });
 
-test('a resized and a recompressed copy are grouped with their original, and only real copies are grouped', () => {
+test('a resized and a recompressed copy are grouped with their original, on one side of the split', () => {
   const group = bugsRun.report.nearDuplicates.find((g) => g.paths.includes(ORIGINAL));
   assert.ok(group, JSON.stringify(bugsRun.report.nearDuplicates));
   assert.deepEqual([...group.paths].sort(), [ORIGINAL, 'bees/copy-q65.jpg', 'bees/copy-resized.jpg'].sort());
@@ -159,7 +159,11 @@ test('a warm rerun reads features and pixel statistics from the cache and decode
 test('a damaged pixel-statistics file is reported and recomputed, never used', async () => {
   const work = tempDir('doctor-damaged-');
   fs.cpSync(path.join(bugsWork, 'cache'), path.join(work, 'cache'), { recursive: true });
-  const dir = path.join(work, 'cache', 'pixel-stats');
+  const dir = path.join(
+    work,
+    'cache',
+    fs.readdirSync(path.join(work, 'cache')).find((d) => d.startsWith('pixel-stats-'))!,
+  );
   const file = path.join(dir, fs.readdirSync(dir)[0]);
   // Same length, one digit changed: only the checksum can tell.
   const text = fs.readFileSync(file, 'utf8');

@@ -15,7 +15,7 @@ import { similarityPass, type AllRows } from '../run/stages/splitStage';
 import type { RunContext, RunStage } from '../run/runContext';
 import { centredUnitRows, normalizeRows, type Neighbourhood } from './featureSimilarity';
 import { confidentLabelIssues, knnProbs, meanProbs } from './labelIssues';
-import { groupPairs, NEAR_DUPLICATE_SIMILARITY, smallestSimilarity } from './nearDuplicates';
+import { groupPairs, smallestSimilarity } from './nearDuplicates';
 import { outlierRows, outlierScores } from './outliers';
 import { findShortcuts } from './shortcuts';
 import { weakImages } from './weakImages';
@@ -46,7 +46,7 @@ export async function pixelStatsOf(ctx: RunContext, items: readonly DatasetItem[
     );
     await cache.save();
   }
-  return items.map((i) => cache.get(i.sha256) ?? { brightness: 128, contrast: 64, sharpness: 1e9 });
+  return items.map((i) => cache.get(i.sha256) ?? { brightness: 128, contrast: 64, sharpness: 1e9, thumb: '' });
 }
 
 /** The near-duplicate groups as the report lists them, most similar first. */
@@ -66,6 +66,14 @@ function duplicateGroups(rows: AllRows, nb: Neighbourhood, classes: string[]): {
   return { groupOf, groups: listed.sort((a, b) => b.similarity - a.similarity || (a.paths[0] < b.paths[0] ? -1 : 1)) };
 }
 
+/** The doctor's first stage, before the split: every image's pixel statistics in the cache (decoding those it lacks), so that the split's near-duplicates are judged on their thumbnails too. */
+export const pixelStatsStage: RunStage = {
+  name: 'doctor',
+  async run(ctx) {
+    await pixelStatsOf(ctx, ctx.need('features').embedded.items);
+  },
+};
+
 /** Builds the doctor's stage; the report it makes is handed to `done`. */
 export function doctorStage(folds: number, done: (report: DoctorReport) => void): RunStage {
   return {
@@ -81,7 +89,7 @@ export function doctorStage(folds: number, done: (report: DoctorReport) => void)
       const stats = await pixelStatsOf(ctx, items);
       const nb = await pass.nb;
       const dups = duplicateGroups(rows, nb, classes);
-      ctx.log('info', `Doctor: ${dups.groups.length} near-duplicate groups (cosine ≥ ${NEAR_DUPLICATE_SIMILARITY})`);
+      ctx.log('info', `Doctor: ${dups.groups.length} near-duplicate group${dups.groups.length === 1 ? '' : 's'}`);
       const started = performance.now();
       const oos = await outOfSampleProbs(
         tf,

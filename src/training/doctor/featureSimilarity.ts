@@ -88,7 +88,7 @@ function jsProduct(b: Float32Array, n: number, f: number): BlockProduct {
 
 /**
  * The `k` nearest neighbours of every row of `x` (n × f) by centred cosine similarity, and every pair at or
- * above `pairThreshold`. A pair at or above the threshold is a near-duplicate, not a neighbour: the
+ * above `pairThreshold` that `confirm` accepts. Such a pair is a near-duplicate, not a neighbour: the
  * neighbours are the k nearest *other* photos, so a copy cannot vouch for its own label or hide an
  * outlier.
  */
@@ -98,7 +98,12 @@ export async function neighbourhood(
   f: number,
   k: number,
   pairThreshold: number,
-  options: { signal?: AbortSignal; useOnnx?: boolean } = {},
+  options: {
+    signal?: AbortSignal;
+    useOnnx?: boolean;
+    /** Whether a pair at or above `pairThreshold` is a near-duplicate after all (default: yes). */
+    confirm?: (i: number, j: number, similarity: number) => boolean;
+  } = {},
 ): Promise<Neighbourhood> {
   const unit = centredUnitRows(x, n, f);
   const onnx = options.useOnnx === false || n === 0 ? undefined : await onnxProduct(unit, n, f);
@@ -115,7 +120,7 @@ export async function neighbourhood(
       options.signal?.throwIfAborted();
       const m = Math.min(BLOCK_ROWS, n - start);
       const s = await product(unit.subarray(start * f, (start + m) * f), m);
-      for (let bi = 0; bi < m; bi++) keepRow(result, start + bi, s.subarray(bi * n, (bi + 1) * n), pairThreshold);
+      for (let bi = 0; bi < m; bi++) keepRow(result, start + bi, s.subarray(bi * n, (bi + 1) * n), pairThreshold, options.confirm);
     }
   } finally {
     onnx?.dispose();
@@ -124,13 +129,19 @@ export async function neighbourhood(
 }
 
 /** Keeps row i's top k (insertion into a sorted list of k) and its pairs above the threshold. */
-function keepRow(out: Neighbourhood, i: number, row: Float32Array, pairThreshold: number): void {
+function keepRow(
+  out: Neighbourhood,
+  i: number,
+  row: Float32Array,
+  pairThreshold: number,
+  confirm: ((i: number, j: number, similarity: number) => boolean) | undefined,
+): void {
   const { k, index, similarity } = out;
   const base = i * k;
   for (let j = 0; j < row.length; j++) {
     if (j === i) continue;
     const s = row[j];
-    if (s >= pairThreshold) {
+    if (s >= pairThreshold && (confirm?.(i, j, s) ?? true)) {
       if (j > i) out.pairs.push({ i, j, similarity: Math.min(1, s) });
       continue;
     }

@@ -1,10 +1,28 @@
-// Near-duplicate groups: images whose feature vectors are at least `threshold` cosine-similar,
-// linked pair by pair (union-find), so a photo, its resized copy and a recompressed copy of that
-// form one group. The threshold is calibrated in docs/doctor.md on resized, recompressed and
-// cropped copies of real photos against distinct photos of one dataset.
+// Near-duplicate groups: pairs of images that are the same photo, linked pair by pair (union-find),
+// so a photo, its resized copy and a recompressed copy of that form one group. A pair is judged on
+// two things: the centred cosine similarity of their feature vectors (what the photo shows) and the
+// correlation of their 16 × 16 luma thumbnails (how it is laid out; dataset/pixelStats.ts). The
+// features alone confuse two photos of the same kind of scene (two tulip fields: 0.85 and more);
+// the layout alone confuses any two centred leaves on one background. Together, calibrated in
+// docs/doctor.md on resized, recompressed and cropped copies of real photos against distinct photos:
 
-/** Cosine similarity from which two images count as the same photo (docs/doctor.md: calibration). */
+/** Features this similar are the same photo whatever the layout (only without thumbnails: the one rule). */
 export const NEAR_DUPLICATE_SIMILARITY = 0.85;
+/** Features this similar are the same photo if the layouts agree at least LAYOUT_AGREES… */
+const LAYOUT_AGREES = 0.5;
+/** …and features down to CANDIDATE_SIMILARITY if the layouts are the same (a copy resized so far down that its features drift). */
+export const CANDIDATE_SIMILARITY = 0.6;
+const LAYOUT_SAME = 0.97;
+/** Features this similar are the same photo even when the layouts differ (a crop, a flip). */
+const FEATURES_CERTAIN = 0.95;
+
+/** Whether two images are the same photo, from their feature similarity and (when known) their layouts' correlation. */
+export function isNearDuplicate(similarity: number, layout: number | undefined): boolean {
+  if (layout === undefined) return similarity >= NEAR_DUPLICATE_SIMILARITY;
+  if (similarity >= FEATURES_CERTAIN) return true;
+  if (similarity >= NEAR_DUPLICATE_SIMILARITY) return layout >= LAYOUT_AGREES;
+  return similarity >= CANDIDATE_SIMILARITY && layout >= LAYOUT_SAME;
+}
 
 /** One group: its rows (ascending) and the smallest similarity among its members. */
 export interface DuplicateRows {

@@ -2,7 +2,8 @@
 // outliers, weak images and shortcuts, written to `doctor.json` in a run-like folder
 // (`<runs>/doctor-<dataset>-<timestamp>/` with status.json and train.log as a run has). It runs the
 // training pipeline's first stages (backend → scan → base model → features, so the feature cache
-// serves a warm doctor run) and then its own stage; it never writes into the dataset.
+// serves a warm doctor run), gathers any pixel statistics the cache lacks, splits as training does
+// (near-duplicates on one side), then runs its own stage; it never writes into the dataset.
 import { DOCTOR_FILE, type DoctorReport } from '../../shared/doctor';
 import { MAX_DOCTOR_FOLDS, type TrainingNotification } from '../../shared/protocol/training';
 import type { TrainOptions } from '../../shared/types';
@@ -16,7 +17,7 @@ import { splitStage } from '../run/stages/splitStage';
 import { describeWriteFailure } from '../run/writeFailure';
 import { writeJsonAtomic } from '../util/atomicWrite';
 import { errorKindOf, RunCancelled, TrainerError } from '../util/errors';
-import { doctorStage } from './doctorStage';
+import { doctorStage, pixelStatsStage } from './doctorStage';
 
 export interface DoctorRequest {
   datasetRoot: string;
@@ -55,6 +56,7 @@ export async function runDoctor(req: DoctorRequest, notify: (n: TrainingNotifica
     scanStage,
     baseModelStage,
     featuresStage,
+    pixelStatsStage,
     splitStage,
     doctorStage(req.folds, (r) => (report = r)),
   ];

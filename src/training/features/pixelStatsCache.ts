@@ -1,8 +1,9 @@
 // Pixel statistics (brightness, contrast, sharpness) beside the feature cache, so a warm doctor run
 // reads them instead of decoding every image again. One file per dataset and decode size
-// (`<cache>/pixel-stats/<dataset key>-<size>.json`), each entry keyed by the sha256 of the bytes it was
-// decoded from, the whole file carrying a checksum: a file that fails it is reported, discarded and
-// its statistics recomputed, never used.
+// (`<cache>/pixel-stats-v<format>/<dataset key>-<size>.json`: another format lives in another folder
+// and is never misread), each entry keyed by the sha256 of the bytes it was decoded from, the whole
+// file carrying a checksum: a file that fails it is reported, discarded and its statistics
+// recomputed, never used.
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import type { PixelStats } from '../dataset/pixelStats';
@@ -11,7 +12,7 @@ import { type CacheIssues, UNREPORTED } from '../util/cacheFolder';
 import { checksumOfText } from '../util/checksum';
 
 /** Bumped when the statistics or the file's layout change. */
-const FORMAT = 1;
+const FORMAT = 2;
 
 export class PixelStatsCache {
   private dirty = false;
@@ -25,7 +26,7 @@ export class PixelStatsCache {
 
   /** Opens (reads and verifies) the statistics of dataset `packName` decoded at `size` px. */
   static async open(dir: string | undefined, packName: string, size: number, issues: CacheIssues = UNREPORTED): Promise<PixelStatsCache> {
-    const file = dir === undefined ? undefined : path.join(dir, 'pixel-stats', `${packName}-${size}.json`);
+    const file = dir === undefined ? undefined : path.join(dir, `pixel-stats-v${FORMAT}`, `${packName}-${size}.json`);
     const entries = new Map<string, PixelStats>();
     const text = file === undefined ? undefined : await fs.readFile(file, 'utf8').catch(() => undefined);
     if (text !== undefined && file !== undefined) {
@@ -42,7 +43,7 @@ export class PixelStatsCache {
 
   set(sha256: string, stats: PixelStats): void {
     const old = this.entries.get(sha256);
-    if (old && old.brightness === stats.brightness && old.contrast === stats.contrast && old.sharpness === stats.sharpness) return;
+    if (old && old.thumb === stats.thumb && old.brightness === stats.brightness && old.sharpness === stats.sharpness) return;
     this.entries.set(sha256, stats);
     this.dirty = true;
   }
@@ -50,7 +51,9 @@ export class PixelStatsCache {
   /** Writes the file when something was added (a failed write only turns caching off). */
   async save(): Promise<void> {
     if (!this.dirty || this.file === undefined || !this.issues.writable) return;
-    const rows = [...this.entries].sort(([a], [b]) => (a < b ? -1 : 1)).map(([sha, s]) => [sha, s.brightness, s.contrast, s.sharpness]);
+    const rows = [...this.entries]
+      .sort(([a], [b]) => (a < b ? -1 : 1))
+      .map(([sha, s]) => [sha, s.brightness, s.contrast, s.sharpness, s.thumb]);
     const body = JSON.stringify({ format: FORMAT, rows });
     try {
       await fs.mkdir(path.dirname(this.file), { recursive: true });
@@ -73,10 +76,10 @@ function parseStats(text: string): Map<string, PixelStats> | undefined {
     if (parsed.format !== FORMAT || !Array.isArray(parsed.rows)) return undefined;
     const out = new Map<string, PixelStats>();
     for (const row of parsed.rows as unknown[]) {
-      if (!Array.isArray(row) || row.length !== 4 || typeof row[0] !== 'string') return undefined;
-      const [sha, brightness, contrast, sharpness] = row as [string, number, number, number];
+      if (!Array.isArray(row) || row.length !== 5 || typeof row[0] !== 'string' || typeof row[4] !== 'string') return undefined;
+      const [sha, brightness, contrast, sharpness, thumb] = row as [string, number, number, number, string];
       if (![brightness, contrast, sharpness].every((v) => typeof v === 'number' && Number.isFinite(v))) return undefined;
-      out.set(sha, { brightness, contrast, sharpness });
+      out.set(sha, { brightness, contrast, sharpness, thumb });
     }
     return out;
   } catch {

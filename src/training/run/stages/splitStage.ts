@@ -8,7 +8,11 @@ import { RUN_FILES } from '../../../shared/runFolder';
 import { stratifiedSplit } from '../../dataset/datasetSplit';
 import type { DatasetItem } from '../../dataset/datasetScanner';
 import { neighbourhood, type Neighbourhood } from '../../doctor/featureSimilarity';
-import { groupPairs, NEAR_DUPLICATE_SIMILARITY } from '../../doctor/nearDuplicates';
+import { CANDIDATE_SIMILARITY, groupPairs, isNearDuplicate } from '../../doctor/nearDuplicates';
+import { datasetFolderKey } from '../../dataset/datasetScanner';
+import { thumbVector } from '../../dataset/pixelStats';
+import { PixelStatsCache } from '../../features/pixelStatsCache';
+import { runCacheFolder } from '../runCacheFolder';
 import { subsetRows } from '../../fit/crossValidation';
 import type { FeatureSet } from '../../fit/head';
 import { writeJsonAtomic } from '../../util/atomicWrite';
@@ -49,10 +53,32 @@ export function similarityPass(ctx: RunContext): { rows: AllRows; nb: Promise<Ne
   if (!pass) {
     const rows = allRows(ctx);
     const { set } = rows;
-    pass = { rows, nb: neighbourhood(set.x, set.n, set.featureSize, NEIGHBOURS, NEAR_DUPLICATE_SIMILARITY, { signal: ctx.signal }) };
+    const nb = thumbnailsOf(ctx, rows.items).then((thumbs) => {
+      const layout = (i: number, j: number): number | undefined => {
+        const a = thumbs[i];
+        const b = thumbs[j];
+        return a && b ? a.reduce((sum, v, t) => sum + v * b[t], 0) : undefined;
+      };
+      return neighbourhood(set.x, set.n, set.featureSize, NEIGHBOURS, CANDIDATE_SIMILARITY, {
+        signal: ctx.signal,
+        confirm: (i, j, similarity) => isNearDuplicate(similarity, layout(i, j)),
+      });
+    });
+    pass = { rows, nb };
     passes.set(ctx, pass);
   }
   return pass;
+}
+
+/** The layout thumbnails of `items` from the pixel statistics the features stage cached (undefined where there are none: those pairs are judged on features alone). */
+async function thumbnailsOf(ctx: RunContext, items: readonly DatasetItem[]): Promise<(Float32Array | undefined)[]> {
+  const folder = await runCacheFolder(ctx);
+  const size = ctx.need('model').extractor.inputSize;
+  const cache = await PixelStatsCache.open(folder.dir, datasetFolderKey(ctx.datasetRoot), size, folder);
+  return items.map((item) => {
+    const stats = cache.get(item.sha256);
+    return stats?.thumb ? thumbVector(stats) : undefined;
+  });
 }
 
 /** Keeps each near-duplicate group on one side of a computed split. */

@@ -6,9 +6,10 @@ import assert from 'node:assert/strict';
 import * as path from 'node:path';
 import sharp from 'sharp';
 import { decodeImageFile } from '../../../../src/training/dataset/imageDecoder';
+import { THUMB_SIDE, thumbVector } from '../../../../src/training/dataset/pixelStats';
 import { centredUnitRows, neighbourhood } from '../../../../src/training/doctor/featureSimilarity';
 import { classThresholds, confidentLabelIssues, knnProbs } from '../../../../src/training/doctor/labelIssues';
-import { groupPairs, smallestSimilarity } from '../../../../src/training/doctor/nearDuplicates';
+import { groupPairs, isNearDuplicate, smallestSimilarity } from '../../../../src/training/doctor/nearDuplicates';
 import { outlierRows, outlierScores } from '../../../../src/training/doctor/outliers';
 import { findShortcuts, propertyAccuracy } from '../../../../src/training/doctor/shortcuts';
 import { weakImages } from '../../../../src/training/doctor/weakImages';
@@ -173,4 +174,29 @@ test('a property that separates the classes is a shortcut; noise is not', () => 
   );
   assert.equal(found[0].baseline, 0.5);
   assert.match(found[0].detail, /brightness of an image alone predicts its class (99|100)% of the time/);
+});
+
+test('two images are the same photo by their features, or by features and layout together', () => {
+  assert.equal(isNearDuplicate(0.97, 0.1), true, 'features alone when certain (a crop, a flip)');
+  assert.equal(isNearDuplicate(0.88, 0.8), true);
+  assert.equal(isNearDuplicate(0.88, 0.2), false, 'two tulip fields: alike in content, not in layout');
+  assert.equal(isNearDuplicate(0.7, 0.99), true, 'a copy shrunk so far that its features drift');
+  assert.equal(isNearDuplicate(0.5, 0.99), false, 'two leaves on one background: alike in layout only');
+  assert.equal(isNearDuplicate(0.88, undefined), true, 'without thumbnails, features decide');
+  assert.equal(isNearDuplicate(0.8, undefined), false);
+});
+
+test('a resized and a recompressed copy of a real photo have its layout; another photo does not', async () => {
+  const dir = tempDir('layout-');
+  const photo = path.join(PHOTOS, 'horses.jpg');
+  await sharp(photo).resize(160).png().toFile(path.join(dir, 'small.png'));
+  await sharp(photo).jpeg({ quality: 60 }).toFile(path.join(dir, 'q60.jpg'));
+  const layout = async (file: string) => thumbVector((await decodeImageFile(file, 224, 1e8)).stats);
+  const original = await layout(photo);
+  const corr = (a: Float32Array, b: Float32Array) => a.reduce((s, v, i) => s + v * b[i], 0);
+  assert.equal(original.length, THUMB_SIDE * THUMB_SIDE);
+  assert.ok(Math.abs(corr(original, original) - 1) < 1e-5);
+  assert.ok(corr(original, await layout(path.join(dir, 'small.png'))) > 0.97);
+  assert.ok(corr(original, await layout(path.join(dir, 'q60.jpg'))) > 0.97);
+  assert.ok(corr(original, await layout(path.join(PHOTOS, 'eagle.jpg'))) < 0.5);
 });
