@@ -22,7 +22,7 @@ import {
 import type { TrainingNotification } from '../shared/protocol/training';
 import { addKept, readDoctorReport, readKept } from './doctorFiles';
 import { ImagePathGuard } from './imagePathGuard';
-import { webviewPageHtml } from './webviewPage';
+import { safeDescribe, webviewPageHtml } from './webviewPage';
 import type { TrainingRunHandle } from './trainingRunHandle';
 
 export const DOCTOR_PANEL_VIEW_TYPE = 'imageTrainer.doctorPanel';
@@ -508,12 +508,4 @@ function publicFix(fix: FixRecord): AppliedFix {
     ...(fix.toClass !== undefined ? { toClass: fix.toClass } : {}),
     ...(fix.newPath !== undefined ? { newPath: fix.newPath } : {}),
   };
-}
-
-function safeDescribe(value: unknown): string {
-  try {
-    return JSON.stringify(value)?.slice(0, 200) ?? String(value);
-  } catch {
-    return typeof value;
-  }
 }

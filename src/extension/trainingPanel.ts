@@ -6,7 +6,7 @@ import * as vscode from 'vscode';
 import { isPanelCommand, type PanelCommand, type PanelNotification, type PanelState } from '../shared/protocol/panel';
 import type { TrainingNotification } from '../shared/protocol/training';
 import { ImagePathGuard } from './imagePathGuard';
-import { webviewPageHtml } from './webviewPage';
+import { safeDescribe, webviewPageHtml } from './webviewPage';
 import {
   applyTrainingNotification,
   datasetRootOf,
@@ -428,13 +428,5 @@ class RunPanel implements vscode.Disposable {
 
   private html(): string {
     return webviewPageHtml(this.panel.webview, this.context.extensionUri, this.panel.title);
-  }
-}
-
-function safeDescribe(value: unknown): string {
-  try {
-    return JSON.stringify(value)?.slice(0, 200) ?? String(value);
-  } catch {
-    return typeof value;
   }
 }

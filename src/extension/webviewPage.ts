@@ -21,3 +21,12 @@ export function webviewPageHtml(
     view,
   });
 }
+
+/** A message from a webview, shortened for a log line (it may be anything, even unserialisable). */
+export function safeDescribe(value: unknown): string {
+  try {
+    return JSON.stringify(value)?.slice(0, 200) ?? String(value);
+  } catch {
+    return typeof value;
+  }
+}
