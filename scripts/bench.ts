@@ -28,7 +28,7 @@ import { decodeBatches, decodeImage } from '../src/training/dataset/imageDecoder
 import type { LoopResult } from '../src/training/fit/trainingLoop';
 import { findModel, type ModelEntry } from '../src/training/models/modelRegistry';
 import { loadOnnxBaseModel, loadOnnxRuntime } from '../src/training/onnx/onnxFeatures';
-import { OnnxDataType, encodeOnnxModel } from '../src/training/onnx/onnxProto';
+import { encodeMatMulModel } from '../src/training/onnx/onnxProto';
 
 const repoRoot = path.resolve(__dirname, '..');
 const BATCH = 32;
@@ -117,19 +117,7 @@ async function matmulPeak(threads: number): Promise<{ gflops: number; how: strin
   const flop = 2 * N ** 3;
   const ort = await loadOnnxRuntime();
   if (typeof ort !== 'string') {
-    const bytes = encodeOnnxModel({
-      irVersion: 7,
-      opsetVersion: 13,
-      producerName: 'image-trainer-bench',
-      producerVersion: '1',
-      graph: {
-        name: 'matmul',
-        nodes: [{ opType: 'MatMul', name: 'mm', inputs: ['a', 'b'], outputs: ['c'] }],
-        initializers: [{ name: 'b', dims: [N, N], dataType: OnnxDataType.float, data: b }],
-        inputs: [{ name: 'a', elemType: OnnxDataType.float, shape: [N, N] }],
-        outputs: [{ name: 'c', elemType: OnnxDataType.float, shape: [N, N] }],
-      },
-    });
+    const bytes = encodeMatMulModel(b, N, N, N, 'image-trainer-bench');
     const s = await ort.InferenceSession.create(bytes, { intraOpNumThreads: threads, interOpNumThreads: 1, graphOptimizationLevel: 'all' });
     const a = new ort.Tensor('float32', b.slice(), [N, N]);
     await s.run({ a });
@@ -371,7 +359,7 @@ interface SpeedReading {
   detail?: string;
 }
 
-const SPEED_SECTIONS = ['discovery', 'gpu-diagnosis', 'model-download', 'panel-jsdom', 'panel-chromium', 'explain-heatmap'];
+const SPEED_SECTIONS = ['discovery', 'gpu-diagnosis', 'model-download', 'panel-jsdom', 'panel-chromium', 'explain-heatmap', 'doctor'];
 
 /**
  * Runs each section of test/bench/speedTargets.ts in its own process and prints every reading

@@ -1,5 +1,5 @@
 // The "Image Datasets" view: every dataset of the workspace, its classes with image counts and
-// warnings from a quick health check, and its past runs. Discovery and health checks run in the
+// warnings from a quick health check, the findings of its latest doctor check, and its past runs. Discovery and health checks run in the
 // background; file changes refresh the tree, debounced.
 import * as path from 'node:path';
 import * as vscode from 'vscode';
@@ -7,6 +7,8 @@ import { readSettings, runLocationsFor } from './configuration';
 import { discoverDatasets, isExcludedFolderName } from './datasetDiscovery';
 import type { DiscoveredClass, DiscoveredDataset } from './datasetDiscovery';
 import { checkDatasetHealth } from './datasetHealth';
+import { findingCount, withoutKept } from '../shared/protocol/doctorPanel';
+import { isDoctorFolderName, readDoctorReport, readKept } from './doctorFiles';
 import type { DatasetHealth } from './datasetHealth';
 import { describeRun, isInside, listRuns, runsOfDataset } from './runIndex';
 import type { RunEntry } from './runIndex';
@@ -16,6 +18,7 @@ export type DatasetNode =
   | { kind: 'dataset'; dataset: DiscoveredDataset }
   | { kind: 'class'; dataset: DiscoveredDataset; cls: DiscoveredClass }
   | { kind: 'runs'; dataset: DiscoveredDataset }
+  | { kind: 'doctor'; dataset: DiscoveredDataset; check: RunEntry }
   | { kind: 'run'; dataset: DiscoveredDataset; run: RunEntry };
 
 /** Wait after the last file change before looking again. */
@@ -46,6 +49,10 @@ export class DatasetTreeProvider implements vscode.TreeDataProvider<DatasetNode>
   private readonly health = new Map<string, DatasetHealth>();
   private readonly healthPending = new Map<string, Promise<DatasetHealth | undefined>>();
   private runs: RunEntry[] = [];
+  /** Doctor checks (run-like folders `doctor-<dataset>-<time>`), newest first. */
+  private checks: RunEntry[] = [];
+  /** Findings not kept, by check folder (finished checks only). */
+  private readonly findingCounts = new Map<string, number>();
   private runsDirs: string[] = [];
   private excluded: string[] = [];
   private discovery: Promise<void> | undefined;
@@ -96,6 +103,16 @@ export class DatasetTreeProvider implements vscode.TreeDataProvider<DatasetNode>
   /** Past runs of a dataset, newest first. */
   runsOf(datasetRoot: string): RunEntry[] {
     return runsOfDataset(this.runs, datasetRoot);
+  }
+
+  /** The newest doctor check of a dataset (running or ended), if any. */
+  latestCheckOf(datasetRoot: string): RunEntry | undefined {
+    return runsOfDataset(this.checks, datasetRoot)[0];
+  }
+
+  /** Findings of a finished check that the user has not kept, when its doctor.json was readable. */
+  findingCountOf(checkDir: string): number | undefined {
+    return this.findingCounts.get(checkDir);
   }
 
   /** Every run known, newest first. */
@@ -201,8 +218,29 @@ export class DatasetTreeProvider implements vscode.TreeDataProvider<DatasetNode>
   /** Re-reads the run folders; fires a tree change unless told not to. */
   async refreshRuns(fire = true): Promise<void> {
     const lists = await Promise.all(this.runsDirs.map((dir) => listRuns(dir)));
-    this.runs = lists.flat().sort((a, b) => b.status.startedAt.localeCompare(a.status.startedAt));
+    const all = lists.flat().sort((a, b) => b.status.startedAt.localeCompare(a.status.startedAt));
+    const isCheck = (r: RunEntry) => isDoctorFolderName(r.name, r.status.datasetName);
+    this.runs = all.filter((r) => !isCheck(r));
+    this.checks = all.filter(isCheck);
+    await this.countFindings();
     if (fire) this.changeEmitter.fire(undefined);
+  }
+
+  /** Reads the latest finished check of each dataset (its doctor.json, less the kept findings). */
+  private async countFindings(): Promise<void> {
+    this.findingCounts.clear();
+    const latest = new Map<string, RunEntry>();
+    for (const check of this.checks) if (!latest.has(check.status.datasetRoot)) latest.set(check.status.datasetRoot, check);
+    await Promise.all(
+      [...latest.values()]
+        .filter((c) => c.status.state === 'finished')
+        .map(async (check) => {
+          const read = await readDoctorReport(check.runDir);
+          if ('problem' in read) return this.log.appendLine(`[datasets] ${read.problem}`);
+          const kept = await readKept(path.dirname(check.runDir), check.status.datasetRoot);
+          this.findingCounts.set(check.runDir, findingCount(withoutKept(read.report, kept)));
+        }),
+    );
   }
 
   private scheduleRuns(): void {
@@ -233,6 +271,8 @@ export class DatasetTreeProvider implements vscode.TreeDataProvider<DatasetNode>
     switch (element.kind) {
       case 'dataset': {
         const children: DatasetNode[] = element.dataset.classes.map((cls) => ({ kind: 'class', dataset: element.dataset, cls }));
+        const check = this.latestCheckOf(element.dataset.root);
+        if (check) children.push({ kind: 'doctor', dataset: element.dataset, check });
         if (this.runsOf(element.dataset.root).length > 0) children.push({ kind: 'runs', dataset: element.dataset });
         return children;
       }
@@ -249,6 +289,7 @@ export class DatasetTreeProvider implements vscode.TreeDataProvider<DatasetNode>
         return undefined;
       case 'class':
       case 'runs':
+      case 'doctor':
         return { kind: 'dataset', dataset: element.dataset };
       case 'run':
         return { kind: 'runs', dataset: element.dataset };
@@ -271,7 +312,30 @@ export class DatasetTreeProvider implements vscode.TreeDataProvider<DatasetNode>
       }
       case 'run':
         return this.runItem(element);
+      case 'doctor':
+        return this.doctorItem(element);
     }
+  }
+
+  private doctorItem(node: DatasetNode & { kind: 'doctor' }): vscode.TreeItem {
+    const item = new vscode.TreeItem('Doctor', vscode.TreeItemCollapsibleState.None);
+    item.id = `doctor:${node.dataset.root}`;
+    const live = this.manager.runFor(node.dataset.root);
+    const count = this.findingCountOf(node.check.runDir);
+    const state = node.check.interrupted ? 'interrupted' : node.check.status.state;
+    item.description =
+      live?.kind === 'doctor'
+        ? 'checking…'
+        : state === 'finished' && count !== undefined
+          ? count === 0
+            ? 'no findings'
+            : plural(count, 'finding')
+          : `last check ${state}`;
+    item.iconPath = count ? WARNING_ICON : new vscode.ThemeIcon('checklist');
+    item.contextValue = 'doctor';
+    item.tooltip = `Findings of the latest check (${node.check.name}) that you have not kept. Click to open the Dataset Doctor.`;
+    item.command = { command: 'imageTrainer.openDoctorReport', title: 'Open Dataset Doctor', arguments: [node] };
+    return item;
   }
 
   private datasetItem(dataset: DiscoveredDataset): vscode.TreeItem {
@@ -286,7 +350,7 @@ export class DatasetTreeProvider implements vscode.TreeDataProvider<DatasetNode>
     const images = health && !health.truncated ? Object.values(health.imagesPerClass).reduce((a, b) => a + b, 0) : dataset.imageCount;
     const parts = [plural(dataset.classes.length, 'class', 'classes'), plural(images, 'image')];
     if (health && health.warnings.length > 0) parts.push(plural(health.warnings.length, 'warning'));
-    if (live) parts.push('training…');
+    if (live) parts.push(live.kind === 'doctor' ? 'checking…' : 'training…');
     item.description = parts.join(' · ');
     item.iconPath = live
       ? new vscode.ThemeIcon('sync~spin')

@@ -4,7 +4,9 @@ import * as vscode from 'vscode';
 import { showBackendDiagnostics } from './backendDiagnostics';
 import { classifyImage } from './classifyImage';
 import type { ClassifyOptions } from './classifyImage';
-import { SettingsProblemReporter, storageLocations, type StorageLocations } from './configuration';
+import { readSettings, runLocationsFor, SettingsProblemReporter, storageLocations, type StorageLocations } from './configuration';
+import { checkDataset, openDoctorReport } from './doctorCommands';
+import { DoctorPanelManager } from './doctorPanel';
 import { exportOnnx, installNativeBackend } from './modelCommands';
 import { bundleRunner, HeatmapService } from './panelHeatmaps';
 import { DatasetTreeProvider } from './datasetTree';
@@ -33,6 +35,8 @@ export interface ImageTrainerApi {
   bundlePath: string;
   /** Folders in the extension's global storage (downloaded models, native backends). */
   storage: StorageLocations;
+  /** The Dataset Doctor panels (one per dataset). */
+  doctor: DoctorPanelManager;
   /** Whether the Image Datasets view is shown, read-only: the view itself stays the extension's. */
   readonly datasetsView: Pick<vscode.TreeView<unknown>, 'visible' | 'onDidChangeVisibility'>;
 }
@@ -62,6 +66,18 @@ export function activate(context: vscode.ExtensionContext): ImageTrainerApi {
     heatmaps: new HeatmapService(bundleRunner(bundlePath, storage.nativeBackendsDir), (line) => log.appendLine(line)),
     bundlePath,
   });
+  const doctor = new DoctorPanelManager(context, {
+    log,
+    knownDatasetRoots: async () => {
+      await datasets.whenReady();
+      return datasets.datasets.map((d) => d.root);
+    },
+    runsDirOf: (root) => runLocationsFor(root, readSettings(vscode.Uri.file(root)).settings).runsDir,
+    retrain: (root) => trainClassifier(services, root),
+    latestAccuracy: (root) =>
+      datasets.runsOf(root).find((r) => r.status.state === 'finished' && typeof r.status.valAccuracy === 'number')?.status.valAccuracy,
+    onKept: () => void datasets.refreshRuns(),
+  });
   const services: CommandServices = { log, manager: processes, datasets, panel: () => panel, settings, notices, storage };
 
   context.subscriptions.push(
@@ -72,11 +88,14 @@ export function activate(context: vscode.ExtensionContext): ImageTrainerApi {
     treeView,
     progress,
     panel,
+    doctor,
     processes,
     processes.onDidEndRun((run) => announceRunEnd(run, services)),
     vscode.commands.registerCommand('imageTrainer.trainClassifier', (arg?: unknown) => trainClassifier(services, arg)),
     vscode.commands.registerCommand('imageTrainer.cancelTraining', (arg?: unknown) => cancelTraining(services, arg)),
     vscode.commands.registerCommand('imageTrainer.openPanel', (arg?: unknown) => openPanel(services, arg)),
+    vscode.commands.registerCommand('imageTrainer.checkDataset', (arg?: unknown) => checkDataset(services, doctor, arg)),
+    vscode.commands.registerCommand('imageTrainer.openDoctorReport', (arg?: unknown) => openDoctorReport(services, doctor, arg)),
     vscode.commands.registerCommand('imageTrainer.openRunReport', (arg?: unknown) => openRunReport(services, arg)),
     vscode.commands.registerCommand('imageTrainer.compareRuns', (arg?: unknown) => compareRuns(services, arg)),
     vscode.commands.registerCommand('imageTrainer.revealInExplorer', (arg?: unknown) => revealInExplorer(arg)),
@@ -102,7 +121,7 @@ export function activate(context: vscode.ExtensionContext): ImageTrainerApi {
     },
     onDidChangeVisibility: treeView.onDidChangeVisibility,
   };
-  return { manager: processes, datasets, notices, log, bundlePath, storage, datasetsView };
+  return { manager: processes, datasets, notices, log, bundlePath, storage, doctor, datasetsView };
 }
 
 /** Stops every training process; VS Code waits for the returned promise. */

@@ -168,6 +168,34 @@ export class ImagePathGuard {
     return { ok: true, relativePath: plan.target.relativePath, absolutePath: plan.target.absolutePath };
   }
 
+  /**
+   * Where "Move out of the dataset" would put `relativePath`: `folder` (links resolved) must be an
+   * existing folder that is neither the dataset root nor inside it, and hold no file of that name.
+   * `relativePath` in the result is the image's path; `absolutePath` is the target.
+   */
+  async moveOutTarget(relativePath: string, folder: string): Promise<GuardResult & { from?: string }> {
+    const from = await this.resolve(relativePath);
+    if (!from.ok) return from;
+    const root = await this.resolvedRoot();
+    if (typeof root !== 'string') return root;
+    let realFolder: string;
+    try {
+      realFolder = await fs.realpath(folder);
+      if (!(await fs.stat(realFolder)).isDirectory()) return { ok: false, reason: 'not a folder' };
+    } catch {
+      return { ok: false, reason: 'folder not found' };
+    }
+    if (comparable(realFolder) === comparable(root) || isStrictlyInside(root, realFolder))
+      return { ok: false, reason: 'the folder is inside the dataset (choose one outside it)' };
+    const absolutePath = path.join(realFolder, path.basename(from.absolutePath));
+    try {
+      await fs.lstat(absolutePath);
+      return { ok: false, reason: `${path.basename(absolutePath)} already exists in that folder` };
+    } catch {
+      return { ok: true, relativePath, absolutePath, from: from.absolutePath };
+    }
+  }
+
   // The trusted root that is the run's dataset folder (after resolving links), else why there is none.
   // Asked each time: the workspace's datasets change, and a root that stopped being one stops counting.
   private async resolvedRoot(): Promise<string | { ok: false; reason: string }> {

@@ -8,7 +8,11 @@ export interface PanelHtmlInput {
   nonce: string;
   scriptUri: string;
   styleUri: string;
+  /** A second stylesheet (the Doctor view's). */
+  extraStyleUri?: string;
   title: string;
+  /** Which app the bundle starts in the page (`training` when absent). */
+  view?: 'training' | 'doctor';
 }
 
 /** A fresh nonce for one page load. */
@@ -41,10 +45,10 @@ export function panelHtml(input: PanelHtmlInput): string {
 <meta http-equiv="Content-Security-Policy" content="${escapeHtml(panelContentSecurityPolicy(input.cspSource, input.nonce))}">
 <meta name="viewport" content="width=device-width, initial-scale=1.0">
 <link rel="stylesheet" href="${escapeHtml(input.styleUri)}" nonce="${nonce}">
-<title>${escapeHtml(input.title)}</title>
+${input.extraStyleUri ? `<link rel="stylesheet" href="${escapeHtml(input.extraStyleUri)}" nonce="${nonce}">\n` : ''}<title>${escapeHtml(input.title)}</title>
 </head>
 <body>
-<main id="app" aria-live="off"></main>
+<main id="app" aria-live="off"${input.view && input.view !== 'training' ? ` data-view="${escapeHtml(input.view)}"` : ''}></main>
 <script nonce="${nonce}" src="${escapeHtml(input.scriptUri)}"></script>
 </body>
 </html>`;

@@ -93,6 +93,7 @@ export function applyTrainingNotification(state: PanelState, notification: Train
         errorKind: notification.kind,
       };
     case 'log':
+    case 'doctorFinished': // a doctor check never feeds a training panel
       return state;
   }
 }

@@ -2,6 +2,7 @@
 // overall percentage that only moves forward. No `vscode` import (unit-tested).
 import type { Progress, Stage } from '../shared/types';
 import { STAGE_LABELS } from '../shared/stages';
+import { doctorStageLabel } from '../shared/protocol/doctorPanel';
 
 // Share of the whole run each stage takes, roughly, so one bar can advance monotonically.
 const STAGE_SPANS: Record<Stage, [number, number]> = {
@@ -23,9 +24,9 @@ export function formatDuration(seconds: number): string {
   return h > 0 ? `${h}:${String(m).padStart(2, '0')}:${ss}` : `${m}:${ss}`;
 }
 
-/** One line describing a progress report: stage, epoch, percentage of the stage, ETA. */
-export function describeProgress(progress: Progress): string {
-  const parts = [STAGE_LABELS[progress.stage] ?? progress.stage];
+/** One line describing a progress report: stage, epoch, percentage of the stage, ETA. A doctor check trains its heads fold by fold. */
+export function describeProgress(progress: Progress, kind: 'train' | 'doctor' = 'train'): string {
+  const parts = [kind === 'doctor' ? doctorStageLabel(progress.stage) : (STAGE_LABELS[progress.stage] ?? progress.stage)];
   if (progress.epoch !== undefined && progress.epochs !== undefined) parts.push(`epoch ${progress.epoch} of ${progress.epochs}`);
   else if (progress.total > 0) parts.push(`${progress.done} of ${progress.total}`);
   if (progress.imagesPerSec !== undefined && progress.imagesPerSec > 0) parts.push(`${progress.imagesPerSec.toFixed(0)} images/s`);

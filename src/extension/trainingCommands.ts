@@ -15,7 +15,7 @@ import { folderInsideDataset } from './outputFolderCheck';
 import { describeRun, readRunStatus, samePath } from './runIndex';
 import type { RunEntry } from './runIndex';
 import { RunInProgressError } from './trainingProcess';
-import type { TrainingProcessManager, TrainingRun } from './trainingProcess';
+import type { StartRequest, TrainingProcessManager, TrainingRun } from './trainingProcess';
 import type { TrainingRunHandle } from './trainingRunHandle';
 import type { UserNotices } from './userNotices';
 import type { StorageLocations } from './configuration';
@@ -64,7 +64,12 @@ async function isRunFolder(fsPath: string): Promise<boolean> {
 }
 
 /** The dataset folder a command argument names, asking the user when it names none. */
-async function datasetRootFrom(arg: unknown, services: CommandServices): Promise<string | undefined> {
+export async function datasetRootFrom(
+  arg: unknown,
+  services: CommandServices,
+  title = 'Train Image Classifier',
+  openLabel = 'Train on This Folder',
+): Promise<string | undefined> {
   if (arg instanceof vscode.Uri) return (await isDirectory(arg.fsPath)) ? arg.fsPath : path.dirname(arg.fsPath);
   if (typeof arg === 'string') return arg;
   if (isNode(arg)) return arg.dataset.root;
@@ -79,15 +84,13 @@ async function datasetRootFrom(arg: unknown, services: CommandServices): Promise
   }));
   items.push({ label: '$(folder-opened) Choose a folder…', alwaysShow: true });
   const picked =
-    datasets.length > 0
-      ? await vscode.window.showQuickPick(items, { title: 'Train Image Classifier', placeHolder: 'Dataset to train on' })
-      : items[items.length - 1];
+    datasets.length > 0 ? await vscode.window.showQuickPick(items, { title, placeHolder: 'Dataset' }) : items[items.length - 1];
   if (!picked) return undefined;
   if (picked.root) return picked.root;
   const chosen = await vscode.window.showOpenDialog({
     canSelectFolders: true,
     canSelectFiles: false,
-    openLabel: 'Train on This Folder',
+    openLabel,
     title: 'A folder with one subfolder of images per class',
   });
   return chosen?.[0]?.fsPath;
@@ -95,6 +98,11 @@ async function datasetRootFrom(arg: unknown, services: CommandServices): Promise
 
 /** Offers to show or cancel the run already going on a dataset. */
 async function offerRunningRun(run: TrainingRun, services: CommandServices): Promise<void> {
+  if (run.kind === 'doctor') {
+    const choice = await services.notices.info(`${run.datasetName} is being checked; train when the check ends.`, 'Cancel Check');
+    if (choice === 'Cancel Check') run.cancel();
+    return;
+  }
   const choice = await services.notices.info(`A training run for ${run.datasetName} is already going.`, 'Show Panel', 'Cancel Run');
   if (choice === 'Show Panel') services.panel().showLive(run);
   if (choice === 'Cancel Run') run.cancel();
@@ -136,31 +144,11 @@ export async function trainClassifier(
       if (choice !== 'Train Anyway') return undefined;
     }
   }
-  const uri = vscode.Uri.file(root);
-  const { settings } = services.settings.check(uri);
-  const locations = runLocationsFor(root, settings);
-  // Compared by real path: a symlink must not let a run write into the dataset.
-  const inside = await folderInsideDataset(root, [
-    { role: 'runs', folder: locations.runsDir, setting: 'imageTrainer.runsFolder' },
-    { role: 'cache', folder: locations.cacheDir, setting: 'imageTrainer.cacheFolder' },
-  ]);
-  if (inside) {
-    void services.notices.error(inside.message, 'Open Settings').then((choice) => {
-      if (choice === 'Open Settings') void vscode.commands.executeCommand('workbench.action.openSettings', inside.setting);
-    });
-    return undefined;
-  }
+  const request = await startRequestFor(root, services, overrides);
+  if (!request) return undefined;
   let run: TrainingRun;
   try {
-    run = services.manager.start({
-      datasetRoot: root,
-      runsDir: locations.runsDir,
-      cacheDir: locations.cacheDir,
-      options: overrides ? { ...settings.train, ...overrides } : settings.train,
-      cwd: locations.base,
-      modelCacheDir: services.storage.modelCacheDir,
-      nativeBackendsDir: services.storage.nativeBackendsDir,
-    });
+    run = services.manager.start(request);
   } catch (error) {
     if (error instanceof RunInProgressError) {
       void offerRunningRun(error.run, services);
@@ -175,6 +163,39 @@ export async function trainClassifier(
     services.log.appendLine(`[panel] could not open the panel: ${(error as Error).message}`);
   }
   return run;
+}
+
+/**
+ * What a process on `root` is started with: the settings (`overrides` win), the output folders and
+ * the extension's storage; undefined (after telling the user) when an output folder lies inside the dataset.
+ */
+export async function startRequestFor(
+  root: string,
+  services: CommandServices,
+  overrides?: Partial<TrainOptions>,
+): Promise<StartRequest | undefined> {
+  const { settings } = services.settings.check(vscode.Uri.file(root));
+  const locations = runLocationsFor(root, settings);
+  // Compared by real path: a symlink must not let a run write into the dataset.
+  const inside = await folderInsideDataset(root, [
+    { role: 'runs', folder: locations.runsDir, setting: 'imageTrainer.runsFolder' },
+    { role: 'cache', folder: locations.cacheDir, setting: 'imageTrainer.cacheFolder' },
+  ]);
+  if (inside) {
+    void services.notices.error(inside.message, 'Open Settings').then((choice) => {
+      if (choice === 'Open Settings') void vscode.commands.executeCommand('workbench.action.openSettings', inside.setting);
+    });
+    return undefined;
+  }
+  return {
+    datasetRoot: root,
+    runsDir: locations.runsDir,
+    cacheDir: locations.cacheDir,
+    options: overrides ? { ...settings.train, ...overrides } : settings.train,
+    cwd: locations.base,
+    modelCacheDir: services.storage.modelCacheDir,
+    nativeBackendsDir: services.storage.nativeBackendsDir,
+  };
 }
 
 /** Cancel Training: cancels the run of the given dataset, the only run, or one the user picks. */
@@ -226,8 +247,10 @@ export async function openPanel(services: CommandServices, arg?: unknown): Promi
     if (await isRunFolder(fsPath)) runDir = fsPath;
     else datasetRoot = fsPath;
   }
-  const live = services.manager.activeRuns.filter((r) =>
-    runDir ? r.runDir !== undefined && samePath(r.runDir, runDir) : datasetRoot ? samePath(r.datasetRoot, datasetRoot) : true,
+  const live = services.manager.activeRuns.filter(
+    (r) =>
+      r.kind === 'train' &&
+      (runDir ? r.runDir !== undefined && samePath(r.runDir, runDir) : datasetRoot ? samePath(r.datasetRoot, datasetRoot) : true),
   );
   if (live.length > 0) return panel.showLive(live[live.length - 1]);
   if (!runDir && datasetRoot) runDir = services.datasets.runsOf(datasetRoot)[0]?.runDir;
@@ -295,6 +318,8 @@ export async function revealInExplorer(arg?: unknown): Promise<void> {
 
 /** Tells the user how a run ended, with the next useful action. */
 export function announceRunEnd(run: TrainingRun, services: CommandServices): void {
+  // A dataset check announces itself (src/extension/doctorCommands.ts).
+  if (run.kind === 'doctor') return;
   const finished = [...run.history].reverse().find((n) => n.type === 'finished');
   if (run.state === 'finished' && finished?.type === 'finished') {
     const acc = (finished.summary.valAccuracy * 100).toFixed(1);

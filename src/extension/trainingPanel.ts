@@ -9,7 +9,7 @@ import type { ExploreNotification } from '../shared/protocol/explore';
 import { ExploreHost } from './exploreHost';
 import { ImagePathGuard, type PlannedMove } from './imagePathGuard';
 import { checkImagesToExplain, type HeatmapService } from './panelHeatmaps';
-import { createNonce, panelHtml } from './panelHtml';
+import { safeDescribe, webviewPageHtml } from './webviewPage';
 import {
   applyTrainingNotification,
   datasetRootOf,
@@ -560,21 +560,6 @@ class RunPanel implements vscode.Disposable {
   }
 
   private html(): string {
-    const webview = this.panel.webview;
-    return panelHtml({
-      cspSource: webview.cspSource,
-      nonce: createNonce(),
-      scriptUri: webview.asWebviewUri(vscode.Uri.joinPath(this.context.extensionUri, 'dist', 'webview.js')).toString(),
-      styleUri: webview.asWebviewUri(vscode.Uri.joinPath(this.context.extensionUri, 'media', 'panel.css')).toString(),
-      title: this.panel.title,
-    });
-  }
-}
-
-function safeDescribe(value: unknown): string {
-  try {
-    return JSON.stringify(value)?.slice(0, 200) ?? String(value);
-  } catch {
-    return typeof value;
+    return webviewPageHtml(this.panel.webview, this.context.extensionUri, this.panel.title);
   }
 }

@@ -1,5 +1,6 @@
-// The training process manager: forks the training bundle once per run, speaks the typed IPC
-// protocol (src/shared/protocol/training.ts), allows one run per dataset at a time, cancels
+// The training process manager: forks the training bundle once per run (a training run or a
+// dataset doctor check), speaks the typed IPC protocol (src/shared/protocol/training.ts), allows one
+// process per dataset at a time, cancels
 // cooperatively then by signal, repairs the run folder of a process that died, and stops every
 // child on deactivation.
 import { fork } from 'node:child_process';
@@ -7,7 +8,7 @@ import type { ChildProcess } from 'node:child_process';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { isTrainingNotification } from '../shared/protocol/training';
-import type { CancelCommand, StartCommand, TrainingNotification } from '../shared/protocol/training';
+import type { CancelCommand, DoctorCommand, StartCommand, TrainingNotification } from '../shared/protocol/training';
 import type { ErrorKind, TrainOptions } from '../shared/types';
 import { closeInterruptedRun, listRuns, samePath } from './runIndex';
 import { stopChildProcess } from './trainingCli';
@@ -22,7 +23,12 @@ export interface StartRequest {
   cwd?: string;
   modelCacheDir?: string;
   nativeBackendsDir?: string;
+  /** Set for a dataset doctor check (read-only) instead of a training run: its cross-validation folds. */
+  doctorFolds?: number;
 }
+
+/** What a forked process does: train, or check the dataset (the doctor). */
+export type ProcessKind = 'train' | 'doctor';
 
 /** Grace periods of a cancel: the child's own stop, then SIGTERM, then SIGKILL. */
 export interface StopTimings {
@@ -38,7 +44,7 @@ export const SHUTDOWN_TIMINGS: StopTimings = { askMs: 2_000, termMs: 1_500 };
 /** Thrown by `start` when the dataset already has a run going. */
 export class RunInProgressError extends Error {
   constructor(readonly run: TrainingRun) {
-    super(`A training run for ${path.basename(run.datasetRoot)} is already going.`);
+    super(`${run.kind === 'doctor' ? 'A dataset check' : 'A training run'} for ${path.basename(run.datasetRoot)} is already going.`);
     this.name = 'RunInProgressError';
   }
 }
@@ -121,8 +127,7 @@ export class TrainingRun implements TrainingRunHandle, vscode.Disposable {
     log.appendLine(
       `[${run.datasetName}] training process ${child.pid ?? '(not started)'} for ${request.datasetRoot}, runs in ${request.runsDir}`,
     );
-    const start: StartCommand = {
-      type: 'start',
+    const common = {
       datasetRoot: request.datasetRoot,
       runsDir: request.runsDir,
       cacheDir: request.cacheDir,
@@ -130,8 +135,13 @@ export class TrainingRun implements TrainingRunHandle, vscode.Disposable {
       modelCacheDir: request.modelCacheDir,
       nativeBackendsDir: request.nativeBackendsDir,
     };
-    run.send(start);
+    run.send(request.doctorFolds === undefined ? { type: 'start', ...common } : { type: 'doctor', ...common, folds: request.doctorFolds });
     return run;
+  }
+
+  /** A training run, or a doctor check of the dataset. */
+  get kind(): ProcessKind {
+    return this.request.doctorFolds === undefined ? 'train' : 'doctor';
   }
 
   get runDir(): string | undefined {
@@ -196,7 +206,7 @@ export class TrainingRun implements TrainingRunHandle, vscode.Disposable {
     this.endEmitter.dispose();
   }
 
-  private send(command: StartCommand | CancelCommand): void {
+  private send(command: StartCommand | DoctorCommand | CancelCommand): void {
     if (!this.child.connected) return;
     this.child.send(command, (error) => {
       if (error) this.log.appendLine(`[${this.datasetName}] could not send ${command.type}: ${error.message}`);
@@ -230,6 +240,12 @@ export class TrainingRun implements TrainingRunHandle, vscode.Disposable {
         break;
       case 'evaluation':
         this.events.push(message);
+        break;
+      case 'doctorFinished':
+        this.events.push(message);
+        this._runDir ??= message.runDir;
+        this.log.appendLine(`[${this.datasetName}] dataset check finished: ${message.runDir}`);
+        this.end('finished');
         break;
       case 'finished':
         this.events.push(message);
@@ -274,8 +290,8 @@ export class TrainingRun implements TrainingRunHandle, vscode.Disposable {
     const state: 'failed' | 'cancelled' = this.cancelRequested ? 'cancelled' : 'failed';
     const message =
       state === 'cancelled'
-        ? `Training was cancelled; the training process ${how} before saying so.`
-        : `The training process ${how} before the run ended.`;
+        ? `${this.kind === 'doctor' ? 'The dataset check' : 'Training'} was cancelled; the training process ${how} before saying so.`
+        : `The training process ${how} before the ${this.kind === 'doctor' ? 'dataset check' : 'run'} ended.`;
     try {
       // The child dies before `started` only rarely; find its folder by the pid it wrote.
       this._runDir ??= (await listRuns(this.request.runsDir)).find(

@@ -26,7 +26,11 @@ export class TrainingProgressReporter implements vscode.Disposable {
     this.updateStatusBar();
     void vscode.commands.executeCommand('setContext', 'imageTrainer.trainingActive', true);
     void vscode.window.withProgress(
-      { location: vscode.ProgressLocation.Notification, title: `Training on ${run.datasetName}`, cancellable: true },
+      {
+        location: vscode.ProgressLocation.Notification,
+        title: run.kind === 'doctor' ? `Checking ${run.datasetName}` : `Training on ${run.datasetName}`,
+        cancellable: true,
+      },
       (progress, token) =>
         new Promise<void>((resolve) => {
           let reported = 0;
@@ -38,14 +42,19 @@ export class TrainingProgressReporter implements vscode.Disposable {
           subscriptions.push(
             token.onCancellationRequested(() => {
               run.cancel();
-              progress.report({ message: 'Cancelling: finishing the current batch and keeping the best checkpoint…' });
+              progress.report({
+                message:
+                  run.kind === 'doctor'
+                    ? 'Cancelling the check…'
+                    : 'Cancelling: finishing the current batch and keeping the best checkpoint…',
+              });
             }),
             run.onDidNotify((message) => {
               if (message.type !== 'progress' && message.type !== 'started') return;
               const line =
                 message.type === 'started'
                   ? `${message.backend.backend} backend, ${message.model.name}`
-                  : describeProgress(message.progress);
+                  : describeProgress(message.progress, run.kind);
               const percent = message.type === 'progress' ? overallPercent(message.progress) : reported;
               // `increment` adds up; never go backwards.
               const increment = Math.max(0, percent - reported);

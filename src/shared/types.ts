@@ -118,6 +118,8 @@ export interface DatasetReport {
   ignored: number;
   /** Human-readable warnings (imbalance, tiny classes, …). */
   warnings: string[];
+  /** Groups of near-duplicate images (by their feature vectors) the computed split kept on one side; absent before the features are known. */
+  nearDuplicateGroupsKept?: number;
 }
 
 export type BackendName = 'tensorflow-gpu' | 'tensorflow' | 'wasm' | 'cpu';
@@ -276,6 +278,8 @@ export interface StageTimes {
   /** Loading or downloading the base model and preparing its feature runtime. */
   model?: number;
   features?: number;
+  /** Keeping near-duplicate groups on one side of the split. */
+  split?: number;
   head?: number;
   fineTune?: number;
   evaluate?: number;
@@ -283,6 +287,8 @@ export interface StageTimes {
   unknown?: number;
   /** Projecting the feature vectors to the 2-D feature map. */
   map?: number;
+  /** The dataset doctor's cross-validation and findings (doctor runs only). */
+  doctor?: number;
   /** The final model, status and report (checkpoints are counted in their training stage). */
   save?: number;
   modelCard?: number;

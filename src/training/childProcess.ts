@@ -1,7 +1,9 @@
-// The training process as a child of the extension host: waits for a StartCommand over IPC,
-// streams TrainingNotifications back, and stops cooperatively on a CancelCommand.
-import { isTrainingCommand, type StartCommand, type TrainingNotification } from '../shared/protocol/training';
+// The training process as a child of the extension host: waits for a StartCommand (a training run)
+// or a DoctorCommand (the dataset doctor) over IPC, streams TrainingNotifications back, and stops
+// cooperatively on a CancelCommand.
+import { isTrainingCommand, type DoctorCommand, type StartCommand, type TrainingNotification } from '../shared/protocol/training';
 import { nativeModuleSearchPaths } from './backend/nativeBackendInstall';
+import { runDoctor } from './doctor/runDoctor';
 import { runTraining } from './run/runTraining';
 import { errorKindOf } from './util/errors';
 
@@ -35,27 +37,28 @@ export function serveChildProcess(extensionRoot: string): void {
 }
 
 async function run(
-  cmd: StartCommand,
+  cmd: StartCommand | DoctorCommand,
   send: (n: TrainingNotification) => void,
   cancel: AbortController,
   extensionRoot: string,
 ): Promise<never> {
   let code = 0;
+  const request = {
+    datasetRoot: cmd.datasetRoot,
+    runsDir: cmd.runsDir,
+    cacheDir: cmd.cacheDir,
+    options: cmd.options,
+    extensionRoot,
+    modelCacheDir: cmd.modelCacheDir,
+    nativeModulePaths: cmd.nativeBackendsDir ? nativeModuleSearchPaths(cmd.nativeBackendsDir) : undefined,
+  };
   try {
-    const summary = await runTraining(
-      {
-        datasetRoot: cmd.datasetRoot,
-        runsDir: cmd.runsDir,
-        cacheDir: cmd.cacheDir,
-        options: cmd.options,
-        extensionRoot,
-        modelCacheDir: cmd.modelCacheDir,
-        nativeModulePaths: cmd.nativeBackendsDir ? nativeModuleSearchPaths(cmd.nativeBackendsDir) : undefined,
-      },
-      send,
-      cancel.signal,
-    );
-    await sendLast({ type: 'finished', summary });
+    if (cmd.type === 'doctor') {
+      const { runDir, report } = await runDoctor({ ...request, folds: cmd.folds }, send, cancel.signal);
+      await sendLast({ type: 'doctorFinished', runDir, report });
+    } else {
+      await sendLast({ type: 'finished', summary: await runTraining(request, send, cancel.signal) });
+    }
   } catch (err) {
     code = 1;
     await sendLast({

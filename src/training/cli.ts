@@ -1,4 +1,4 @@
-// The command-line tool: `image-trainer train | predict | explain | runs | compare | diagnose | install-backend | export-onnx`.
+// The command-line tool: `image-trainer train | doctor | predict | explain | runs | compare | diagnose | install-backend | export-onnx`.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Command } from 'commander';
@@ -22,6 +22,8 @@ import { compareRuns } from './compare/compareRuns';
 import { comparisonLines } from './compare/comparisonText';
 import { defaultCacheDir, defaultRunsDir } from './run/runFolderWriter';
 import { runTraining } from './run/runTraining';
+import { doctorSummaryLine, MAX_DOCTOR_FOLDS, runDoctor } from './doctor/runDoctor';
+import { DOCTOR_FILE, type DoctorReport } from '../shared/doctor';
 import { formatStageTimes, STAGE_LABELS } from '../shared/stages';
 import { failureLine, oneLine } from '../shared/failureLines';
 import { VAL_SPLIT_RANGE } from '../shared/trainOptionRanges';
@@ -191,6 +193,7 @@ export function buildProgram(extensionRoot: string): Command {
     .version(packageVersion(extensionRoot), '-V, --version', 'print the version')
     .showSuggestionAfterError();
   addTrainCommand(program, extensionRoot);
+  addDoctorCommand(program, extensionRoot);
   addPredictCommand(program);
   addExplainCommand(program);
   addRunsCommand(program);
@@ -201,9 +204,25 @@ export function buildProgram(extensionRoot: string): Command {
   return program;
 }
 
+/** The options `train` and `doctor` share: backend, base model, and the folders they read and write. */
+function withRunOptions(command: Command): Command {
+  return command
+    .option('--backend <name>', `backend: ${BACKEND_PREFERENCES.join(', ')}`, backendOption, DEFAULT_TRAIN_OPTIONS.backend)
+    .option(
+      '--model <id-or-folder>',
+      'base model id, or the folder of your own TF.js LayersModel',
+      modelOption,
+      DEFAULT_TRAIN_OPTIONS.model,
+    )
+    .option('--out <dir>', 'runs folder (default: .image-trainer/runs under the current folder)')
+    .option('--cache <dir>', 'feature cache folder (default: .image-trainer/cache under the current folder)')
+    .option('--native-dir <dir>', 'folder where `install-backend` put the native tfjs backends')
+    .option('--model-cache <dir>', 'folder for downloaded base models (default: the feature cache folder)');
+}
+
 /** The `train` command. */
 function addTrainCommand(program: Command, extensionRoot: string): void {
-  program
+  const command = program
     .command('train')
     .description('train a classifier on <folder> (one subfolder per class, or train/ and val/ subfolders)')
     .argument('<folder>', 'dataset folder')
@@ -227,18 +246,8 @@ function addTrainCommand(program: Command, extensionRoot: string): void {
       intOption(0),
       DEFAULT_TRAIN_OPTIONS.fineTuneLayers,
     )
-    .option('--fine-tune-epochs <n>', 'epochs of fine-tuning', intOption(1), DEFAULT_TRAIN_OPTIONS.fineTuneEpochs)
-    .option('--backend <name>', `backend: ${BACKEND_PREFERENCES.join(', ')}`, backendOption, DEFAULT_TRAIN_OPTIONS.backend)
-    .option(
-      '--model <id-or-folder>',
-      'base model id, or the folder of your own TF.js LayersModel',
-      modelOption,
-      DEFAULT_TRAIN_OPTIONS.model,
-    )
-    .option('--out <dir>', 'runs folder (default: .image-trainer/runs under the current folder)')
-    .option('--cache <dir>', 'feature cache folder (default: .image-trainer/cache under the current folder)')
-    .option('--native-dir <dir>', 'folder where `install-backend` put the native tfjs backends')
-    .option('--model-cache <dir>', 'folder for downloaded base models (default: the feature cache folder)')
+    .option('--fine-tune-epochs <n>', 'epochs of fine-tuning', intOption(1), DEFAULT_TRAIN_OPTIONS.fineTuneEpochs);
+  withRunOptions(command)
     .option(
       '--time-limit <duration>',
       'stop training after the epoch in which this much time has passed, keeping the best checkpoint (e.g. 90s, 20m, 1.5h; a bare number is minutes)',
@@ -330,6 +339,91 @@ function printSummary(summary: RunSummary): void {
   );
   if (summary.stageMs) console.log(`Time: ${formatStageTimes(summary.stageMs)}`);
   console.log(`Run folder: ${summary.runDir}`);
+}
+
+/** The `doctor` command. */
+function addDoctorCommand(program: Command, extensionRoot: string): void {
+  const command = program
+    .command('doctor')
+    .description('check <folder> for likely label errors, near-duplicates, outliers, weak images and shortcuts (reads only)')
+    .argument('<folder>', 'dataset folder')
+    .option('--json', 'print the report as one JSON object on stdout')
+    .option('--folds <k>', `cross-validation folds (2–${MAX_DOCTOR_FOLDS})`, intOption(2), 5)
+    .option('--seed <n>', 'seed of the folds, the split and the heads', intOption(0), DEFAULT_TRAIN_OPTIONS.seed)
+    .option(
+      '--val-split <f>',
+      'validation fraction per class (to tell which near-duplicates cross the split)',
+      floatOption(VAL_SPLIT_RANGE.min, VAL_SPLIT_RANGE.max),
+      DEFAULT_TRAIN_OPTIONS.valSplit,
+    );
+  withRunOptions(command)
+    .option('--follow-external-links', 'follow symlinks that lead out of the dataset folder')
+    .option('--quiet', 'no progress bars')
+    .action((folder: string, o: Record<string, unknown>) => doctor(folder, o, extensionRoot));
+}
+
+/** `doctor`: runs the doctor in this process; the report goes to stdout (JSON or a summary), progress to stderr. */
+async function doctor(folder: string, o: Record<string, unknown>, extensionRoot: string): Promise<void> {
+  const datasetRoot = path.resolve(folder);
+  const runsDir = o.out ? path.resolve(o.out as string) : defaultRunsDir(process.cwd(), datasetRoot);
+  const cacheDir = o.cache ? path.resolve(o.cache as string) : defaultCacheDir(process.cwd(), datasetRoot);
+  const options: TrainOptions = {
+    ...DEFAULT_TRAIN_OPTIONS,
+    seed: o.seed as number,
+    valSplit: o.valSplit as number,
+    backend: o.backend as BackendPreference,
+    model: o.model as string,
+    followExternalLinks: Boolean(o.followExternalLinks),
+  };
+  const cancel = new AbortController();
+  const onSigint = () => cancel.abort();
+  process.on('SIGINT', onSigint);
+  const reporter = terminalReporter(Boolean(o.quiet));
+  try {
+    const { runDir, report } = await runDoctor(
+      {
+        datasetRoot,
+        runsDir,
+        cacheDir,
+        options,
+        folds: o.folds as number,
+        extensionRoot,
+        modelCacheDir: o.modelCache ? path.resolve(o.modelCache as string) : undefined,
+        nativeModulePaths: nativePaths(o.nativeDir as string | undefined),
+      },
+      reporter.notify,
+      cancel.signal,
+    );
+    reporter.stop();
+    if (o.json) console.log(JSON.stringify(report));
+    else printDoctorReport(report, runDir);
+  } finally {
+    reporter.stop();
+    process.off('SIGINT', onSigint);
+  }
+}
+
+/** The doctor's human summary: counts, then the first few of each finding. */
+function printDoctorReport(r: DoctorReport, runDir: string): void {
+  const first = <T>(list: T[], line: (x: T) => string, n = 10) => {
+    for (const x of list.slice(0, n)) console.log(`  ${line(x)}`);
+    if (list.length > n) console.log(`  … and ${list.length - n} more`);
+  };
+  console.log(doctorSummaryLine(r));
+  if (r.labelIssues.length) console.log('Likely label errors (score: 1 − probability of the given label):');
+  first(r.labelIssues, (x) => `${x.path}: ${x.label} → ${x.suggested} (${x.score.toFixed(2)})`);
+  if (r.nearDuplicates.length) console.log('Near-duplicates (smallest cosine similarity in the group):');
+  first(
+    r.nearDuplicates,
+    (g) =>
+      `${g.paths.join(' = ')} (${g.similarity.toFixed(3)}${g.crossesSplit ? ', across the split' : ''}${new Set(g.classes).size > 1 ? ', different classes' : ''})`,
+  );
+  if (r.outliers.length) console.log('Outliers (far from every other photo):');
+  first(r.outliers, (x) => `${x.path} (${x.label}, ${x.score.toFixed(3)})`);
+  if (r.weakImages.length) console.log('Weak images:');
+  first(r.weakImages, (x) => `${x.path}: ${x.problem} (${x.value})`);
+  for (const s of r.shortcuts) console.log(`Shortcut: ${s.detail}`);
+  console.log(`Report: ${path.join(runDir, DOCTOR_FILE)}`);
 }
 
 /** The `predict` command. */

@@ -10,6 +10,7 @@ import '@vscode-elements/elements/dist/vscode-table-cell/index.js';
 import '@vscode-elements/elements/dist/vscode-table-header/index.js';
 import '@vscode-elements/elements/dist/vscode-table-header-cell/index.js';
 import '@vscode-elements/elements/dist/vscode-table-row/index.js';
+import { startDoctorPanel } from './doctorView';
 import { startPanel } from './panelApp';
 
 // Lit adopts constructed stylesheets (not subject to the CSP); where it falls back to <style>
@@ -18,4 +19,6 @@ const script = document.currentScript;
 if (script instanceof HTMLScriptElement && script.nonce) (window as Window & { litNonce?: string }).litNonce = script.nonce;
 
 const root = document.getElementById('app') ?? document.body;
-startPanel(root, acquireVsCodeApi());
+// The same bundle serves the training panel and the Dataset Doctor panel; the page says which.
+if (root.dataset.view === 'doctor') startDoctorPanel(root, acquireVsCodeApi());
+else startPanel(root, acquireVsCodeApi());

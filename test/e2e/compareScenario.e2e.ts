@@ -281,7 +281,7 @@ describe('a person compares two runs of a dataset and explores its feature map i
       .filter({ hasText: path.basename(workspace.root) })
       .first();
     if ((await folders.getAttribute('aria-expanded')) === 'false') await folders.click();
-    await undoLastFileOperation(page, () => fs.existsSync(from) && !fs.existsSync(to), path.basename(rel), datasetName);
+    await undoLastFileOperation(page, datasetName, () => fs.existsSync(from) && !fs.existsSync(to), path.basename(rel));
     await waitFor(() => fs.existsSync(from) && !fs.existsSync(to), 20_000, `Undo to put ${rel} back`);
     await screenshot(page, shots, '08-lasso-undone');
   });

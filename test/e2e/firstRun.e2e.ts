@@ -9,7 +9,17 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Page } from 'playwright-core';
-import { expandView, freshResultsFolder, openWorkbench, panelFrame, repoRoot, screenshot, startCodeServer, userSettings } from './harness';
+import {
+  closeSession,
+  expandView,
+  freshResultsFolder,
+  openWorkbench,
+  panelFrame,
+  repoRoot,
+  screenshot,
+  startCodeServer,
+  userSettings,
+} from './harness';
 import type { CodeServer, Workbench } from './harness';
 
 const version = (JSON.parse(fs.readFileSync(path.join(repoRoot, 'package.json'), 'utf8')) as { version: string }).version;
@@ -40,16 +50,8 @@ describe('a first-time user is walked through and trains the shipped sample from
   });
 
   after(async () => {
-    if (workbench) {
-      await screenshot(page, shots, '99-end').catch(() => undefined);
-      fs.writeFileSync(path.join(shots, 'browser-console.log'), workbench.consoleLines.join('\n'));
-      await workbench.close();
-    }
-    if (server) {
-      fs.writeFileSync(path.join(shots, 'code-server.log'), server.log());
-      await server.stop();
-      fs.rmSync(server.runDir, { recursive: true, force: true });
-    }
+    if (workbench) await screenshot(page, shots, '99-end').catch(() => undefined);
+    await closeSession(shots, workbench, server);
     fs.rmSync(workspaceRoot, { recursive: true, force: true });
   });
 

@@ -7,6 +7,7 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { it } from 'node:test';
 import { chromium } from 'playwright-core';
 import type { BrowserContext, FrameLocator, Locator, Page } from 'playwright-core';
 
@@ -362,6 +363,90 @@ export async function imagePreviewSize(page: Page): Promise<{ width: number; hei
   return img.evaluate((el: HTMLImageElement) => ({ width: el.naturalWidth, height: el.naturalHeight }));
 }
 
+/**
+ * Undoes the last file operation the way a person does: Edit › Undo with the explorer focused,
+ * confirming VS Code's "undo rename?" dialog when it asks. Focus and the dialog arrive
+ * asynchronously in the browser, so a keypress that lands before the explorer has focus is retried.
+ */
+export async function undoLastFileOperation(page: Page, folderName: string, isUndone: () => boolean, fileName: string): Promise<void> {
+  const dialog = page.locator('.monaco-dialog-box');
+  for (let attempt = 1; attempt <= 6 && !isUndone(); attempt++) {
+    // VS Code undoes a file operation from the Explorer or from an editor of the renamed file.
+    const tab = editorTab(page, new RegExp(fileName.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')));
+    if (attempt % 2 === 1 || (await tab.count()) === 0) await explorerItem(page, folderName).click();
+    else await tab.click();
+    await page.waitForTimeout(300);
+    await page.keyboard.press('Control+z');
+    try {
+      await dialog.waitFor({ state: 'visible', timeout: 3000 });
+      const undo = dialog.getByRole('button', { name: /undo/i });
+      await ((await undo.count()) > 0 ? undo.first() : dialog.getByRole('button').first()).click();
+    } catch {
+      // no confirmation asked
+    }
+    const until = Date.now() + 3000;
+    while (!isUndone() && Date.now() < until) await page.waitForTimeout(200);
+  }
+}
+
+/**
+ * The steps of one story, each a node:test `it`: after a failed step the rest fail at once instead
+ * of timing out one by one, a failure leaves `99-failure.png`, and each step logs its duration.
+ */
+export function storySteps(
+  session: () => { page: Page | undefined; shots: string },
+  timeoutMs: number,
+): (name: string, body: () => Promise<void>) => void {
+  let earlierStepFailed = false;
+  return (name, body) => {
+    it(name, { timeout: timeoutMs }, async () => {
+      if (earlierStepFailed) throw new Error('not run: an earlier step failed');
+      const t0 = Date.now();
+      try {
+        await body();
+      } catch (error) {
+        earlierStepFailed = true;
+        const { page, shots } = session();
+        if (page) await screenshot(page, shots, '99-failure').catch(() => undefined);
+        throw error;
+      } finally {
+        console.log(`# ${((Date.now() - t0) / 1000).toFixed(1)} s  ${name}`);
+      }
+    });
+  };
+}
+
+/** Closes the browser and the server, keeping their logs beside the screenshots. */
+export async function closeSession(shots: string, workbench: Workbench | undefined, server: CodeServer | undefined): Promise<void> {
+  if (workbench) {
+    fs.writeFileSync(path.join(shots, 'browser-console.log'), workbench.consoleLines.join('\n'));
+    await workbench.close();
+  }
+  if (server) {
+    fs.writeFileSync(path.join(shots, 'code-server.log'), server.log());
+    await server.stop();
+    fs.rmSync(server.runDir, { recursive: true, force: true });
+  }
+}
+
+/** Dismisses every notification toast (Notifications: Clear All Notifications), so that none covers a screenshot. */
+export async function clearNotifications(page: Page): Promise<void> {
+  const input = page.locator('.quick-input-widget input');
+  await page.keyboard.press('F1');
+  await input.waitFor({ timeout: 10_000 });
+  await input.fill('>Notifications: Clear All Notifications');
+  await page
+    .locator('.quick-input-list')
+    .getByRole('option', { name: /Clear All Notifications/ })
+    .first()
+    .click({ timeout: 10_000 });
+  await page
+    .locator('.notifications-toasts .notification-toast')
+    .first()
+    .waitFor({ state: 'detached', timeout: 5_000 })
+    .catch(() => undefined);
+}
+
 /** Polls a condition until it holds, or throws after the timeout naming what it waited for. */
 export async function waitFor(
   condition: () => boolean | Promise<boolean>,
@@ -391,29 +476,4 @@ export async function freePort(): Promise<number> {
 
 function fail(message: string): never {
   throw new Error(message);
-}
-
-/**
- * Undoes the last file operation the way a person does: Edit › Undo with the explorer focused,
- * confirming VS Code's "undo rename?" dialog when it asks. Focus and the dialog arrive
- * asynchronously in the browser, so a keypress that lands before the explorer has focus is retried.
- */
-export async function undoLastFileOperation(page: Page, isUndone: () => boolean, fileName: string, folder: string): Promise<void> {
-  const dialog = page.locator('.monaco-dialog-box');
-  for (let attempt = 1; attempt <= 6 && !isUndone(); attempt++) {
-    // VS Code undoes a file operation from the Explorer or from an editor of the renamed file.
-    if (attempt % 2 === 1) await explorerItem(page, folder).click();
-    else await editorTab(page, new RegExp(fileName.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'))).click();
-    await page.waitForTimeout(300);
-    await page.keyboard.press('Control+z');
-    try {
-      await dialog.waitFor({ state: 'visible', timeout: 3000 });
-      const undo = dialog.getByRole('button', { name: /undo/i });
-      await ((await undo.count()) > 0 ? undo.first() : dialog.getByRole('button').first()).click();
-    } catch {
-      // no confirmation asked
-    }
-    const until = Date.now() + 3000;
-    while (!isUndone() && Date.now() < until) await page.waitForTimeout(200);
-  }
 }

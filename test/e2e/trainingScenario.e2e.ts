@@ -5,11 +5,12 @@
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { after, before, describe } from 'node:test';
 import type { FrameLocator, Page } from 'playwright-core';
 import sharp from 'sharp';
 import {
   clickContextMenuItem,
+  closeSession,
   editorTab,
   freshResultsFolder,
   expandView,
@@ -21,6 +22,7 @@ import {
   screenshot,
   setColorTheme,
   startCodeServer,
+  storySteps,
   trainingProcesses,
   undoLastFileOperation,
   waitFor,
@@ -49,26 +51,11 @@ describe('a person trains a classifier on a folder of leaves in VS Code and fixe
   let workbench: Workbench | undefined;
   let page: Page;
   let firstRunDir: string;
-  let earlierStepFailed = false;
   let shots: string;
   const started = Date.now();
 
   /** Runs one step of the story; after a failed step the rest fail at once instead of timing out one by one. */
-  function step(name: string, body: () => Promise<void>): void {
-    it(name, { timeout: trainingTimeoutMs + 60_000 }, async () => {
-      if (earlierStepFailed) throw new Error('not run: an earlier step failed');
-      const t0 = Date.now();
-      try {
-        await body();
-      } catch (error) {
-        earlierStepFailed = true;
-        if (workbench) await screenshot(page, shots, `99-failure`).catch(() => undefined);
-        throw error;
-      } finally {
-        console.log(`# ${((Date.now() - t0) / 1000).toFixed(1)} s  ${name}`);
-      }
-    });
-  }
+  const step = storySteps(() => ({ page: workbench?.page, shots }), trainingTimeoutMs + 60_000);
 
   before(async () => {
     shots = freshResultsFolder('scenario');
@@ -83,15 +70,7 @@ describe('a person trains a classifier on a folder of leaves in VS Code and fixe
   });
 
   after(async () => {
-    if (workbench) {
-      fs.writeFileSync(path.join(shots, 'browser-console.log'), workbench.consoleLines.join('\n'));
-      await workbench.close();
-    }
-    if (server) {
-      fs.writeFileSync(path.join(shots, 'code-server.log'), server.log());
-      await server.stop();
-      fs.rmSync(server.runDir, { recursive: true, force: true });
-    }
+    await closeSession(shots, workbench, server);
     workspace?.remove();
     console.log(`# scenario: ${((Date.now() - started) / 1000).toFixed(1)} s`);
   });
@@ -313,7 +292,7 @@ describe('a person trains a classifier on a folder of leaves in VS Code and fixe
     await panel.locator('#retrain-hint').waitFor({ state: 'visible', timeout: 20_000 });
     await screenshot(page, shots, '07-moved');
 
-    await undoLastFileOperation(page, () => fs.existsSync(from) && !fs.existsSync(to), fileName, datasetName);
+    await undoLastFileOperation(page, datasetName, () => fs.existsSync(from) && !fs.existsSync(to), fileName);
     await waitFor(() => fs.existsSync(from) && !fs.existsSync(to), 20_000, `Undo to put ${fileName} back into ${misplaced.wrongClass}/`);
     await panel.locator(`#gallery .thumb[data-path="${misplaced.relativePath}"]:not([data-moved="true"])`).waitFor({ timeout: 20_000 });
     await screenshot(page, shots, '08-undone');

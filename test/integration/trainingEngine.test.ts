@@ -102,6 +102,7 @@ test('the CLI trains on the sample, prints accuracy and the confusion matrix, an
     'modelCard',
     'save',
     'scan',
+    'split',
     'startup',
     'unknown',
   ]);

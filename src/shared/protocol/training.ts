@@ -3,6 +3,8 @@
 import { STAGE_LABELS } from '../stages';
 import { BACKEND_PREFERENCES, DEFAULT_TRAIN_OPTIONS, ERROR_KINDS } from '../types';
 import type { BackendInfo, DatasetReport, EpochMetrics, ErrorKind, Evaluation, Progress, RunSummary, Stage, TrainOptions } from '../types';
+import type { DoctorReport } from '../doctor';
+import { isDoctorReport } from './doctorPanel';
 import { isArrayOf, isMeasure, isNumber, isObject, isOneOf, isOptional, isString } from './guards';
 
 export interface StartCommand {
@@ -20,7 +22,23 @@ export interface StartCommand {
 export interface CancelCommand {
   type: 'cancel';
 }
-export type TrainingCommand = StartCommand | CancelCommand;
+/** Runs the dataset doctor (read-only checks) instead of a training run; answered by `doctorFinished` or `failed`. */
+export interface DoctorCommand {
+  type: 'doctor';
+  datasetRoot: string;
+  /** Folder under which the doctor's folder `doctor-<dataset>-<timestamp>` is created. */
+  runsDir: string;
+  cacheDir: string;
+  options: TrainOptions;
+  /** Cross-validation folds. */
+  folds: number;
+  modelCacheDir?: string;
+  nativeBackendsDir?: string;
+}
+export type TrainingCommand = StartCommand | CancelCommand | DoctorCommand;
+
+/** Most cross-validation folds a doctor command may ask for (each fold trains one head). */
+export const MAX_DOCTOR_FOLDS = 20;
 
 export interface StartedNotification {
   type: 'started';
@@ -58,7 +76,14 @@ export interface LogNotification {
   level: 'info' | 'warn' | 'error';
   message: string;
 }
+/** The doctor's report, once doctor.json is written in `runDir`. */
+export interface DoctorFinishedNotification {
+  type: 'doctorFinished';
+  runDir: string;
+  report: DoctorReport;
+}
 export type TrainingNotification =
+  | DoctorFinishedNotification
   | StartedNotification
   | ProgressNotification
   | EpochEndNotification
@@ -157,6 +182,8 @@ export function isTrainingNotification(value: unknown): value is TrainingNotific
       return isString(value.message) && isOneOf(value.kind, ERROR_KINDS) && isOptional(value.runDir, isString);
     case 'log':
       return isOneOf(value.level, LOG_LEVELS) && isString(value.message);
+    case 'doctorFinished':
+      return isString(value.runDir) && isDoctorReport(value.report);
     default:
       return false;
   }
@@ -166,6 +193,18 @@ export function isTrainingNotification(value: unknown): value is TrainingNotific
 export function isTrainingCommand(value: unknown): value is TrainingCommand {
   if (!isObject(value)) return false;
   if (value.type === 'cancel') return true;
+  if (value.type === 'doctor')
+    return (
+      isString(value.datasetRoot) &&
+      isString(value.runsDir) &&
+      isString(value.cacheDir) &&
+      isTrainOptions(value.options) &&
+      Number.isInteger(value.folds) &&
+      (value.folds as number) >= 2 &&
+      (value.folds as number) <= MAX_DOCTOR_FOLDS &&
+      isOptional(value.modelCacheDir, isString) &&
+      isOptional(value.nativeBackendsDir, isString)
+    );
   return (
     value.type === 'start' &&
     isString(value.datasetRoot) &&

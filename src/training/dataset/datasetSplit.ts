@@ -1,25 +1,25 @@
 import { createHash } from 'node:crypto';
 
 /**
- * Stratified, seeded, stable train/validation split.
+ * Stratified, seeded, exact train/validation split.
  *
- * A file's side depends only on its content hash and the seed: `u = sha256(seed + ':' + sha256)`
- * read as a number in [0, 1); the file goes to validation when `u < valSplit`. Hence
- * - adding or removing files never moves the others (no reshuffle between runs as a dataset grows);
- * - identical files (same sha256) always land on the same side, in one class or across classes,
- *   so duplicates cannot leak a training image into validation;
- * - renaming or moving a file keeps its side.
- * Stratification comes from the guarantee below rather than from counting: over a class the
- * expected validation share is `valSplit`, and every class with at least 2 distinct files gets
- * at least one validation file and keeps at least one training file (when `valSplit > 0`).
- *
- * The one exception to stability is that guarantee: when a class has no file with `u < valSplit`,
- * its file with the smallest `u` is moved to validation (with the largest `u` to training in the
- * opposite case). Adding a file to such a class can therefore move that one file back. A class
- * of a single distinct content (one file, or copies of one file) stays entirely in training: a
- * class seen only in validation could never be predicted.
- * Because identical files share a side, the forced move also moves the copies in other classes;
- * that only happens with cross-class duplicates, which the scan reports as label noise.
+ * Each file's content hash and the seed give it a stable rank key, `u = sha256(seed + ':' + sha256)`
+ * read as a number in [0, 1). Within each class the distinct contents are ranked by `u` and the
+ * first ⌈valSplit · n⌉ go to validation (n = the class's distinct contents), so
+ * - every class validates exactly its share (the shipped sample at 0.2: 6 of each 30), and every
+ *   class of at least 2 distinct contents keeps at least one training and, when `valSplit > 0`,
+ *   one validation content; a class of a single content stays in training (a class seen only in
+ *   validation could never be predicted);
+ * - adding a file to a class moves at most one other file of it (the new file takes a rank: either
+ *   it goes to validation and the last one there goes back to training, or the share grows by one
+ *   and the next in rank joins validation); renaming or moving a file keeps its rank;
+ * - identical files (same sha256) share a side, in one class or across classes, so duplicates
+ *   cannot leak a training image into validation: a content placed by an earlier class (classes in
+ *   index order) counts towards the later class's share;
+ * - with `groups`, files of one group (near-duplicates: the same photo resized, recompressed,
+ *   cropped; found from the feature vectors, so only after the features stage) share a side too:
+ *   a group is ranked by its smallest `u` and placed whole, so a class's share can then exceed its
+ *   ⌈valSplit · n⌉ by less than one group.
  */
 
 export type SplitSide = 'train' | 'val';
@@ -37,38 +37,77 @@ export function splitKey(sha256: string, seed: number): number {
   return digest.readUIntBE(0, 6) / 2 ** 48;
 }
 
-/** Assigns each item to train or val (same order as `items`), stratified by class, seeded and stable. */
-export function stratifiedSplit(items: readonly SplitInput[], valSplit: number, seed: number): SplitSide[] {
+/** Validation contents a class of `n` distinct contents gets: ⌈valSplit · n⌉, leaving at least one for training. */
+export function validationCount(n: number, valSplit: number): number {
+  if (n < 2 || valSplit <= 0) return 0;
+  return Math.min(n - 1, Math.ceil(valSplit * n - 1e-9));
+}
+
+/** A unit of the split: contents that must share a side, its rank key and its contents per class. */
+interface Unit {
+  key: number;
+  tie: string;
+  perClass: Map<number, number>;
+  side?: SplitSide;
+}
+
+/** The units: distinct contents, joined by shared group ids. */
+function unitsOf(items: readonly SplitInput[], seed: number, groups?: ArrayLike<number>): { unitOf: Unit[]; units: Unit[] } {
+  // Union-find over contents: two contents of one group are one unit.
+  const content = new Map<string, number>();
+  const parent: number[] = [];
+  const find = (a: number): number => (parent[a] === a ? a : (parent[a] = find(parent[a])));
+  items.forEach(({ sha256 }) => content.has(sha256) || (content.set(sha256, parent.length), parent.push(parent.length)));
+  if (groups) {
+    const firstOfGroup = new Map<number, number>();
+    items.forEach(({ sha256 }, i) => {
+      const c = content.get(sha256)!;
+      const first = firstOfGroup.get(groups[i]);
+      if (first === undefined) firstOfGroup.set(groups[i], c);
+      else parent[find(c)] = find(first);
+    });
+  }
+  const byRoot = new Map<number, Unit>();
+  const seen = new Set<string>();
+  const unitOf = items.map(({ sha256, classIndex }) => {
+    const root = find(content.get(sha256)!);
+    let unit = byRoot.get(root);
+    if (!unit) byRoot.set(root, (unit = { key: Infinity, tie: sha256, perClass: new Map() }));
+    const u = splitKey(sha256, seed);
+    if (u < unit.key || (u === unit.key && sha256 < unit.tie)) [unit.key, unit.tie] = [u, sha256];
+    const id = `${classIndex}:${sha256}`;
+    if (!seen.has(id)) {
+      seen.add(id);
+      unit.perClass.set(classIndex, (unit.perClass.get(classIndex) ?? 0) + 1);
+    }
+    return unit;
+  });
+  return { unitOf, units: [...byRoot.values()] };
+}
+
+/** Assigns each item to train or val (same order as `items`): exact per class, seeded, stable; `groups` (same value = same group) share a side. */
+export function stratifiedSplit(items: readonly SplitInput[], valSplit: number, seed: number, groups?: ArrayLike<number>): SplitSide[] {
   if (!Number.isFinite(valSplit) || valSplit < 0 || valSplit >= 1) {
     throw new RangeError(`Validation split must be at least 0 and below 1, got ${valSplit}`);
   }
-  const keys = new Map<string, number>();
-  const sides = new Map<string, SplitSide>();
-  for (const { sha256 } of items) {
-    if (keys.has(sha256)) continue;
-    const u = splitKey(sha256, seed);
-    keys.set(sha256, u);
-    sides.set(sha256, u < valSplit ? 'val' : 'train');
-  }
-  if (valSplit > 0) {
-    const contentsByClass = new Map<number, Set<string>>();
-    for (const { classIndex, sha256 } of items) {
-      let set = contentsByClass.get(classIndex);
-      if (!set) contentsByClass.set(classIndex, (set = new Set()));
-      set.add(sha256);
-    }
-    for (const classIndex of [...contentsByClass.keys()].sort((a, b) => a - b)) {
-      const contents = [...contentsByClass.get(classIndex)!];
-      if (contents.length < 2) {
-        // Validation without training would leave the class unlearnable.
-        sides.set(contents[0], 'train');
-        continue;
-      }
-      // Ties in u are astronomically unlikely; the hash breaks them so the order is total anyway.
-      contents.sort((a, b) => keys.get(a)! - keys.get(b)! || (a < b ? -1 : a > b ? 1 : 0));
-      if (!contents.some((sha) => sides.get(sha) === 'val')) sides.set(contents[0], 'val');
-      if (!contents.some((sha) => sides.get(sha) === 'train')) sides.set(contents[contents.length - 1], 'train');
+  const { unitOf, units } = unitsOf(items, seed, groups);
+  const byClass = new Map<number, Unit[]>();
+  for (const unit of units) for (const c of unit.perClass.keys()) (byClass.get(c) ?? byClass.set(c, []).get(c)!).push(unit);
+  for (const c of [...byClass.keys()].sort((a, b) => a - b)) {
+    const list = byClass.get(c)!.sort((a, b) => a.key - b.key || (a.tie < b.tie ? -1 : a.tie > b.tie ? 1 : 0));
+    const n = list.reduce((s, u) => s + u.perClass.get(c)!, 0);
+    const target = validationCount(n, valSplit);
+    let val = list.reduce((s, u) => s + (u.side === 'val' ? u.perClass.get(c)! : 0), 0);
+    let train = list.reduce((s, u) => s + (u.side === 'train' ? u.perClass.get(c)! : 0), 0);
+    for (const unit of list) {
+      if (unit.side) continue;
+      const size = unit.perClass.get(c)!;
+      // Into validation while the class is short of its share, never taking its last training content.
+      const toVal = val < target && val + size < n - train;
+      unit.side = toVal ? 'val' : 'train';
+      if (toVal) val += size;
+      else train += size;
     }
   }
-  return items.map(({ sha256 }) => sides.get(sha256)!);
+  return unitOf.map((unit) => unit.side ?? 'train');
 }

@@ -5,6 +5,7 @@ import { EMPTY_FILE_DETAIL } from '../../shared/datasetRules';
 import type { SkipReason } from '../../shared/types';
 import { RunCancelled, throwIfCancelled, TrainerError } from '../util/errors';
 import { sharp } from './lazySharp';
+import { pixelStats, type PixelStats } from './pixelStats';
 
 /**
  * Turns an image file into the model's input: `size`×`size`×3 bytes, RGB, 8-bit sRGB, row-major.
@@ -50,6 +51,8 @@ export async function decodeImage(abs: string, size: number, maxPixels: number):
 export interface DecodedImage {
   pixels: Uint8Array;
   sha256: string;
+  /** Brightness, contrast and sharpness of `pixels`, for the dataset doctor (no second decode). */
+  stats: PixelStats;
 }
 
 /** Reads `abs` once, hashes those bytes and decodes them (not the path, which could change in between) into `size*size*3` RGB bytes. */
@@ -89,7 +92,8 @@ export async function decodeImageFile(abs: string, size: number, maxPixels: numb
   if (channels !== 3 || data.length !== size * size * 3) {
     throw new DecodeError('corrupt', `Decoded to ${channels} channels and ${data.length} bytes instead of ${size}x${size} RGB`);
   }
-  return { pixels: new Uint8Array(data.buffer, data.byteOffset, data.length), sha256 };
+  const pixels = new Uint8Array(data.buffer, data.byteOffset, data.length);
+  return { pixels, sha256, stats: pixelStats(pixels, size) };
 }
 
 // sharp reports everything as a plain Error; its first line says what went wrong.
@@ -116,6 +120,8 @@ export interface DecodedBatch<T> {
   items: T[];
   /** The sha256 of the bytes each of `items` was decoded from, in the same order. */
   sha256s: string[];
+  /** The pixel statistics of each of `items`, in the same order. */
+  stats: PixelStats[];
   /** `items.length * size * size * 3` bytes, image after image. */
   pixels: Uint8Array;
   failed: { item: T; error: DecodeError }[];
@@ -136,6 +142,7 @@ interface PendingBatch<T> {
   items: T[];
   pixels: Uint8Array;
   sha256s: string[];
+  stats: PixelStats[];
   errors: (DecodeError | undefined)[];
   remaining: number;
   done: Promise<void>;
@@ -145,7 +152,16 @@ interface PendingBatch<T> {
 function newPendingBatch<T>(items: T[], imageBytes: number): PendingBatch<T> {
   let resolve!: () => void;
   const done = new Promise<void>((r) => (resolve = r));
-  return { items, pixels: new Uint8Array(items.length * imageBytes), sha256s: [], errors: [], remaining: items.length, done, resolve };
+  return {
+    items,
+    pixels: new Uint8Array(items.length * imageBytes),
+    sha256s: [],
+    stats: [],
+    errors: [],
+    remaining: items.length,
+    done,
+    resolve,
+  };
 }
 
 // A promise that rejects with RunCancelled when `signal` aborts (at once if it already has).
@@ -201,6 +217,7 @@ export async function* decodeBatches<T extends { abs: string }>(items: T[], opts
           (image) => {
             state.pixels.set(image.pixels, slot * imageBytes);
             state.sha256s[slot] = image.sha256;
+            state.stats[slot] = image.stats;
           },
           (error: unknown) => {
             state.errors[slot] = error instanceof DecodeError ? error : new DecodeError('corrupt', String(error), { cause: error });
@@ -238,15 +255,17 @@ function toDecodedBatch<T>(state: PendingBatch<T>, imageBytes: number): DecodedB
     const error = state.errors[i];
     if (error) failed.push({ item, error });
   });
-  if (failed.length === 0) return { items: state.items, sha256s: state.sha256s, pixels: state.pixels, failed };
+  if (failed.length === 0) return { items: state.items, sha256s: state.sha256s, stats: state.stats, pixels: state.pixels, failed };
   const ok: T[] = [];
   const sha256s: string[] = [];
+  const stats: PixelStats[] = [];
   const pixels = new Uint8Array((state.items.length - failed.length) * imageBytes);
   state.items.forEach((item, i) => {
     if (state.errors[i]) return;
     pixels.set(state.pixels.subarray(i * imageBytes, (i + 1) * imageBytes), ok.length * imageBytes);
     ok.push(item);
     sha256s.push(state.sha256s[i]);
+    stats.push(state.stats[i]);
   });
-  return { items: ok, sha256s, pixels, failed };
+  return { items: ok, sha256s, stats, pixels, failed };
 }

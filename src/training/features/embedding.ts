@@ -11,6 +11,7 @@ import type * as tfType from '@tensorflow/tfjs';
 import type { Progress, SkippedFile } from '../../shared/types';
 import type { DatasetItem } from '../dataset/datasetScanner';
 import { decodeBatches, DecodeError, type DecodedBatch } from '../dataset/imageDecoder';
+import type { PixelStats } from '../dataset/pixelStats';
 import type { ActivationSet, CutModel } from '../fit/fineTune';
 import type { FeatureSet } from '../fit/head';
 import type { BaseModel } from '../models/baseModel';
@@ -29,6 +30,8 @@ export interface EmbedOptions {
   maxPixels: number;
   signal?: AbortSignal;
   onProgress?(p: Omit<Progress, 'stage'>): void;
+  /** Told the pixel statistics of every image decoded, under the hash of its bytes (the doctor's weak-image check). */
+  pixelStats?: { set(sha256: string, stats: PixelStats): void };
 }
 
 /** The images that could be embedded, in input order, with their vectors; those that could not, as skips. */
@@ -84,6 +87,7 @@ export async function embedWithCache(
       const decodedSha = batch.sha256s[i];
       const v = vectors.slice(i * extractor.featureSize, (i + 1) * extractor.featureSize);
       packed.set(decodedSha, v);
+      opts.pixelStats?.set(decodedSha, batch.stats[i]);
       await cache.put(decodedSha, v);
       if (decodedSha !== item.sha256) changed.push(item);
       for (const copy of shareWithCopies && decodedSha === item.sha256 ? copies.get(item.sha256)! : [item]) found.set(copy, v);

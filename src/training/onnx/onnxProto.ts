@@ -212,3 +212,26 @@ export function encodeOnnxModel(model: OnnxModel): Uint8Array {
   }
   return w.finish();
 }
+
+/** A graph of one product `c = a · b` with `b` (k × n, row-major) built in and `a` (`rows` × k) as the input; `rows` may be symbolic. */
+export function encodeMatMulModel(
+  b: Float32Array,
+  k: number,
+  n: number,
+  rows: number | string,
+  producerName = 'image-trainer',
+): Uint8Array {
+  return encodeOnnxModel({
+    irVersion: 7,
+    opsetVersion: 13,
+    producerName,
+    producerVersion: '1',
+    graph: {
+      name: 'matmul',
+      nodes: [{ opType: 'MatMul', name: 'mm', inputs: ['a', 'b'], outputs: ['c'] }],
+      initializers: [{ name: 'b', dims: [k, n], dataType: OnnxDataType.float, data: b }],
+      inputs: [{ name: 'a', elemType: OnnxDataType.float, shape: [rows, k] }],
+      outputs: [{ name: 'c', elemType: OnnxDataType.float, shape: [rows, n] }],
+    },
+  });
+}

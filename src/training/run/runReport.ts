@@ -31,6 +31,12 @@ export function renderRunReport(input: {
   if (summary.stageMs) lines.push(`- Time: ${formatStageTimes(summary.stageMs)}`);
   lines.push('', '## Data', '', '| class | train | val | test |', '|---|---:|---:|---:|');
   for (const c of dataset.classes) lines.push(`| ${c.name} | ${c.train} | ${c.val} | ${c.test} |`);
+  if (dataset.nearDuplicateGroupsKept) {
+    lines.push(
+      '',
+      `The split kept ${dataset.nearDuplicateGroupsKept} group${dataset.nearDuplicateGroupsKept === 1 ? '' : 's'} of near-duplicate images on one side each.`,
+    );
+  }
   if (dataset.emptyClasses.length) lines.push('', `Empty classes left out: ${dataset.emptyClasses.join(', ')}`);
   if (dataset.warnings.length) lines.push('', ...dataset.warnings.map((w) => `- ⚠ ${w}`));
   lines.push(...skippedSection(dataset));

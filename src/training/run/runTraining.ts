@@ -30,6 +30,7 @@ import { headStage } from './stages/headStage';
 import { modelCardStage } from './stages/modelCardStage';
 import { saveStage } from './stages/saveStage';
 import { scanStage } from './stages/scanStage';
+import { splitStage } from './stages/splitStage';
 import { unknownStage } from './stages/unknownStage';
 
 export type { RunRequest } from './runContext';
@@ -40,6 +41,7 @@ export const TRAINING_STAGES: readonly RunStage[] = [
   scanStage,
   baseModelStage,
   featuresStage,
+  splitStage,
   headStage,
   fineTuneStage,
   evaluateStage,
@@ -88,8 +90,13 @@ export async function runStages(ctx: RunContext, stages: readonly RunStage[]): P
   }
 }
 
-/** Checks the request, creates the run folder and the context every stage shares. */
-async function openRun(req: RunRequest, notify: (n: TrainingNotification) => void, signal: AbortSignal): Promise<RunContext> {
+/** Checks the request, creates the run folder (`<folderPrefix><dataset>-<timestamp>`) and the context every stage shares. */
+export async function openRun(
+  req: RunRequest,
+  notify: (n: TrainingNotification) => void,
+  signal: AbortSignal,
+  folderPrefix = '',
+): Promise<RunContext> {
   const startedAt = Date.now();
   const timer = new StageTimer(Math.round(process.uptime() * 1000));
   if (!req.modelEntry) checkModelOption(req.options.model);
@@ -104,7 +111,7 @@ async function openRun(req: RunRequest, notify: (n: TrainingNotification) => voi
   await checkOutputFolder('cache', req.cacheDir, datasetRoot, false);
   if (req.modelCacheDir) await checkOutputFolder('model cache', req.modelCacheDir, datasetRoot, false);
   const datasetName = path.basename(datasetRoot);
-  const runDir = await createRunFolder(req.runsDir, datasetRoot, datasetName, new Date());
+  const runDir = await createRunFolder(req.runsDir, datasetRoot, `${folderPrefix}${datasetName}`, new Date());
   const writer = new RunFolderWriter(runDir, {
     state: 'running',
     datasetRoot,

@@ -69,3 +69,16 @@ test('the Image Datasets view lives in the explorer with a welcome view', () => 
     ),
   );
 });
+
+test('Check Dataset is offered on Explorer folders and on dataset rows of the tree, and Open Dataset Doctor on their Doctor row', () => {
+  const menus = pkg.contributes.menus as Record<string, { command: string; when: string }[]>;
+  assert.equal(menus['explorer/context']!.find((m) => m.command === 'imageTrainer.checkDataset')?.when, 'explorerResourceIsFolder');
+  const onTree = menus['view/item/context']!.filter((m) => m.command === 'imageTrainer.checkDataset');
+  assert.deepEqual(
+    onTree.map((m) => m.when),
+    ['view == imageTrainer.datasets && viewItem == dataset'],
+  );
+  const open = menus['view/item/context']!.find((m) => m.command === 'imageTrainer.openDoctorReport');
+  const viewItem = new RegExp(/viewItem =~ \/(.+)\/$/.exec(open?.when ?? '')![1]!);
+  assert.ok(viewItem.test('dataset') && viewItem.test('doctor') && !viewItem.test('run-finished'), open?.when);
+});

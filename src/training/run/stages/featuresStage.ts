@@ -6,6 +6,7 @@ import type { DatasetReport, SkipReason } from '../../../shared/types';
 import { datasetFolderKey, type DatasetItem } from '../../dataset/datasetScanner';
 import { embedThroughCut, embedWithCache, featureSetOf, releaseVectors, type EmbeddedImages } from '../../features/embedding';
 import { FeatureCache } from '../../features/featureCache';
+import { PixelStatsCache } from '../../features/pixelStatsCache';
 import { chooseCutLayer, splitAtLayer, type CutModel } from '../../fit/fineTune';
 import { writeJsonAtomic } from '../../util/atomicWrite';
 import { TrainerError } from '../../util/errors';
@@ -48,7 +49,10 @@ export const featuresStage: RunStage = {
         folder,
       );
       const pack = { name: datasetFolderKey(ctx.datasetRoot), label: ctx.datasetRoot };
-      embedded = await embedWithCache(items, model.extractor, featureCache, pack, embedOptions);
+      // Pixel statistics of what gets decoded anyway, for the dataset doctor.
+      const pixelStats = await PixelStatsCache.open(folder.dir, pack.name, model.extractor.inputSize, folder);
+      embedded = await embedWithCache(items, model.extractor, featureCache, pack, { ...embedOptions, pixelStats });
+      await pixelStats.save();
       cache = { hits: featureCache.hits, misses: featureCache.misses };
     }
     ctx.featuresPerSec = embedded.perSec;

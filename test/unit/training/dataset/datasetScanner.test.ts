@@ -10,7 +10,6 @@ import type { DatasetReport } from '../../../../src/shared/types';
 import { summarizeSkipped } from '../../../../src/shared/skipReasons';
 import { DatasetError, type ScanOptions, scanDataset } from '../../../../src/training/dataset/datasetScanner';
 import { RunCancelled, TrainerError } from '../../../../src/training/util/errors';
-import { splitKey } from '../../../../src/training/dataset/datasetSplit';
 import { inspect } from '../../../../src/training/dataset/imageInspection';
 import { PHOTOS, hashTree, makeBadDataset, photoVariant, writeVariants } from '../../../fixtures/datasetFixtures';
 
@@ -144,32 +143,37 @@ test('every class with two or more images gets a validation image and identical 
   assert.equal(a.split, b.split);
 });
 
-test('adding images never moves an image whose side comes from its hash', async (t) => {
+test('the shipped sample validates exactly ⌈0.2 · n⌉ images of every class', async () => {
+  const { report } = await scanDataset(path.resolve(__dirname, '../../../../samples/leaves'), options);
+  assert.deepEqual(
+    report.classes.map((c) => [c.name, c.train, c.val]),
+    report.classes.map((c) => [c.name, c.train + c.val - Math.ceil(0.2 * (c.train + c.val)), Math.ceil(0.2 * (c.train + c.val))]),
+  );
+  assert.ok(report.classes.every((c) => c.val === 6));
+});
+
+test('adding an image to a class moves at most one other image of it', async (t) => {
   const root = path.join(await tempDir(t), 'growing');
   await writeVariants(path.join(root, 'cats'), PHOTOS.cat, 8, 'cat');
   await writeVariants(path.join(root, 'motos'), PHOTOS.motoLeft, 8, 'moto');
-  const first = await scanDataset(root, options);
-  await writeVariants(path.join(root, 'cats'), PHOTOS.cat, 8, 'cat', 8);
-  await writeVariants(path.join(root, 'motos'), PHOTOS.motoRight, 8, 'moto', 8);
-  const second = await scanDataset(root, options);
-  assert.equal(second.items.length, first.items.length + 16);
-
-  const after = new Map(second.items.map((i) => [i.rel, i.split]));
-  let kept = 0;
-  for (const item of first.items) {
-    const byHash = splitKey(item.sha256, options.seed) < options.valSplit ? 'val' : 'train';
-    // Only an image forced to val (or train) to give its class one can move back.
-    if (item.split === byHash) {
-      assert.equal(after.get(item.rel), item.split, `${item.rel} keeps its side`);
-      kept++;
-    }
+  let before = await scanDataset(root, options);
+  for (let k = 8; k < 14; k++) {
+    await writeVariants(path.join(root, 'cats'), PHOTOS.cat, 1, 'cat', k);
+    const after = await scanDataset(root, options);
+    const sides = new Map(after.items.map((i) => [i.rel, i.split]));
+    const moved = before.items.filter((i) => sides.get(i.rel) !== i.split).map((i) => i.rel);
+    assert.ok(moved.length <= 1, `adding cat${k}: ${moved.join(', ')} moved`);
+    assert.ok(
+      moved.every((rel) => rel.startsWith('cats/')),
+      'the other class is untouched',
+    );
+    assert.equal(after.report.classes[0].val, Math.ceil(0.2 * (k + 1)));
+    before = after;
   }
-  assert.ok(kept >= first.items.length - 2, `${kept} of ${first.items.length} images placed by their hash`);
-
   const reseeded = await scanDataset(root, { ...options, seed: 7 });
   assert.notDeepEqual(
     reseeded.items.map((i) => i.split),
-    second.items.map((i) => i.split),
+    before.items.map((i) => i.split),
     'the seed changes the split',
   );
 });
