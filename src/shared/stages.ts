@@ -17,6 +17,7 @@ const TIME_LABELS: Readonly<Record<keyof StageTimes, string>> = {
   backend: 'backend',
   scan: 'scan',
   model: 'base model',
+  recipe: 'recipe',
   features: 'features',
   head: 'head',
   fineTune: 'fine-tuning',

@@ -8,7 +8,7 @@ export const ECE_BINS = 15;
 const LOG_T_MIN = Math.log(0.05);
 const LOG_T_MAX = Math.log(20);
 // Probabilities of exactly 0 (float32 underflow) would give -Infinity logits.
-const MIN_PROB = 1e-30;
+export const MIN_PROB = 1e-30;
 
 /** Logits (log-probabilities, floored) of probability rows. */
 export function logitsOf(probs: Float32Array): Float64Array {

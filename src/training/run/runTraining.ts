@@ -26,6 +26,7 @@ import { evaluateStage } from './stages/evaluateStage';
 import { featuresStage } from './stages/featuresStage';
 import { fineTuneStage } from './stages/fineTuneStage';
 import { headStage } from './stages/headStage';
+import { recipeStage } from './stages/recipeStage';
 import { modelCardStage } from './stages/modelCardStage';
 import { saveStage } from './stages/saveStage';
 import { scanStage } from './stages/scanStage';
@@ -38,6 +39,7 @@ export const TRAINING_STAGES: readonly RunStage[] = [
   backendStage,
   scanStage,
   baseModelStage,
+  recipeStage,
   featuresStage,
   headStage,
   fineTuneStage,

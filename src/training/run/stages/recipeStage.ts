@@ -1,0 +1,82 @@
+// Stage: which views the head trains on and averages. `--recipe NAME` forces one; `auto` embeds
+// every view of a seeded, class-stratified sample of the TRAINING images (never a validation image),
+// cached like all features, and cross-validates the candidates on it. Deciding on a sample keeps the
+// cost bounded: only a recipe that wins has all its views embedded for every image (by the features
+// stage, which then finds the sample's vectors in the cache).
+import type { RecipeChoice } from '../../../shared/types';
+import { RECIPE_VIEWS, recipeWords, VIEW_NAMES, type ViewName } from '../../../shared/views';
+import { embedWithCache, featureSetOf, releaseVectors } from '../../features/embedding';
+import type { FeatureSet } from '../../fit/head';
+import { choiceReason, chooseRecipe, RECIPE_CANDIDATES, scoreRecipes, stratifiedSample } from '../../fit/recipeSearch';
+import type { RunContext, RunStage } from '../runContext';
+import { datasetPack, embedOptions, viewCaches } from './featuresStage';
+
+/** Training images whose views the search embeds and cross-validates on (at most). */
+export const RECIPE_SAMPLE = 500;
+export const RECIPE_FOLDS = 4;
+/** Epochs of each fold's head: enough for the candidates' order, a fraction of a full training. */
+export const RECIPE_EPOCHS = 8;
+/** Accuracy a recipe with more views must gain over a cheaper one to be chosen. */
+export const RECIPE_MARGIN = 0.005;
+
+/** Records the forced recipe, or chooses one by cross-validation on a sample of the training images. */
+export const recipeStage: RunStage = {
+  name: 'recipe',
+  async run(ctx) {
+    const requested = ctx.options.recipe;
+    const forced = requested === 'auto' ? undefined : requested;
+    // Fine-tuning computes its activations per run; its views are not cached ones.
+    const reasonForPlain = ctx.options.fineTuneLayers > 0 ? 'plain: fine-tuning runs on one view per image' : undefined;
+    if (forced || reasonForPlain) {
+      const chosen = reasonForPlain ? 'plain' : forced!;
+      const choice: RecipeChoice = {
+        requested,
+        chosen,
+        views: RECIPE_VIEWS[chosen].length,
+        candidates: [],
+        images: 0,
+        folds: 0,
+        reason: reasonForPlain ?? `${recipeWords(chosen)}: forced by --recipe ${chosen}`,
+      };
+      ctx.set('recipe', choice);
+      return;
+    }
+    ctx.set('recipe', await searchRecipe(ctx));
+  },
+};
+
+async function searchRecipe(ctx: RunContext): Promise<RecipeChoice> {
+  const { tf } = ctx.need('backend');
+  const { train, classes } = ctx.need('scan');
+  const model = ctx.need('model');
+  const sample = stratifiedSample(train, RECIPE_SAMPLE, ctx.options.seed);
+  const perClass = new Map<number, number>();
+  for (const item of sample) perClass.set(item.classIndex, (perClass.get(item.classIndex) ?? 0) + 1);
+  if (perClass.size < 2 || Math.min(...perClass.values()) < RECIPE_FOLDS) {
+    const reason = `plain: too few training images to compare recipes (${sample.length} in ${perClass.size} classes)`;
+    return { requested: 'auto', chosen: 'plain', views: 1, candidates: [], images: sample.length, folds: 0, reason };
+  }
+  const caches = await viewCaches(ctx, VIEW_NAMES);
+  const embedded = await embedWithCache(sample, model.extractor, caches, datasetPack(ctx, '-recipe'), embedOptions(ctx, 'features'));
+  const views = new Map<ViewName, FeatureSet>(
+    VIEW_NAMES.map((name, v) => [name, featureSetOf(embedded, undefined, model.extractor.featureSize, v)]),
+  );
+  releaseVectors(embedded);
+  const scores = await scoreRecipes(
+    tf,
+    views,
+    classes.length,
+    ctx.options,
+    { folds: RECIPE_FOLDS, seed: ctx.options.seed, epochs: Math.min(RECIPE_EPOCHS, ctx.options.epochs), signal: ctx.signal },
+    model.headRuntime,
+    RECIPE_CANDIDATES,
+  );
+  const chosen = chooseRecipe(scores, RECIPE_MARGIN);
+  const reason = choiceReason(chosen, scores, RECIPE_MARGIN);
+  const n = embedded.items.length;
+  ctx.log(
+    'info',
+    `Recipe: ${reason} (${RECIPE_FOLDS}-fold cross-validation on ${n} training images, ${scores.map((s) => `${s.recipe} ${(100 * s.accuracy).toFixed(1)}%`).join(', ')}; ${embedded.extracted} images decoded for it)`,
+  );
+  return { requested: 'auto', chosen: chosen.recipe, views: chosen.views, candidates: scores, images: n, folds: RECIPE_FOLDS, reason };
+}
