@@ -4,7 +4,16 @@
 // with a clear internal error instead of working on undefined.
 import * as path from 'node:path';
 import type { TrainingNotification } from '../../shared/protocol/training';
-import type { BackendInfo, DatasetReport, EpochMetrics, Evaluation, RecipeChoice, RunSummary, StageTimes, TrainOptions } from '../../shared/types';
+import type {
+  BackendInfo,
+  DatasetReport,
+  EpochMetrics,
+  Evaluation,
+  RecipeChoice,
+  RunSummary,
+  StageTimes,
+  TrainOptions,
+} from '../../shared/types';
 import type { ViewName } from '../../shared/views';
 import type { DatasetItem } from '../dataset/datasetScanner';
 import type { EmbeddedImages, FeatureExtractor } from '../features/embedding';
