@@ -3,7 +3,7 @@
 // views of an image in one fold), its held-out images predicted with test-time averaging over the
 // candidate's views. A recipe with more views costs more to embed and to train, so it must beat the
 // cheaper one by a margin, not by noise.
-import type { RecipeCandidate, TrainOptions } from '../../shared/types';
+import type { RecipeCandidate, RecipeChoice, RecipeName, TrainOptions } from '../../shared/types';
 import { RECIPE_VIEWS, recipeWords, type ConcreteRecipe, type ViewName } from '../../shared/views';
 import type { HeadRuntime } from '../onnx/onnxHead';
 import { seededRandom, shuffledIndices } from '../util/random';
@@ -99,4 +99,16 @@ export function choiceReason(chosen: RecipeCandidate, scores: readonly RecipeCan
   if (best.accuracy <= chosen.accuracy)
     return `plain kept: ${pct(chosen.accuracy)}, no view recipe did better (best ${recipeWords(best.recipe)} ${pct(best.accuracy)})`;
   return `plain kept: ${recipeWords(best.recipe)} ${pct(best.accuracy)} vs ${pct(chosen.accuracy)} is within the ${(100 * margin).toFixed(1)}-point margin`;
+}
+
+/** The recipe a run trains with when it is not searched for: the one `--recipe` names, or plain under fine-tuning (its activations are computed per run, not cached per view). */
+export function fixedRecipe(options: TrainOptions): RecipeChoice | undefined {
+  const requested = options.recipe;
+  if (options.fineTuneLayers > 0) return { ...unsearched(requested, 'plain'), reason: 'plain: fine-tuning runs on one view per image' };
+  if (requested === 'auto') return undefined;
+  return { ...unsearched(requested, requested), reason: `${recipeWords(requested)}: forced by --recipe ${requested}` };
+}
+
+function unsearched(requested: RecipeName, chosen: ConcreteRecipe): Omit<RecipeChoice, 'reason'> {
+  return { requested, chosen, views: RECIPE_VIEWS[chosen].length, candidates: [], images: 0, folds: 0 };
 }

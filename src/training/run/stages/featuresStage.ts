@@ -16,6 +16,7 @@ import {
 } from '../../features/embedding';
 import { FeatureCache } from '../../features/featureCache';
 import { chooseCutLayer, splitAtLayer, type CutModel } from '../../fit/fineTune';
+import { fixedRecipe } from '../../fit/recipeSearch';
 import { writeJsonAtomic } from '../../util/atomicWrite';
 import { TrainerError } from '../../util/errors';
 import { runCacheFolder } from '../runCacheFolder';
@@ -35,8 +36,10 @@ export const featuresStage: RunStage = {
       );
     }
     const cut = ctx.options.fineTuneLayers > 0 ? chooseCut(ctx) : undefined;
+    const recipe = ctx.get('recipe') ?? fixedRecipe(ctx.options) ?? ctx.need('recipe');
+    ctx.set('recipe', recipe);
     // Fine-tuning's activations are computed per run, not cached: views there are its stage's business.
-    const views = cut ? RECIPE_VIEWS.plain : RECIPE_VIEWS[ctx.need('recipe').chosen];
+    const views = cut ? RECIPE_VIEWS.plain : RECIPE_VIEWS[recipe.chosen];
     const items = [...scan.train, ...scan.val];
     let embedded: EmbeddedImages;
     let cache: { hits: number; misses: number };
@@ -55,7 +58,7 @@ export const featuresStage: RunStage = {
     const distinct = new Set(embedded.items.map((i) => i.sha256)).size;
     ctx.log(
       'info',
-      `Features: ${embedded.items.length} images (${distinct} distinct) × ${views.length} view${views.length === 1 ? '' : 's'}, ${cache.hits} cache hits, ${cache.misses} misses, ${embedded.extracted} images decoded and embedded, ${embedded.perSec.toFixed(1)} images/s`,
+      `Features: ${embedded.items.length} images (${distinct} distinct)${views.length > 1 ? ` × ${views.length} views` : ''}, ${cache.hits} cache hits, ${cache.misses} misses, ${embedded.extracted} embedded, ${embedded.perSec.toFixed(1)} images/s`,
     );
     const featureSize = model.base.featureSize;
     const trainViews = views.map((_, v) => featureSetOf(embedded, 'train', featureSize, v));

@@ -4,10 +4,10 @@
 // cost bounded: only a recipe that wins has all its views embedded for every image (by the features
 // stage, which then finds the sample's vectors in the cache).
 import type { RecipeChoice } from '../../../shared/types';
-import { RECIPE_VIEWS, recipeWords, VIEW_NAMES, type ViewName } from '../../../shared/views';
+import { VIEW_NAMES, type ViewName } from '../../../shared/views';
 import { embedWithCache, featureSetOf, releaseVectors } from '../../features/embedding';
 import type { FeatureSet } from '../../fit/head';
-import { choiceReason, chooseRecipe, RECIPE_CANDIDATES, scoreRecipes, stratifiedSample } from '../../fit/recipeSearch';
+import { choiceReason, chooseRecipe, fixedRecipe, RECIPE_CANDIDATES, scoreRecipes, stratifiedSample } from '../../fit/recipeSearch';
 import type { RunContext, RunStage } from '../runContext';
 import { datasetPack, embedOptions, viewCaches } from './featuresStage';
 
@@ -19,28 +19,11 @@ export const RECIPE_EPOCHS = 8;
 /** Accuracy a recipe with more views must gain over a cheaper one to be chosen. */
 export const RECIPE_MARGIN = 0.005;
 
-/** Records the forced recipe, or chooses one by cross-validation on a sample of the training images. */
+/** Chooses the recipe by cross-validation on a sample of the training images; a run whose recipe is fixed skips it (the features stage records that one). */
 export const recipeStage: RunStage = {
   name: 'recipe',
+  skip: (ctx) => fixedRecipe(ctx.options) !== undefined,
   async run(ctx) {
-    const requested = ctx.options.recipe;
-    const forced = requested === 'auto' ? undefined : requested;
-    // Fine-tuning computes its activations per run; its views are not cached ones.
-    const reasonForPlain = ctx.options.fineTuneLayers > 0 ? 'plain: fine-tuning runs on one view per image' : undefined;
-    if (forced || reasonForPlain) {
-      const chosen = reasonForPlain ? 'plain' : forced!;
-      const choice: RecipeChoice = {
-        requested,
-        chosen,
-        views: RECIPE_VIEWS[chosen].length,
-        candidates: [],
-        images: 0,
-        folds: 0,
-        reason: reasonForPlain ?? `${recipeWords(chosen)}: forced by --recipe ${chosen}`,
-      };
-      ctx.set('recipe', choice);
-      return;
-    }
     ctx.set('recipe', await searchRecipe(ctx));
   },
 };
