@@ -23,6 +23,7 @@ const TIME_LABELS: Readonly<Record<keyof StageTimes, string>> = {
   fineTune: 'fine-tuning',
   evaluate: 'evaluation',
   calibrate: 'calibration',
+  refit: 'refit',
   unknown: 'unknown detection',
   save: 'saving',
   modelCard: 'model card',

@@ -303,6 +303,8 @@ export interface StageTimes {
   evaluate?: number;
   calibrate?: number;
   unknown?: number;
+  /** With `refit`: the final head trained again on training + validation images. */
+  refit?: number;
   /** The final model, status and report (checkpoints are counted in their training stage). */
   save?: number;
   modelCard?: number;

@@ -141,6 +141,22 @@ test('--recipe auto cross-validates plain, flip and dihedral on training images 
   );
 });
 
+test('--refit trains the kept head again on training + validation images for the kept epoch count and reports the figures measured before', async () => {
+  const { runDir, log } = await train(['--recipe', 'dihedral', '--refit'], cache);
+  const evaluation = readJson<Evaluation>(path.join(runDir, 'evaluation.json'));
+  const before = readJson<Evaluation>(path.join(dihedralRun, 'evaluation.json'));
+  assert.deepEqual(evaluation.recipe?.refit, { epochs: before.bestEpoch, images: 120 });
+  assert.equal(evaluation.accuracy, before.accuracy, 'the reported accuracy is the held-out one, measured before the refit');
+  assert.match(log, /Refit: the final head trained on all 120 labelled images/);
+  assert.match(fs.readFileSync(path.join(runDir, 'report.md'), 'utf8'), /Refit: the kept model was trained on all 120 labelled images/);
+  const weights = (dir: string) =>
+    fs
+      .readdirSync(path.join(dir, 'model'))
+      .filter((f) => f.endsWith('.bin'))
+      .map((f) => fs.readFileSync(path.join(dir, 'model', f)));
+  assert.notDeepEqual(weights(runDir), weights(dihedralRun), 'the saved model holds the refit weights');
+});
+
 test('predict, the TF.js model run on the views metadata.json lists and the ONNX export agree within 1e-4 for 20 images', async () => {
   const images = tempDir('it-recipe-images-');
   const picked = fs

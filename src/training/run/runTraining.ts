@@ -27,6 +27,7 @@ import { featuresStage } from './stages/featuresStage';
 import { fineTuneStage } from './stages/fineTuneStage';
 import { headStage } from './stages/headStage';
 import { recipeStage } from './stages/recipeStage';
+import { refitStage } from './stages/refitStage';
 import { modelCardStage } from './stages/modelCardStage';
 import { saveStage } from './stages/saveStage';
 import { scanStage } from './stages/scanStage';
@@ -45,6 +46,7 @@ export const TRAINING_STAGES: readonly RunStage[] = [
   fineTuneStage,
   evaluateStage,
   calibrateStage,
+  refitStage,
   unknownStage,
   saveStage,
   modelCardStage,

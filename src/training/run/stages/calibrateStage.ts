@@ -9,7 +9,7 @@ import { keptProbs, publishEvaluation, resaveKeptModel } from './keptModel';
  * so the saved TF.js model, its ONNX export and `predict` all give calibrated probabilities with no
  * extra layer, and metadata.json records T.
  */
-function scaleOutputLayer(ctx: RunContext, t: number): void {
+export function scaleOutputLayer(ctx: RunContext, t: number): void {
   const { tf } = ctx.need('backend');
   const { head } = ctx.need('head');
   const layer = head.getLayer('head_output');
