@@ -9,24 +9,14 @@ import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
-import type * as tfType from '@tensorflow/tfjs';
 import type { ModelMetadata } from '../../src/shared/runFolder';
 import type { Evaluation, RunSummary } from '../../src/shared/types';
-import { VIEW_NAMES, VIEW_SPECS } from '../../src/shared/views';
-import { decodeImage } from '../../src/training/dataset/imageDecoder';
-import { loadLayersModelFromDir } from '../../src/training/models/baseModel';
+import { VIEW_NAMES } from '../../src/shared/views';
+import { exportAgreement } from '../support/exportAgreement';
 import { tempDir } from '../support/tempDirs';
 import { bundle, copySample, onlyRun, readJson } from '../support/trainingBundle';
 
 const exec = promisify(execFile);
-
-interface PredictLine {
-  path: string;
-  label: string;
-  top: { label: string; confidence: number }[];
-  novelty: number;
-  unknown: boolean;
-}
 
 let data: string;
 let cache: string;
@@ -114,8 +104,9 @@ test('a damaged entry of a view is reported, recomputed and gives the same answe
   );
 });
 
-test('--recipe auto cross-validates plain, flip and dihedral on training images only and records why it chose', async () => {
-  const { runDir, log } = await train([], path.join(tempDir('it-recipe-auto-'), 'cache'));
+test('--recipe auto cross-validates plain, flip and dihedral on training images only, records why it chose, and caches the result verified', async () => {
+  const autoCache = path.join(tempDir('it-recipe-auto-'), 'cache');
+  const { runDir, log } = await train([], autoCache);
   const { recipe } = readJson<Evaluation>(path.join(runDir, 'evaluation.json'));
   assert.ok(recipe);
   assert.equal(recipe.requested, 'auto');
@@ -159,62 +150,12 @@ test('--refit trains the kept head again on training + validation images for the
 
 test('predict, the TF.js model run on the views metadata.json lists and the ONNX export agree within 1e-4 for 20 images', async () => {
   const images = tempDir('it-recipe-images-');
-  const picked = fs
-    .readdirSync(data)
-    .sort()
-    .flatMap((c) =>
-      fs
-        .readdirSync(path.join(data, c))
-        .sort()
-        .slice(0, 5)
-        .map((f) => path.join(data, c, f)),
-    );
-  for (const f of picked) fs.copyFileSync(f, path.join(images, `${path.basename(path.dirname(f))}__${path.basename(f)}`));
-  const { stdout } = await exec(process.execPath, [bundle, 'predict', dihedralRun, images, '--json'], {
-    timeout: 300_000,
-    maxBuffer: 1 << 26,
-  });
-  const predicted = stdout
-    .trim()
-    .split('\n')
-    .map((l) => JSON.parse(l) as PredictLine);
-  assert.equal(predicted.length, 20);
-  const onnxFile = path.join(tempDir('it-recipe-onnx-'), 'model.onnx');
-  await exec(process.execPath, [bundle, 'export-onnx', dihedralRun, '--out', onnxFile], { timeout: 300_000 });
-  const ort = await import('onnxruntime-node');
-  const session = await ort.InferenceSession.create(onnxFile, { intraOpNumThreads: 2 });
-  const tf = await import('@tensorflow/tfjs');
-  const model = await loadLayersModelFromDir(tf, path.join(dihedralRun, 'model'));
-  const meta = readJson<ModelMetadata>(path.join(dihedralRun, 'model', 'metadata.json'));
-  let maxDiff = 0;
-  for (const line of predicted) {
-    const pixels = Float32Array.from(await decodeImage(line.path, 224, 1e8));
-    // The TF.js model on each view, built with tfjs ops as metadata.json describes, log-probabilities averaged.
-    const tfjsProbs = tf.tidy(() => {
-      const x = tf.tensor4d(pixels, [1, 224, 224, 3]);
-      const logs = meta.views!.map((name) => {
-        const { v, h, t } = VIEW_SPECS[name];
-        let view: tfType.Tensor = x;
-        const axes = [...(v ? [1] : []), ...(h ? [2] : [])];
-        if (axes.length) view = tf.reverse(view, axes);
-        if (t) view = tf.transpose(view, [0, 2, 1, 3]);
-        return tf.log(tf.maximum(model.predict(view) as tfType.Tensor, 1e-30));
-      });
-      return Array.from(tf.softmax(tf.addN(logs).div(logs.length)).dataSync());
-    });
-    const result = await session.run({ pixels: new ort.Tensor('float32', pixels, [1, 224, 224, 3]) });
-    const onnxProbs = Array.from(result.probabilities.data as Float32Array);
-    const onnxNovelty = (result.novelty.data as Float32Array)[0];
-    const byLabel = new Map(line.top.map((t) => [t.label, t.confidence]));
-    meta.labels.forEach((label, c) => {
-      const p = byLabel.get(label);
-      if (p !== undefined) maxDiff = Math.max(maxDiff, Math.abs(p - tfjsProbs[c]), Math.abs(p - onnxProbs[c]));
-      maxDiff = Math.max(maxDiff, Math.abs(tfjsProbs[c] - onnxProbs[c]));
-    });
-    for (const probs of [tfjsProbs, onnxProbs]) assert.equal(meta.labels[probs.indexOf(Math.max(...probs))], line.label);
-    assert.ok(Math.abs(onnxNovelty - line.novelty) <= 1e-3 * line.novelty, `novelty ${onnxNovelty} vs ${line.novelty}`);
-  }
+  for (const c of fs.readdirSync(data).sort())
+    for (const f of fs.readdirSync(path.join(data, c)).sort().slice(0, 5))
+      fs.copyFileSync(path.join(data, c, f), path.join(images, `${c}__${f}`));
+  const { maxDiff, images: n, views } = await exportAgreement(dihedralRun, images);
+  assert.equal(n, 20);
+  assert.equal(views, 8);
   console.log(`sample, 8 views: largest probability difference between predict, TF.js and ONNX ${maxDiff.toExponential(2)}`);
   assert.ok(maxDiff < 1e-4, `probabilities differ by ${maxDiff}`);
-  model.dispose();
 });

@@ -8,6 +8,9 @@ import { VIEW_NAMES, type ViewName } from '../../../shared/views';
 import { embedWithCache, featureSetOf, releaseVectors } from '../../features/embedding';
 import type { FeatureSet } from '../../fit/head';
 import { choiceReason, chooseRecipe, fixedRecipe, RECIPE_CANDIDATES, scoreRecipes, stratifiedSample } from '../../fit/recipeSearch';
+import type { DatasetItem } from '../../dataset/datasetScanner';
+import { readRecipeSearch, recipeSearchKey, writeRecipeSearch, type RecipeSearchResult } from '../recipeCache';
+import { runCacheFolder } from '../runCacheFolder';
 import type { RunContext, RunStage } from '../runContext';
 import { datasetPack, embedOptions, viewCaches } from './featuresStage';
 
@@ -29,8 +32,7 @@ export const recipeStage: RunStage = {
 };
 
 async function searchRecipe(ctx: RunContext): Promise<RecipeChoice> {
-  const { tf } = ctx.need('backend');
-  const { train, classes } = ctx.need('scan');
+  const { train } = ctx.need('scan');
   const model = ctx.need('model');
   const sample = stratifiedSample(train, RECIPE_SAMPLE, ctx.options.seed);
   const perClass = new Map<number, number>();
@@ -39,27 +41,52 @@ async function searchRecipe(ctx: RunContext): Promise<RecipeChoice> {
     const reason = `plain: too few training images to compare recipes (${sample.length} in ${perClass.size} classes)`;
     return { requested: 'auto', chosen: 'plain', views: 1, candidates: [], images: sample.length, folds: 0, reason };
   }
+  const folder = await runCacheFolder(ctx);
+  const search = { folds: RECIPE_FOLDS, epochs: Math.min(RECIPE_EPOCHS, ctx.options.epochs), candidates: RECIPE_CANDIDATES };
+  const key = recipeSearchKey({
+    featureKey: model.extractor.cacheKey,
+    sample,
+    options: ctx.options,
+    runtime: model.headRuntime.kind,
+    search,
+  });
+  const cached = await readRecipeSearch(folder, key);
+  const result = cached ?? (await crossValidateSample(ctx, sample, search.epochs));
+  if (!cached) await writeRecipeSearch(folder, key, result);
+  const chosen = chooseRecipe(result.candidates, RECIPE_MARGIN);
+  const reason = choiceReason(chosen, result.candidates, RECIPE_MARGIN);
+  const scores = result.candidates.map((s) => `${s.recipe} ${(100 * s.accuracy).toFixed(1)}%`).join(', ');
+  ctx.log(
+    'info',
+    `Recipe: ${reason} (${RECIPE_FOLDS}-fold cross-validation on ${result.images} training images, ${scores}${cached ? '; result read from the cache' : ''})`,
+  );
+  return {
+    requested: 'auto',
+    chosen: chosen.recipe,
+    views: chosen.views,
+    candidates: result.candidates,
+    images: result.images,
+    folds: RECIPE_FOLDS,
+    reason,
+  };
+}
+
+/** Embeds every view of the sample (through the cache) and scores each candidate on it. */
+async function crossValidateSample(ctx: RunContext, sample: DatasetItem[], epochs: number): Promise<RecipeSearchResult> {
+  const { tf } = ctx.need('backend');
+  const { classes } = ctx.need('scan');
+  const model = ctx.need('model');
   const caches = await viewCaches(ctx, VIEW_NAMES);
   const embedded = await embedWithCache(sample, model.extractor, caches, datasetPack(ctx, '-recipe'), embedOptions(ctx, 'features'));
   const views = new Map<ViewName, FeatureSet>(
     VIEW_NAMES.map((name, v) => [name, featureSetOf(embedded, undefined, model.extractor.featureSize, v)]),
   );
   releaseVectors(embedded);
-  const scores = await scoreRecipes(
-    tf,
-    views,
-    classes.length,
-    ctx.options,
-    { folds: RECIPE_FOLDS, seed: ctx.options.seed, epochs: Math.min(RECIPE_EPOCHS, ctx.options.epochs), signal: ctx.signal },
-    model.headRuntime,
-    RECIPE_CANDIDATES,
-  );
-  const chosen = chooseRecipe(scores, RECIPE_MARGIN);
-  const reason = choiceReason(chosen, scores, RECIPE_MARGIN);
-  const n = embedded.items.length;
+  const spec = { folds: RECIPE_FOLDS, seed: ctx.options.seed, epochs, signal: ctx.signal };
+  const candidates = await scoreRecipes(tf, views, classes.length, ctx.options, spec, model.headRuntime, RECIPE_CANDIDATES);
   ctx.log(
     'info',
-    `Recipe: ${reason} (${RECIPE_FOLDS}-fold cross-validation on ${n} training images, ${scores.map((s) => `${s.recipe} ${(100 * s.accuracy).toFixed(1)}%`).join(', ')}; ${embedded.extracted} images decoded for it)`,
+    `Recipe search: ${embedded.extracted} of ${sample.length} sample images decoded and embedded (${VIEW_NAMES.length} views each)`,
   );
-  return { requested: 'auto', chosen: chosen.recipe, views: chosen.views, candidates: scores, images: n, folds: RECIPE_FOLDS, reason };
+  return { candidates, images: embedded.items.length };
 }
