@@ -122,7 +122,8 @@ function isDatasetReport(value: unknown): value is DatasetReport {
   );
 }
 
-function isRecipeChoice(value: unknown): value is RecipeChoice {
+/** True for a recipe choice as the engine records it (evaluation.json, the evaluation notification). */
+export function isRecipeChoice(value: unknown): value is RecipeChoice {
   const concrete = RECIPE_NAMES.filter((r) => r !== 'auto');
   return (
     isObject(value) &&
