@@ -6,6 +6,7 @@ import { classifyImage } from './classifyImage';
 import type { ClassifyOptions } from './classifyImage';
 import { SettingsProblemReporter, storageLocations, type StorageLocations } from './configuration';
 import { exportOnnx, installNativeBackend } from './modelCommands';
+import { bundleRunner, HeatmapService } from './panelHeatmaps';
 import { DatasetTreeProvider } from './datasetTree';
 import { openWalkthroughOnFirstRun, resumePendingSample, trySampleDataset } from './firstRun';
 import { announceRunEnd, cancelTraining, openPanel, openRunReport, revealInExplorer, trainClassifier } from './trainingCommands';
@@ -41,6 +42,7 @@ export function activate(context: vscode.ExtensionContext): ImageTrainerApi {
   const datasets = new DatasetTreeProvider(log, processes);
   const treeView = vscode.window.createTreeView('imageTrainer.datasets', { treeDataProvider: datasets, showCollapseAll: true });
   const progress = new TrainingProgressReporter(processes);
+  const storage = storageLocations(context);
   const panel = new TrainingPanelManager(context, {
     log,
     // `services` is defined below; the panel calls this only later, on a click.
@@ -49,8 +51,8 @@ export function activate(context: vscode.ExtensionContext): ImageTrainerApi {
       await datasets.whenReady();
       return datasets.datasets.map((d) => d.root);
     },
+    heatmaps: new HeatmapService(bundleRunner(bundlePath, storage.nativeBackendsDir), (line) => log.appendLine(line)),
   });
-  const storage = storageLocations(context);
   const services: CommandServices = { log, manager: processes, datasets, panel: () => panel, settings, notices, storage };
 
   context.subscriptions.push(

@@ -1,4 +1,4 @@
-// Runs the training bundle's command-line modes (`diagnose`, `predict`) as a child process and
+// Runs the training bundle's command-line modes (`diagnose`, `predict`, `explain`) as a child process and
 // parses their JSON output; and stops a child process reliably (ask, then SIGTERM, then SIGKILL).
 // No `vscode` import: unit-tested with real child processes.
 import { fork } from 'node:child_process';
@@ -121,6 +121,10 @@ export interface PredictionLine {
   label: string;
   confidence: number;
   top: { label: string; confidence: number }[];
+  /** Distance to the nearest class in the model's feature space (models saved with unknown detection). */
+  novelty?: number;
+  /** True when `novelty` is above the run's threshold: the image is unlike every class. */
+  unknown?: boolean;
 }
 
 function isPredictionLine(value: unknown): value is PredictionLine {
@@ -130,6 +134,8 @@ function isPredictionLine(value: unknown): value is PredictionLine {
     typeof v.path === 'string' &&
     typeof v.label === 'string' &&
     typeof v.confidence === 'number' &&
+    (v.novelty === undefined || typeof v.novelty === 'number') &&
+    (v.unknown === undefined || typeof v.unknown === 'boolean') &&
     Array.isArray(v.top) &&
     v.top.every(
       (t) =>
@@ -141,20 +147,55 @@ function isPredictionLine(value: unknown): value is PredictionLine {
   );
 }
 
-/** Parses `predict --json` output: one JSON object per line; other lines (logs) are ignored. */
-export function parsePredictOutput(stdout: string): PredictionLine[] {
-  const lines: PredictionLine[] = [];
+/** The JSON objects of a command's stdout (one a line) that pass `accept`; other lines (logs) are ignored. */
+function parseJsonLines<T>(stdout: string, accept: (value: unknown) => value is T): T[] {
+  const lines: T[] = [];
   for (const line of stdout.split(/\r?\n/)) {
     const trimmed = line.trim();
     if (!trimmed.startsWith('{')) continue;
     try {
       const parsed: unknown = JSON.parse(trimmed);
-      if (isPredictionLine(parsed)) lines.push(parsed);
+      if (accept(parsed)) lines.push(parsed);
     } catch {
       // a log line that happens to start with "{"
     }
   }
   return lines;
+}
+
+/** Parses `predict --json` output: one JSON object per image. */
+export function parsePredictOutput(stdout: string): PredictionLine[] {
+  return parseJsonLines(stdout, isPredictionLine);
+}
+
+/** One line of `explain --json`: an image's prediction and heatmap, or why it could not be explained. */
+export type ExplainLine =
+  | { path: string; label: string; confidence: number; class: string; heatmap: { width: number; height: number; values: number[] } }
+  | { path: string; error: string };
+
+function isExplainLine(value: unknown): value is ExplainLine {
+  if (typeof value !== 'object' || value === null) return false;
+  const v = value as Record<string, unknown>;
+  if (typeof v.path !== 'string') return false;
+  if (typeof v.error === 'string') return true;
+  const h = v.heatmap as Record<string, unknown> | null | undefined;
+  return (
+    typeof v.label === 'string' &&
+    typeof v.confidence === 'number' &&
+    typeof v.class === 'string' &&
+    typeof h === 'object' &&
+    h !== null &&
+    Number.isInteger(h.width) &&
+    Number.isInteger(h.height) &&
+    Array.isArray(h.values) &&
+    h.values.length === (h.width as number) * (h.height as number) &&
+    h.values.every((x) => typeof x === 'number' && x >= 0 && x <= 1)
+  );
+}
+
+/** Parses `explain --json` output: one JSON object per image. */
+export function parseExplainOutput(stdout: string): ExplainLine[] {
+  return parseJsonLines(stdout, isExplainLine);
 }
 
 function isBackendInfo(value: unknown): value is BackendInfo {

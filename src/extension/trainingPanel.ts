@@ -6,6 +6,7 @@ import * as vscode from 'vscode';
 import { isPanelCommand, type PanelCommand, type PanelNotification, type PanelState } from '../shared/protocol/panel';
 import type { TrainingNotification } from '../shared/protocol/training';
 import { ImagePathGuard } from './imagePathGuard';
+import { checkImagesToExplain, type HeatmapService } from './panelHeatmaps';
 import { createNonce, panelHtml } from './panelHtml';
 import {
   applyTrainingNotification,
@@ -31,6 +32,8 @@ export interface TrainingPanelDeps {
   retrain(datasetRoot: string, model?: string): void;
   /** The dataset roots the workspace's discovery knows: the only roots file actions of a reopened run may touch. */
   knownDatasetRoots(): Promise<readonly string[]>;
+  /** Computes the gallery's heatmaps and draws an opened image's overlay (the training bundle's `explain`). */
+  heatmaps: HeatmapService;
 }
 
 type RestoreMap = Record<string, string>;
@@ -335,13 +338,21 @@ class RunPanel implements vscode.Disposable {
       }
       case 'openImage': {
         const file = await this.checked(command.path, command.type);
-        if (file)
-          await vscode.commands.executeCommand('vscode.open', vscode.Uri.file(file), {
-            viewColumn: vscode.ViewColumn.Beside,
-            preview: true,
-          });
+        if (!file) return;
+        // With the heatmap toggle on: the image with its heatmap, drawn outside the dataset (the image itself if that fails).
+        const runDir = command.heatmap ? this.modelRunDir() : undefined;
+        const drawing = runDir ? this.deps.heatmaps.drawOverlay(runDir, file) : Promise.resolve(undefined);
+        if (runDir) vscode.window.setStatusBarMessage(`$(sync~spin) Drawing the heatmap of ${path.basename(file)}…`, drawing);
+        const shown = (await drawing) ?? file;
+        await vscode.commands.executeCommand('vscode.open', vscode.Uri.file(shown), {
+          viewColumn: vscode.ViewColumn.Beside,
+          preview: true,
+        });
         return;
       }
+      case 'explainImages':
+        await this.explainImages(command.paths);
+        return;
       case 'revealImage': {
         const file = await this.checked(command.path, command.type);
         if (file) await vscode.commands.executeCommand('revealInExplorer', vscode.Uri.file(file));
@@ -351,6 +362,29 @@ class RunPanel implements vscode.Disposable {
         await this.move(command.path, command.toClass);
         return;
     }
+  }
+
+  /** The run folder whose model explains images: the live run's or the one read from disk. */
+  private modelRunDir(): string | undefined {
+    return this.live?.runDir ?? this.runDir;
+  }
+
+  /** Heatmaps of the gallery's images: each path checked by the guard, then one `explain` batch for the ones it lets through. */
+  private async explainImages(paths: readonly string[]): Promise<void> {
+    const { images, refused } = await checkImagesToExplain(this.guard, paths);
+    for (const r of refused)
+      this.deps.log.appendLine(`[panel] refused explainImages for ${JSON.stringify(r.path.slice(0, 200))}: ${r.reason}`);
+    const runDir = this.modelRunDir();
+    const result =
+      runDir && images.length > 0
+        ? await this.deps.heatmaps.explain(runDir, images)
+        : {
+            type: 'heatmaps' as const,
+            heatmaps: [],
+            failed: images.map((i) => ({ path: i.relativePath, reason: 'the run has no model yet' })),
+          };
+    if (this.disposed) return;
+    this.post({ ...result, failed: [...result.failed, ...refused.map((r) => ({ path: r.path.slice(0, 4096), reason: r.reason }))] });
   }
 
   private async checked(candidate: string, action: string): Promise<string | undefined> {

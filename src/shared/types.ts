@@ -191,6 +191,10 @@ export interface Prediction {
   confidence: number;
   /** Probability of every class, rounded to 4 decimals. */
   probs: number[];
+  /** The image's novelty score (distance to the nearest class in feature space, 2 decimals), once unknown detection ran. */
+  novelty?: number;
+  /** True when `novelty` is above the run's threshold (`Evaluation.novelty.threshold`): unlike every class. */
+  unknown?: boolean;
 }
 
 export interface Evaluation {
@@ -239,8 +243,10 @@ export interface RecipeChoice {
 
 /** Temperature scaling fitted on the validation predictions, and what it gained. */
 export interface Calibration {
-  /** softmax(logits / temperature); 1 when scaling did not lower the validation NLL. */
+  /** softmax(logits / temperature); 1 when scaling did not lower the validation NLL, or when the fit was not trusted (`fallback`). */
   temperature: number;
+  /** Why the temperature is 1 although scaling might have lowered the NLL: too few validation images, none misclassified, or a fit at the end of its range. */
+  fallback?: string;
   /** Expected calibration error on the held-out half of the validation set, before and after scaling. */
   eceBefore: number;
   eceAfter: number;

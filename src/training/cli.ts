@@ -21,7 +21,9 @@ import { probeOnnxRuntime } from './onnx/onnxFeatures';
 import { installNativeBackend, nativeModuleSearchPaths } from './backend/nativeBackendInstall';
 import { RUN_FILES } from '../shared/runFolder';
 import { MODEL_REGISTRY } from './models/modelRegistry';
-import { explainRunImage, explanationJson } from './explain/explainRun';
+import { explainRunImage, explainRunImages, explanationJson } from './explain/explainRun';
+import { MAX_HEATMAP_SIDE, type Explanation } from './explain/gradCam';
+import type { Tf } from './util/tf';
 import { listImageFiles, openRunClassifier, predictImages, RunFolderProblem, type RunClassifier } from './models/predict';
 import { listRunFolders, type RunListing } from './run/runFolderReader';
 import { defaultCacheDir, defaultRunsDir } from './run/runFolderWriter';
@@ -411,37 +413,58 @@ function addExplainCommand(program: Command): void {
     .command('explain')
     .description('show where in an image a trained run looked to classify it (Grad-CAM heatmap)')
     .argument('<run-folder>', 'a run folder written by `train`')
-    .argument('<image>', 'an image file')
+    .argument('<images...>', 'one or more image files (several: the model is loaded once for all)')
     .option('--class <name>', 'the class to explain (default: the predicted one)')
-    .option('--out <file>', 'write the image with the heatmap blended over it (PNG)')
-    .option('--json', 'print {"path","label","confidence","class","heatmap":{"width","height","values"}}')
+    .option('--out <file>', 'write the image with the heatmap blended over it (PNG; one image only)')
+    .option('--json', 'print {"path","label","confidence","class","heatmap":{"width","height","values"}} per image')
+    .option('--max-side <n>', `the longer side of the heatmap in values (default ${MAX_HEATMAP_SIDE})`, intOption(1))
     .option('--backend <name>', `backend: ${BACKEND_PREFERENCES.join(', ')}`, backendOption, 'auto')
     .option('--native-dir <dir>', 'folder where `install-backend` put the native tfjs backends')
-    .action(
-      async (
-        runDir: string,
-        image: string,
-        o: { class?: string; out?: string; json?: boolean; backend: BackendPreference; nativeDir?: string },
-      ) => {
-        const { tf } = await initBackend({ preference: o.backend, nativeModulePaths: nativePaths(o.nativeDir) });
-        const dir = path.resolve(runDir);
-        let e;
-        try {
-          e = await explainRunImage(tf, dir, image, { className: o.class, out: o.out });
-        } catch (err) {
-          if (!(err instanceof RunFolderProblem)) throw err;
-          console.error(`Run folder problem: ${oneLine(err.message)} (run folder: ${dir})`);
-          process.exitCode = 1;
-          return;
-        }
-        // A heatmap is a long line, and runCli exits as soon as this returns: wait until the pipe has it.
-        if (o.json) await new Promise<void>((resolve) => process.stdout.write(`${explanationJson(e)}\n`, () => resolve()));
-        else
-          console.log(
-            `${e.path}: ${e.label} ${(100 * e.confidence).toFixed(1)}%; heatmap of ${e.class}${o.out ? ` written to ${path.resolve(o.out)}` : ''}`,
-          );
-      },
-    );
+    .action(explain);
+}
+
+type ExplainCliOptions = { class?: string; out?: string; json?: boolean; maxSide?: number; backend: BackendPreference; nativeDir?: string };
+
+/** `explain`: one image (with `--out` if asked) or a batch, one line per image; an unreadable image of a batch is a line, not the end. */
+async function explain(runDir: string, images: string[], o: ExplainCliOptions): Promise<void> {
+  if (o.out && images.length > 1) {
+    console.error(`--out draws one image; ${images.length} were given (leave out --out, or explain them one at a time)`);
+    process.exitCode = 1;
+    return;
+  }
+  const { tf } = await initBackend({ preference: o.backend, nativeModulePaths: nativePaths(o.nativeDir) });
+  const dir = path.resolve(runDir);
+  // A heatmap is a long line, and runCli exits as soon as this returns: wait until the pipe has it.
+  const print = (line: string) => new Promise<void>((resolve) => process.stdout.write(`${line}\n`, () => resolve()));
+  let failures = 0;
+  try {
+    const batch =
+      images.length === 1 && o.out
+        ? oneExplanation(tf, dir, images[0]!, o)
+        : explainRunImages(tf, dir, images, { className: o.class, maxSide: o.maxSide });
+    for await (const e of batch) {
+      if ('error' in e) {
+        failures++;
+        if (o.json) await print(JSON.stringify({ path: e.path, error: e.error }));
+        else console.error(`${e.path}: ${e.error}`);
+      } else if (o.json) await print(explanationJson(e));
+      else
+        console.log(
+          `${e.path}: ${e.label} ${(100 * e.confidence).toFixed(1)}%; heatmap of ${e.class}${o.out ? ` written to ${path.resolve(o.out)}` : ''}`,
+        );
+    }
+  } catch (err) {
+    if (!(err instanceof RunFolderProblem)) throw err;
+    console.error(`Run folder problem: ${oneLine(err.message)} (run folder: ${dir})`);
+    process.exitCode = 1;
+    return;
+  }
+  if (failures > 0 && failures === images.length) process.exitCode = 1;
+}
+
+/** The single-image form with `--out`: a failure to read or draw it ends the command with its own message. */
+async function* oneExplanation(tf: Tf, dir: string, image: string, o: ExplainCliOptions): AsyncGenerator<Explanation> {
+  yield await explainRunImage(tf, dir, image, { className: o.class, out: o.out, maxSide: o.maxSide });
 }
 
 /** The `runs` command. */

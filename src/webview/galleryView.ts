@@ -1,16 +1,25 @@
 // The images of one confusion-matrix cell as thumbnails, worst first, rendered a page at a time
-// (more as the user scrolls) with lazily loaded images, so a cell of hundreds stays smooth.
+// (more as the user scrolls) with lazily loaded images, so a cell of hundreds stays smooth. A toggle
+// lays each thumbnail's Grad-CAM heatmap over it (asked of the host a page at a time), and images
+// unlike every class ("unknown") carry a marker.
 import type { Evaluation, Prediction } from '../shared/types';
 import { formatPercent, plural } from './displayFormat';
+import type { PanelHeatmap } from '../shared/protocol/panel';
 import { h, replaceChildren } from './domBuilder';
 import { cellImages, imageUrl, probabilityOf } from './galleryOrder';
+import { applyHeatmap, HeatmapStore } from './heatmapOverlay';
 
 export const GALLERY_PAGE_SIZE = 60;
 
 export interface GalleryActions {
-  open(path: string): void;
+  /** `heatmap`: open the image with its heatmap blended over it (the toggle is on). */
+  open(path: string, heatmap: boolean): void;
   reveal(path: string): void;
   move(path: string, toClass: string): void;
+  /** Asks the host for the heatmaps of these images (at most a page). */
+  explain(paths: string[]): void;
+  /** The heatmap toggle changed (the panel persists it). */
+  heatmapsChanged(on: boolean): void;
 }
 
 export interface MovedImage {
@@ -35,16 +44,28 @@ export class GalleryView {
   private imageBaseUri = '';
   private moved: ReadonlyMap<string, MovedImage> = new Map();
   private observer: IntersectionObserver | undefined;
+  private heatmapsOn = false;
+  private readonly heatmaps = new HeatmapStore();
+  private readonly heatmapToggle: HTMLElement & { checked?: boolean };
 
   constructor(private readonly actions: GalleryActions) {
     this.title = h('h2', { id: 'gallery-title' }, 'Images');
-    this.grid = h('div', { id: 'gallery', role: 'list', 'aria-labelledby': 'gallery-title' });
+    this.heatmapToggle = h(
+      'vscode-checkbox',
+      { id: 'heatmap-toggle', label: 'Show heatmaps', title: 'Lay over each image where the model looked (Grad-CAM)' },
+      'Show heatmaps',
+    );
+    this.heatmapToggle.addEventListener('change', () => {
+      this.setHeatmaps(Boolean(this.heatmapToggle.checked));
+      this.actions.heatmapsChanged(this.heatmapsOn);
+    });
+    this.grid = h('div', { id: 'gallery', role: 'list', 'aria-labelledby': 'gallery-title', 'data-heatmaps': 'off' });
     this.more = h('button', { id: 'gallery-more', type: 'button', class: 'secondary-button', hidden: true }) as HTMLButtonElement;
     this.more.addEventListener('click', () => this.renderPage());
     this.element = h(
       'section',
       { id: 'gallery-section', 'aria-labelledby': 'gallery-title' },
-      this.title,
+      h('div', { class: 'section-head' }, this.title, this.heatmapToggle),
       h('p', { id: 'gallery-help', class: 'muted' }, 'Select a cell of the confusion matrix to see its validation images.'),
       this.grid,
       this.more,
@@ -107,6 +128,40 @@ export class GalleryView {
     this.updateMore();
   }
 
+  /** Whether heatmaps are laid over the thumbnails. */
+  get heatmapsShown(): boolean {
+    return this.heatmapsOn;
+  }
+
+  /** Turns the heatmap overlays on or off; on asks the host for the rendered thumbnails it has none of. */
+  setHeatmaps(on: boolean): void {
+    const was = this.heatmapsOn;
+    this.heatmapsOn = on;
+    this.heatmapToggle.checked = on;
+    if (on) this.heatmapToggle.setAttribute('checked', '');
+    else this.heatmapToggle.removeAttribute('checked');
+    this.grid.dataset.heatmaps = on ? 'on' : 'off';
+    if (on && !was) this.requestHeatmaps([...this.grid.querySelectorAll<HTMLElement>('.thumb')]);
+  }
+
+  /** Forgets the heatmaps (another run is shown, or this one's model changed); the next render asks again. */
+  resetHeatmaps(): void {
+    this.heatmaps.clear();
+    for (const thumb of this.grid.querySelectorAll<HTMLElement>('.thumb')) {
+      thumb.querySelector('canvas.heatmap')?.remove();
+      applyHeatmap(thumb, undefined);
+    }
+  }
+
+  /** Lays the heatmaps the host sent over their thumbnails; failed ones say why. */
+  receiveHeatmaps(heatmaps: readonly PanelHeatmap[], failed: readonly { path: string; reason: string }[]): void {
+    const changed = new Set(this.heatmaps.receive(heatmaps, failed));
+    for (const thumb of this.grid.querySelectorAll<HTMLElement>('.thumb')) {
+      const key = this.currentPath(thumb);
+      if (changed.has(key)) applyHeatmap(thumb, this.heatmaps.get(key));
+    }
+  }
+
   /** Marks a thumbnail as moved to another class folder. */
   markMoved(path: string, moved: MovedImage): void {
     for (const thumb of this.grid.querySelectorAll<HTMLElement>('.thumb')) {
@@ -122,10 +177,24 @@ export class GalleryView {
     if (!this.evaluation || !this.cell) return;
     const end = Math.min(this.images.length, this.rendered + GALLERY_PAGE_SIZE);
     const fragment = document.createDocumentFragment();
-    for (let i = this.rendered; i < end; i++) fragment.appendChild(this.thumb(this.images[i]!, i));
+    const added: HTMLElement[] = [];
+    for (let i = this.rendered; i < end; i++) added.push(this.thumb(this.images[i]!, i));
+    fragment.append(...added);
     this.grid.appendChild(fragment);
     this.rendered = end;
     this.updateMore();
+    if (this.heatmapsOn) this.requestHeatmaps(added);
+  }
+
+  private currentPath(thumb: HTMLElement): string {
+    return thumb.dataset.newPath ?? thumb.dataset.path ?? '';
+  }
+
+  /** Shows the heatmaps known for `thumbs` and asks the host, in one message, for the ones it has not sent. */
+  private requestHeatmaps(thumbs: readonly HTMLElement[]): void {
+    const wanted = this.heatmaps.claim(thumbs.map((t) => this.currentPath(t)).filter((p) => p !== ''));
+    for (const thumb of thumbs) applyHeatmap(thumb, this.heatmaps.get(this.currentPath(thumb)));
+    if (wanted.length > 0) this.actions.explain(wanted);
   }
 
   private updateMore(): void {
@@ -155,7 +224,7 @@ export class GalleryView {
       { class: 'thumb', role: 'listitem', 'data-path': prediction.path, 'data-index': index },
       h(
         'button',
-        { type: 'button', class: 'open', title: `Open ${prediction.path} beside the panel` },
+        { type: 'button', class: 'open', title: `Open ${prediction.path} beside the panel (with its heatmap when heatmaps are shown)` },
         h('img', {
           src: imageUrl(this.imageBaseUri, prediction.path),
           alt: prediction.path,
@@ -170,6 +239,16 @@ export class GalleryView {
         { class: 'caption' },
         h('span', { class: 'name', title: prediction.path }, name),
         h('span', { class: 'confidence' }, confidence),
+        prediction.unknown
+          ? h(
+              'span',
+              {
+                class: 'unknown-badge',
+                title: `Unlike every class the model knows: novelty ${prediction.novelty?.toFixed(1) ?? '?'}${evaluation.novelty ? ` above the threshold ${evaluation.novelty.threshold.toFixed(1)}` : ''}`,
+              },
+              'unknown',
+            )
+          : null,
       ),
       h(
         'div',
@@ -179,6 +258,7 @@ export class GalleryView {
         h('button', { type: 'button', class: 'move', title: 'Move to class folder…', disabled: targets.length === 0 }, 'Move…'),
       ),
     );
+    if (prediction.unknown) thumb.dataset.unknown = 'true';
     const moved = this.moved.get(prediction.path);
     if (moved) this.applyMoved(thumb, moved);
     return thumb;
@@ -212,7 +292,7 @@ export class GalleryView {
       const select = thumb.querySelector<HTMLSelectElement>('.move-target');
       if (select && select.value && thumb.dataset.moved !== 'true') this.actions.move(path, select.value);
     } else if (target.closest('.open')) {
-      this.actions.open(current);
+      this.actions.open(current, this.heatmapsOn);
     }
   }
 }

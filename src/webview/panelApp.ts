@@ -11,6 +11,7 @@ import { h } from './domBuilder';
 import { GalleryView, type MovedImage } from './galleryView';
 import { HeaderView } from './headerView';
 import { MatrixView } from './matrixView';
+import { ReliabilityView } from './reliabilityView';
 import { watchTheme } from './themeColors';
 import type { VsCodeApi } from './vscodeApi';
 
@@ -18,7 +19,7 @@ import type { VsCodeApi } from './vscodeApi';
 export interface PersistedPanel {
   version: 1;
   panel: PanelState;
-  ui: { normalise: boolean; cell?: [number, number] };
+  ui: { normalise: boolean; cell?: [number, number]; heatmaps?: boolean };
 }
 
 /** True for something `getState()` returned that this version of the panel wrote. */
@@ -46,6 +47,7 @@ export class PanelApp {
   private readonly matrix: MatrixView;
   private readonly metrics: ClassMetricsView;
   private readonly gallery: GalleryView;
+  private readonly reliability: ReliabilityView;
   private readonly hintSlot: HTMLElement;
   private readonly evaluationSection: HTMLElement;
   private readonly empty: HTMLElement;
@@ -70,12 +72,24 @@ export class PanelApp {
     );
     this.metrics = new ClassMetricsView((a, p) => this.selectCell(a, p, true));
     this.gallery = new GalleryView({
-      open: (path) => this.post({ type: 'openImage', path }),
+      open: (path, heatmap) => this.post(heatmap ? { type: 'openImage', path, heatmap } : { type: 'openImage', path }),
       reveal: (path) => this.post({ type: 'revealImage', path }),
       move: (path, toClass) => this.post({ type: 'moveImage', path, toClass }),
+      explain: (paths) => this.post({ type: 'explainImages', paths }),
+      heatmapsChanged: (on) => {
+        this.ui.heatmaps = on;
+        this.persist();
+      },
     });
+    this.reliability = new ReliabilityView();
     this.hintSlot = h('div', { class: 'hint-slot' });
-    this.evaluationSection = h('div', { class: 'evaluation', hidden: true }, this.matrix.element, this.metrics.element);
+    this.evaluationSection = h(
+      'div',
+      { class: 'evaluation', hidden: true },
+      this.matrix.element,
+      this.metrics.element,
+      this.reliability.element,
+    );
     this.empty = h('p', { id: 'waiting', class: 'muted' }, 'Waiting for the run…');
     root.replaceChildren(this.empty, this.header.element, this.hintSlot, this.curves.element, this.evaluationSection, this.gallery.element);
   }
@@ -90,7 +104,12 @@ export class PanelApp {
     const onMessage = (event: MessageEvent): void => this.receive(event.data);
     target.addEventListener('message', onMessage as EventListener);
     this.disposers.push(() => target.removeEventListener('message', onMessage as EventListener));
-    this.disposers.push(watchTheme(() => this.curves.rebuild()));
+    this.disposers.push(
+      watchTheme(() => {
+        this.curves.rebuild();
+        this.reliability.rebuild();
+      }),
+    );
     this.post({ type: 'ready' });
   }
 
@@ -112,6 +131,9 @@ export class PanelApp {
       case 'imageMoved':
         this.applyMoved(notification.path, { toClass: notification.toClass, newPath: notification.newPath });
         break;
+      case 'heatmaps':
+        this.gallery.receiveHeatmaps(notification.heatmaps, notification.failed);
+        break;
     }
   }
 
@@ -121,8 +143,8 @@ export class PanelApp {
   }
 
   /** The sub-views, for tests that look inside. */
-  get views(): { curves: CurvesView; matrix: MatrixView; gallery: GalleryView } {
-    return { curves: this.curves, matrix: this.matrix, gallery: this.gallery };
+  get views(): { curves: CurvesView; matrix: MatrixView; gallery: GalleryView; reliability: ReliabilityView } {
+    return { curves: this.curves, matrix: this.matrix, gallery: this.gallery, reliability: this.reliability };
   }
 
   dispose(): void {
@@ -137,7 +159,12 @@ export class PanelApp {
   }
 
   private renderState(state: PanelState): void {
-    if (this.state && this.state.runId !== state.runId) this.ui = { normalise: this.ui.normalise };
+    const heatmapsOf = (e: PanelState['evaluation']) => (e ? `${e.bestEpoch}:${e.predictions.length}:${e.calibration?.temperature}` : '');
+    // Another run, or this run's model changed (a new evaluation): the heatmaps shown are no longer its.
+    if (!this.state || this.state.runId !== state.runId || heatmapsOf(this.state.evaluation) !== heatmapsOf(state.evaluation))
+      this.gallery.resetHeatmaps();
+    if (this.state && this.state.runId !== state.runId) this.ui = { normalise: this.ui.normalise, heatmaps: this.ui.heatmaps };
+    this.gallery.setHeatmaps(this.ui.heatmaps === true);
     this.state = { ...state, epochs: [...state.epochs], moved: [...state.moved] };
     this.empty.hidden = true;
     this.root.dataset.runState = state.state;
@@ -150,6 +177,7 @@ export class PanelApp {
     this.evaluationSection.hidden = !evaluation;
     this.matrix.render(evaluation, this.ui.normalise, cell);
     this.metrics.render(evaluation);
+    this.reliability.render(evaluation);
     if (evaluation && cell) this.gallery.show(evaluation, cell[0], cell[1], this.state.imageBaseUri, this.movedMap());
     else this.gallery.clear();
     this.gallery.element.hidden = !evaluation;

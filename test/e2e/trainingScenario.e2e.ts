@@ -206,6 +206,84 @@ describe('a person trains a classifier on a folder of leaves in VS Code and fixe
     await setColorTheme(page, 'Default Dark Modern');
   });
 
+  step("the heatmap toggle lays each thumbnail's heatmap over it, and the opened image shows its heatmap", async () => {
+    const panel = panelFrame(page);
+    const gallery = panel.locator('#gallery');
+    const thumbs = gallery.locator('.thumb');
+    const count = await thumbs.count();
+    await panel.locator('#heatmap-toggle').click();
+    await panel.locator('#gallery[data-heatmaps="on"]').waitFor({ timeout: 10_000 });
+    // Computed on demand by the engine (one `explain` process for the page), then drawn over each thumbnail.
+    const t0 = Date.now();
+    await waitFor(
+      async () => (await gallery.locator('.thumb[data-heatmap="shown"], .thumb[data-heatmap="failed"]').count()) === count,
+      120_000,
+      'every thumbnail of the cell to get its heatmap',
+    );
+    console.log(`# heatmaps of ${count} thumbnails shown ${Date.now() - t0} ms after the toggle`);
+    assert.equal(await gallery.locator('.thumb[data-heatmap="failed"]').count(), 0, await gallery.innerText());
+    const thumb = gallery.locator(`.thumb[data-path="${misplaced.relativePath}"]`);
+    const overlay = thumb.locator('.open canvas.heatmap');
+    // The overlay covers the thumbnail and has colour in it (a heatmap is not all zeros).
+    const drawn = await overlay.evaluate((canvas: HTMLCanvasElement) => {
+      const data = canvas.getContext('2d')!.getImageData(0, 0, canvas.width, canvas.height).data;
+      let opaque = 0;
+      for (let i = 3; i < data.length; i += 4) if (data[i]! > 40) opaque++;
+      const box = canvas.getBoundingClientRect();
+      const img = canvas.parentElement!.querySelector('img')!.getBoundingClientRect();
+      return { opaque, cells: canvas.width * canvas.height, box: [box.width, box.height], img: [img.width, img.height] };
+    });
+    assert.ok(drawn.opaque > 0 && drawn.opaque < drawn.cells, JSON.stringify(drawn));
+    assert.deepEqual(drawn.box, drawn.img, 'the overlay lies exactly over the image');
+    await thumb.scrollIntoViewIfNeeded();
+    await screenshot(page, shots, '05b-heatmaps-dark');
+    await setColorTheme(page, 'Default Light Modern');
+    await screenshot(page, shots, '05b-heatmaps-light');
+    // Narrow: the panel 420 px wide (the rest of the window as it was).
+    const frameBox = await page.locator('iframe.webview.ready').filter({ visible: true }).last().boundingBox();
+    const wide = page.viewportSize()!;
+    if (frameBox) await page.setViewportSize({ width: Math.round(wide.width - frameBox.width + 420), height: wide.height });
+    await page.waitForTimeout(500);
+    // The thumbnail in the middle of the panel, clear of the notification toasts in the corner.
+    await thumb.evaluate((el) => el.scrollIntoView({ block: 'center' }));
+    await screenshot(page, shots, '05b-heatmaps-narrow-light');
+    await setColorTheme(page, 'Default Dark Modern');
+    await screenshot(page, shots, '05b-heatmaps-narrow-dark');
+    await panel.locator('#reliability-section').scrollIntoViewIfNeeded();
+    await screenshot(page, shots, '05c-reliability-narrow-dark');
+    await page.setViewportSize(wide);
+    await page.waitForTimeout(500);
+    await panel.locator('#reliability-section').scrollIntoViewIfNeeded();
+    // Drawn from the run's evaluation.json: one diagram when the temperature stayed 1, before and after otherwise.
+    const { calibration } = JSON.parse(fs.readFileSync(path.join(firstRunDir, 'evaluation.json'), 'utf8')) as {
+      calibration: { temperature: number; eceBefore: number };
+    };
+    assert.equal(await panel.locator('#reliability-section figure.reliability').count(), calibration.temperature === 1 ? 1 : 2);
+    assert.match(
+      await panel.locator('#reliability-section figcaption').first().innerText(),
+      new RegExp(`ECE ${calibration.eceBefore.toFixed(3)}`),
+    );
+    assert.match(await panel.locator('#ece-summary').innerText(), /Expected calibration error \(15 bins\)/);
+    await screenshot(page, shots, '05c-reliability-dark');
+    await setColorTheme(page, 'Default Light Modern');
+    await screenshot(page, shots, '05c-reliability-light');
+    await setColorTheme(page, 'Default Dark Modern');
+
+    // With heatmaps on, the opened image is the image with its heatmap: a PNG drawn outside the dataset.
+    const before = hashTree(workspace.datasetRoot);
+    const stem = path.basename(misplaced.relativePath, path.extname(misplaced.relativePath)).replace(/[^\w.-]+/g, '_');
+    await thumb.scrollIntoViewIfNeeded();
+    await thumb.locator('img').click();
+    await editorTab(page, new RegExp(`${escapeRegExp(stem)}-[0-9a-f]{12}\\.png`)).waitFor({ timeout: 60_000 });
+    const size = await imagePreviewSize(page);
+    const onDisk = await sharp(path.join(workspace.datasetRoot, misplaced.relativePath)).metadata();
+    assert.deepEqual(size, { width: onDisk.width, height: onDisk.height });
+    assert.deepEqual(hashTree(workspace.datasetRoot), before, 'the dataset folder is not written');
+    await screenshot(page, shots, '05d-heatmap-opened');
+    await panel.locator('#heatmap-toggle').click();
+    await panel.locator('#gallery[data-heatmaps="off"]').waitFor({ timeout: 10_000 });
+  });
+
   step('clicking the thumbnail opens the image in an editor tab, and the image decodes', async () => {
     const panel = panelFrame(page);
     const fileName = path.basename(misplaced.relativePath);

@@ -92,10 +92,15 @@ describe('Training from the extension host', () => {
     const image = path.join(tiny, 'scab', fs.readdirSync(path.join(tiny, 'scab')).sort()[0]);
     const result = await vscode.commands.executeCommand<{
       runDir: string;
-      prediction: { top: { label: string; confidence: number }[] };
+      prediction: { top: { label: string; confidence: number }[]; unknown?: boolean; novelty?: number };
       heatmap?: string;
+      summary: string;
     }>('imageTrainer.classifyImage', vscode.Uri.file(image));
     assert.ok(result, 'a prediction came back');
+    // What the user reads: the top 3, led by "unknown — …" only when the image is flagged.
+    const top3 = result.prediction.top.map((t) => `${t.label} ${(t.confidence * 100).toFixed(1)}%`).join(' · ');
+    assert.ok(result.summary.endsWith(`${top3} (model ${path.basename(result.runDir)})`), result.summary);
+    assert.equal(result.summary.includes('unknown — unlike every class (novelty '), result.prediction.unknown === true, result.summary);
     assert.equal(result.prediction.top.length, 3);
     assert.ok(result.prediction.top.every((t) => ['healthy', 'scab', 'black_rot'].includes(t.label)));
     const total = result.prediction.top.reduce((s, t) => s + t.confidence, 0);

@@ -7,7 +7,7 @@ import { execFile, execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { tempDir } from '../support/tempDirs';
-import { bundle, copySample, onlyRun, readJson } from '../support/trainingBundle';
+import { bundle, readJson, trainSampleCopy } from '../support/trainingBundle';
 
 let trained: string;
 let weightsName: string;
@@ -42,24 +42,7 @@ async function assertRefused(runDir: string, problem: string): Promise<void> {
 }
 
 before(async () => {
-  assert.ok(fs.existsSync(bundle), 'dist/training.js is missing: run `npm run build` first');
-  const work = tempDir('it-predict-');
-  const data = path.join(work, 'leaves');
-  copySample(data, 4, ['healthy', 'scab']);
-  const out = await node([
-    bundle,
-    'train',
-    data,
-    '--out',
-    path.join(work, 'runs'),
-    '--cache',
-    path.join(work, 'cache'),
-    '--epochs',
-    '2',
-    '--quiet',
-  ]);
-  assert.equal(out.code, 0, out.stderr);
-  trained = onlyRun(path.join(work, 'runs'));
+  ({ runDir: trained } = await trainSampleCopy(tempDir('it-predict-'), 4, { classes: ['healthy', 'scab'] }));
   weightsName = readJson<{ weightsManifest: { paths: string[] }[] }>(path.join(trained, 'model', 'model.json')).weightsManifest[0].paths[0];
   weightsSize = fs.statSync(path.join(trained, 'model', weightsName)).size;
 });

@@ -1,7 +1,7 @@
 // The training bundle (dist/training.js) as the CLI and the extension run it, for integration
 // tests: the sample dataset, run folders, and a forked child process driven over IPC.
 import assert from 'node:assert/strict';
-import { fork, type ChildProcess } from 'node:child_process';
+import { execFile, fork, type ChildProcess } from 'node:child_process';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -20,6 +20,40 @@ export function copySample(dest: string, perClass: number, classes = ['black_rot
       fs.copyFileSync(path.join(sample, c, f), path.join(dest, c, f));
     }
   }
+}
+
+/** Runs the built bundle as the CLI with `args`: its exit code (null when killed), stdout and stderr. */
+export function runBundle(args: readonly string[], timeoutMs = 120_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [bundle, ...args], { timeout: timeoutMs, maxBuffer: 64 * 1024 * 1024 }, (error, stdout, stderr) => {
+      resolve({ code: error ? ((error as { code?: number }).code ?? null) : 0, stdout, stderr });
+    });
+  });
+}
+
+/** Trains `perClass` sample images of `classes` copied to `work`/leaves with the CLI; the run folder and the dataset copy. */
+export async function trainSampleCopy(
+  work: string,
+  perClass: number,
+  options: { classes?: string[]; epochs?: number } = {},
+): Promise<{ runDir: string; data: string }> {
+  assert.ok(fs.existsSync(bundle), 'dist/training.js is missing: run `npm run build` first');
+  const data = path.join(work, 'leaves');
+  copySample(data, perClass, options.classes);
+  const runs = path.join(work, 'runs');
+  const out = await runBundle([
+    'train',
+    data,
+    '--out',
+    runs,
+    '--cache',
+    path.join(work, 'cache'),
+    '--epochs',
+    String(options.epochs ?? 2),
+    '--quiet',
+  ]);
+  assert.equal(out.code, 0, out.stderr);
+  return { runDir: onlyRun(runs), data };
 }
 
 /** A JSON file, parsed. */

@@ -11,6 +11,11 @@ export function isString(value: unknown): value is string {
   return typeof value === 'string';
 }
 
+/** A boolean. */
+export function isBoolean(value: unknown): value is boolean {
+  return typeof value === 'boolean';
+}
+
 /** A finite number. */
 export function isNumber(value: unknown): value is number {
   return typeof value === 'number' && Number.isFinite(value);

@@ -5,7 +5,7 @@
 import { STAGE_LABELS } from '../stages';
 import { ERROR_KINDS } from '../types';
 import type { BackendInfo, DatasetReport, EpochMetrics, ErrorKind, Evaluation, Progress, RunSummary, Stage, TrainOptions } from '../types';
-import { isArrayOf, isNumber, isObject, isOneOf, isOptional, isString } from './guards';
+import { isArrayOf, isBoolean, isNumber, isObject, isOneOf, isOptional, isString } from './guards';
 
 export type RunState = 'starting' | 'running' | 'finished' | 'failed' | 'cancelled';
 const RUN_STATES: readonly RunState[] = ['starting', 'running', 'finished', 'failed', 'cancelled'];
@@ -48,6 +48,16 @@ export interface CancelRunCommand {
 export interface OpenImageCommand {
   type: 'openImage';
   path: string;
+  /** Open the image with the heatmap of its predicted class blended over it (a PNG the host draws outside the dataset). */
+  heatmap?: boolean;
+}
+/** The most images one `explainImages` may name: a gallery page. */
+export const MAX_EXPLAIN_PATHS = 60;
+/** Asks for the heatmaps of validation images of the run shown (the gallery's heatmap toggle). */
+export interface ExplainImagesCommand {
+  type: 'explainImages';
+  /** Relative paths of validation images of this run; the host checks each with its ImagePathGuard. */
+  paths: string[];
 }
 export interface RevealImageCommand {
   type: 'revealImage';
@@ -63,7 +73,8 @@ export interface RetrainCommand {
   /** Base model id for the new run, overriding the setting; the host accepts only ids it listed in `models`. */
   model?: string;
 }
-export type PanelCommand = ReadyCommand | CancelRunCommand | OpenImageCommand | RevealImageCommand | MoveImageCommand | RetrainCommand;
+export type PanelCommand =
+  ReadyCommand | CancelRunCommand | OpenImageCommand | RevealImageCommand | MoveImageCommand | RetrainCommand | ExplainImagesCommand;
 
 // host → webview
 export interface StateNotification {
@@ -85,7 +96,23 @@ export interface ImageMovedNotification {
   /** Where the image is now, relative to the dataset root (the thumbnail keeps showing it). */
   newPath?: string;
 }
-export type PanelNotification = StateNotification | ProgressUpdateNotification | EpochNotification | ImageMovedNotification;
+/** A small heatmap of one image (the longer side at most `MAX_PANEL_HEATMAP_SIDE` values), row-major values in [0, 1] over the whole image. */
+export interface PanelHeatmap {
+  path: string;
+  width: number;
+  height: number;
+  values: number[];
+}
+/** The longer side of a gallery heatmap in values: a thumbnail is 148 px; the map under it is 7×7 cells. */
+export const MAX_PANEL_HEATMAP_SIDE = 48;
+/** The heatmaps asked for with `explainImages`, and the images that could not be explained, with why. */
+export interface HeatmapsNotification {
+  type: 'heatmaps';
+  heatmaps: PanelHeatmap[];
+  failed: { path: string; reason: string }[];
+}
+export type PanelNotification =
+  StateNotification | ProgressUpdateNotification | EpochNotification | ImageMovedNotification | HeatmapsNotification;
 
 function isShortString(value: unknown): value is string {
   return typeof value === 'string' && value.length > 0 && value.length <= 4096;
@@ -101,13 +128,33 @@ export function isPanelCommand(value: unknown): value is PanelCommand {
     case 'retrain':
       return value.model === undefined || (isShortString(value.model) && value.model.length <= 200);
     case 'openImage':
+      return isShortString(value.path) && isOptional(value.heatmap, isBoolean);
     case 'revealImage':
       return isShortString(value.path);
+    case 'explainImages':
+      return isArrayOf(value.paths, isShortString) && value.paths.length > 0 && value.paths.length <= MAX_EXPLAIN_PATHS;
     case 'moveImage':
       return isShortString(value.path) && isShortString(value.toClass);
     default:
       return false;
   }
+}
+
+/** A heatmap whose size is within bounds and whose values fill it, each in [0, 1]. */
+export function isPanelHeatmap(value: unknown): value is PanelHeatmap {
+  if (!isObject(value) || !isString(value.path) || !isNumber(value.width) || !isNumber(value.height)) return false;
+  const { width, height, values } = value;
+  return (
+    Number.isInteger(width) &&
+    Number.isInteger(height) &&
+    width >= 1 &&
+    height >= 1 &&
+    width <= MAX_PANEL_HEATMAP_SIDE &&
+    height <= MAX_PANEL_HEATMAP_SIDE &&
+    Array.isArray(values) &&
+    values.length === width * height &&
+    values.every((v) => isNumber(v) && v >= 0 && v <= 1)
+  );
 }
 
 const STAGES = Object.keys(STAGE_LABELS) as Stage[];
@@ -147,6 +194,11 @@ export function isPanelNotification(value: unknown): value is PanelNotification 
       return isObject(value.metrics) && isNumber(value.metrics.epoch) && isOneOf(value.metrics.stage, ['head', 'fine-tune'] as const);
     case 'imageMoved':
       return isString(value.path) && isString(value.toClass) && isOptional(value.newPath, isString);
+    case 'heatmaps':
+      return (
+        isArrayOf(value.heatmaps, isPanelHeatmap) &&
+        isArrayOf(value.failed, (f): f is { path: string; reason: string } => isObject(f) && isString(f.path) && isString(f.reason))
+      );
     default:
       return false;
   }

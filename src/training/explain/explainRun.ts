@@ -11,7 +11,12 @@ export interface ExplainOptions {
   className?: string;
   /** Where to write the image with the heatmap blended over it (PNG). */
   out?: string;
+  /** The longer side of the heatmap in values (default 256): a gallery thumbnail needs far fewer. */
+  maxSide?: number;
 }
+
+/** One image of a batch: its explanation, or why it could not be explained (the others go on). */
+export type BatchExplanation = Explanation | { path: string; error: string };
 
 /** Explains `image` with the classifier of `runDir` (checked first), writing the overlay when asked. */
 export async function explainRunImage(tf: Tf, runDir: string, image: string, o: ExplainOptions = {}): Promise<Explanation> {
@@ -19,9 +24,35 @@ export async function explainRunImage(tf: Tf, runDir: string, image: string, o: 
   try {
     // A wrong class name is refused before the image is decoded.
     if (o.className !== undefined) classIndexOf(model.meta, o.className);
-    const explanation = await explainImage(tf, model, path.resolve(image), o.className);
+    const explanation = await explainImage(tf, model, path.resolve(image), o.className, undefined, o.maxSide);
     if (o.out) await writeHeatmapOverlay(explanation.path, explanation.heatmap, path.resolve(o.out));
     return explanation;
+  } finally {
+    model.dispose();
+  }
+}
+
+/**
+ * Explains each of `images` with one load of the classifier of `runDir` (a gallery page in one
+ * process instead of one process per image); an image that cannot be read is reported, not fatal.
+ */
+export async function* explainRunImages(
+  tf: Tf,
+  runDir: string,
+  images: readonly string[],
+  o: Omit<ExplainOptions, 'out'> = {},
+): AsyncGenerator<BatchExplanation> {
+  const model = gradCamModelOf(tf, await openRunClassifier(tf, runDir));
+  try {
+    if (o.className !== undefined) classIndexOf(model.meta, o.className);
+    for (const image of images) {
+      const file = path.resolve(image);
+      try {
+        yield await explainImage(tf, model, file, o.className, undefined, o.maxSide);
+      } catch (err) {
+        yield { path: file, error: err instanceof Error ? err.message : String(err) };
+      }
+    }
   } finally {
     model.dispose();
   }

@@ -6,6 +6,7 @@
 // needs the head. No gradient ever goes through a convolution, so this runs on every backend,
 // WebAssembly included. Computed on demand for one image; nothing is cached.
 import type * as tfType from '@tensorflow/tfjs';
+import { heatmapRgba } from '../../shared/heatColours';
 import type { ModelMetadata } from '../../shared/runFolder';
 import { decodeImage } from '../dataset/imageDecoder';
 import { sharp } from '../dataset/lazySharp';
@@ -54,7 +55,7 @@ export interface ClassActivation {
 
 // The longer side of a heatmap in values: enough to see where the model looked (the feature grid
 // itself is 7×7 for a 224-pixel input) without a JSON line of millions of numbers for a photo.
-const MAX_HEATMAP_SIDE = 256;
+export const MAX_HEATMAP_SIDE = 256;
 
 function isModel(layer: tfType.layers.Layer): layer is tfType.LayersModel {
   return Array.isArray((layer as Partial<tfType.LayersModel>).layers);
@@ -191,10 +192,16 @@ function sampleGrid(a: ClassActivation, gx: number, gy: number): number {
 /**
  * The activation map laid over the whole original image of `width`×`height` pixels (as shown,
  * EXIF rotation applied), undoing the decoder's resize with `fit: 'cover'` and its centre crop:
- * what the crop cut off, the model never saw, and is 0. The longer side has at most 256 values.
+ * what the crop cut off, the model never saw, and is 0. The longer side has at most `maxSide` values.
  */
-export function heatmapOverImage(a: ClassActivation, inputSize: number, width: number, height: number): Heatmap {
-  const step = Math.max(1, Math.max(width, height) / MAX_HEATMAP_SIDE);
+export function heatmapOverImage(
+  a: ClassActivation,
+  inputSize: number,
+  width: number,
+  height: number,
+  maxSide = MAX_HEATMAP_SIDE,
+): Heatmap {
+  const step = Math.max(1, Math.max(width, height) / maxSide);
   const outWidth = Math.max(1, Math.round(width / step));
   const outHeight = Math.max(1, Math.round(height / step));
   // As the decoder: the shorter side scaled to inputSize, the longer one cropped equally at both ends.
@@ -243,6 +250,7 @@ export async function explainImage(
   file: string,
   className?: string,
   maxPixels = 100_000_000,
+  maxSide = MAX_HEATMAP_SIDE,
 ): Promise<Explanation> {
   const wanted = className === undefined ? undefined : classIndexOf(model.meta, className);
   const pixels = await decodeImage(file, model.meta.inputSize, maxPixels);
@@ -254,24 +262,15 @@ export async function explainImage(
     label: model.meta.labels[predicted],
     confidence: a.probabilities[predicted],
     class: model.meta.labels[a.classIndex],
-    heatmap: heatmapOverImage(a, model.meta.inputSize, width, height),
+    heatmap: heatmapOverImage(a, model.meta.inputSize, width, height, maxSide),
   };
-}
-
-/** A value in [0, 1] as a colour from transparent blue through green and yellow to opaque red. */
-function heatColour(v: number): [number, number, number, number] {
-  const r = Math.min(1, Math.max(0, 2 * v - 0.5));
-  const g = Math.min(1, Math.max(0, v < 0.5 ? 2 * v : 2 - 2 * v));
-  const b = Math.min(1, Math.max(0, 1 - 2 * v));
-  return [Math.round(255 * r), Math.round(255 * g), Math.round(255 * b), Math.round(255 * 0.6 * Math.sqrt(v))];
 }
 
 /** Writes `file` (EXIF rotation applied) with `heatmap` blended over it, as a PNG at `out`. */
 export async function writeHeatmapOverlay(file: string, heatmap: Heatmap, out: string): Promise<void> {
   const s = sharp();
   const { width, height } = await displayedSize(file);
-  const rgba = Buffer.alloc(heatmap.width * heatmap.height * 4);
-  heatmap.values.forEach((v, i) => rgba.set(heatColour(v), i * 4));
+  const rgba = heatmapRgba(heatmap.values);
   const overlay = await s(rgba, { raw: { width: heatmap.width, height: heatmap.height, channels: 4 } })
     .resize(width, height, { fit: 'fill', kernel: 'linear' })
     .png()

@@ -7,6 +7,10 @@ import type { Calibration, ReliabilityBin } from '../../shared/types';
 export const ECE_BINS = 15;
 const LOG_T_MIN = Math.log(0.05);
 const LOG_T_MAX = Math.log(20);
+/** Fewer validation images than this give a temperature that says more about them than about the model. */
+export const MIN_CALIBRATION_IMAGES = 20;
+// A fitted temperature this close (in log T) to an end of the search range ran into it: not a minimum.
+const BOUND_MARGIN = 0.05;
 // Probabilities of exactly 0 (float32 underflow) would give -Infinity logits.
 export const MIN_PROB = 1e-30;
 
@@ -127,20 +131,78 @@ export function stratifiedHalves(y: ArrayLike<number>): [number[], number[]] {
   return halves;
 }
 
+/** A temperature, and why it is 1 when the fit was not tried or not trusted. */
+export interface GuardedTemperature {
+  temperature: number;
+  fallback?: string;
+}
+
+/**
+ * The temperature of `rows`, or 1 with the reason when the fit cannot be trusted: too few images;
+ * no misclassified image (then the NLL falls all the way to T → 0 and every confidence would read
+ * ~100%: the shipped 24-image sample drove T to its floor of 0.05); or a fit that ended on an end
+ * of the search range rather than at a minimum.
+ */
+export function guardedTemperature(
+  logits: ArrayLike<number>,
+  y: ArrayLike<number>,
+  k: number,
+  rows: readonly number[],
+): GuardedTemperature {
+  if (rows.length < MIN_CALIBRATION_IMAGES)
+    return {
+      temperature: 1,
+      fallback: `only ${rows.length} validation images: at least ${MIN_CALIBRATION_IMAGES} are needed to fit a temperature`,
+    };
+  let errors = 0;
+  for (const r of rows) {
+    let best = 0;
+    for (let c = 1; c < k; c++) if (logits[r * k + c] > logits[r * k + best]) best = c;
+    if (best !== y[r]) errors++;
+  }
+  if (errors === 0)
+    return {
+      temperature: 1,
+      fallback: `none of the ${rows.length} validation images is misclassified: the fit would sharpen every confidence towards 100%`,
+    };
+  const t = fitTemperature(logits, y, k, rows);
+  const u = Math.log(t);
+  if (u < LOG_T_MIN + BOUND_MARGIN || u > LOG_T_MAX - BOUND_MARGIN)
+    return {
+      temperature: 1,
+      fallback: `the fitted temperature ${t.toFixed(3)} hit the end of its range [${Math.exp(LOG_T_MIN)}, ${Math.exp(LOG_T_MAX)}] (${errors} of ${rows.length} validation images misclassified)`,
+    };
+  return { temperature: t };
+}
+
 /**
  * Fits the temperature on one half of the validation predictions and measures the ECE before and
  * after on the other half (an honest figure: the temperature never saw those images), then refits
- * on all of them for the temperature the model keeps.
+ * on all of them for the temperature the model keeps. Both fits are guarded (`guardedTemperature`):
+ * when either cannot be trusted the temperature is 1, "after" equals "before", and `fallback` says why.
  */
 export function calibrate(probs: Float32Array, y: ArrayLike<number>, k: number): Calibration {
   const logits = logitsOf(probs);
   const [fitRows, heldOut] = stratifiedHalves(y);
-  const tHalf = fitTemperature(logits, y, k, fitRows);
-  const before = reliabilityBins(probs, y, k, heldOut);
-  const after = reliabilityBins(scaledProbs(logits, k, tHalf), y, k, heldOut);
   const all = Array.from({ length: y.length }, (_, i) => i);
+  const before = reliabilityBins(probs, y, k, heldOut);
+  // The kept temperature is fitted on all the images; the held-out figure needs a trusted fit on one
+  // half as well. Without both, a temperature could not be checked, so none is kept ("after" is "before").
+  const full = guardedTemperature(logits, y, k, all);
+  const tooFew = fitRows.length < MIN_CALIBRATION_IMAGES;
+  const half = full.fallback || tooFew ? undefined : guardedTemperature(logits, y, k, fitRows);
+  const fallback =
+    full.fallback ??
+    (tooFew
+      ? `only ${y.length} validation images: a temperature is fitted on one half and checked on the other, and each half needs at least ${MIN_CALIBRATION_IMAGES}`
+      : half?.fallback && `on the half of the validation images it is fitted on, ${half.fallback}`);
+  const kept: GuardedTemperature = fallback ? { temperature: 1, fallback } : full;
+  // T = 1 scales nothing: the same bins, without float32 → float64 round-off between them.
+  const tHalf = kept.fallback || !half ? 1 : half.temperature;
+  const after = tHalf === 1 ? before : reliabilityBins(scaledProbs(logits, k, tHalf), y, k, heldOut);
   return {
-    temperature: fitTemperature(logits, y, k, all),
+    temperature: kept.temperature,
+    ...(kept.fallback ? { fallback: kept.fallback } : {}),
     eceBefore: eceOf(before, heldOut.length),
     eceAfter: eceOf(after, heldOut.length),
     heldOut: heldOut.length,

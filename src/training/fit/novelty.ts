@@ -18,6 +18,8 @@ export interface NoveltyStats {
   means: Float32Array;
   classes: number;
   fit: NoveltyFit;
+  /** The validation images' scores, in the validation set's order (what the threshold was set on). */
+  valScores: Float64Array;
 }
 
 /** Per-class means of a feature set (float64, row-major classes × featureSize). */
@@ -186,6 +188,7 @@ export function fitNovelty(train: FeatureSet, val: FeatureSet, k: number, gram: 
   const valFlagged = valScores.filter((s) => s > threshold).length;
   return {
     ...stats,
+    valScores,
     fit: {
       method: 'mahalanobis-nearest-mean',
       shrinkage,

@@ -63,7 +63,7 @@ export interface RunClassifier {
   meta: ModelMetadata;
   model: tfType.LayersModel;
   /** The unknown-image detector, when the run saved one. */
-  novelty?: Omit<NoveltyStats, 'fit'> & { threshold: number };
+  novelty?: Omit<NoveltyStats, 'fit' | 'valScores'> & { threshold: number };
 }
 
 // JSON files of a run folder are small; a larger one is not one the engine wrote.

@@ -105,9 +105,11 @@ export function trustSection(evaluation: Evaluation): string[] {
   if (c) {
     lines.push('', '## Calibration', '');
     lines.push(
-      c.temperature === 1
-        ? '- Temperature 1: scaling the confidences did not lower the validation log-loss, so they are left as they are.'
-        : `- Temperature ${c.temperature.toFixed(3)}: the model divides its logits by it (confidences ${c.temperature > 1 ? 'softened' : 'sharpened'}).`,
+      c.fallback
+        ? `- Temperature 1: not fitted, because ${c.fallback}.`
+        : c.temperature === 1
+          ? '- Temperature 1: scaling the confidences did not lower the validation log-loss, so they are left as they are.'
+          : `- Temperature ${c.temperature.toFixed(3)}: the model divides its logits by it (confidences ${c.temperature > 1 ? 'softened' : 'sharpened'}).`,
       `- Expected calibration error (${c.bins} bins) on ${c.heldOut} held-out validation images: ${c.eceBefore.toFixed(4)} before, ${c.eceAfter.toFixed(4)} after scaling.`,
     );
   }

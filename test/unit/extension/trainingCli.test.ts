@@ -7,6 +7,7 @@ import type { BackendInfo } from '../../../src/shared/types';
 import {
   formatBackendReport,
   parseDiagnoseOutput,
+  parseExplainOutput,
   parsePredictOutput,
   runTrainingCli,
   stopChildProcess,
@@ -115,4 +116,23 @@ test('the diagnostics page names the backend in use, each failure with its error
     'gpu',
   );
   assert.match(gpu, /Nothing: this is the fastest backend available here/);
+});
+
+test('explain --json output is parsed per image: a heatmap line, an error line, and malformed heatmaps are dropped', () => {
+  const good = { path: '/d/a.jpg', label: 'scab', confidence: 0.9, class: 'scab', heatmap: { width: 2, height: 1, values: [0, 1] } };
+  const stdout = [
+    'Backend: WebAssembly',
+    JSON.stringify(good),
+    JSON.stringify({ path: '/d/b.jpg', error: 'Input file contains unsupported image format' }),
+    JSON.stringify({ ...good, path: '/d/c.jpg', heatmap: { width: 2, height: 2, values: [0, 1] } }),
+    JSON.stringify({ ...good, path: '/d/d.jpg', heatmap: { width: 2, height: 1, values: [0, 7] } }),
+    '{not json',
+  ].join('\n');
+  assert.deepEqual(parseExplainOutput(stdout), [good, { path: '/d/b.jpg', error: 'Input file contains unsupported image format' }]);
+});
+
+test('predict --json lines keep their novelty and unknown flag, and a mistyped one is dropped', () => {
+  const line = { path: '/p.jpg', label: 'a', confidence: 0.6, top: [{ label: 'a', confidence: 0.6 }], novelty: 80.1, unknown: true };
+  assert.deepEqual(parsePredictOutput(JSON.stringify(line)), [line]);
+  assert.deepEqual(parsePredictOutput(JSON.stringify({ ...line, unknown: 'yes' })), []);
 });

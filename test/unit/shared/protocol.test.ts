@@ -1,7 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { sampleState, syntheticEpochs, syntheticEvaluation } from '../../support/webviewTestKit';
-import { isPanelCommand, isPanelNotification } from '../../../src/shared/protocol/panel';
+import {
+  isPanelCommand,
+  isPanelHeatmap,
+  isPanelNotification,
+  MAX_EXPLAIN_PATHS,
+  MAX_PANEL_HEATMAP_SIDE,
+} from '../../../src/shared/protocol/panel';
 import type { PanelNotification } from '../../../src/shared/protocol/panel';
 import { isTrainingCommand, isTrainingNotification } from '../../../src/shared/protocol/training';
 import type { StartCommand, TrainingNotification } from '../../../src/shared/protocol/training';
@@ -202,4 +208,50 @@ test('the panel accepts well-formed notifications from the host and refuses each
   }
   assert.equal(isPanelNotification({ type: 'reload' }), false);
   assert.equal(isPanelNotification('state'), false);
+});
+
+test('an explainImages command names 1 to 60 non-empty short paths, and nothing else passes', () => {
+  const paths = (n: number) => Array.from({ length: n }, (_, i) => `scab/${i}.jpg`);
+  assert.equal(isPanelCommand({ type: 'explainImages', paths: paths(1) }), true);
+  assert.equal(isPanelCommand({ type: 'explainImages', paths: paths(MAX_EXPLAIN_PATHS) }), true);
+  for (const bad of [
+    { type: 'explainImages' },
+    { type: 'explainImages', paths: [] },
+    { type: 'explainImages', paths: paths(MAX_EXPLAIN_PATHS + 1) },
+    { type: 'explainImages', paths: 'scab/1.jpg' },
+    { type: 'explainImages', paths: ['scab/1.jpg', 7] },
+    { type: 'explainImages', paths: [''] },
+    { type: 'explainImages', paths: ['x'.repeat(4097)] },
+  ])
+    assert.equal(isPanelCommand(bad), false, JSON.stringify(bad).slice(0, 120));
+});
+
+test('openImage may ask for the heatmap overlay with a boolean only', () => {
+  assert.equal(isPanelCommand({ type: 'openImage', path: 'a/b.jpg', heatmap: true }), true);
+  assert.equal(isPanelCommand({ type: 'openImage', path: 'a/b.jpg', heatmap: false }), true);
+  assert.equal(isPanelCommand({ type: 'openImage', path: 'a/b.jpg', heatmap: 'yes' }), false);
+  assert.equal(isPanelCommand({ type: 'openImage', path: 'a/b.jpg', heatmap: 1 }), false);
+});
+
+test('a heatmaps notification carries small heatmaps whose values fill them, in [0, 1]', () => {
+  const heatmap = { path: 'scab/a.jpg', width: 3, height: 2, values: [0, 0.5, 1, 0.25, 0.75, 0] };
+  const ok = { type: 'heatmaps', heatmaps: [heatmap], failed: [{ path: 'scab/b.jpg', reason: 'not an image' }] };
+  assert.equal(isPanelNotification(ok), true);
+  assert.equal(isPanelHeatmap(heatmap), true);
+  const side = MAX_PANEL_HEATMAP_SIDE;
+  for (const bad of [
+    { ...heatmap, values: heatmap.values.slice(1) },
+    { ...heatmap, values: [...heatmap.values.slice(1), 1.5] },
+    { ...heatmap, values: [...heatmap.values.slice(1), -0.1] },
+    { ...heatmap, values: [...heatmap.values.slice(1), null] },
+    { ...heatmap, width: 2.5 },
+    { ...heatmap, width: 0, values: [] },
+    { path: 'x', width: side + 1, height: 1, values: new Array<number>(side + 1).fill(0) },
+    { ...heatmap, path: 3 },
+  ]) {
+    assert.equal(isPanelHeatmap(bad), false, JSON.stringify(bad).slice(0, 120));
+    assert.equal(isPanelNotification({ ...ok, heatmaps: [bad] }), false);
+  }
+  assert.equal(isPanelNotification({ ...ok, failed: [{ path: 'a' }] }), false);
+  assert.equal(isPanelNotification({ type: 'heatmaps', heatmaps: [] }), false);
 });

@@ -33,6 +33,7 @@ export const calibrateStage: RunStage = {
     metadata.temperature = calibration.temperature;
     const probs = await keptProbs(ctx, 'val');
     const evaluation = { ...ctx.need('evaluation'), ...evaluate(classes, val.y, probs, valPaths, ctx.bestEpoch), calibration };
+    if (calibration.fallback) ctx.log('warn', `Calibration: temperature kept at 1 because ${calibration.fallback}`);
     ctx.log(
       'info',
       `Calibration: temperature ${calibration.temperature.toFixed(3)}; ECE on ${calibration.heldOut} held-out images ${calibration.eceBefore.toFixed(4)} → ${calibration.eceAfter.toFixed(4)}`,

@@ -50,6 +50,12 @@ export const unknownStage: RunStage = {
       `Unknown detection: threshold ${fit.threshold.toFixed(2)} (${fit.percentile}th percentile of validation scores; ${fit.valFlagged}/${fit.valImages} validation images above it), shrinkage ${fit.shrinkage.toFixed(3)}`,
     );
     await resaveKeptModel(ctx);
-    await publishEvaluation(ctx, { ...ctx.need('evaluation'), novelty: fit }, true);
+    // Each validation image's score, so the panel can mark the ones flagged (rows in the predictions' order).
+    const evaluation = ctx.need('evaluation');
+    const predictions = evaluation.predictions.map((p, i) => {
+      const score = stats.valScores[i];
+      return score === undefined ? p : { ...p, novelty: Math.round(score * 100) / 100, unknown: score > fit.threshold };
+    });
+    await publishEvaluation(ctx, { ...evaluation, predictions, novelty: fit }, true);
   },
 };

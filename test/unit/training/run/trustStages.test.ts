@@ -50,6 +50,38 @@ describe('the stages after evaluation', () => {
     assert.ok(evaluations[0].calibration && evaluations[0].novelty);
   });
 
+  it('mark each validation image with its novelty score, flagging exactly the ones above the threshold', () => {
+    const { novelty, predictions } = read<Evaluation>('evaluation.json');
+    assert.ok(novelty && predictions.length === novelty.valImages);
+    for (const p of predictions) {
+      assert.equal(typeof p.novelty, 'number', p.path);
+      assert.equal(typeof p.unknown, 'boolean', p.path);
+    }
+    assert.equal(predictions.filter((p) => p.unknown).length, novelty.valFlagged);
+    for (const p of predictions)
+      if (Math.abs(p.novelty! - novelty.threshold) > 0.01) assert.equal(p.unknown, p.novelty! > novelty.threshold, p.path);
+  });
+
+  it('keep temperature 1 on the sample, whose validation images are few and all right, and say why in the log, evaluation.json and report.md', () => {
+    // Unguarded, the fit on these 24 separable images ran T to its floor of 0.05: every confidence ~100%.
+    const { calibration, predictions } = read<Evaluation>('evaluation.json');
+    assert.equal(predictions.filter((p) => p.predicted !== p.actual).length, 0);
+    assert.ok(calibration);
+    assert.equal(calibration.temperature, 1);
+    assert.equal(
+      calibration.fallback,
+      `none of the ${predictions.length} validation images is misclassified: the fit would sharpen every confidence towards 100%`,
+    );
+    assert.deepEqual(calibration.reliability?.after, calibration.reliability?.before);
+    const logs = notified.flatMap((n) => (n.type === 'log' ? [n.message] : []));
+    assert.ok(logs.includes(`Calibration: temperature kept at 1 because ${calibration.fallback}`), logs.join('\n'));
+    assert.ok(
+      fs
+        .readFileSync(path.join(summary.runDir, 'report.md'), 'utf8')
+        .includes(`Temperature 1: not fitted, because ${calibration.fallback}.`),
+    );
+  });
+
   it('save the unknown detector next to the model with a threshold that flags about 1% of the validation images', () => {
     const { novelty } = read<Evaluation>('evaluation.json');
     const file = read<NoveltyFile>('model/novelty.json');
