@@ -18,7 +18,14 @@ import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
-import { DEFAULT_TRAIN_OPTIONS, type BackendInfo, type EpochMetrics, type StageTimes } from '../src/shared/types';
+import {
+  DEFAULT_TRAIN_OPTIONS,
+  type BackendInfo,
+  type EpochMetrics,
+  type Evaluation,
+  type RecipeChoice,
+  type StageTimes,
+} from '../src/shared/types';
 import { formatStageTimes } from '../src/shared/stages';
 import { RUN_FILES, type RunStatus } from '../src/shared/runFolder';
 import { loadLayersModelFromDir as loadModelDir } from '../src/training/models/baseModel';
@@ -45,6 +52,7 @@ interface Args {
   naiveChild: boolean;
   targetsOnly: boolean;
   skipTargets: boolean;
+  skipRecipes: boolean;
 }
 
 function parse(): Args {
@@ -61,12 +69,13 @@ function parse(): Args {
       'naive-child': { type: 'boolean', default: false },
       'targets-only': { type: 'boolean', default: false },
       'skip-targets': { type: 'boolean', default: false },
+      'skip-recipes': { type: 'boolean', default: false },
       help: { type: 'boolean', default: false },
     },
   });
   if (values.help) {
     console.log(
-      'npm run bench -- [dataset] [--json FILE] [--model ID] [--sample N (images for the inference-only rates, default 256)] [--fine-tune-layers N (0 = skip, default 20)] [--cold-runs N (default 2)] [--warm-runs N (default 3)] [--skip-naive] [--targets-only | --skip-targets (the speed targets of workspace discovery, GPU diagnosis, model download and the panel)]',
+      'npm run bench -- [dataset] [--json FILE] [--model ID] [--sample N (images for the inference-only rates, default 256)] [--fine-tune-layers N (0 = skip, default 20)] [--cold-runs N (default 2)] [--warm-runs N (default 3)] [--skip-naive] [--targets-only | --skip-targets (the speed targets of workspace discovery, GPU diagnosis, model download and the panel)] [--skip-recipes (no --recipe auto runs)]',
     );
     process.exit(0);
   }
@@ -82,6 +91,7 @@ function parse(): Args {
     naiveChild: Boolean(values['naive-child']),
     targetsOnly: Boolean(values['targets-only']),
     skipTargets: Boolean(values['skip-targets']),
+    skipRecipes: Boolean(values['skip-recipes']),
   };
 }
 
@@ -237,6 +247,48 @@ async function engineRun(dataset: string, runsDir: string, cacheDir: string, ext
     stageMs: status?.summary?.stageMs ?? null,
     runDir,
   };
+}
+
+interface RecipeFigures {
+  accuracy: number | null;
+  cold_s: number;
+  warm_s: number;
+}
+
+/** `--recipe plain` (the engine's runs above) against `--recipe auto`: accuracy, cold and warm time, what auto chose and why. */
+async function autoAgainstPlain(
+  attempt: (what: string, cacheDir: string, extra: string[]) => Promise<EngineRun>,
+  work: string,
+  warmRuns: number,
+  plainCold: EngineRun,
+  plainWarm: EngineRun,
+): Promise<{ plain: RecipeFigures; auto: RecipeFigures & { recipe: RecipeChoice | null }; auto_cold_ratio: number }> {
+  const cache = path.join(work, 'cache-auto');
+  const cold = await attempt('engine, --recipe auto, cold cache', cache, ['--recipe', 'auto']);
+  const warms: EngineRun[] = [];
+  for (let i = 0; i < warmRuns; i++) warms.push(await attempt(`engine, --recipe auto, warm cache ${i + 1}`, cache, ['--recipe', 'auto']));
+  const warm = [...warms].sort((a, b) => a.wallS - b.wallS)[Math.floor((warms.length - 1) / 2)];
+  const evaluationFile = cold.runDir ? path.join(cold.runDir, RUN_FILES.evaluation) : '';
+  const recipe = fs.existsSync(evaluationFile)
+    ? ((JSON.parse(fs.readFileSync(evaluationFile, 'utf8')) as Evaluation).recipe ?? null)
+    : null;
+  return {
+    plain: { accuracy: plainCold.accuracy, cold_s: plainCold.wallS, warm_s: plainWarm.wallS },
+    auto: { accuracy: cold.accuracy, cold_s: cold.wallS, warm_s: warm.wallS, recipe },
+    auto_cold_ratio: cold.wallS / plainCold.wallS,
+  };
+}
+
+function printRecipes(r: NonNullable<Awaited<ReturnType<typeof autoAgainstPlain>>>): void {
+  const pct = (a: number | null) => (a === null ? '—' : `${(100 * a).toFixed(1)}%`);
+  console.log('\n| recipe | val. accuracy | cold s | warm s |\n|---|---:|---:|---:|');
+  console.log(`| plain | ${pct(r.plain.accuracy)} | ${fmt(r.plain.cold_s, 2)} | ${fmt(r.plain.warm_s, 2)} |`);
+  console.log(`| auto → ${r.auto.recipe?.chosen ?? '?'} | ${pct(r.auto.accuracy)} | ${fmt(r.auto.cold_s, 2)} | ${fmt(r.auto.warm_s, 2)} |`);
+  console.log(`auto cold ÷ plain cold: ${r.auto_cold_ratio.toFixed(2)}×; ${r.auto.recipe?.reason ?? 'no recipe recorded'}`);
+  if (r.auto.recipe?.candidates.length)
+    console.log(
+      `candidates (CV on ${r.auto.recipe.images} training images): ${r.auto.recipe.candidates.map((c) => `${c.recipe} ${pct(c.accuracy)}`).join(', ')}`,
+    );
 }
 
 /** Decodes the first `count` items into batches of BATCH (kept in memory: the sample is small). */
@@ -519,17 +571,21 @@ async function main(): Promise<void> {
         return failed;
       }
     };
+    // The engine's speed figures are those of the plain recipe (one view); `auto` is measured below.
+    const plainArgs = ['--recipe', 'plain'];
     const colds: EngineRun[] = [];
-    for (let i = 0; i < args.coldRuns; i++) colds.push(await attempt(`engine, cold cache ${i + 1}`, path.join(work, `cache-${i}`), []));
+    for (let i = 0; i < args.coldRuns; i++)
+      colds.push(await attempt(`engine, cold cache ${i + 1}`, path.join(work, `cache-${i}`), plainArgs));
     const cacheDir = path.join(work, `cache-${args.coldRuns - 1}`);
     const warms: EngineRun[] = [];
-    for (let i = 0; i < args.warmRuns; i++) warms.push(await attempt(`engine, warm cache ${i + 1}`, cacheDir, []));
+    for (let i = 0; i < args.warmRuns; i++) warms.push(await attempt(`engine, warm cache ${i + 1}`, cacheDir, plainArgs));
     const byWall = (runs: EngineRun[]): EngineRun =>
       [...runs].sort((a, b) => (Number.isNaN(a.wallS) ? 1 : Number.isNaN(b.wallS) ? -1 : a.wallS - b.wallS))[
         Math.floor((runs.length - 1) / 2)
       ];
     const cold = byWall(colds);
     const warm = byWall(warms);
+    const recipes = args.skipRecipes ? null : await autoAgainstPlain(attempt, work, args.warmRuns, byWall(colds), byWall(warms));
     const ft =
       args.fineTuneLayers > 0
         ? await attempt('engine, fine-tuning', cacheDir, ['--fine-tune-layers', String(args.fineTuneLayers), '--fine-tune-epochs', '2'])
@@ -598,6 +654,7 @@ async function main(): Promise<void> {
       accuracy_fine_tuned: ft?.accuracy ?? null,
       peak_rss_mb: Math.max(...colds.map((r) => r.peakRssMb), ...warms.map((r) => r.peakRssMb)) || null,
       naive: naive ?? null,
+      recipes,
       sample_images: sampleImages,
       errors,
     };
@@ -658,6 +715,7 @@ async function main(): Promise<void> {
     );
     if (cold.stageMs) console.log(`median cold run: ${formatStageTimes(cold.stageMs)}`);
     if (warm.stageMs) console.log(`median warm run: ${formatStageTimes(warm.stageMs)}`);
+    if (recipes) printRecipes(recipes);
     for (const e of errors) console.log(`\nnot measured — ${e}`);
     const targets = args.skipTargets ? undefined : await speedTargets();
     if (targets && (targets.missed.length || targets.notMeasured.some((n) => n.includes('failed')))) process.exitCode = 3;

@@ -4,7 +4,7 @@ import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { findModelChoice, MODEL_CHOICES, type ModelChoice } from '../shared/modelChoices';
 import type { PanelState, RetrainCommand, RunState } from '../shared/protocol/panel';
-import type { TrainingNotification } from '../shared/protocol/training';
+import { isRecipeChoice, type TrainingNotification } from '../shared/protocol/training';
 import { RUN_FILES, type ModelFolderRecord, type RunConfig, type RunStatus } from '../shared/runFolder';
 import { reconcileRunStatus } from '../shared/runState';
 import { parseMetricsLines } from '../shared/metricsLines';
@@ -128,7 +128,8 @@ function isEvaluation(value: unknown): value is Evaluation {
     Array.isArray(value.classes) &&
     Array.isArray(value.matrix) &&
     Array.isArray(value.predictions) &&
-    Array.isArray(value.perClass)
+    Array.isArray(value.perClass) &&
+    (value.recipe === undefined || isRecipeChoice(value.recipe))
   );
 }
 

@@ -113,7 +113,6 @@ export const TRAIN_OPTION_SPECS: { readonly [K in keyof TrainOptions]: SettingSp
       'One view per image, no test-time augmentation.',
       'The image and its mirror image.',
       'The 8 flips, rotations by 90° and transposes: for leaves, microscopy, aerial photos — not for upright scenes or text.',
-      'The 8 views at two input sizes, averaged: pays when the source images are large.',
     ],
   },
   refit: {

@@ -1,6 +1,7 @@
 // The files of a run folder (`<runsDir>/<dataset>-<timestamp>/`), written by the training process
 // and read by the extension (tree view, panel restore, Classify Image) and the CLI `predict`.
 import type { BackendInfo, ErrorKind, RunSummary, TrainOptions } from './types';
+import type { ViewName } from './views';
 
 export const RUN_FILES = {
   /** RunStatus, rewritten atomically at every state change. */
@@ -113,6 +114,13 @@ export interface ModelMetadata {
   temperature?: number;
   /** A score above `threshold` in `novelty.json` is "unknown". */
   unknownThreshold?: number;
+  /**
+   * Test-time augmentation (absent: one view). The model is run on each of these views of the input
+   * (src/shared/views.ts: reverse rows if `v`, columns if `h`, then transpose if `t`), and the answer
+   * is softmax(mean over the views of log max(p, 1e-30)); the unknown score reads the mean of the
+   * views' head inputs. The ONNX export does all of it inside its graph.
+   */
+  views?: ViewName[];
 }
 
 /**

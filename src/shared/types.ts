@@ -7,12 +7,12 @@ export const BACKEND_PREFERENCES: readonly BackendPreference[] = ['auto', 'gpu',
 
 /**
  * How the head is trained: `plain` on one feature vector per image; `flip` adds the mirror image;
- * `dihedral` the 8 flips/rotations/transposes; `dihedral-2scale` adds a second head at a larger input
- * size. Each view's features are cached and the same views are averaged at prediction time.
+ * `dihedral` the 8 flips/rotations/transposes. Each view's features are cached and the same views
+ * are averaged at prediction time (src/shared/views.ts).
  * `auto` chooses among them by cross-validation on the training images.
  */
-export type RecipeName = 'auto' | 'plain' | 'flip' | 'dihedral' | 'dihedral-2scale';
-export const RECIPE_NAMES: readonly RecipeName[] = ['auto', 'plain', 'flip', 'dihedral', 'dihedral-2scale'];
+export type RecipeName = 'auto' | 'plain' | 'flip' | 'dihedral';
+export const RECIPE_NAMES: readonly RecipeName[] = ['auto', 'plain', 'flip', 'dihedral'];
 
 /** Every option of a training run. Defaults live in `DEFAULT_TRAIN_OPTIONS`. */
 export interface TrainOptions {
@@ -215,6 +215,32 @@ export interface Evaluation {
   calibration?: Calibration;
   /** How "unknown" is decided for images unlike every class. */
   novelty?: NoveltyFit;
+  /** The recipe the model was trained with, and for `--recipe auto` the candidates' cross-validated scores. */
+  recipe?: RecipeChoice;
+}
+
+/** One candidate recipe's cross-validated accuracy on the training images (test-time averaging over its views). */
+export interface RecipeCandidate {
+  recipe: Exclude<RecipeName, 'auto'>;
+  views: number;
+  accuracy: number;
+}
+
+/**
+ * The recipe a run trained with and why: `requested` is the option; for `auto` the candidates were
+ * compared by `folds`-fold cross-validation on `images` training images (never a validation image).
+ */
+export interface RecipeChoice {
+  requested: RecipeName;
+  chosen: Exclude<RecipeName, 'auto'>;
+  views: number;
+  candidates: RecipeCandidate[];
+  images: number;
+  folds: number;
+  /** One sentence: "8 views + TTA chose over plain: 92.6% vs 90.5%". */
+  reason: string;
+  /** With `refit`: the model was trained on training + validation images for `epochs` epochs; `accuracy` above is then the cross-validated estimate. */
+  refit?: { epochs: number; images: number };
 }
 
 /** Temperature scaling fitted on the validation predictions, and what it gained. */
@@ -277,6 +303,8 @@ export interface StageTimes {
   scan?: number;
   /** Loading or downloading the base model and preparing its feature runtime. */
   model?: number;
+  /** Choosing the recipe: embedding a sample's views and cross-validating the candidates. */
+  recipe?: number;
   features?: number;
   /** Keeping near-duplicate groups on one side of the split. */
   split?: number;
@@ -289,6 +317,8 @@ export interface StageTimes {
   map?: number;
   /** The dataset doctor's cross-validation and findings (doctor runs only). */
   doctor?: number;
+  /** With `refit`: the final head trained again on training + validation images. */
+  refit?: number;
   /** The final model, status and report (checkpoints are counted in their training stage). */
   save?: number;
   modelCard?: number;

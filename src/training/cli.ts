@@ -3,7 +3,15 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Command } from 'commander';
 import cliProgress from 'cli-progress';
-import { BACKEND_PREFERENCES, DEFAULT_TRAIN_OPTIONS, type BackendPreference, type RunSummary, type TrainOptions } from '../shared/types';
+import {
+  BACKEND_PREFERENCES,
+  DEFAULT_TRAIN_OPTIONS,
+  RECIPE_NAMES,
+  type BackendPreference,
+  type RecipeName,
+  type RunSummary,
+  type TrainOptions,
+} from '../shared/types';
 import type { TrainingNotification } from '../shared/protocol/training';
 import { diagnoseBackends, initBackend } from './backend/backend';
 import { formatConfusionMatrix } from './fit/evaluation';
@@ -83,6 +91,11 @@ function backendOption(value: string): BackendPreference {
     throw new InvalidOptionError(`expected one of ${BACKEND_PREFERENCES.join(', ')}`);
   }
   return value as BackendPreference;
+}
+
+function recipeOption(value: string): RecipeName {
+  if (!(RECIPE_NAMES as readonly string[]).includes(value)) throw new InvalidOptionError(`expected one of ${RECIPE_NAMES.join(', ')}`);
+  return value as RecipeName;
 }
 
 function modelOption(value: string): string {
@@ -246,7 +259,18 @@ function addTrainCommand(program: Command, extensionRoot: string): void {
       intOption(0),
       DEFAULT_TRAIN_OPTIONS.fineTuneLayers,
     )
-    .option('--fine-tune-epochs <n>', 'epochs of fine-tuning', intOption(1), DEFAULT_TRAIN_OPTIONS.fineTuneEpochs);
+    .option('--fine-tune-epochs <n>', 'epochs of fine-tuning', intOption(1), DEFAULT_TRAIN_OPTIONS.fineTuneEpochs)
+    .option(
+      '--recipe <name>',
+      `views trained on and averaged at prediction: ${RECIPE_NAMES.join(', ')} (auto: chosen by cross-validation on the training images)`,
+      recipeOption,
+      DEFAULT_TRAIN_OPTIONS.recipe,
+    )
+    .option(
+      '--refit',
+      'after choosing recipe and epochs, train the final model on training + validation images',
+      DEFAULT_TRAIN_OPTIONS.refit,
+    );
   withRunOptions(command)
     .option(
       '--time-limit <duration>',
@@ -327,6 +351,8 @@ function trainOptionsOf(o: Record<string, unknown>): TrainOptions {
     model: o.model as string,
     timeLimitMinutes: (o.timeLimit as number | undefined) ?? DEFAULT_TRAIN_OPTIONS.timeLimitMinutes,
     followExternalLinks: Boolean(o.followExternalLinks),
+    recipe: o.recipe as RecipeName,
+    refit: Boolean(o.refit),
   };
 }
 

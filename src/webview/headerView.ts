@@ -240,6 +240,14 @@ export class HeaderView {
         ),
       );
     }
+    const recipe = state.evaluation?.recipe;
+    if (recipe) {
+      const scores = recipe.candidates.map((c) => `${c.recipe} ${formatPercent(c.accuracy)}`).join(', ');
+      const how = recipe.candidates.length
+        ? ` (${recipe.folds}-fold cross-validation on ${formatCount(recipe.images)} training images: ${scores})`
+        : '';
+      items.push(fact('Recipe', 'recipe', h('strong', {}, recipe.chosen), ` — ${recipe.reason}${how}`));
+    }
     if (state.summary) {
       const s = state.summary;
       items.push(

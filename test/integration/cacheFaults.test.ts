@@ -35,7 +35,8 @@ let clean: Trained;
 /** Trains on `dataset` with the cache folder `cache` through the CLI (`node [--require preload] dist/training.js train …`). */
 async function train(cache: string, opts: { dataset?: string; preload?: string; env?: NodeJS.ProcessEnv } = {}): Promise<Trained> {
   const runs = tempDir('it-cache-runs-');
-  const args = [bundle, 'train', opts.dataset ?? data, '--out', runs, '--cache', cache, '--epochs', '6', '--quiet'];
+  // One view: the faults below are injected into the plain cache (views' entries: recipes.test.ts).
+  const args = [bundle, 'train', opts.dataset ?? data, '--out', runs, '--cache', cache, '--epochs', '6', '--recipe', 'plain', '--quiet'];
   await exec(process.execPath, opts.preload ? ['--require', opts.preload, ...args] : args, {
     cwd: runs,
     env: { ...process.env, ...opts.env },

@@ -66,7 +66,21 @@ test('the CLI trains on the sample, prints accuracy and the confusion matrix, an
   const work = tmp('cli');
   const data = path.join(work, 'leaves');
   copySample(data, 30);
-  const args = [bundle, 'train', data, '--out', path.join(work, 'runs'), '--cache', path.join(work, 'cache'), '--epochs', '8', '--quiet'];
+  // One view per image (--recipe auto and the views: recipes.test.ts).
+  const args = [
+    bundle,
+    'train',
+    data,
+    '--out',
+    path.join(work, 'runs'),
+    '--cache',
+    path.join(work, 'cache'),
+    '--epochs',
+    '8',
+    '--recipe',
+    'plain',
+    '--quiet',
+  ];
   const first = await run(process.execPath, args, { cwd: work });
   assert.match(first.stdout, /Validation accuracy: \d+\.\d%/);
   assert.match(first.stderr, /black_rot/);

@@ -8,11 +8,9 @@ import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
-import type { Tensor } from '@tensorflow/tfjs';
 import type { Evaluation } from '../../src/shared/types';
-import { decodeImage } from '../../src/training/dataset/imageDecoder';
-import { loadLayersModelFromDir } from '../../src/training/models/baseModel';
 import { seededRandom } from '../../src/training/util/random';
+import { exportAgreement, predictJson, type PredictLine } from '../support/exportAgreement';
 import { tempDir } from '../support/tempDirs';
 import { bundle, onlyRun, readJson, repo } from '../support/trainingBundle';
 
@@ -21,20 +19,21 @@ const datasets = path.resolve(repo, '../shared/datasets');
 const photos = path.resolve(repo, '../shared/photos');
 const runs: Record<string, string> = {};
 
-interface PredictLine {
-  path: string;
-  label: string;
-  confidence: number;
-  top: { label: string; confidence: number }[];
-  novelty: number;
-  unknown: boolean;
-}
-
-async function train(name: string): Promise<string> {
+async function train(name: string, extra: string[] = []): Promise<string> {
   const work = tempDir(`it-trust-${name}-`);
   await run(
     process.execPath,
-    [bundle, 'train', path.join(datasets, name), '--out', path.join(work, 'runs'), '--cache', path.join(work, 'cache'), '--quiet'],
+    [
+      bundle,
+      'train',
+      path.join(datasets, name),
+      '--out',
+      path.join(work, 'runs'),
+      '--cache',
+      path.join(work, 'cache'),
+      '--quiet',
+      ...extra,
+    ],
     {
       timeout: 300_000,
       maxBuffer: 1 << 26,
@@ -43,13 +42,7 @@ async function train(name: string): Promise<string> {
   return onlyRun(path.join(work, 'runs'));
 }
 
-async function predict(runDir: string, target: string): Promise<PredictLine[]> {
-  const { stdout } = await run(process.execPath, [bundle, 'predict', runDir, target, '--json'], { timeout: 300_000, maxBuffer: 1 << 26 });
-  return stdout
-    .trim()
-    .split('\n')
-    .map((l) => JSON.parse(l) as PredictLine);
-}
+const predict = predictJson;
 
 /** A seeded sample of `n` images of a dataset, copied flat into a fresh folder (names made unique by their class). */
 function sampleOf(name: string, n: number, seed: number): string {
@@ -80,7 +73,9 @@ function flaggedShare(lines: PredictLine[]): number {
 }
 
 before(async () => {
-  for (const name of ['hymenoptera', 'plantvillage-apple', 'flowers']) runs[name] = await train(name);
+  // Hymenoptera with the 8 views, so the agreement test below covers test-time augmentation.
+  runs.hymenoptera = await train('hymenoptera', ['--recipe', 'dihedral']);
+  for (const name of ['plantvillage-apple', 'flowers']) runs[name] = await train(name, ['--recipe', 'plain']);
 });
 
 for (const name of ['flowers', 'hymenoptera']) {
@@ -125,40 +120,12 @@ test('a flower model calls apple leaves unknown and almost none of its own valid
   assert.ok(own <= 0.05);
 });
 
-test('predict, the saved TF.js model and the ONNX export give the same labels, calibrated probabilities and novelty for 20 images', async () => {
-  const runDir = runs.hymenoptera;
-  const images = sampleOf('hymenoptera', 20, 5);
-  const predicted = await predict(runDir, images);
-  assert.equal(predicted.length, 20);
-  const onnxFile = path.join(tempDir('it-trust-onnx-'), 'model.onnx');
-  await run(process.execPath, [bundle, 'export-onnx', runDir, '--out', onnxFile], { timeout: 300_000 });
-  const ort = await import('onnxruntime-node');
-  const session = await ort.InferenceSession.create(onnxFile, { intraOpNumThreads: 2 });
-  assert.deepEqual(session.outputNames, ['probabilities', 'novelty']);
-  const tf = await import('@tensorflow/tfjs');
-  const model = await loadLayersModelFromDir(tf, path.join(runDir, 'model'));
-  const labels = readJson<string[]>(path.join(runDir, 'labels.json'));
-  const threshold = readJson<{ unknownThreshold: number }>(path.join(runDir, 'model', 'metadata.json')).unknownThreshold;
-  let maxDiff = 0;
-  for (const line of predicted) {
-    const pixels = Float32Array.from(await decodeImage(line.path, 224, 1e8));
-    const out = model.predict(tf.tensor4d(pixels, [1, 224, 224, 3])) as Tensor;
-    const tfjsProbs = Array.from(await out.data());
-    out.dispose();
-    const result = await session.run({ pixels: new ort.Tensor('float32', pixels, [1, 224, 224, 3]) });
-    const onnxProbs = Array.from(result.probabilities.data as Float32Array);
-    const onnxNovelty = (result.novelty.data as Float32Array)[0];
-    const byLabel = new Map(line.top.map((t) => [t.label, t.confidence]));
-    labels.forEach((label, c) => {
-      const p = byLabel.get(label);
-      if (p === undefined) return;
-      maxDiff = Math.max(maxDiff, Math.abs(p - tfjsProbs[c]), Math.abs(p - onnxProbs[c]));
-    });
-    for (const probs of [tfjsProbs, onnxProbs]) assert.equal(labels[probs.indexOf(Math.max(...probs))], line.label);
-    assert.ok(Math.abs(onnxNovelty - line.novelty) <= 1e-3 * line.novelty, `novelty ${onnxNovelty} vs ${line.novelty}`);
-    assert.equal(onnxNovelty > threshold, line.unknown);
-  }
-  console.log(`hymenoptera, 20 images: largest probability difference between predict, TF.js and ONNX ${maxDiff.toExponential(2)}`);
+test('predict, the saved TF.js model on the views metadata.json lists and the ONNX export give the same labels, calibrated probabilities and novelty for 20 images', async () => {
+  const { maxDiff, images, views } = await exportAgreement(runs.hymenoptera, sampleOf('hymenoptera', 20, 5));
+  assert.equal(images, 20);
+  assert.equal(views, 8);
+  console.log(
+    `hymenoptera, 8 views, 20 images: largest probability difference between predict, TF.js and ONNX ${maxDiff.toExponential(2)}`,
+  );
   assert.ok(maxDiff < 1e-4, `probabilities differ by ${maxDiff}`);
-  model.dispose();
 });

@@ -1,8 +1,20 @@
 // Messages between the extension host (parent) and the training process (child, over IPC).
 // Host → child: `…Command`; child → host: `…Notification`. Each has a guard; dispatch by `type`.
 import { STAGE_LABELS } from '../stages';
-import { BACKEND_PREFERENCES, DEFAULT_TRAIN_OPTIONS, ERROR_KINDS } from '../types';
-import type { BackendInfo, DatasetReport, EpochMetrics, ErrorKind, Evaluation, Progress, RunSummary, Stage, TrainOptions } from '../types';
+import { BACKEND_PREFERENCES, DEFAULT_TRAIN_OPTIONS, ERROR_KINDS, RECIPE_NAMES } from '../types';
+import type {
+  BackendInfo,
+  DatasetReport,
+  EpochMetrics,
+  ErrorKind,
+  Evaluation,
+  Progress,
+  RecipeCandidate,
+  RecipeChoice,
+  RunSummary,
+  Stage,
+  TrainOptions,
+} from '../types';
 import type { DoctorReport } from '../doctor';
 import { isDoctorReport } from './doctorPanel';
 import { isArrayOf, isMeasure, isNumber, isObject, isOneOf, isOptional, isString } from './guards';
@@ -135,9 +147,28 @@ function isDatasetReport(value: unknown): value is DatasetReport {
   );
 }
 
+/** True for a recipe choice as the engine records it (evaluation.json, the evaluation notification). */
+export function isRecipeChoice(value: unknown): value is RecipeChoice {
+  const concrete = RECIPE_NAMES.filter((r) => r !== 'auto');
+  return (
+    isObject(value) &&
+    isOneOf(value.requested, RECIPE_NAMES) &&
+    isOneOf(value.chosen, concrete) &&
+    isNumber(value.views) &&
+    isNumber(value.images) &&
+    isNumber(value.folds) &&
+    isString(value.reason) &&
+    isArrayOf(
+      value.candidates,
+      (c): c is RecipeCandidate => isObject(c) && isOneOf(c.recipe, concrete) && isNumber(c.views) && isMeasure(c.accuracy),
+    )
+  );
+}
+
 function isEvaluation(value: unknown): value is Evaluation {
   return (
     isObject(value) &&
+    isOptional(value.recipe, isRecipeChoice) &&
     isArrayOf(value.classes, isString) &&
     isArrayOf(value.matrix, (row): row is number[] => isArrayOf(row, isNumber)) &&
     isMeasure(value.accuracy) &&

@@ -18,6 +18,7 @@ import type { BaseModel } from '../models/baseModel';
 import { RateMeter } from '../run/progressThrottle';
 import { RunCancelled, throwIfCancelled } from '../util/errors';
 import type { Tf } from '../util/tf';
+import { applyView, type ViewName } from '../../shared/views';
 import type { FeatureCache } from './featureCache';
 
 /** What the feature stage needs of a frozen base, on tfjs or onnxruntime. */
@@ -37,8 +38,10 @@ export interface EmbedOptions {
 /** The images that could be embedded, in input order, with their vectors; those that could not, as skips. */
 export interface EmbeddedImages {
   items: DatasetItem[];
-  /** One vector per item of `items`; emptied by `releaseVectors` once the feature sets are built. */
+  /** One vector per item of `items` (its first view's); emptied by `releaseVectors` once the feature sets are built. */
   vectors: Float32Array[];
+  /** Per item of `items`, its vector of each view embedded (in the order of the caches given); emptied with `vectors`. */
+  viewVectors: Float32Array[][];
   failed: SkippedFile[];
   /** Images decoded and embedded per second (0 when every vector came from the cache). */
   perSec: number;
@@ -50,15 +53,27 @@ export interface EmbeddedImages {
   activations?: ActivationSet;
 }
 
-/** Features for every item: from the cache where possible, else decoded and embedded in batches, each distinct content once; leaves a pack of the dataset's vectors. */
+/** One view's cache: where its vectors live (`viewCacheKey`), and the view. */
+export interface ViewCache {
+  view: ViewName;
+  cache: FeatureCache;
+}
+
+/**
+ * Features for every item and every view of `caches` (the first is the one `vectors` holds): from
+ * the cache where possible, else decoded once and embedded in batches, each missing view of each
+ * distinct content once, however many copies of it the dataset holds; leaves a pack of the dataset's
+ * vectors per view.
+ */
 export async function embedWithCache(
   items: DatasetItem[],
   extractor: FeatureExtractor,
-  cache: FeatureCache,
+  caches: FeatureCache | readonly ViewCache[],
   /** The dataset's pack in the feature cache: its name (`datasetFolderKey`) and the dataset's name for the log. */
   pack: { name: string; label: string },
   opts: EmbedOptions,
 ): Promise<EmbeddedImages> {
+  const views: readonly ViewCache[] = Array.isArray(caches) ? caches : [{ view: 'identity', cache: caches as FeatureCache }];
   const copies = new Map<string, DatasetItem[]>();
   for (const item of items) {
     const group = copies.get(item.sha256);
@@ -66,31 +81,34 @@ export async function embedWithCache(
     else copies.set(item.sha256, [item]);
   }
   const shas = [...copies.keys()];
-  const hits = await cache.getMany(shas, { pack: pack.name, label: pack.label });
-  const found = new Map<DatasetItem, Float32Array>();
-  // The pack's vectors, each under the hash of the bytes it was computed from.
-  const packed = new Map<string, Float32Array>();
+  const shaRow = new Map(shas.map((sha, i) => [sha, i]));
+  const hits = await Promise.all(views.map(({ cache }) => cache.getMany(shas, { pack: pack.name, label: pack.label })));
+  // Per item, its vector of each view; per view, the pack's vectors under the hash of the bytes they came from.
+  const found = new Map<DatasetItem, (Float32Array | undefined)[]>();
+  const packed = views.map(() => new Map<string, Float32Array>());
   const misses: DatasetItem[] = [];
   shas.forEach((sha, i) => {
-    const hit = hits[i];
-    if (!hit) return misses.push(copies.get(sha)![0]);
-    packed.set(sha, hit);
-    for (const item of copies.get(sha)!) found.set(item, hit);
+    const vectors = views.map((_, v) => hits[v][i]);
+    vectors.forEach((hit, v) => hit && packed[v].set(sha, hit));
+    if (vectors.some((hit) => !hit)) misses.push(copies.get(sha)![0]);
+    else for (const item of copies.get(sha)!) found.set(item, vectors);
   });
   const changed: DatasetItem[] = [];
   let extracted = 0;
   const embed = (shareWithCopies: boolean) => async (batch: DecodedBatch<DatasetItem>) => {
-    const vectors = await extractor.extract(batch.pixels, batch.items.length);
+    const perView = await embedViewsOfBatch(batch, extractor, views, hits, shaRow);
     extracted += batch.items.length;
     for (let i = 0; i < batch.items.length; i++) {
       const item = batch.items[i];
       const decodedSha = batch.sha256s[i];
-      const v = vectors.slice(i * extractor.featureSize, (i + 1) * extractor.featureSize);
-      packed.set(decodedSha, v);
+      const vectors = perView[i];
       opts.pixelStats?.set(decodedSha, batch.stats[i]);
-      await cache.put(decodedSha, v);
+      for (let v = 0; v < views.length; v++) {
+        packed[v].set(decodedSha, vectors[v]);
+        if (vectors[v] !== hits[v][shaRow.get(item.sha256)!]) await views[v].cache.put(decodedSha, vectors[v]);
+      }
       if (decodedSha !== item.sha256) changed.push(item);
-      for (const copy of shareWithCopies && decodedSha === item.sha256 ? copies.get(item.sha256)! : [item]) found.set(copy, v);
+      for (const copy of shareWithCopies && decodedSha === item.sha256 ? copies.get(item.sha256)! : [item]) found.set(copy, vectors);
     }
   };
   const first = await forEachDecodedBatch(misses, extractor.inputSize, opts, embed(true));
@@ -101,13 +119,49 @@ export async function embedWithCache(
   embedded.extracted = extracted;
   embedded.changed = changed;
   // Leave a pack of this dataset's vectors for the next run, unless the pack already was exactly that.
-  if (!cache.packServedAll(packed.size)) {
-    await cache.writePack(
+  for (let v = 0; v < views.length; v++) {
+    if (views[v].cache.packServedAll(packed[v].size)) continue;
+    await views[v].cache.writePack(
       pack.name,
-      [...packed].map(([sha256, v]) => ({ sha256, v })),
+      [...packed[v]].map(([sha256, vec]) => ({ sha256, v: vec })),
     );
   }
   return embedded;
+}
+
+/**
+ * Each image's vector of every view: the cached one where the scan's content had it (and the decode
+ * read that content), else the base run on the view's pixels. Each view's missing images go through
+ * the base as one batch; the decode happened once for all views.
+ */
+async function embedViewsOfBatch(
+  batch: DecodedBatch<DatasetItem>,
+  extractor: FeatureExtractor,
+  views: readonly ViewCache[],
+  hits: (Float32Array | undefined)[][],
+  shaRow: Map<string, number>,
+): Promise<Float32Array[][]> {
+  const n = batch.items.length;
+  const size = extractor.inputSize;
+  const plane = size * size * 3;
+  const f = extractor.featureSize;
+  const rowOf = batch.items.map((item) => shaRow.get(item.sha256)!);
+  const out: Float32Array[][] = batch.items.map(() => []);
+  for (let v = 0; v < views.length; v++) {
+    const need: number[] = [];
+    for (let i = 0; i < n; i++) {
+      const hit = batch.sha256s[i] === batch.items[i].sha256 ? hits[v][rowOf[i]] : undefined;
+      if (hit) out[i][v] = hit;
+      else need.push(i);
+    }
+    if (need.length === 0) continue;
+    const pixels = new Uint8Array(need.length * plane);
+    need.forEach((i, k) => pixels.set(batch.pixels.subarray(i * plane, (i + 1) * plane), k * plane));
+    const input = views[v].view === 'identity' ? pixels : applyView(pixels, need.length, size, views[v].view);
+    const vectors = await extractor.extract(input, need.length);
+    need.forEach((i, k) => (out[i][v] = vectors.slice(k * f, (k + 1) * f)));
+  }
+  return out;
 }
 
 /** Activations at the cut and features of every item, through `cut.bottom` then `cut.top` (nothing cached: fine-tuning changes `top`). */
@@ -191,16 +245,23 @@ async function forEachDecodedBatch(
 }
 
 /** The embedded items in input order (those that failed left out). */
-function collect(items: DatasetItem[], found: Map<DatasetItem, Float32Array>, failed: SkippedFile[], perSec: number): EmbeddedImages {
+function collect(
+  items: DatasetItem[],
+  found: Map<DatasetItem, Float32Array | (Float32Array | undefined)[]>,
+  failed: SkippedFile[],
+  perSec: number,
+): EmbeddedImages {
   const kept = items.filter((item) => found.has(item));
-  return { items: kept, vectors: kept.map((item) => found.get(item)!), failed, perSec, extracted: 0, changed: [] };
+  const all = kept.map((item) => found.get(item)!);
+  const viewVectors = all.map((v) => (v instanceof Float32Array ? [v] : (v as Float32Array[])));
+  return { items: kept, vectors: viewVectors.map((v) => v[0]), viewVectors, failed, perSec, extracted: 0, changed: [] };
 }
 
-/** The rows of `embedded` in `split`, as one feature matrix. */
-export function featureSetOf(embedded: EmbeddedImages, split: 'train' | 'val', featureSize: number): FeatureSet {
-  const rows = rowsOf(embedded, split);
+/** The rows of `embedded` in `split` (all of them when undefined), as one feature matrix of view number `view`. */
+export function featureSetOf(embedded: EmbeddedImages, split: 'train' | 'val' | undefined, featureSize: number, view = 0): FeatureSet {
+  const rows = split ? rowsOf(embedded, split) : embedded.items.map((_, i) => i);
   const x = new Float32Array(rows.length * featureSize);
-  rows.forEach((r, i) => x.set(embedded.vectors[r], i * featureSize));
+  rows.forEach((r, i) => x.set(embedded.viewVectors[r][view], i * featureSize));
   return { x, y: Int32Array.from(rows.map((r) => embedded.items[r].classIndex)), n: rows.length, featureSize };
 }
 
@@ -225,4 +286,5 @@ function rowsOf(embedded: EmbeddedImages, split: 'train' | 'val'): number[] {
 /** Lets the per-image vectors go once the feature matrices hold the only copy the head needs, so memory grows by one matrix, not two. */
 export function releaseVectors(embedded: EmbeddedImages): void {
   embedded.vectors = [];
+  embedded.viewVectors = [];
 }

@@ -12,7 +12,7 @@ export const MIN_CALIBRATION_IMAGES = 20;
 // A fitted temperature this close (in log T) to an end of the search range ran into it: not a minimum.
 const BOUND_MARGIN = 0.05;
 // Probabilities of exactly 0 (float32 underflow) would give -Infinity logits.
-const MIN_PROB = 1e-30;
+export const MIN_PROB = 1e-30;
 
 /** Logits (log-probabilities, floored) of probability rows. */
 export function logitsOf(probs: Float32Array): Float64Array {

@@ -5,6 +5,7 @@
 // holds a complete model that loads. model.json also records which epoch's weights it names (its
 // `userDefinedMetadata`, ahead of the topology): the same rename commits the weights and the
 // record, so the folder describes itself whatever status.json says.
+import { isViewName, VIEW_NAMES } from '../../shared/views';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type * as tfType from '@tensorflow/tfjs';
@@ -179,5 +180,7 @@ export async function readMetadata(modelDir: string): Promise<ModelMetadata> {
   if (meta.format !== 'image-trainer/classifier@1' || !Array.isArray(meta.labels)) {
     throw new Error(`${modelDir} does not hold an Image Trainer classifier (metadata.json format ${String(meta.format)})`);
   }
+  if (meta.views !== undefined && !(Array.isArray(meta.views) && meta.views.length > 0 && meta.views.every(isViewName)))
+    throw new Error(`${modelDir}: metadata.json has views that are not a list of known views (${VIEW_NAMES.join(', ')})`);
   return meta;
 }

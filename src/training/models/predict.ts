@@ -11,6 +11,8 @@ import { TrainerError } from '../util/errors';
 import { isInside } from '../util/paths';
 import type { Tf } from '../util/tf';
 import { decodeBatches } from '../dataset/imageDecoder';
+import { applyView, isViewName, VIEW_NAMES } from '../../shared/views';
+import { averageViewProbs, meanOfViews } from '../fit/viewAveraging';
 
 export interface ImagePrediction {
   path: string;
@@ -239,6 +241,8 @@ export async function openRunClassifier(tf: Tf, runDir: string): Promise<RunClas
   if (metaValue?.format !== 'image-trainer/classifier@1')
     throw new RunFolderProblem(`${metaRel} ${metaValue === undefined ? 'is missing' : 'does not describe an Image Trainer classifier'}`);
   const meta = { ...metaValue, labels: checkLabels(metaRel, metaValue.labels) } as ModelMetadata;
+  if (meta.views !== undefined && !(Array.isArray(meta.views) && meta.views.length > 0 && meta.views.every(isViewName)))
+    throw new RunFolderProblem(`${metaRel} has views that are not a list of known views (${VIEW_NAMES.join(', ')})`);
   if (!Number.isInteger(meta.inputSize) || meta.inputSize < 1) throw new RunFolderProblem(`${metaRel} has no valid inputSize`);
   const labelsValue = await readJsonFile(runDir, RUN_FILES.labels);
   const labelsJson = labelsValue === undefined ? undefined : checkLabels(RUN_FILES.labels, labelsValue);
@@ -296,8 +300,9 @@ async function readNovelty(runDir: string, model: tfType.LayersModel): Promise<R
 }
 
 /**
- * Probabilities of a batch, and the novelty score of each image when the run has a detector: then
- * the layers are applied one by one (pixels → preprocess → base → head) to keep the head's input.
+ * Probabilities of a batch averaged over the run's views, and the novelty score of each image when
+ * the run has a detector (from the mean of its views' head inputs): then the layers are applied one
+ * by one (pixels → preprocess → base → head) to keep the head's input.
  */
 async function classifyBatch(
   tf: Tf,
@@ -307,22 +312,32 @@ async function classifyBatch(
 ): Promise<{ probs: Float32Array; novelty?: Float64Array }> {
   const size = run.meta.inputSize;
   const { model, novelty } = run;
-  if (!novelty) {
-    const out = tf.tidy(() => model.predict(tf.tensor4d(pixels, [n, size, size, 3], 'float32')) as tfType.Tensor);
-    const probs = (await out.data()) as Float32Array;
-    out.dispose();
-    return { probs };
-  }
+  const views = run.meta.views ?? ['identity'];
+  const plane = size * size * 3;
+  const input = new Uint8Array(views.length * n * plane);
+  views.forEach((view, v) => applyView(pixels, n, size, view, input.subarray(v * n * plane, (v + 1) * n * plane)));
   const [features, out] = tf.tidy(() => {
-    let x: tfType.Tensor = tf.tensor4d(pixels, [n, size, size, 3], 'float32');
+    let x: tfType.Tensor = tf.tensor4d(input, [views.length * n, size, size, 3], 'float32');
+    if (!novelty) return [undefined, model.predict(x) as tfType.Tensor] as const;
     for (const layer of model.layers.slice(1, -1)) x = layer.apply(x) as tfType.Tensor;
-    return [x, model.layers[model.layers.length - 1].apply(x) as tfType.Tensor];
+    return [x, model.layers[model.layers.length - 1].apply(x) as tfType.Tensor] as const;
   });
   try {
+    const all = (await out.data()) as Float32Array;
+    const k = all.length / (views.length * n);
+    const probs = averageViewProbs(
+      views.map((_, v) => all.subarray(v * n * k, (v + 1) * n * k)),
+      k,
+    );
+    if (!features || !novelty) return { probs };
     const feats = (await features.data()) as Float32Array;
-    return { probs: (await out.data()) as Float32Array, novelty: noveltyScores(novelty, feats, n) };
+    const f = feats.length / (views.length * n);
+    const mean = meanOfViews(
+      views.map((_, v) => ({ x: feats.subarray(v * n * f, (v + 1) * n * f), y: new Int32Array(n), n, featureSize: f })),
+    ).x;
+    return { probs, novelty: noveltyScores(novelty, mean, n) };
   } finally {
-    tf.dispose([features, out]);
+    tf.dispose(features ? [features, out] : [out]);
   }
 }
 

@@ -18,6 +18,8 @@ import { readMetadata } from '../models/classifierModel';
 import { writeFileAtomic } from '../util/atomicWrite';
 import type { Tf } from '../util/tf';
 import { TrainerError } from '../util/errors';
+import { VIEW_SPECS, type ViewName } from '../../shared/views';
+import { MIN_PROB } from '../fit/calibration';
 
 /** Bumped whenever the exporter's output changes, so cached graphs are rebuilt. */
 export const ONNX_EXPORTER_VERSION = 2;
@@ -43,6 +45,8 @@ export interface OnnxExportOptions {
   metadata?: Record<string, string>;
   /** Adds a second output, the novelty score, computed from the input of the layer `featuresOf` (the head). */
   novelty?: NoveltyGraph;
+  /** Test-time augmentation inside the graph: the model runs on each view of the input, the output is their averaged probabilities (fit/viewAveraging.ts) and the novelty reads the mean of their features. */
+  views?: readonly ViewName[];
 }
 
 /** The unknown-image detector as the ONNX graph computes it (see fit/novelty.ts). */
@@ -739,6 +743,60 @@ function noveltyOutput(ex: Exporter, n: NoveltyGraph): { name: string; elemType:
   return { name: n.outputName, elemType: OnnxDataType.float, shape: ['batch'] };
 }
 
+/**
+ * The views of an NHWC input stacked along the batch axis (view 0's images, then view 1's …), each
+ * built as src/shared/views.ts defines it: rows reversed, columns reversed (Slice, step -1), then
+ * rows and columns swapped (Transpose).
+ */
+function viewBatch(ex: Exporter, x: Value, views: readonly ViewName[]): Value {
+  const { g } = ex;
+  const reverse = (name: string, axis: number, hint: string) =>
+    g.node(
+      'Slice',
+      [
+        name,
+        g.int64s(`${hint}_starts`, [-1]),
+        g.int64s(`${hint}_ends`, [-(2 ** 63)]),
+        g.int64s(`${hint}_axes`, [axis]),
+        g.int64s(`${hint}_steps`, [-1]),
+      ],
+      hint,
+    );
+  const parts = views.map((view) => {
+    const { v, h, t } = VIEW_SPECS[view];
+    let name = x.name;
+    if (v) name = reverse(name, 1, `view_${view}_rows`);
+    if (h) name = reverse(name, 2, `view_${view}_cols`);
+    if (t) name = g.node('Transpose', [name], `view_${view}_transpose`, [{ name: 'perm', kind: 'ints', value: [0, 2, 1, 3] }]);
+    return name === x.name ? g.node('Identity', [name], `view_${view}`) : name;
+  });
+  const name = g.node('Concat', parts, 'views', [{ name: 'axis', kind: 'int', value: 0 }]);
+  return { name, shape: x.shape, nchw: false, consumers: 1 };
+}
+
+/** [views × n, k] rows (view-major) → [n, k]: the mean over the views. */
+function meanOverViews(ex: Exporter, x: Value, count: number, hint: string): Value {
+  const { g } = ex;
+  const k = x.shape[1];
+  if (x.shape.length !== 2 || k === null)
+    throw new Error(`ONNX export: cannot average views of a value of shape ${JSON.stringify(x.shape)}`);
+  const grouped = g.node('Reshape', [x.name, g.int64s(`${hint}_shape`, [count, -1, k])], `${hint}_by_view`);
+  const name = g.node('ReduceMean', [grouped], hint, [
+    { name: 'axes', kind: 'ints', value: [0] },
+    { name: 'keepdims', kind: 'int', value: 0 },
+  ]);
+  return { name, shape: [null, k], nchw: false, consumers: 1 };
+}
+
+/** Probabilities of each view → softmax of their mean log-probability (floored at MIN_PROB), as `averageViewProbs`. */
+function averageViews(ex: Exporter, probs: Value, count: number): Value {
+  const { g } = ex;
+  const logs = g.node('Log', [g.node('Max', [probs.name, g.scalar('tta_floor', MIN_PROB)], 'tta_floored')], 'tta_log');
+  const mean = meanOverViews(ex, { ...probs, name: logs }, count, 'tta_mean_log');
+  const name = g.node('Softmax', [mean.name], 'tta_probabilities', [{ name: 'axis', kind: 'int', value: 1 }]);
+  return { ...mean, name };
+}
+
 /** Serialises a TF.js LayersModel (single input, single output) to ONNX bytes (opset 13, NHWC input). */
 export function exportToOnnx(model: tfType.LayersModel, opts: OnnxExportOptions): Uint8Array {
   if (model.inputs.length !== 1 || model.outputs.length !== 1) {
@@ -763,6 +821,8 @@ export function exportToOnnx(model: tfType.LayersModel, opts: OnnxExportOptions)
   ex.g.fresh(outputName);
 
   let x: Value = { name: inputName, shape: [null, opts.inputSize, opts.inputSize, channels], nchw: false, consumers: 1 };
+  const views = opts.views && opts.views.length > 1 ? opts.views : undefined;
+  if (views) x = viewBatch(ex, x, views);
   // Transposing the uint8 pixels moves a quarter of the bytes a float transpose would (the
   // transpose was 7% of the base's time at batch 32).
   x = ex.nchw(x);
@@ -780,7 +840,11 @@ export function exportToOnnx(model: tfType.LayersModel, opts: OnnxExportOptions)
     // Features of a convolutional layer: averaged over height and width, as the tfjs feature route does.
     [y] = ex.convertLayer('GlobalAveragePooling2D', {}, undefined as unknown as tfType.layers.Layer, [y], `${opts.outputLayer}_mean`);
   }
-  const out = ex.tfOrder(y);
+  let out = ex.tfOrder(y);
+  if (views) {
+    out = averageViews(ex, out, views.length);
+    if (ex.captured) ex.captured = meanOverViews(ex, ex.captured, views.length, 'novelty_features');
+  }
   ex.g.nodes.push({ opType: 'Identity', name: outputName, inputs: [out.name], outputs: [outputName] });
   const extraOutputs = opts.novelty ? [noveltyOutput(ex, opts.novelty)] : [];
 
@@ -861,11 +925,13 @@ export async function exportClassifierToOnnx(modelDir: string, outFile: string, 
         base_model: metadata.baseModel,
         input: 'RGB 0-255, NHWC float32, resized to cover the input size and centre-cropped',
         ...(metadata.temperature !== undefined ? { temperature: String(metadata.temperature) } : {}),
+        ...(metadata.views ? { views: `${metadata.views.join(',')}: averaged inside the graph (test-time augmentation)` } : {}),
         ...(novelty
           ? { unknown_threshold: String(novelty.threshold), novelty: 'output "novelty" above unknown_threshold: unlike every class' }
           : {}),
       },
       ...(novelty ? { novelty: novelty.graph } : {}),
+      ...(metadata.views ? { views: metadata.views } : {}),
     });
     await fs.promises.mkdir(path.dirname(path.resolve(outFile)), { recursive: true });
     await writeFileAtomic(outFile, bytes);

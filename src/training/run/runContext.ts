@@ -4,7 +4,17 @@
 // with a clear internal error instead of working on undefined.
 import * as path from 'node:path';
 import type { TrainingNotification } from '../../shared/protocol/training';
-import type { BackendInfo, DatasetReport, EpochMetrics, Evaluation, RunSummary, StageTimes, TrainOptions } from '../../shared/types';
+import type {
+  BackendInfo,
+  DatasetReport,
+  EpochMetrics,
+  Evaluation,
+  RecipeChoice,
+  RunSummary,
+  StageTimes,
+  TrainOptions,
+} from '../../shared/types';
+import type { ViewName } from '../../shared/views';
 import type { DatasetItem } from '../dataset/datasetScanner';
 import type { EmbeddedImages, FeatureExtractor } from '../features/embedding';
 import type { CutModel } from '../fit/fineTune';
@@ -56,7 +66,13 @@ export interface RunProducts {
     valPaths: string[];
     cut?: CutModel;
     cache: { hits: number; misses: number };
+    /** The views the head trains on and averages (identity first); `trainViews[v]` / `valViews[v]` row i is view v of the image of row i (index 0: `train` / `val`). */
+    views: ViewName[];
+    trainViews: FeatureSet[];
+    valViews: FeatureSet[];
   };
+  /** The recipe this run trains with, and why. */
+  recipe: RecipeChoice;
   head: { head: tfType.LayersModel; classifier: tfType.LayersModel; metadata: ModelMetadata; result: LoopResult };
   evaluation: Evaluation;
 }

@@ -25,6 +25,7 @@ export function renderRunReport(input: {
   lines.push(`- Base model: ${config.model.name} (${config.model.featureSize} features, ${config.model.inputSize} px)`);
   lines.push(`- Backend: ${config.backend.summary}`);
   if (evaluation) lines.push(`- Validation accuracy: **${pct(evaluation.accuracy)}** (best epoch ${evaluation.bestEpoch})`);
+  if (evaluation?.recipe) lines.push(`- Recipe: **${evaluation.recipe.chosen}** — ${evaluation.recipe.reason}`);
   lines.push(
     `- Epochs run: ${summary.epochsRun}; wall time ${(summary.wallMs / 1000).toFixed(1)} s; features ${summary.featuresPerSec.toFixed(1)} images/s; cache ${summary.cache.hits} hits, ${summary.cache.misses} misses`,
   );
@@ -69,10 +70,38 @@ export function renderRunReport(input: {
       lines.push('', '## Most confused', '');
       for (const p of evaluation.mostConfused) lines.push(`- ${names[p.actual]} → ${names[p.predicted]}: ${p.count}`);
     }
+    lines.push(...recipeSection(evaluation));
     lines.push(...trustSection(evaluation));
   }
   lines.push('', '## Reproduce', '', '```json', JSON.stringify(config.options, null, 2), '```', '');
   return lines.join('\n');
+}
+
+/** The recipe (views and test-time augmentation) and, for `auto`, every candidate's cross-validated score. */
+export function recipeSection(evaluation: Evaluation): string[] {
+  const r = evaluation.recipe;
+  if (!r) return [];
+  const lines = ['', '## Recipe', ''];
+  lines.push(
+    `- **${r.chosen}** (${r.views} view${r.views === 1 ? '' : 's'}${r.views > 1 ? ', probabilities averaged over them at prediction time' : ''}): ${r.reason}.`,
+  );
+  if (r.candidates.length) {
+    lines.push(
+      `- Chosen by ${r.folds}-fold cross-validation on ${r.images} training images (validation images never used for the choice):`,
+      '',
+      '| recipe | views | cross-validated accuracy |',
+      '|---|---:|---:|',
+    );
+    for (const c of r.candidates)
+      lines.push(`| ${c.recipe === r.chosen ? `**${c.recipe}**` : c.recipe} | ${c.views} | ${pct(c.accuracy)} |`);
+  }
+  if (r.refit) {
+    lines.push(
+      '',
+      `- Refit: the kept model was trained on all ${r.refit.images} labelled images (training + validation) for ${r.refit.epochs} epochs; the validation figures above were measured before the refit.`,
+    );
+  }
+  return lines;
 }
 
 /** Calibration and unknown detection, as far as the run got to them. */

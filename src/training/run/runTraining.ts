@@ -27,6 +27,8 @@ import { featureMapStage } from './stages/featureMapStage';
 import { featuresStage } from './stages/featuresStage';
 import { fineTuneStage } from './stages/fineTuneStage';
 import { headStage } from './stages/headStage';
+import { recipeStage } from './stages/recipeStage';
+import { refitStage } from './stages/refitStage';
 import { modelCardStage } from './stages/modelCardStage';
 import { saveStage } from './stages/saveStage';
 import { scanStage } from './stages/scanStage';
@@ -40,12 +42,14 @@ export const TRAINING_STAGES: readonly RunStage[] = [
   backendStage,
   scanStage,
   baseModelStage,
+  recipeStage,
   featuresStage,
   splitStage,
   headStage,
   fineTuneStage,
   evaluateStage,
   calibrateStage,
+  refitStage,
   unknownStage,
   featureMapStage,
   saveStage,

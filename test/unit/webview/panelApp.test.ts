@@ -145,6 +145,37 @@ test('a finished run hides Cancel, fills the bar and says Done', () => {
   app.dispose();
 });
 
+test("the header says which recipe the run chose and why, with every candidate's cross-validated score", () => {
+  const { app } = startApp();
+  const evaluation = {
+    ...syntheticEvaluation(['black_rot', 'cedar_rust', 'healthy', 'scab'], 6),
+    recipe: {
+      requested: 'auto' as const,
+      chosen: 'dihedral' as const,
+      views: 8,
+      images: 500,
+      folds: 4,
+      reason: '8 views + TTA chose over plain: 92.6% vs 90.5%',
+      candidates: [
+        { recipe: 'plain' as const, views: 1, accuracy: 0.905 },
+        { recipe: 'flip' as const, views: 2, accuracy: 0.91 },
+        { recipe: 'dihedral' as const, views: 8, accuracy: 0.926 },
+      ],
+    },
+  };
+  deliver({ type: 'state', state: sampleState({ state: 'finished', evaluation }) });
+  assert.equal(
+    $('#recipe').textContent,
+    'dihedral — 8 views + TTA chose over plain: 92.6% vs 90.5% (4-fold cross-validation on 500 training images: plain 90.5%, flip 91.0%, dihedral 92.6%)',
+  );
+  deliver({
+    type: 'state',
+    state: sampleState({ state: 'finished', evaluation: syntheticEvaluation(['black_rot', 'cedar_rust', 'healthy', 'scab'], 6) }),
+  });
+  assert.equal(document.querySelector('#recipe'), null, 'a run from before recipes shows none');
+  app.dispose();
+});
+
 test('"Why this backend" also says where the features and the head steps ran', () => {
   const { app } = startApp();
   const state = sampleState();

@@ -1,16 +1,15 @@
 // Stage: temperature scaling, so that a confidence of 80% is right about 80% of the time.
 import { calibrate } from '../../fit/calibration';
 import { evaluate } from '../../fit/evaluation';
-import { predictProbs } from '../../fit/head';
 import type { RunContext, RunStage } from '../runContext';
-import { keptFeatures, publishEvaluation, resaveKeptModel } from './keptModel';
+import { keptProbs, publishEvaluation, resaveKeptModel } from './keptModel';
 
 /**
  * Divides the output layer's kernel and bias by T: softmax of the scaled layer is softmax(z / T),
  * so the saved TF.js model, its ONNX export and `predict` all give calibrated probabilities with no
  * extra layer, and metadata.json records T.
  */
-function scaleOutputLayer(ctx: RunContext, t: number): void {
+export function scaleOutputLayer(ctx: RunContext, t: number): void {
   const { tf } = ctx.need('backend');
   const { head } = ctx.need('head');
   const layer = head.getLayer('head_output');
@@ -23,17 +22,17 @@ function scaleOutputLayer(ctx: RunContext, t: number): void {
 export const calibrateStage: RunStage = {
   name: 'calibrate',
   async run(ctx) {
-    const { tf } = ctx.need('backend');
     const { classes } = ctx.need('scan');
-    const { head, metadata } = ctx.need('head');
-    const { valPaths } = ctx.need('features');
-    const val = await keptFeatures(ctx, 'val');
+    const { metadata } = ctx.need('head');
+    const { val, valPaths } = ctx.need('features');
     if (val.n === 0) return;
-    const calibration = calibrate(await predictProbs(tf, head, val), val.y, classes.length);
+    // Fitted on the probabilities averaged over the views: with log-space averaging the one
+    // temperature in the last layer scales the averaged output exactly (fit/viewAveraging.ts).
+    const calibration = calibrate(await keptProbs(ctx, 'val'), val.y, classes.length);
     if (calibration.temperature !== 1) scaleOutputLayer(ctx, calibration.temperature);
     metadata.temperature = calibration.temperature;
-    const probs = await predictProbs(tf, head, val);
-    const evaluation = { ...evaluate(classes, val.y, probs, valPaths, ctx.bestEpoch), calibration };
+    const probs = await keptProbs(ctx, 'val');
+    const evaluation = { ...ctx.need('evaluation'), ...evaluate(classes, val.y, probs, valPaths, ctx.bestEpoch), calibration };
     if (calibration.fallback) ctx.log('warn', `Calibration: temperature kept at 1 because ${calibration.fallback}`);
     ctx.log(
       'info',

@@ -4,10 +4,20 @@ import { RUN_FILES } from '../../../shared/runFolder';
 import { capSkipped } from '../../../shared/skipReasons';
 import type { DatasetReport, SkipReason } from '../../../shared/types';
 import { datasetFolderKey, type DatasetItem } from '../../dataset/datasetScanner';
-import { embedThroughCut, embedWithCache, featureSetOf, releaseVectors, type EmbeddedImages } from '../../features/embedding';
+import { RECIPE_VIEWS, viewCacheKey, type ViewName } from '../../../shared/views';
+import {
+  embedThroughCut,
+  embedWithCache,
+  featureSetOf,
+  releaseVectors,
+  type EmbeddedImages,
+  type EmbedOptions,
+  type ViewCache,
+} from '../../features/embedding';
 import { FeatureCache } from '../../features/featureCache';
 import { PixelStatsCache } from '../../features/pixelStatsCache';
 import { chooseCutLayer, splitAtLayer, type CutModel } from '../../fit/fineTune';
+import { fixedRecipe } from '../../fit/recipeSearch';
 import { writeJsonAtomic } from '../../util/atomicWrite';
 import { TrainerError } from '../../util/errors';
 import { runCacheFolder } from '../runCacheFolder';
@@ -27,33 +37,26 @@ export const featuresStage: RunStage = {
       );
     }
     const cut = ctx.options.fineTuneLayers > 0 ? chooseCut(ctx) : undefined;
+    const recipe = ctx.get('recipe') ?? fixedRecipe(ctx.options) ?? ctx.need('recipe');
+    ctx.set('recipe', recipe);
+    // Fine-tuning's activations are computed per run, not cached: views there are its stage's business.
+    const views = cut ? RECIPE_VIEWS.plain : RECIPE_VIEWS[recipe.chosen];
     const items = [...scan.train, ...scan.val];
-    const embedOptions = {
-      maxPixels: ctx.options.maxPixels,
-      signal: ctx.signal,
-      onProgress: (p: { done: number; total: number }) => ctx.progress.offer({ stage: 'features', ...p }),
-    };
     let embedded: EmbeddedImages;
     let cache: { hits: number; misses: number };
     if (cut) {
       // Fine-tuning embeds every image through the cut (activations are needed), bypassing the cache.
-      embedded = await embedThroughCut(tf, model.base, cut, items, embedOptions);
+      embedded = await embedThroughCut(tf, model.base, cut, items, embedOptions(ctx, 'features'));
       cache = { hits: 0, misses: embedded.items.length + embedded.failed.length };
     } else {
+      const caches = await viewCaches(ctx, views);
       const folder = await runCacheFolder(ctx);
-      // Without a usable cache folder the vectors live in memory only: a folder nobody can create.
-      const featureCache = new FeatureCache(
-        folder.dir ?? ctx.request.cacheDir,
-        model.extractor.cacheKey,
-        model.extractor.featureSize,
-        folder,
-      );
-      const pack = { name: datasetFolderKey(ctx.datasetRoot), label: ctx.datasetRoot };
+      const pack = datasetPack(ctx);
       // Pixel statistics of what gets decoded anyway, for the dataset doctor.
       const pixelStats = await PixelStatsCache.open(folder.dir, pack.name, model.extractor.inputSize, folder);
-      embedded = await embedWithCache(items, model.extractor, featureCache, pack, { ...embedOptions, pixelStats });
+      embedded = await embedWithCache(items, model.extractor, caches, pack, { ...embedOptions(ctx, 'features'), pixelStats });
       await pixelStats.save();
-      cache = { hits: featureCache.hits, misses: featureCache.misses };
+      cache = { hits: sum(caches.map((c) => c.cache.hits)), misses: sum(caches.map((c) => c.cache.misses)) };
     }
     ctx.featuresPerSec = embedded.perSec;
     await reportDecodeFailures(ctx, embedded);
@@ -61,20 +64,49 @@ export const featuresStage: RunStage = {
     const distinct = new Set(embedded.items.map((i) => i.sha256)).size;
     ctx.log(
       'info',
-      `Features: ${embedded.items.length} images (${distinct} distinct), ${cache.hits} cache hits, ${cache.misses} misses, ${embedded.extracted} embedded, ${embedded.perSec.toFixed(1)} images/s`,
+      `Features: ${embedded.items.length} images (${distinct} distinct)${views.length > 1 ? ` × ${views.length} views` : ''}, ${cache.hits} cache hits, ${cache.misses} misses, ${embedded.extracted} embedded, ${embedded.perSec.toFixed(1)} images/s`,
     );
     const featureSize = model.base.featureSize;
-    const train = featureSetOf(embedded, 'train', featureSize);
-    const val = featureSetOf(embedded, 'val', featureSize);
+    const trainViews = views.map((_, v) => featureSetOf(embedded, 'train', featureSize, v));
+    const valViews = views.map((_, v) => featureSetOf(embedded, 'val', featureSize, v));
+    const [train, val] = [trainViews[0], valViews[0]];
     const valPaths = embedded.items.filter((i) => i.split === 'val').map((i) => i.rel);
     releaseVectors(embedded);
     if (new Set(train.y).size < 2) throw new TrainerError('dataset', 'Fewer than 2 classes have usable training images after decoding.');
     // Nothing needs the feature session any more (fine-tuning runs the tfjs layers): release it and
     // its thread pool before the head trains.
     model.onnx?.dispose();
-    ctx.set('features', { embedded, train, val, valPaths, cut, cache });
+    ctx.set('features', { embedded, train, val, valPaths, cut, cache, views: [...views], trainViews, valViews });
   },
 };
+
+/** The feature cache of each view (the identity's is the one plain runs always used); without a usable cache folder, vectors live in memory only. */
+export async function viewCaches(ctx: RunContext, views: readonly ViewName[]): Promise<ViewCache[]> {
+  const model = ctx.need('model');
+  const folder = await runCacheFolder(ctx);
+  // A folder nobody can create stands for no cache at all.
+  const dir = folder.dir ?? ctx.request.cacheDir;
+  return views.map((view) => ({
+    view,
+    cache: new FeatureCache(dir, viewCacheKey(model.extractor.cacheKey, view), model.extractor.featureSize, folder),
+  }));
+}
+
+/** The dataset's pack in each view's cache (`suffix` names a second pack, e.g. the recipe search's sample). */
+export function datasetPack(ctx: RunContext, suffix = ''): { name: string; label: string } {
+  return { name: `${datasetFolderKey(ctx.datasetRoot)}${suffix}`, label: ctx.datasetRoot };
+}
+
+/** How the embedding reports its progress and hears of a cancel. */
+export function embedOptions(ctx: RunContext, stage: 'features'): EmbedOptions {
+  return {
+    maxPixels: ctx.options.maxPixels,
+    signal: ctx.signal,
+    onProgress: (p) => ctx.progress.offer({ stage, ...p }),
+  };
+}
+
+const sum = (values: number[]) => values.reduce((a, b) => a + b, 0);
 
 /** Splits the base where about `fineTuneLayers` layers get unfrozen, or says why fine-tuning is skipped. */
 function chooseCut(ctx: RunContext): CutModel | undefined {

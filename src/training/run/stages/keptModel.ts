@@ -6,18 +6,26 @@ import type { Evaluation } from '../../../shared/types';
 import { activationsOf } from '../../features/embedding';
 import { topFeatures } from '../../fit/fineTune';
 import type { FeatureSet } from '../../fit/head';
+import { viewProbs } from '../../fit/viewAveraging';
 import { saveModelDir } from '../../models/classifierModel';
 import { writeJsonAtomic } from '../../util/atomicWrite';
 import type { RunContext } from '../runContext';
 import { readModelRecord } from '../runFolderReader';
 
-/** The training or validation features as the kept model computes them. */
-export async function keptFeatures(ctx: RunContext, split: 'train' | 'val'): Promise<FeatureSet> {
+/** The training or validation features of each view (identity first) as the kept model computes them. */
+export async function keptViews(ctx: RunContext, split: 'train' | 'val'): Promise<FeatureSet[]> {
   const { tf } = ctx.need('backend');
   const { base } = ctx.need('model');
   const features = ctx.need('features');
-  if (!features.cut) return features[split];
-  return topFeatures(tf, features.cut, activationsOf(features.embedded, split), base.featureSize);
+  if (!features.cut) return split === 'train' ? features.trainViews : features.valViews;
+  return [await topFeatures(tf, features.cut, activationsOf(features.embedded, split), base.featureSize)];
+}
+
+/** The kept head's class probabilities of the training or validation images, averaged over the run's views. */
+export async function keptProbs(ctx: RunContext, split: 'train' | 'val'): Promise<Float32Array> {
+  const { tf } = ctx.need('backend');
+  const { head } = ctx.need('head');
+  return viewProbs(tf, head, await keptViews(ctx, split));
 }
 
 /**

@@ -27,8 +27,12 @@ export interface AllRows {
 /** The feature stage's training and validation sets joined back into one, rows in `embedded.items` order. */
 export function allRows(ctx: RunContext): AllRows {
   const { embedded, train, val } = ctx.need('features');
+  return { items: embedded.items, set: joinSides(embedded.items, train, val) };
+}
+
+/** One feature matrix over `items` (rows in their order) from a training and a validation set built by their current sides. */
+function joinSides(items: readonly DatasetItem[], train: FeatureSet, val: FeatureSet): FeatureSet {
   const f = train.featureSize;
-  const items = embedded.items;
   const x = new Float32Array(items.length * f);
   let t = 0;
   let v = 0;
@@ -36,7 +40,7 @@ export function allRows(ctx: RunContext): AllRows {
     const [set, row] = item.split === 'val' ? [val, v++] : [train, t++];
     x.set(set.x.subarray(row * f, (row + 1) * f), r * f);
   });
-  return { items, set: { x, y: Int32Array.from(items, (i) => i.classIndex), n: items.length, featureSize: f } };
+  return { x, y: Int32Array.from(items, (i) => i.classIndex), n: items.length, featureSize: f };
 }
 
 /** Nearest neighbours kept per image by the similarity pass (the doctor's k-NN vote and outlier score read them). */
@@ -99,18 +103,21 @@ export const splitStage: RunStage = {
     }
     const straddled = groups.filter((g) => new Set(g.map((r) => items[r].split)).size > 1).length;
     const sides = stratifiedSplit(items, ctx.options.valSplit, ctx.options.seed, groupOf);
+    const features = ctx.need('features');
+    // Every view's rows joined while the sides are still those they were built with.
+    const viewRows = features.trainViews.map((t, v) => (v === 0 ? set : joinSides(items, t, features.valViews[v])));
     let moved = 0;
     items.forEach((item, r) => {
       if (item.split === sides[r]) return;
       item.split = sides[r];
       moved++;
     });
-    const features = ctx.need('features');
     const pick = (side: string) => items.flatMap((item, r) => (item.split === side ? [r] : []));
-    const train = subsetRows(set, pick('train'));
-    const val = subsetRows(set, pick('val'));
-    const valPaths = pick('val').map((r) => items[r].rel);
-    ctx.set('features', { ...features, train, val, valPaths });
+    const [trainRows, valRows] = [pick('train'), pick('val')];
+    const trainViews = viewRows.map((rows) => subsetRows(rows, trainRows));
+    const valViews = viewRows.map((rows) => subsetRows(rows, valRows));
+    const valPaths = valRows.map((r) => items[r].rel);
+    ctx.set('features', { ...features, train: trainViews[0], val: valViews[0], trainViews, valViews, valPaths });
     scan.train = items.filter((i) => i.split === 'train');
     scan.val = items.filter((i) => i.split === 'val');
     for (const [ci, c] of scan.report.classes.entries()) {

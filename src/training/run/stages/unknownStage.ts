@@ -3,7 +3,8 @@ import { RUN_FILES, type NoveltyFile } from '../../../shared/runFolder';
 import { fitNovelty, type NoveltyStats } from '../../fit/novelty';
 import { writeJsonAtomic } from '../../util/atomicWrite';
 import type { RunStage } from '../runContext';
-import { keptFeatures, publishEvaluation, resaveKeptModel } from './keptModel';
+import { meanOfViews } from '../../fit/viewAveraging';
+import { keptViews, publishEvaluation, resaveKeptModel } from './keptModel';
 
 const base64 = (a: Float32Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength).toString('base64');
 
@@ -25,7 +26,8 @@ export const unknownStage: RunStage = {
   async run(ctx) {
     const { classes } = ctx.need('scan');
     const { metadata } = ctx.need('head');
-    const train = await keptFeatures(ctx, 'train');
+    // Each image's mean feature vector over the run's views, as predict and the exports compute it.
+    const train = meanOfViews(await keptViews(ctx, 'train'));
     if (train.n === 0) return publishEvaluation(ctx, ctx.need('evaluation'), true);
     const { tf } = ctx.need('backend');
     const gram = (x: Float32Array, n: number, f: number) => {
@@ -39,7 +41,7 @@ export const unknownStage: RunStage = {
         product.dispose();
       }
     };
-    const stats = fitNovelty(train, await keptFeatures(ctx, 'val'), classes.length, gram);
+    const stats = fitNovelty(train, meanOfViews(await keptViews(ctx, 'val')), classes.length, gram);
     await writeJsonAtomic(ctx.writer.file(`${RUN_FILES.modelDir}/${RUN_FILES.novelty}`), noveltyFile(stats));
     metadata.unknownThreshold = stats.fit.threshold;
     const { fit } = stats;

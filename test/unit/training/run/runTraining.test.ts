@@ -14,6 +14,7 @@ import { runStages, runTraining, TRAINING_STAGES } from '../../../../src/trainin
 import { backendStage } from '../../../../src/training/run/stages/backendStage';
 import { baseModelStage } from '../../../../src/training/run/stages/baseModelStage';
 import { featuresStage } from '../../../../src/training/run/stages/featuresStage';
+import { recipeStage } from '../../../../src/training/run/stages/recipeStage';
 import { scanStage } from '../../../../src/training/run/stages/scanStage';
 import { RunCancelled, TrainerError } from '../../../../src/training/util/errors';
 import { tempDir } from '../../../support/tempDirs';
@@ -112,7 +113,7 @@ describe('the stages, called one by one', () => {
   it('backend, scan, base model and features leave what the head needs, from real images', async () => {
     const data = smallDataset(6);
     const { ctx, sent } = await contextFor(data, { valSplit: 0.34 });
-    for (const stage of [backendStage, scanStage, baseModelStage, featuresStage]) await stage.run(ctx);
+    for (const stage of [backendStage, scanStage, baseModelStage, recipeStage, featuresStage]) await stage.run(ctx);
     const { info } = ctx.need('backend');
     assert.ok(['wasm', 'cpu', 'tensorflow', 'tensorflow-gpu'].includes(info.backend));
     const scan = ctx.need('scan');
@@ -220,7 +221,7 @@ describe('the features stage', () => {
         Buffer.concat([jpeg.subarray(0, Math.floor(jpeg.length / 3)), Buffer.from([i & 255])]),
       );
     const { ctx, sent } = await contextFor(data, { valSplit: 0.34 });
-    for (const stage of [backendStage, scanStage, baseModelStage, featuresStage]) await stage.run(ctx);
+    for (const stage of [backendStage, scanStage, baseModelStage, recipeStage, featuresStage]) await stage.run(ctx);
     ctx.disposeAll();
     await ctx.writer.close();
     const report = JSON.parse(fs.readFileSync(path.join(ctx.runDir, 'dataset-report.json'), 'utf8')) as {
