@@ -3,8 +3,8 @@
 // darkened copy of a real photo are weak; resized and recompressed copies are grouped with their
 // original and, in an explicit train/ + val/ layout, said to cross the split; the report's JSON
 // shape; a warm rerun decodes nothing; a damaged cache file is recomputed; a cancel is recorded;
-// bad input is refused with a clear message and writes
-// nothing; and the dataset folder is never changed.
+// bad input is refused with a clear message and writes nothing; and the dataset folder is never
+// changed.
 import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
