@@ -282,12 +282,24 @@ function addTrainCommand(program: Command, extensionRoot: string): void {
     .action((folder: string, o: Record<string, unknown>) => train(folder, o, extensionRoot));
 }
 
+/** The folders a `train` or `doctor` run reads and writes, from its folder argument and the shared options (`withRunOptions`). */
+function runFoldersOf(folder: string, o: Record<string, unknown>, extensionRoot: string) {
+  const datasetRoot = path.resolve(folder);
+  return {
+    datasetRoot,
+    runsDir: o.out ? path.resolve(o.out as string) : defaultRunsDir(process.cwd(), datasetRoot),
+    cacheDir: o.cache ? path.resolve(o.cache as string) : defaultCacheDir(process.cwd(), datasetRoot),
+    extensionRoot,
+    modelCacheDir: o.modelCache ? path.resolve(o.modelCache as string) : undefined,
+    nativeModulePaths: nativePaths(o.nativeDir as string | undefined),
+  };
+}
+
 /** `train`: runs one training in this process, Ctrl-C cancelling after the current batch (twice: at once). */
 async function train(folder: string, o: Record<string, unknown>, extensionRoot: string): Promise<void> {
   const options = trainOptionsOf(o);
-  const datasetRoot = path.resolve(folder);
-  const runsDir = o.out ? path.resolve(o.out as string) : defaultRunsDir(process.cwd(), datasetRoot);
-  const cacheDir = o.cache ? path.resolve(o.cache as string) : defaultCacheDir(process.cwd(), datasetRoot);
+  const folders = runFoldersOf(folder, o, extensionRoot);
+  const { runsDir } = folders;
   const cancel = new AbortController();
   const onSigint = () => {
     if (cancel.signal.aborted) {
@@ -303,19 +315,7 @@ async function train(folder: string, o: Record<string, unknown>, extensionRoot: 
   process.on('SIGINT', onSigint);
   const reporter = terminalReporter(Boolean(o.quiet));
   try {
-    const summary = await runTraining(
-      {
-        datasetRoot,
-        runsDir,
-        cacheDir,
-        options,
-        extensionRoot,
-        modelCacheDir: o.modelCache ? path.resolve(o.modelCache as string) : undefined,
-        nativeModulePaths: nativePaths(o.nativeDir as string | undefined),
-      },
-      reporter.notify,
-      cancel.signal,
-    );
+    const summary = await runTraining({ ...folders, options }, reporter.notify, cancel.signal);
     reporter.stop();
     if (summary.cancelled) {
       console.error(
@@ -390,9 +390,6 @@ function addDoctorCommand(program: Command, extensionRoot: string): void {
 
 /** `doctor`: runs the doctor in this process; the report goes to stdout (JSON or a summary), progress to stderr. */
 async function doctor(folder: string, o: Record<string, unknown>, extensionRoot: string): Promise<void> {
-  const datasetRoot = path.resolve(folder);
-  const runsDir = o.out ? path.resolve(o.out as string) : defaultRunsDir(process.cwd(), datasetRoot);
-  const cacheDir = o.cache ? path.resolve(o.cache as string) : defaultCacheDir(process.cwd(), datasetRoot);
   const options: TrainOptions = {
     ...DEFAULT_TRAIN_OPTIONS,
     seed: o.seed as number,
@@ -407,16 +404,7 @@ async function doctor(folder: string, o: Record<string, unknown>, extensionRoot:
   const reporter = terminalReporter(Boolean(o.quiet));
   try {
     const { runDir, report } = await runDoctor(
-      {
-        datasetRoot,
-        runsDir,
-        cacheDir,
-        options,
-        folds: o.folds as number,
-        extensionRoot,
-        modelCacheDir: o.modelCache ? path.resolve(o.modelCache as string) : undefined,
-        nativeModulePaths: nativePaths(o.nativeDir as string | undefined),
-      },
+      { ...runFoldersOf(folder, o, extensionRoot), options, folds: o.folds as number },
       reporter.notify,
       cancel.signal,
     );

@@ -2,8 +2,9 @@
 // plantvillage-apple are found; hymenoptera's GIF placeholder is the top outlier; a blurred and a
 // darkened copy of a real photo are weak; resized and recompressed copies are grouped with their
 // original and, in an explicit train/ + val/ layout, said to cross the split; the report's JSON
-// shape; a warm rerun decodes nothing; bad input is refused with a clear message and writes
-// nothing; and the dataset folder is never changed.
+// shape; a warm rerun decodes nothing; a damaged cache file is recomputed; a cancel is recorded;
+// bad input is refused with a clear message and writes nothing; and the dataset folder is never
+// changed.
 import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -11,6 +12,9 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import sharp from 'sharp';
 import { DOCTOR_FILE, type DoctorReport } from '../../src/shared/doctor';
+import { DEFAULT_TRAIN_OPTIONS } from '../../src/shared/types';
+import { runDoctor } from '../../src/training/doctor/runDoctor';
+import { RunCancelled } from '../../src/training/util/errors';
 import { noisyCopy } from '../support/noisyDataset';
 import { tempDir } from '../support/tempDirs';
 import { bundle, readJson, repo, treeDigest } from '../support/trainingBundle';
@@ -226,5 +230,31 @@ test('bad input is refused with a clear message and writes nothing', async () =>
   assert.notEqual(inside.code, 0);
   assert.match(inside.stderr, /inside the dataset/);
   assert.ok(!fs.existsSync(path.join(work, 'runs')), 'no doctor folder was created');
+  assert.equal(treeDigest(bugs), bugsDigest);
+});
+
+test('a doctor cancelled before it starts records a cancelled status and writes no report', async () => {
+  const work = tempDir('doctor-cancel-');
+  const cancel = new AbortController();
+  cancel.abort();
+  await assert.rejects(
+    runDoctor(
+      { datasetRoot: bugs, runsDir: path.join(work, 'runs'), cacheDir: path.join(work, 'cache'), options: DEFAULT_TRAIN_OPTIONS, folds: 5 },
+      () => undefined,
+      cancel.signal,
+    ),
+    RunCancelled,
+  );
+  const [runDir] = fs.readdirSync(path.join(work, 'runs')).map((d) => path.join(work, 'runs', d));
+  assert.equal(readJson<{ state: string }>(path.join(runDir, 'status.json')).state, 'cancelled');
+  assert.ok(!fs.existsSync(path.join(runDir, DOCTOR_FILE)));
+  await assert.rejects(
+    runDoctor(
+      { datasetRoot: bugs, runsDir: path.join(work, 'runs'), cacheDir: path.join(work, 'cache'), options: DEFAULT_TRAIN_OPTIONS, folds: 1 },
+      () => undefined,
+      cancel.signal,
+    ),
+    /between 2 and 20 cross-validation folds, got 1/,
+  );
   assert.equal(treeDigest(bugs), bugsDigest);
 });
