@@ -18,17 +18,13 @@
 import type * as tf from '@tensorflow/tfjs';
 import type { TrainOptions } from '../../shared/types';
 import { dropoutMasks, headForward, trainableVariables, type FeatureSet } from './head';
-import {
-  classWeightsFor,
-  evaluateRows,
-  runTrainingLoop,
-  tfjsStepEngine,
-  type LoopResult,
-  type Rows,
-  type LoopControl,
-} from './trainingLoop';
+import { classWeightsFor, runTrainingLoop, tfjsStepEngine, type LoopResult, type Rows, type LoopControl, type StepEngine } from './trainingLoop';
 import type { Tf } from '../util/tf';
 import { registerWasmGradients } from '../backend/wasmGradients';
+import type { OrtModule } from '../onnx/onnxHead';
+import { onnxFineTuneEngine, planTop } from '../onnx/onnxFineTune';
+import { seededRandom } from '../util/random';
+import { ACTIVATION_VIEW_SETS, viewRows } from './activationViews';
 
 /** A base model cut in two at `cutLayer`. */
 export interface CutModel {
@@ -37,6 +33,8 @@ export interface CutModel {
   /** cut activations → features; shares its layers (and weights) with the base. */
   top: tf.LayersModel;
   cutLayer: string;
+  /** The base that was cut (its topology and weights; `top` shares its layers). */
+  base: tf.LayersModel;
   /** Layers of `top` whose weights fine-tuning trains (convolutions and dense layers, not BatchNorm). */
   trainableLayerCount: number;
 }
@@ -128,7 +126,7 @@ export function splitAtLayer(tfx: Tf, base: tf.LayersModel, cutLayerName: string
       trainableLayerCount++;
     }
   }
-  return { bottom, top, cutLayer: cutLayerName, trainableLayerCount };
+  return { bottom, top, cutLayer: cutLayerName, base, trainableLayerCount };
 }
 
 /**
@@ -159,12 +157,76 @@ function asRows(set: ActivationSet, what: string): Rows {
   return { x: set.x, rowShape, y: set.y, n };
 }
 
+/** What `--recipe auto` fine-tunes when the user did not ask for a number of layers: blocks 14–16 and the last convolution of MobileNetV2 (30 layers), on datasets of at most `maxImages`. */
+export const AUTO_FINE_TUNE = { layers: 30, maxImages: 20_000 } as const;
+
+/** Whether `--recipe auto` fine-tunes a dataset of `images` images, how many layers, and why, in words. */
+export function autoFineTune(o: TrainOptions, images: number, onnx: boolean): { layers: number; why: string } {
+  if (o.recipe !== 'auto') return { layers: 0, why: `recipe ${o.recipe}` };
+  if (!onnx) return { layers: 0, why: 'onnxruntime is not available, and fine-tuning on tfjs is too slow to be on by default' };
+  if (images > AUTO_FINE_TUNE.maxImages) return { layers: 0, why: `${images} images, more than ${AUTO_FINE_TUNE.maxImages}` };
+  return { layers: AUTO_FINE_TUNE.layers, why: `${images} images, at most ${AUTO_FINE_TUNE.maxImages}: on, kept only if it beats the head on validation` };
+}
+
+/** Where fine-tuning steps run: tfjs (any backend), or the hand-written graph on onnxruntime (onnx/onnxFineTune.ts). */
+export type FineTuneRuntime = { kind: 'tfjs' } | { kind: 'onnx'; ort: OrtModule; threads: number };
+
+/** Which views of the cached activations an epoch draws from (activationViews.ts). */
+export type ActivationViewSet = keyof typeof ACTIVATION_VIEW_SETS;
+
+/** Learning-rate multiplier of the `index`-th of `count` trainable layers above the cut (0 nearest the cut): 0.1 there, rising geometrically to 1 at the top. */
+export function discriminativeScale(index: number, count: number): number {
+  return count <= 1 ? 1 : 0.1 ** ((count - 1 - index) / (count - 1));
+}
+
+/** The step engine of fine-tuning: on onnxruntime when asked and the top is made of layers its graph computes, else tfjs; with what it is, in words. */
+async function fineTuneEngine(
+  tfx: Tf,
+  cut: CutModel,
+  head: tf.LayersModel,
+  spec: { numClasses: number; classWeights: Float32Array | null; o: TrainOptions; views: readonly number[] },
+  runtime: FineTuneRuntime,
+): Promise<{ engine: StepEngine; note: string }> {
+  const masks = dropoutMasks(spec.o.seed + 1, spec.o.dropout, spec.o.hiddenUnits);
+  if (runtime.kind === 'onnx') {
+    const plan = planTop(cut.base, cut.top, cut.bottom.outputs[0].sourceLayer.name, head, discriminativeScale);
+    if (plan) {
+      const random = seededRandom((spec.o.seed + 2) >>> 0);
+      const [h, w, c] = plan.rowShape;
+      const scratch = new Float32Array(h * w * c);
+      const engine = await onnxFineTuneEngine(runtime.ort, tfx, plan, {
+        numClasses: spec.numClasses,
+        classWeights: spec.classWeights,
+        masks,
+        views: (rows) => (spec.views.length > 1 ? Array.from({ length: rows }, () => spec.views[Math.floor(random() * spec.views.length)]) : undefined),
+        applyViews: (x, views) => viewRows(x, plan.rowShape, views, scratch),
+        threads: runtime.threads,
+      });
+      const topCount = plan.params.length - 4;
+      return { engine, note: `onnxruntime (${topCount} tensors of the base and the head, learning rates ×0.1–×1 from the cut up, ${spec.views.length} activation views)` };
+    }
+  }
+  // Register the missing WebAssembly gradient kernels unless someone (a benchmark) already chose a mode.
+  if (tfx.getBackend() === 'wasm' && !tfx.getKernel('Conv2DBackpropFilter', 'wasm')) registerWasmGradients(tfx);
+  const forward = (x: tf.Tensor, training: boolean): tf.Tensor2D =>
+    headForward(tfx, head, cut.top.apply(x, { training: false }) as tf.Tensor, training ? masks(x.shape[0]) : undefined);
+  const engine = tfjsStepEngine(tfx, {
+    variables: [...trainableVariables(cut.top), ...trainableVariables(head)],
+    forward,
+    numClasses: spec.numClasses,
+    learningRate: spec.o.fineTuneLearningRate,
+    classWeights: spec.classWeights,
+  });
+  return { engine, note: `tfjs ${tfx.getBackend()}` };
+}
+
 /**
  * Trains `cut.top` and `head` together on cached cut-point activations with Adam
  * (fineTuneLearningRate) for fineTuneEpochs epochs, BatchNorm in inference mode, with the same
  * early stopping, LR reduction, checkpoints and cancel as the head. Epochs are numbered from
  * `startEpoch + 1`; the weights before fine-tuning count as epoch `startEpoch`'s best, so if no
- * fine-tuning epoch beats them they are restored and `bestEpoch === startEpoch`.
+ * fine-tuning epoch beats them they are restored and `bestEpoch === startEpoch`. On onnxruntime
+ * each training row is seen through one of `views` per epoch (drawn from a seeded stream).
  */
 export async function fineTune(
   tfx: Tf,
@@ -176,24 +238,17 @@ export async function fineTune(
   o: TrainOptions,
   control: LoopControl,
   startEpoch: number,
+  runtime: FineTuneRuntime = { kind: 'tfjs' },
+  views: readonly number[] = ACTIVATION_VIEW_SETS.none,
+  onEngine?: (note: string) => void,
 ): Promise<LoopResult> {
-  // Register the missing WebAssembly gradient kernels unless someone (a benchmark) already chose a mode.
-  if (tfx.getBackend() === 'wasm' && !tfx.getKernel('Conv2DBackpropFilter', 'wasm')) registerWasmGradients(tfx);
   const trainRows = asRows(train, 'training');
   const valRows = asRows(val, 'validation');
-  // The head's dropout masks come from their own seeded stream (not the head stage's).
-  const masks = dropoutMasks(o.seed + 1, o.dropout, o.hiddenUnits);
-  const forward = (x: tf.Tensor, training: boolean): tf.Tensor2D =>
-    headForward(tfx, head, cut.top.apply(x, { training: false }) as tf.Tensor, training ? masks(x.shape[0]) : undefined);
-  const before = evaluateRows(tfx, forward, valRows.n > 0 ? valRows : trainRows, numClasses);
-  const engine = tfjsStepEngine(tfx, {
-    variables: [...trainableVariables(cut.top), ...trainableVariables(head)],
-    forward,
-    numClasses,
-    learningRate: o.fineTuneLearningRate,
-    classWeights: classWeightsFor(trainRows, numClasses, o),
-  });
+  const classWeights = classWeightsFor(trainRows, numClasses, o);
+  const { engine, note } = await fineTuneEngine(tfx, cut, head, { numClasses, classWeights, o, views }, runtime);
+  onEngine?.(note);
   try {
+    const before = await engine.evaluate(valRows.n > 0 ? valRows : trainRows);
     return await runTrainingLoop(
       {
         stage: 'fine-tune',

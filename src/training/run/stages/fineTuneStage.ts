@@ -1,8 +1,18 @@
-// Stage 6 (optional): the top of the base trained together with the head at a low learning rate.
+// Stage 6 (optional): the top of the base trained together with the head at a low learning rate,
+// on the activations cached at the cut: on onnxruntime (one graph per step) where it loads, else tfjs.
+import * as os from 'node:os';
 import { activationsOf } from '../../features/embedding';
-import { fineTune } from '../../fit/fineTune';
+import { ACTIVATION_VIEW_SETS } from '../../fit/activationViews';
+import { fineTune, type ActivationViewSet, type FineTuneRuntime } from '../../fit/fineTune';
 import { runCallbacks } from '../runCallbacks';
 import type { RunStage } from '../runContext';
+
+/** The views of the cached activations an epoch draws from: IMAGE_TRAINER_FINE_TUNE_VIEWS (none, flip, dihedral) for comparisons, else the left–right flip. */
+export function fineTuneViews(): { name: ActivationViewSet; views: readonly number[] } {
+  const asked = process.env.IMAGE_TRAINER_FINE_TUNE_VIEWS;
+  const name: ActivationViewSet = asked && asked in ACTIVATION_VIEW_SETS ? (asked as ActivationViewSet) : 'flip';
+  return { name, views: ACTIVATION_VIEW_SETS[name] };
+}
 
 /** Fine-tunes the layers above the cut on the cached cut activations; skipped without a cut, after a cancel or once a limit stopped training. */
 export const fineTuneStage: RunStage = {
@@ -13,13 +23,22 @@ export const fineTuneStage: RunStage = {
     const { classes } = ctx.need('scan');
     const { embedded, cut } = ctx.need('features');
     const { head, classifier, metadata } = ctx.need('head');
+    const { headRuntime } = ctx.need('model');
     const { options } = ctx;
     const totalEpochs = options.epochs + options.fineTuneEpochs;
     const control = { signal: ctx.signal, callbacks: runCallbacks(ctx, 'fine-tune', totalEpochs, { classifier, metadata }) };
     const train = activationsOf(embedded, 'train');
     const val = activationsOf(embedded, 'val');
-    const result = await fineTune(tf, cut!, head, train, val, classes.length, options, control, ctx.history.length);
+    // The step graph is a few large products: onnxruntime's own thread pool pays here, unlike for the head's tiny steps.
+    const runtime: FineTuneRuntime =
+      headRuntime.kind === 'onnx' ? { kind: 'onnx', ort: headRuntime.ort, threads: os.availableParallelism() } : { kind: 'tfjs' };
+    const views = fineTuneViews();
+    const onEngine = (note: string) =>
+      ctx.log('info', `Fine-tuning on ${note}; views of the activations: ${views.name}; learning rate ${options.fineTuneLearningRate}`);
+    const startEpoch = ctx.history.length;
+    const result = await fineTune(tf, cut!, head, train, val, classes.length, options, control, startEpoch, runtime, views.views, onEngine);
     if (result.bestEpoch > 0) ctx.bestEpoch = result.bestEpoch;
-    ctx.log('info', `Fine-tuning: ${result.epochsRun} epochs, best epoch ${result.bestEpoch}`);
+    const kept = result.bestEpoch > startEpoch ? 'kept' : 'not kept: no epoch beat the head on validation';
+    ctx.log('info', `Fine-tuning: ${result.epochsRun} epochs, best epoch ${result.bestEpoch} (${kept})`);
   },
 };
