@@ -4,11 +4,11 @@
 // Why: on tfjs WebAssembly an epoch over flowers' 3,450 training images cut at block_15_expand
 // took ~27 s (per-operation dispatch, and convolution gradients in the project's own kernels).
 // The top of MobileNetV2 above block 13 is 1×1 convolutions (matrix products), 3×3 depthwise
-// convolutions at stride 1, frozen BatchNorm (a per-channel affine map in inference mode), ReLU6,
+// convolutions at stride 1 (onnxruntime's grouped Conv, their kernel gradient a grouped Conv too), frozen BatchNorm (a per-channel affine map in inference mode), ReLU6,
 // residual Adds and a global average: every one of them, and its gradient, is an ordinary ONNX
 // operation, so the step graph is written here by hand, as the head's is (onnxHead.ts), and
 // onnxruntime runs it with its fast matrix products. Values stay NHWC (the cached layout): a 1×1
-// convolution is a MatMul over the channel axis, a depthwise one nine shifted slices.
+// convolution is a MatMul over the channel axis; depthwise ones transpose to NCHW and back.
 //
 // The math is fineTune.ts's on tfjs: BatchNorm frozen in inference mode (gamma, beta and the
 // moving statistics are constants), convolution kernels (and biases, if any) trained, then the
@@ -177,8 +177,6 @@ class StepGraph {
   private n = 0;
   /** Gradient contributions per value, summed when it is read. */
   private readonly grads = new Map<string, string[]>();
-  /** Per depthwise layer: its nine input slices, kept for the kernel's gradient. */
-  private readonly slices = new Map<string, string[]>();
 
   constructor(private readonly plan: TopPlan) {}
 
@@ -225,26 +223,36 @@ class StepGraph {
     }
   }
 
-  /** A 3×3 depthwise convolution, stride 1, TF 'same' padding: the sum of nine shifted slices times a kernel row. */
+  /** A 3×3 depthwise convolution, stride 1, TF 'same' padding (1 pixel each side): onnxruntime's grouped Conv, in NCHW between two transposes. */
   private depthwise(op: Extract<TopOp, { kind: 'depthwise' }>): void {
     const { g } = this;
-    const padded = g.op('Pad', [op.input, this.ints([0, 1, 1, 0, 0, 1, 1, 0])]);
-    const terms: string[] = [];
-    const slices: string[] = [];
-    for (let k = 0; k < 9; k++) {
-      const [ky, kx] = [Math.floor(k / 3), k % 3];
-      const s = g.op('Slice', [padded, this.ints([ky, kx]), this.ints([ky + op.h, kx + op.w]), this.ints([1, 2])]);
-      slices.push(s);
-      terms.push(g.op('Mul', [s, this.kernelRow(op.kernel, k)]));
-    }
-    this.slices.set(op.name, slices);
-    const y = g.op('Sum', terms, undefined, op.bias === undefined ? op.name : undefined);
-    if (op.bias !== undefined) g.op('Add', [y, `p${op.bias}`], undefined, op.name);
+    const y = this.toNhwc(this.groupConv(this.toNchw(op.input), this.depthwiseKernel(op, false), op.c, 1));
+    if (op.bias === undefined) g.op('Identity', [y], undefined, op.name);
+    else g.op('Add', [y, `p${op.bias}`], undefined, op.name);
   }
 
-  /** Row `k` ([1, C]) of a depthwise kernel parameter [9, C]. */
-  private kernelRow(param: number, k: number): string {
-    return this.g.op('Slice', [`p${param}`, this.ints([k]), this.ints([k + 1]), this.ints([0])]);
+  private toNchw(v: string): string {
+    return this.g.op('Transpose', [v], [{ name: 'perm', kind: 'ints', value: [0, 3, 1, 2] }]);
+  }
+
+  private toNhwc(v: string): string {
+    return this.g.op('Transpose', [v], [{ name: 'perm', kind: 'ints', value: [0, 2, 3, 1] }]);
+  }
+
+  private groupConv(x: string, w: string, group: number, pad: number): string {
+    return this.g.op('Conv', [x, w], [
+      { name: 'group', kind: 'int', value: group },
+      { name: 'pads', kind: 'ints', value: [pad, pad, pad, pad] },
+    ]);
+  }
+
+  /** The kernel parameter [9, C] as a Conv weight [C, 1, 3, 3]; `flipped` turns it by 180° (the input gradient's kernel). */
+  private depthwiseKernel(op: Extract<TopOp, { kind: 'depthwise' }>, flipped: boolean): string {
+    const { g } = this;
+    // Row k = 3·ky + kx; row 8 - k is (2 - ky, 2 - kx).
+    const rows = flipped ? g.op('Slice', [`p${op.kernel}`, this.ints([8]), this.ints([-10]), this.ints([0]), this.ints([-1])]) : `p${op.kernel}`;
+    const t = g.op('Transpose', [rows], [{ name: 'perm', kind: 'ints', value: [1, 0] }]);
+    return g.op('Reshape', [t, this.ints([op.c, 1, 3, 3])]);
   }
 
   /** Adds `grad` to the gradient of `value` (the cut's input `x` needs none). */
@@ -303,22 +311,22 @@ class StepGraph {
     this.g.op('ReduceSum', [dy, this.ints([0, 1, 2])], [{ name: 'keepdims', kind: 'int', value: 0 }], `grad_p${param}`);
   }
 
+  /**
+   * The kernel's gradient dK[k, c] = Σ over images and pixels of dy · (padded x shifted by k) is
+   * itself a grouped convolution: the padded input as one image of C·N channels, dy as C kernels of
+   * N channels each (group C). The input's gradient is the convolution of dy with the kernel turned by 180°.
+   */
   private depthwiseBackward(op: Extract<TopOp, { kind: 'depthwise' }>, dy: string): void {
     const { g } = this;
-    const slices = this.slices.get(op.name)!;
-    const rows = slices.map((s) =>
-      g.op('ReduceSum', [g.op('Mul', [s, dy]), this.ints([0, 1, 2])], [{ name: 'keepdims', kind: 'int', value: 1 }]),
-    );
-    // Each row is [1, 1, 1, C]: concatenated on the batch axis and reshaped to the kernel's [9, C].
-    g.op('Reshape', [g.op('Concat', rows, [{ name: 'axis', kind: 'int', value: 0 }]), this.ints([9, op.c])], undefined, `grad_p${op.kernel}`);
+    const cnhw = [{ name: 'perm', kind: 'ints' as const, value: [3, 0, 1, 2] }];
+    const padded = g.op('Pad', [op.input, this.ints([0, 1, 1, 0, 0, 1, 1, 0])]);
+    const input = g.op('Reshape', [g.op('Transpose', [padded], cnhw), this.ints([1, -1, op.h + 2, op.w + 2])]);
+    const dk = g.op('Conv', [input, g.op('Transpose', [dy], cnhw)], [{ name: 'group', kind: 'int', value: op.c }]);
+    const rows = g.op('Transpose', [g.op('Reshape', [dk, this.ints([op.c, 9])])], [{ name: 'perm', kind: 'ints', value: [1, 0] }]);
+    g.op('Identity', [rows], undefined, `grad_p${op.kernel}`);
     if (op.bias !== undefined) this.biasGrad(dy, op.bias);
     if (op.input === 'x') return;
-    const shifted = slices.map((_, k) => {
-      const [ky, kx] = [Math.floor(k / 3), k % 3];
-      return g.op('Pad', [g.op('Mul', [dy, this.kernelRow(op.kernel, k)]), this.ints([0, ky, kx, 0, 0, 2 - ky, 2 - kx, 0])]);
-    });
-    const full = g.op('Sum', shifted);
-    this.addGrad(op.input, g.op('Slice', [full, this.ints([1, 1]), this.ints([op.h + 1, op.w + 1]), this.ints([1, 2])]));
+    this.addGrad(op.input, this.toNhwc(this.groupConv(this.toNchw(dy), this.depthwiseKernel(op, true), op.c, 1)));
   }
 
   /** The head on the top's output: probabilities `probs`; with `training`, its backward pass too (into the top's output). */

@@ -80,7 +80,7 @@ function chooseCut(ctx: RunContext): CutModel | undefined {
   const { tf } = ctx.need('backend');
   const { base, entry, onnx } = ctx.need('model');
   const scan = ctx.need('scan');
-  const auto = autoFineTune(ctx.options, scan.train.length + scan.val.length, onnx !== undefined);
+  const auto = autoFineTune(ctx.options, { train: scan.train.length, val: scan.val.length }, onnx !== undefined);
   const layers = ctx.options.fineTuneLayers > 0 ? ctx.options.fineTuneLayers : auto.layers;
   if (layers === 0) {
     if (ctx.options.recipe === 'auto') ctx.log('info', `Fine-tuning off: ${auto.why}`);
