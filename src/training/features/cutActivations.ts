@@ -1,4 +1,6 @@
-// Activations at the fine-tuning cut, computed by onnxruntime and cached like feature vectors.
+// Activations at the fine-tuning cut, computed by onnxruntime and cached like feature vectors,
+// for each view of each image (the photo itself flipped: see fit/activationViews.ts for why not
+// the activations flipped), decoded once.
 //
 // Fine-tuning trains only the layers above the cut, so the frozen bottom runs once per image and
 // its output (e.g. 7×7×56 floats at block_14_expand: 11 KB an image) is all an epoch reads. The
@@ -17,13 +19,16 @@ import { exportCutToOnnx, ONNX_EXPORTER_VERSION } from '../onnx/onnxExport';
 import { loadOnnxRuntime, onnxGraphHash, onnxSessionOptions } from '../onnx/onnxFeatures';
 import type { CacheIssues } from '../util/cacheFolder';
 import type * as tfType from '@tensorflow/tfjs';
+import { viewActivations } from '../fit/activationViews';
 import { embedWithCache, type EmbedOptions, type EmbeddedImages, type FeatureExtractor } from './embedding';
 import { FeatureCache } from './featureCache';
 
-/** The frozen bottom of a cut on onnxruntime, in the shape the feature loop embeds with. */
+/** The frozen bottom of a cut on onnxruntime, in the shape the feature loop embeds with: one "vector" per image holds the activations of each of its views, back to back. */
 export interface CutExtractor extends FeatureExtractor {
-  /** Activation shape of one image, NHWC without the batch axis. */
+  /** Activation shape of one view of one image, NHWC without the batch axis. */
   rowShape: number[];
+  /** The views of each image (activationViews.ts bits), the identity first. */
+  views: readonly number[];
   /** Name of the layer whose output the cut takes. */
   cutSource: string;
   dispose(): void;
@@ -39,8 +44,11 @@ export async function loadCutExtractor(
   layersModel: tfType.LayersModel,
   entry: ModelEntry,
   cut: CutModel,
-  threads = os.availableParallelism(),
+  opts: { threads?: number; views?: readonly number[] } = {},
 ): Promise<CutExtractor | string> {
+  const threads = opts.threads ?? os.availableParallelism();
+  const views = opts.views ?? [0];
+  if (views[0] !== 0) return 'the first view must be the identity';
   const ort = await loadOnnxRuntime();
   if (typeof ort === 'string') return ort;
   const rowShape = cut.bottom.outputs[0].shape.slice(1) as number[];
@@ -57,23 +65,48 @@ export async function loadCutExtractor(
       exportCutToOnnx(layersModel, cutSource, { inputSize: size, preprocessing: entry.preprocessing, metadata: { weights_sha256: hash } }),
       onnxSessionOptions(threads),
     );
+  const image = size * size * 3;
+  const key = [entry.id, hash.slice(0, 16), `${size}px`, `x*${scale}+${offset}`, `cut@${cutSource}`, `views=${views.join(',')}`];
   return {
     rowShape,
+    views,
     cutSource,
     inputSize: size,
-    featureSize: per,
-    cacheKey: [entry.id, hash.slice(0, 16), `${size}px`, `x*${scale}+${offset}`, `cut@${cutSource}`, `onnx-v${ONNX_EXPORTER_VERSION}`].join('|'),
+    featureSize: per * views.length,
+    cacheKey: [...key, `onnx-v${ONNX_EXPORTER_VERSION}`].join('|'),
     async extract(pixels: Uint8Array, n: number): Promise<Float32Array> {
       const s = await (session ??= open());
-      const input = new ort.Tensor('uint8', pixels.subarray(0, n * size * size * 3), [n, size, size, 3]);
-      const out = (await s.run({ [s.inputNames[0]]: input }))[s.outputNames[0]].data as Float32Array;
-      if (out.length !== n * per) throw new Error(`the cut graph gave ${out.length / n} values per image, expected ${per}`);
+      // Image-major: image 0's views, then image 1's, so each image's activations come out back to back.
+      const input = views.length === 1 ? pixels.subarray(0, n * image) : viewsOf(pixels, n, size, views);
+      const total = n * views.length;
+      const out = new Float32Array(total * per);
+      for (let start = 0; start < total; start += CUT_BATCH) {
+        const count = Math.min(CUT_BATCH, total - start);
+        const batch = new ort.Tensor('uint8', input.subarray(start * image, (start + count) * image), [count, size, size, 3]);
+        const acts = (await s.run({ [s.inputNames[0]]: batch }))[s.outputNames[0]].data as Float32Array;
+        if (acts.length !== count * per) throw new Error(`the cut graph gave ${acts.length / count} values per image, expected ${per}`);
+        out.set(acts, start * per);
+      }
       return out;
     },
     dispose(): void {
       void session?.then((s) => s.release()).catch(() => undefined);
     },
   };
+}
+
+/** Images per `session.run` of the cut graph. */
+const CUT_BATCH = 32;
+
+/** The views of `n` RGB images of `size`², image-major. */
+function viewsOf(pixels: Uint8Array, n: number, size: number, views: readonly number[]): Uint8Array {
+  const image = size * size * 3;
+  const out = new Uint8Array(n * views.length * image);
+  for (let i = 0; i < n; i++) {
+    const src = pixels.subarray(i * image, (i + 1) * image);
+    views.forEach((view, v) => viewActivations(src, size, size, 3, view, out.subarray((i * views.length + v) * image, (i * views.length + v + 1) * image)));
+  }
+  return out;
 }
 
 /** What `embedCutActivations` did, for the log and the tests. */
@@ -86,7 +119,8 @@ export interface CutActivationStats {
 }
 
 /**
- * The cut activations of every item of `embedded` (the images whose features were computed), from
+ * The cut activations of every view of every item of `embedded` (the images whose features were
+ * computed; shape [n, views, h, w, c], or [n, h, w, c] for the identity alone), from
  * the activation cache where it holds them, else decoded and run through `extractor`; stored as
  * `embedded.activations`, aligned with `embedded.items` (an image that fails to decode now is
  * dropped from both).
@@ -108,7 +142,7 @@ export async function embedCutActivations(
   embedded.items.forEach((item, i) => x.set(byItem.get(item)!, i * per));
   embedded.activations = {
     x,
-    shape: [embedded.items.length, ...extractor.rowShape],
+    shape: [embedded.items.length, ...(extractor.views.length > 1 ? [extractor.views.length] : []), ...extractor.rowShape],
     y: Int32Array.from(embedded.items.map((item) => item.classIndex)),
   } satisfies ActivationSet;
   return { hits: actCache.hits, misses: actCache.misses, computed: acts.extracted, perSec: acts.perSec, bytes: x.byteLength };

@@ -22,9 +22,9 @@ import { classWeightsFor, runTrainingLoop, tfjsStepEngine, type LoopResult, type
 import type { Tf } from '../util/tf';
 import { registerWasmGradients } from '../backend/wasmGradients';
 import type { OrtModule } from '../onnx/onnxHead';
-import { onnxFineTuneEngine, planTop } from '../onnx/onnxFineTune';
+import { onnxFineTuneEngine, planTop, type TopPlan } from '../onnx/onnxFineTune';
 import { seededRandom } from '../util/random';
-import { ACTIVATION_VIEW_SETS, viewRows } from './activationViews';
+import { pickViews } from './activationViews';
 
 /** A base model cut in two at `cutLayer`. */
 export interface CutModel {
@@ -180,40 +180,32 @@ export function autoFineTune(o: TrainOptions, split: { train: number; val: numbe
 /** Where fine-tuning steps run: tfjs (any backend), or the hand-written graph on onnxruntime (onnx/onnxFineTune.ts). */
 export type FineTuneRuntime = { kind: 'tfjs' } | { kind: 'onnx'; ort: OrtModule; threads: number };
 
-/** Which views of the cached activations an epoch draws from (activationViews.ts). */
-export type ActivationViewSet = keyof typeof ACTIVATION_VIEW_SETS;
-
 /** Learning-rate multiplier of the `index`-th of `count` trainable layers above the cut (0 nearest the cut): 0.1 there, rising geometrically to 1 at the top. */
 export function discriminativeScale(index: number, count: number): number {
   return count <= 1 ? 1 : 0.1 ** ((count - 1 - index) / (count - 1));
 }
 
-/** The step engine of fine-tuning: on onnxruntime when asked and the top is made of layers its graph computes, else tfjs; with what it is, in words. */
+/** The step engine of fine-tuning: on onnxruntime for `plan` when there is one, else tfjs; with what it is, in words. */
 async function fineTuneEngine(
   tfx: Tf,
   cut: CutModel,
   head: tf.LayersModel,
-  spec: { numClasses: number; classWeights: Float32Array | null; o: TrainOptions; views: readonly number[] },
-  runtime: FineTuneRuntime,
+  spec: { numClasses: number; classWeights: Float32Array | null; o: TrainOptions; trainViews: number },
+  plan: { runtime: Extract<FineTuneRuntime, { kind: 'onnx' }>; top: TopPlan } | undefined,
 ): Promise<{ engine: StepEngine; note: string }> {
   const masks = dropoutMasks(spec.o.seed + 1, spec.o.dropout, spec.o.hiddenUnits);
-  if (runtime.kind === 'onnx') {
-    const plan = planTop(cut.base, cut.top, cut.bottom.outputs[0].sourceLayer.name, head, discriminativeScale);
-    if (plan) {
-      const random = seededRandom((spec.o.seed + 2) >>> 0);
-      const [h, w, c] = plan.rowShape;
-      const scratch = new Float32Array(h * w * c);
-      const engine = await onnxFineTuneEngine(runtime.ort, tfx, plan, {
-        numClasses: spec.numClasses,
-        classWeights: spec.classWeights,
-        masks,
-        views: (rows) => (spec.views.length > 1 ? Array.from({ length: rows }, () => spec.views[Math.floor(random() * spec.views.length)]) : undefined),
-        applyViews: (x, views) => viewRows(x, plan.rowShape, views, scratch),
-        threads: runtime.threads,
-      });
-      const topCount = plan.params.length - 4;
-      return { engine, note: `onnxruntime (${topCount} tensors of the base and the head, learning rates ×0.1–×1 from the cut up, ${spec.views.length} activation views)` };
-    }
+  if (plan) {
+    const random = seededRandom((spec.o.seed + 2) >>> 0);
+    const engine = await onnxFineTuneEngine(plan.runtime.ort, tfx, plan.top, {
+      numClasses: spec.numClasses,
+      classWeights: spec.classWeights,
+      masks,
+      trainViews: spec.trainViews,
+      chooseView: () => Math.floor(random() * spec.trainViews),
+      threads: plan.runtime.threads,
+    });
+    const views = spec.trainViews === 1 ? 'the images as they are' : `one of ${spec.trainViews} views of each image per epoch`;
+    return { engine, note: `onnxruntime (${plan.top.params.length - 4} tensors of the base and the head, learning rates ×0.1–×1 from the cut up, ${views})` };
   }
   // Register the missing WebAssembly gradient kernels unless someone (a benchmark) already chose a mode.
   if (tfx.getBackend() === 'wasm' && !tfx.getKernel('Conv2DBackpropFilter', 'wasm')) registerWasmGradients(tfx);
@@ -229,13 +221,23 @@ async function fineTuneEngine(
   return { engine, note: `tfjs ${tfx.getBackend()}` };
 }
 
+/** The first view of activations stored [n, views, h, w, c]. */
+function firstView(set: ActivationSet): ActivationSet {
+  if (set.shape.length !== 5) return set;
+  const [n, views, ...rowShape] = set.shape;
+  const per = rowShape.reduce((a, b) => a * b, 1);
+  const x = pickViews(set.x, n, views, per, () => 0, new Float32Array(n * per));
+  return { x, shape: [n, ...rowShape], y: set.y };
+}
+
 /**
  * Trains `cut.top` and `head` together on cached cut-point activations with Adam
  * (fineTuneLearningRate) for fineTuneEpochs epochs, BatchNorm in inference mode, with the same
  * early stopping, LR reduction, checkpoints and cancel as the head. Epochs are numbered from
  * `startEpoch + 1`; the weights before fine-tuning count as epoch `startEpoch`'s best, so if no
- * fine-tuning epoch beats them they are restored and `bestEpoch === startEpoch`. On onnxruntime
- * each training row is seen through one of `views` per epoch (drawn from a seeded stream).
+ * fine-tuning epoch beats them they are restored and `bestEpoch === startEpoch`. Training
+ * activations of shape [n, views, h, w, c] hold several views of each image: on onnxruntime each
+ * row is seen through one of them per epoch (drawn from a seeded stream); tfjs uses the first.
  */
 export async function fineTune(
   tfx: Tf,
@@ -248,16 +250,18 @@ export async function fineTune(
   control: LoopControl,
   startEpoch: number,
   runtime: FineTuneRuntime = { kind: 'tfjs' },
-  views: readonly number[] = ACTIVATION_VIEW_SETS.none,
   onEngine?: (note: string) => void,
 ): Promise<LoopResult> {
-  const trainRows = asRows(train, 'training');
-  const valRows = asRows(val, 'validation');
+  const top = runtime.kind === 'onnx' ? planTop(cut.base, cut.top, cut.bottom.outputs[0].sourceLayer.name, head, discriminativeScale) : undefined;
+  const trainRows = asRows(top ? train : firstView(train), 'training');
+  const valRows = asRows(firstView(val), 'validation');
   const classWeights = classWeightsFor(trainRows, numClasses, o);
-  const { engine, note } = await fineTuneEngine(tfx, cut, head, { numClasses, classWeights, o, views }, runtime);
+  const trainViews = trainRows.rowShape.length === 4 ? trainRows.rowShape[0] : 1;
+  const plan = top && runtime.kind === 'onnx' ? { runtime, top } : undefined;
+  const { engine, note } = await fineTuneEngine(tfx, cut, head, { numClasses, classWeights, o, trainViews }, plan);
   onEngine?.(note);
   try {
-    const before = await engine.evaluate(valRows.n > 0 ? valRows : trainRows);
+    const before = await engine.evaluate(valRows);
     return await runTrainingLoop(
       {
         stage: 'fine-tune',

@@ -24,6 +24,7 @@ import { createAdamBuffers, type AdamBuffers } from './wasmAdam';
 import { onnxSessionOptions } from './onnxFeatures';
 import { gatherRows, PROB_EPSILON, scoreProbabilities, type Rows, type StepEngine } from '../fit/trainingLoop';
 import type { Tf } from '../util/tf';
+import { pickViews } from '../fit/activationViews';
 
 /** One layer of the top as the graph computes it; `input`/`inputs` name values (layer names, `x` for the cut). */
 type TopOp =
@@ -387,10 +388,10 @@ export interface OnnxFineTuneSpec {
   classWeights: Float32Array | null;
   /** Dropout mask for a batch of `rows`, or undefined for none. */
   masks(rows: number): Float32Array | undefined;
-  /** The activation view of each row of a training batch (0: as cached), drawn by the caller. */
-  views(rows: number): number[] | undefined;
-  /** Applies the views to a batch's rows in place. */
-  applyViews(x: Float32Array, views: number[]): void;
+  /** Views each training row holds ([views, h, w, c]; 1: rows are [h, w, c]). */
+  trainViews: number;
+  /** The view a training row is seen through in this step, drawn by the caller. */
+  chooseView(): number;
   threads: number;
 }
 
@@ -412,6 +413,7 @@ class OnnxFineTuneEngine implements StepEngine {
   private readonly adam: AdamBuffers[];
   private best: Float32Array[] | null = null;
   private xb = new Float32Array(0);
+  private xv = new Float32Array(0);
   private t = 0;
   private totals = { loss: 0, hits: 0 };
   private readonly per: number;
@@ -442,10 +444,13 @@ class OnnxFineTuneEngine implements StepEngine {
   async step(rows: Rows, order: Int32Array, start: number, end: number, lr: number): Promise<void> {
     const { numClasses: C, hiddenUnits: H, rowShape } = this.plan;
     const count = end - start;
-    if (this.xb.length < count * this.per) this.xb = new Float32Array(count * this.per);
+    const views = this.spec.trainViews;
+    if (this.xb.length < count * this.per * views) this.xb = new Float32Array(count * this.per * views);
     const batch = gatherRows(rows, order, start, end, this.xb);
-    const views = this.spec.views(count);
-    if (views) this.spec.applyViews(batch.x, views);
+    if (views > 1) {
+      if (this.xv.length < count * this.per) this.xv = new Float32Array(count * this.per);
+      batch.x = pickViews(batch.x, count, views, this.per, () => this.spec.chooseView(), this.xv).subarray(0, count * this.per);
+    }
     const onehot = new Float32Array(count * C);
     const rowScale = new Float32Array(count);
     for (let i = 0; i < count; i++) {

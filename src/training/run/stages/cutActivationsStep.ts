@@ -3,6 +3,7 @@
 import { datasetFolderKey } from '../../dataset/datasetScanner';
 import { embedCutActivations, loadCutExtractor, type CutExtractor } from '../../features/cutActivations';
 import type { EmbedOptions, EmbeddedImages } from '../../features/embedding';
+import { fineTuneViews } from '../../fit/activationViews';
 import type { CutModel } from '../../fit/fineTune';
 import { runCacheFolder } from '../runCacheFolder';
 import type { RunContext } from '../runContext';
@@ -12,7 +13,7 @@ export async function cutExtractorFor(ctx: RunContext, cut: CutModel): Promise<C
   const model = ctx.need('model');
   if (!model.onnx) return undefined;
   try {
-    const extractor = await loadCutExtractor(model.base.layersModel, model.entry, cut);
+    const extractor = await loadCutExtractor(model.base.layersModel, model.entry, cut, { views: fineTuneViews().views });
     if (typeof extractor !== 'string') return extractor;
     ctx.log('info', `Cut activations on tfjs: ${extractor}`);
   } catch (error) {
@@ -43,7 +44,7 @@ export async function embedActivationsAtCut(
     const rate = stats.computed > 0 ? `, ${stats.perSec.toFixed(1)} images/s on onnxruntime` : '';
     ctx.log(
       'info',
-      `Cut activations at ${extractor.cutSource} (${extractor.rowShape.join('×')} float32, ${((extractor.featureSize * 4) / 1024).toFixed(1)} KB an image, ${(stats.bytes / 2 ** 20).toFixed(1)} MiB in all): ${stats.hits} cache hits, ${stats.misses} misses, ${stats.computed} computed${rate}`,
+      `Cut activations at ${extractor.cutSource} (${extractor.views.length} view${extractor.views.length === 1 ? '' : 's'} × ${extractor.rowShape.join('×')} float32, ${((extractor.featureSize * 4) / 1024).toFixed(1)} KB an image, ${(stats.bytes / 2 ** 20).toFixed(1)} MiB in all): ${stats.hits} cache hits, ${stats.misses} misses, ${stats.computed} computed${rate}`,
     );
   } finally {
     extractor.dispose();

@@ -1,17 +1,9 @@
 // Stage 6 (optional): the top of the base trained together with the head at a low learning rate,
 // on the activations cached at the cut: on onnxruntime (one graph per step) where it loads, else tfjs.
 import { activationsOf } from '../../features/embedding';
-import { ACTIVATION_VIEW_SETS } from '../../fit/activationViews';
-import { fineTune, type ActivationViewSet, type FineTuneRuntime } from '../../fit/fineTune';
+import { fineTune, type FineTuneRuntime } from '../../fit/fineTune';
 import { runCallbacks } from '../runCallbacks';
 import type { RunStage } from '../runContext';
-
-/** The views of the cached activations an epoch draws from: IMAGE_TRAINER_FINE_TUNE_VIEWS (none, flip, dihedral) for comparisons, else the left–right flip. */
-export function fineTuneViews(): { name: ActivationViewSet; views: readonly number[] } {
-  const asked = process.env.IMAGE_TRAINER_FINE_TUNE_VIEWS;
-  const name: ActivationViewSet = asked && asked in ACTIVATION_VIEW_SETS ? (asked as ActivationViewSet) : 'flip';
-  return { name, views: ACTIVATION_VIEW_SETS[name] };
-}
 
 /** Fine-tunes the layers above the cut on the cached cut activations; skipped without a cut, after a cancel or once a limit stopped training. */
 export const fineTuneStage: RunStage = {
@@ -26,16 +18,14 @@ export const fineTuneStage: RunStage = {
     const { options } = ctx;
     const totalEpochs = options.epochs + options.fineTuneEpochs;
     const control = { signal: ctx.signal, callbacks: runCallbacks(ctx, 'fine-tune', totalEpochs, { classifier, metadata }) };
-    const train = activationsOf(embedded, 'train');
+    const train = activationsOf(embedded, 'train', true);
     const val = activationsOf(embedded, 'val');
     // One thread, as for the head: measured on the 2-core machine under load, a batch-32 step took
     // 54 ms of CPU (157 ms wall) on one thread against 113 ms of CPU (204 ms wall) on two, whose pool spins.
     const runtime: FineTuneRuntime = headRuntime.kind === 'onnx' ? { kind: 'onnx', ort: headRuntime.ort, threads: 1 } : { kind: 'tfjs' };
-    const views = fineTuneViews();
-    const onEngine = (note: string) =>
-      ctx.log('info', `Fine-tuning on ${note}; views of the activations: ${views.name}; learning rate ${options.fineTuneLearningRate}`);
+    const onEngine = (note: string) => ctx.log('info', `Fine-tuning on ${note}; learning rate ${options.fineTuneLearningRate}`);
     const startEpoch = ctx.history.length;
-    const result = await fineTune(tf, cut!, head, train, val, classes.length, options, control, startEpoch, runtime, views.views, onEngine);
+    const result = await fineTune(tf, cut!, head, train, val, classes.length, options, control, startEpoch, runtime, onEngine);
     if (result.bestEpoch > 0) ctx.bestEpoch = result.bestEpoch;
     const kept = result.bestEpoch > startEpoch ? 'kept' : 'not kept: no epoch beat the head on validation';
     ctx.log('info', `Fine-tuning: ${result.epochsRun} epochs, best epoch ${result.bestEpoch} (${kept})`);

@@ -53,7 +53,7 @@ before(async () => {
   await tf.ready();
   const base = await loadLayersModelFromDir(tf, modelDir);
   cut = splitAtLayer(tf, base, 'block_14_expand');
-  const loaded = await loadCutExtractor(base, entry, cut, 1);
+  const loaded = await loadCutExtractor(base, entry, cut, { threads: 1 });
   assert.notEqual(typeof loaded, 'string', String(loaded));
   extractor = loaded as CutExtractor;
   const files = ['black_rot', 'cedar_rust', 'healthy', 'scab'].map((c) => path.join(sample, c, readdirSync(path.join(sample, c)).sort()[0]));
@@ -76,7 +76,25 @@ describe('cut activations on onnxruntime', () => {
     assert.ok(worst < 1e-4 * scale, `max difference ${worst} against values up to ${scale}`);
   });
 
-  it('views of the cached activations approximate the activations of the flipped and rotated photos (measured, printed)', async () => {
+  it('computes the activations of each view of the photo, image by image: the flip view equals the flipped photo’s activations', async () => {
+    const both = await loadCutExtractor(cut.base, entry, cut, { threads: 1, views: [0, VIEW_FLIP_W] });
+    assert.notEqual(typeof both, 'string');
+    const two = both as CutExtractor;
+    assert.equal(two.featureSize, 2 * 7 * 7 * 56);
+    assert.notEqual(two.cacheKey, extractor.cacheKey, 'the views are part of the cache key');
+    const out = await two.extract(pixels, 2);
+    const flipped = new Uint8Array(2 * SIZE * SIZE * 3);
+    for (let i = 0; i < 2; i++) flipped.set(viewPixels(pixels.subarray(i * SIZE * SIZE * 3, (i + 1) * SIZE * SIZE * 3), VIEW_FLIP_W), i * SIZE * SIZE * 3);
+    const [plain, ofFlipped] = [await extractor.extract(pixels, 2), await extractor.extract(flipped, 2)];
+    const per = 7 * 7 * 56;
+    for (let i = 0; i < 2; i++) {
+      assert.deepEqual(out.subarray(2 * i * per, (2 * i + 1) * per), plain.subarray(i * per, (i + 1) * per));
+      assert.deepEqual(out.subarray((2 * i + 1) * per, (2 * i + 2) * per), ofFlipped.subarray(i * per, (i + 1) * per));
+    }
+    two.dispose();
+  });
+
+  it('views of the activations are far from the activations of the flipped and rotated photos (measured, printed)', async () => {
     const original = await extractor.extract(pixels, IMAGES);
     const per = 7 * 7 * 56;
     const dst = new Float32Array(per);
