@@ -1,5 +1,5 @@
 // Fine-tuning through the CLI bundle (dist/training.js) on a copy of the sample: the activations at
-// the cut are computed by onnxruntime and cached, a second run computes none, and a damaged
+// the cut (of each image and its mirror image) are computed by onnxruntime and cached, a second run computes none, and a damaged
 // activation entry (with its pack) is recomputed with a log line; the steps run on onnxruntime.
 import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -21,10 +21,29 @@ let cache: string;
 /** Trains with fine-tuning from block_14_expand (30 layers) through the CLI; the run log and the evaluation. */
 async function train(extra: string[] = []): Promise<{ log: string; stderr: string; evaluation: Evaluation }> {
   const runs = tempDir('it-ft-runs-');
-  const args = [bundle, 'train', data, '--out', runs, '--cache', cache, '--epochs', '4', '--fine-tune-layers', '30', '--fine-tune-epochs', '2', ...extra];
+  const args = [
+    bundle,
+    'train',
+    data,
+    '--out',
+    runs,
+    '--cache',
+    cache,
+    '--epochs',
+    '4',
+    '--fine-tune-layers',
+    '30',
+    '--fine-tune-epochs',
+    '2',
+    ...extra,
+  ];
   const { stderr } = await exec(process.execPath, args, { cwd: runs });
   const runDir = onlyRun(runs);
-  return { log: fs.readFileSync(path.join(runDir, 'train.log'), 'utf8'), stderr, evaluation: readJson<Evaluation>(path.join(runDir, 'evaluation.json')) };
+  return {
+    log: fs.readFileSync(path.join(runDir, 'train.log'), 'utf8'),
+    stderr,
+    evaluation: readJson<Evaluation>(path.join(runDir, 'evaluation.json')),
+  };
 }
 
 /** The activation cache's folder: the one whose key names the cut. */
@@ -57,9 +76,14 @@ test('fine-tuning trains on activations that onnxruntime computed and cached; a 
   assert.match(first.log, /Fine-tuning cut at block_14_expand: 10 layers with weights unfrozen \(asked for about 30 layers\)/);
   assert.match(
     first.log,
-    new RegExp(`Cut activations at block_13_project_BN \\(7×7×56 float32, 10\\.7 KB an image, [\\d.]+ MiB in all\\): 0 cache hits, ${IMAGES} misses, ${IMAGES} computed, [\\d.]+ images/s on onnxruntime`),
+    new RegExp(
+      `Cut activations at block_13_project_BN \\(2 views × 7×7×56 float32, 21\\.4 KB an image, [\\d.]+ MiB in all\\): 0 cache hits, ${IMAGES} misses, ${IMAGES} computed, [\\d.]+ images/s on onnxruntime`,
+    ),
   );
-  assert.match(first.log, /Fine-tuning on onnxruntime \(10 tensors of the base and the head.*learning rate 0\.0001/);
+  assert.match(
+    first.log,
+    /Fine-tuning on onnxruntime \(10 tensors of the base and the head, .*one of 2 views of each image per epoch\); learning rate 0\.0001/,
+  );
   assert.match(first.stderr, /fine-tune epoch 5:.*lr 1\.0e-4/);
   assert.equal(filesIn(activationRoot(), '.f32').length, IMAGES);
   const again = await train(['--fine-tune-learning-rate', '1e-4']);
@@ -78,7 +102,12 @@ test('a damaged activation entry is discarded with a log line and recomputed, as
   }
   const rerun = await train();
   assert.match(rerun.log, /\[warn\] feature pack of .*\(activations at block_13_project_BN\) failed its checksum: discarded/);
-  assert.match(rerun.log, new RegExp(`\\[warn\\] feature entry ${entry.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} failed its checksum: discarded, vector recomputed`));
+  assert.match(
+    rerun.log,
+    new RegExp(
+      `\\[warn\\] feature entry ${entry.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} failed its checksum: discarded, vector recomputed`,
+    ),
+  );
   assert.match(rerun.log, new RegExp(`Cut activations at block_13_project_BN .*: ${IMAGES - 1} cache hits, 1 misses, 1 computed`));
   const healed = await train();
   assert.match(healed.log, /: 24 cache hits, 0 misses, 0 computed/);

@@ -104,7 +104,9 @@ function viewsOf(pixels: Uint8Array, n: number, size: number, views: readonly nu
   const out = new Uint8Array(n * views.length * image);
   for (let i = 0; i < n; i++) {
     const src = pixels.subarray(i * image, (i + 1) * image);
-    views.forEach((view, v) => viewActivations(src, size, size, 3, view, out.subarray((i * views.length + v) * image, (i * views.length + v + 1) * image)));
+    views.forEach((view, v) =>
+      viewActivations(src, size, size, 3, view, out.subarray((i * views.length + v) * image, (i * views.length + v + 1) * image)),
+    );
   }
   return out;
 }

@@ -64,7 +64,14 @@ export function fineTuneViews(): { name: keyof typeof ACTIVATION_VIEW_SETS; view
 }
 
 /** Row i of `dst` = view `choose(i)` of row i of `src`, whose rows hold `views` maps of `per` values each. */
-export function pickViews(src: Float32Array, count: number, views: number, per: number, choose: (row: number) => number, dst: Float32Array): Float32Array {
+export function pickViews(
+  src: Float32Array,
+  count: number,
+  views: number,
+  per: number,
+  choose: (row: number) => number,
+  dst: Float32Array,
+): Float32Array {
   for (let i = 0; i < count; i++) {
     const from = (i * views + choose(i)) * per;
     dst.set(src.subarray(from, from + per), i * per);

@@ -18,7 +18,15 @@
 import type * as tf from '@tensorflow/tfjs';
 import type { TrainOptions } from '../../shared/types';
 import { dropoutMasks, headForward, trainableVariables, type FeatureSet } from './head';
-import { classWeightsFor, runTrainingLoop, tfjsStepEngine, type LoopResult, type Rows, type LoopControl, type StepEngine } from './trainingLoop';
+import {
+  classWeightsFor,
+  runTrainingLoop,
+  tfjsStepEngine,
+  type LoopResult,
+  type Rows,
+  type LoopControl,
+  type StepEngine,
+} from './trainingLoop';
 import type { Tf } from '../util/tf';
 import { registerWasmGradients } from '../backend/wasmGradients';
 import type { OrtModule } from '../onnx/onnxHead';
@@ -172,7 +180,10 @@ export function autoFineTune(o: TrainOptions, split: { train: number; val: numbe
   if (o.recipe !== 'auto') return { layers: 0, why: `recipe ${o.recipe}` };
   if (!onnx) return { layers: 0, why: 'onnxruntime is not available, and fine-tuning on tfjs is too slow to be on by default' };
   if (split.val < AUTO_FINE_TUNE.minValImages)
-    return { layers: 0, why: `${split.val} validation images, fewer than ${AUTO_FINE_TUNE.minValImages}: too few to tell whether it helps` };
+    return {
+      layers: 0,
+      why: `${split.val} validation images, fewer than ${AUTO_FINE_TUNE.minValImages}: too few to tell whether it helps`,
+    };
   if (images > AUTO_FINE_TUNE.maxImages) return { layers: 0, why: `${images} images, more than ${AUTO_FINE_TUNE.maxImages}` };
   return { layers: AUTO_FINE_TUNE.layers, why: `${images} images, ${split.val} for validation: on, kept only if it beats the head there` };
 }
@@ -205,7 +216,10 @@ async function fineTuneEngine(
       threads: plan.runtime.threads,
     });
     const views = spec.trainViews === 1 ? 'the images as they are' : `one of ${spec.trainViews} views of each image per epoch`;
-    return { engine, note: `onnxruntime (${plan.top.params.length - 4} tensors of the base and the head, learning rates ×0.1–×1 from the cut up, ${views})` };
+    return {
+      engine,
+      note: `onnxruntime (${plan.top.params.length - 4} tensors of the base and the head, learning rates ×0.1–×1 from the cut up, ${views})`,
+    };
   }
   // Register the missing WebAssembly gradient kernels unless someone (a benchmark) already chose a mode.
   if (tfx.getBackend() === 'wasm' && !tfx.getKernel('Conv2DBackpropFilter', 'wasm')) registerWasmGradients(tfx);
@@ -252,7 +266,8 @@ export async function fineTune(
   runtime: FineTuneRuntime = { kind: 'tfjs' },
   onEngine?: (note: string) => void,
 ): Promise<LoopResult> {
-  const top = runtime.kind === 'onnx' ? planTop(cut.base, cut.top, cut.bottom.outputs[0].sourceLayer.name, head, discriminativeScale) : undefined;
+  const top =
+    runtime.kind === 'onnx' ? planTop(cut.base, cut.top, cut.bottom.outputs[0].sourceLayer.name, head, discriminativeScale) : undefined;
   const trainRows = asRows(top ? train : firstView(train), 'training');
   const valRows = asRows(firstView(val), 'validation');
   const classWeights = classWeightsFor(trainRows, numClasses, o);

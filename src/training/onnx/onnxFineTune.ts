@@ -211,7 +211,12 @@ class StepGraph {
       case 'depthwise':
         return this.depthwise(op);
       case 'affine':
-        g.op('Add', [g.op('Mul', [op.input, this.floats(op.scale, [op.scale.length])]), this.floats(op.shift, [op.shift.length])], undefined, op.name);
+        g.op(
+          'Add',
+          [g.op('Mul', [op.input, this.floats(op.scale, [op.scale.length])]), this.floats(op.shift, [op.shift.length])],
+          undefined,
+          op.name,
+        );
         return;
       case 'relu':
         g.op('Clip', [op.input, this.scalar(0), this.scalar(op.max === Infinity ? 3.4e38 : op.max)], undefined, op.name);
@@ -220,7 +225,15 @@ class StepGraph {
         g.op('Add', op.inputs, undefined, op.name);
         return;
       case 'mean':
-        g.op('ReduceMean', [op.input], [{ name: 'axes', kind: 'ints', value: [1, 2] }, { name: 'keepdims', kind: 'int', value: 0 }], op.name);
+        g.op(
+          'ReduceMean',
+          [op.input],
+          [
+            { name: 'axes', kind: 'ints', value: [1, 2] },
+            { name: 'keepdims', kind: 'int', value: 0 },
+          ],
+          op.name,
+        );
     }
   }
 
@@ -241,17 +254,23 @@ class StepGraph {
   }
 
   private groupConv(x: string, w: string, group: number, pad: number): string {
-    return this.g.op('Conv', [x, w], [
-      { name: 'group', kind: 'int', value: group },
-      { name: 'pads', kind: 'ints', value: [pad, pad, pad, pad] },
-    ]);
+    return this.g.op(
+      'Conv',
+      [x, w],
+      [
+        { name: 'group', kind: 'int', value: group },
+        { name: 'pads', kind: 'ints', value: [pad, pad, pad, pad] },
+      ],
+    );
   }
 
   /** The kernel parameter [9, C] as a Conv weight [C, 1, 3, 3]; `flipped` turns it by 180° (the input gradient's kernel). */
   private depthwiseKernel(op: Extract<TopOp, { kind: 'depthwise' }>, flipped: boolean): string {
     const { g } = this;
     // Row k = 3·ky + kx; row 8 - k is (2 - ky, 2 - kx).
-    const rows = flipped ? g.op('Slice', [`p${op.kernel}`, this.ints([8]), this.ints([-10]), this.ints([0]), this.ints([-1])]) : `p${op.kernel}`;
+    const rows = flipped
+      ? g.op('Slice', [`p${op.kernel}`, this.ints([8]), this.ints([-10]), this.ints([0]), this.ints([-1])])
+      : `p${op.kernel}`;
     const t = g.op('Transpose', [rows], [{ name: 'perm', kind: 'ints', value: [1, 0] }]);
     return g.op('Reshape', [t, this.ints([op.c, 1, 3, 3])]);
   }
@@ -288,7 +307,10 @@ class StepGraph {
       case 'affine':
         return this.addGrad(op.input, g.op('Mul', [dy, this.floats(op.scale, [op.scale.length])]));
       case 'relu': {
-        const inside = g.op('And', [g.op('Greater', [op.input, this.scalar(0)]), g.op('Less', [op.input, this.scalar(op.max === Infinity ? 3.4e38 : op.max)])]);
+        const inside = g.op('And', [
+          g.op('Greater', [op.input, this.scalar(0)]),
+          g.op('Less', [op.input, this.scalar(op.max === Infinity ? 3.4e38 : op.max)]),
+        ]);
         return this.addGrad(op.input, g.op('Mul', [dy, g.op('Cast', [inside], [{ name: 'to', kind: 'int', value: f32 }])]));
       }
       case 'add':
@@ -303,9 +325,15 @@ class StepGraph {
   private convBackward(op: Extract<TopOp, { kind: 'conv' }>, dy: string): void {
     const { g } = this;
     const dy2 = g.op('Reshape', [dy, this.ints([-1, op.cout])]);
-    g.op('Gemm', [g.op('Reshape', [op.input, this.ints([-1, op.cin])]), dy2], [{ name: 'transA', kind: 'int', value: 1 }], `grad_p${op.kernel}`);
+    g.op(
+      'Gemm',
+      [g.op('Reshape', [op.input, this.ints([-1, op.cin])]), dy2],
+      [{ name: 'transA', kind: 'int', value: 1 }],
+      `grad_p${op.kernel}`,
+    );
     if (op.bias !== undefined) this.biasGrad(dy, op.bias);
-    if (op.input !== 'x') this.addGrad(op.input, g.op('MatMul', [dy, g.op('Transpose', [`p${op.kernel}`], [{ name: 'perm', kind: 'ints', value: [1, 0] }])]));
+    if (op.input !== 'x')
+      this.addGrad(op.input, g.op('MatMul', [dy, g.op('Transpose', [`p${op.kernel}`], [{ name: 'perm', kind: 'ints', value: [1, 0] }])]));
   }
 
   private biasGrad(dy: string, param: number): void {
@@ -487,7 +515,9 @@ class OnnxFineTuneEngine implements StepEngine {
     const score = { loss: 0, hits: 0 };
     for (let start = 0; start < rows.n; start += EVAL_ROWS) {
       const end = Math.min(rows.n, start + EVAL_ROWS);
-      const feeds: Record<string, Ort.Tensor> = { x: this.tensor(rows.x.subarray(start * this.per, end * this.per), [end - start, ...this.plan.rowShape]) };
+      const feeds: Record<string, Ort.Tensor> = {
+        x: this.tensor(rows.x.subarray(start * this.per, end * this.per), [end - start, ...this.plan.rowShape]),
+      };
       this.paramFeeds(feeds);
       const out = await this.sessions.predict.run(feeds);
       scoreProbabilities(out.probs.data as Float32Array, rows.y.subarray(start, end), this.plan.numClasses, score);

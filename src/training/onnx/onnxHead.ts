@@ -116,7 +116,12 @@ function forward(g: GraphBuilder, s: HeadShape, mask: string | undefined) {
   return { w2, z1, hd, p };
 }
 
-export function model(name: string, g: GraphBuilder, inputs: OnnxModel['graph']['inputs'], outputs: OnnxModel['graph']['outputs']): OnnxModel {
+export function model(
+  name: string,
+  g: GraphBuilder,
+  inputs: OnnxModel['graph']['inputs'],
+  outputs: OnnxModel['graph']['outputs'],
+): OnnxModel {
   return {
     irVersion: 7,
     opsetVersion: OPSET,

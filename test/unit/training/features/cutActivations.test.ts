@@ -56,7 +56,9 @@ before(async () => {
   const loaded = await loadCutExtractor(base, entry, cut, { threads: 1 });
   assert.notEqual(typeof loaded, 'string', String(loaded));
   extractor = loaded as CutExtractor;
-  const files = ['black_rot', 'cedar_rust', 'healthy', 'scab'].map((c) => path.join(sample, c, readdirSync(path.join(sample, c)).sort()[0]));
+  const files = ['black_rot', 'cedar_rust', 'healthy', 'scab'].map((c) =>
+    path.join(sample, c, readdirSync(path.join(sample, c)).sort()[0]),
+  );
   pixels = new Uint8Array(IMAGES * SIZE * SIZE * 3);
   for (const [i, file] of files.slice(0, IMAGES).entries()) pixels.set(await decodeImage(file, SIZE, 1e8), i * SIZE * SIZE * 3);
 });
@@ -84,7 +86,8 @@ describe('cut activations on onnxruntime', () => {
     assert.notEqual(two.cacheKey, extractor.cacheKey, 'the views are part of the cache key');
     const out = await two.extract(pixels, 2);
     const flipped = new Uint8Array(2 * SIZE * SIZE * 3);
-    for (let i = 0; i < 2; i++) flipped.set(viewPixels(pixels.subarray(i * SIZE * SIZE * 3, (i + 1) * SIZE * SIZE * 3), VIEW_FLIP_W), i * SIZE * SIZE * 3);
+    for (let i = 0; i < 2; i++)
+      flipped.set(viewPixels(pixels.subarray(i * SIZE * SIZE * 3, (i + 1) * SIZE * SIZE * 3), VIEW_FLIP_W), i * SIZE * SIZE * 3);
     const [plain, ofFlipped] = [await extractor.extract(pixels, 2), await extractor.extract(flipped, 2)];
     const per = 7 * 7 * 56;
     for (let i = 0; i < 2; i++) {

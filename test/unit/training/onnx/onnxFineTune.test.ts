@@ -75,10 +75,13 @@ describe('the fine-tuning step graph on onnxruntime', () => {
     const head = buildHead(tf, 1280, CLASSES.length, options);
     const p = plan(head);
     const onehot = tf.oneHot(tf.tensor1d(labels, 'int32'), CLASSES.length).toFloat();
-    const { grads } = tf.variableGrads(() => {
-      const probs = head.apply(cut.top.apply(acts, { training: false }) as tf.Tensor) as tf.Tensor;
-      return tf.losses.softmaxCrossEntropy(onehot, tf.log(probs.clipByValue(1e-7, 1 - 1e-7))) as tf.Scalar;
-    }, p.params.map((q) => q.variable));
+    const { grads } = tf.variableGrads(
+      () => {
+        const probs = head.apply(cut.top.apply(acts, { training: false }) as tf.Tensor) as tf.Tensor;
+        return tf.losses.softmaxCrossEntropy(onehot, tf.log(probs.clipByValue(1e-7, 1 - 1e-7))) as tf.Scalar;
+      },
+      p.params.map((q) => q.variable),
+    );
     const session = await ort.InferenceSession.create(encodeOnnxModel(fineTuneGraph(p, true)));
     const feeds: Record<string, ort.Tensor> = {
       x: new ort.Tensor('float32', acts.dataSync() as Float32Array, acts.shape),
@@ -114,7 +117,10 @@ describe('the fine-tuning step graph on onnxruntime', () => {
     const two = new Float32Array(N * 2 * per);
     for (let i = 0; i < N; i++) {
       two.set(one.subarray(i * per, (i + 1) * per), 2 * i * per);
-      two.set(one.subarray(i * per, (i + 1) * per).map((v) => 0.9 * v), (2 * i + 1) * per);
+      two.set(
+        one.subarray(i * per, (i + 1) * per).map((v) => 0.9 * v),
+        (2 * i + 1) * per,
+      );
     }
     const train = { x: two, shape: [N, 2, 7, 7, 56], y: labels };
     const val = { x: one, shape: acts.shape, y: labels };
@@ -137,7 +143,11 @@ describe('the fine-tuning step graph on onnxruntime', () => {
     assert.equal(result.epochsRun, 4);
     assert.ok(Math.min(...losses) < losses[0], `validation loss ${losses.join(', ')}`);
     const after = base.getLayer('Conv_1').getWeights()[0].dataSync();
-    if (result.bestEpoch > 0) assert.ok(after.some((v, i) => v !== before[i]), 'the kept weights are the base’s');
+    if (result.bestEpoch > 0)
+      assert.ok(
+        after.some((v, i) => v !== before[i]),
+        'the kept weights are the base’s',
+      );
     head.dispose();
   });
 });
