@@ -30,7 +30,7 @@ import {
 import type { Tf } from '../util/tf';
 import { registerWasmGradients } from '../backend/wasmGradients';
 import type { OrtModule } from '../onnx/onnxHead';
-import { onnxFineTuneEngine, planTop, type TopPlan } from '../onnx/onnxFineTune';
+import { onnxFineTuneEngine, onnxTopFeatures, planTop, type TopPlan } from '../onnx/onnxFineTune';
 import { seededRandom } from '../util/random';
 import { pickViews } from './activationViews';
 
@@ -296,9 +296,17 @@ export async function fineTune(
   }
 }
 
-/** Features of `acts` through the (fine-tuned) top of the base, in batches of 32. */
-export async function topFeatures(tfx: Tf, cut: CutModel, acts: ActivationSet, featureSize: number): Promise<FeatureSet> {
+/** Features of `acts` through the (fine-tuned) top of the base: on onnxruntime when `onnx` is given and the top has a plan, else tfjs in batches of 32. */
+export async function topFeatures(
+  tfx: Tf,
+  cut: CutModel,
+  acts: ActivationSet,
+  featureSize: number,
+  onnx?: { ort: OrtModule; head: tf.LayersModel },
+): Promise<FeatureSet> {
   const n = acts.shape[0];
+  const plan = onnx && planTop(cut.base, cut.top, cut.bottom.outputs[0].sourceLayer.name, onnx.head, discriminativeScale);
+  if (onnx && plan) return { x: await onnxTopFeatures(onnx.ort, plan, acts.x, n), y: acts.y, n, featureSize };
   const rowShape = acts.shape.slice(1);
   const per = rowShape.reduce((a, b) => a * b, 1);
   const x = new Float32Array(n * featureSize);

@@ -410,6 +410,39 @@ export function fineTuneGraph(plan: TopPlan, training: boolean): OnnxModel {
   return model(training ? 'fine_tune_step' : 'fine_tune_predict', s.g, inputs, outputs);
 }
 
+/** The top alone: activations `x` and the top's parameters in, `features` [N, F] out. */
+function topFeaturesGraph(plan: TopPlan): OnnxModel {
+  const s = new StepGraph(plan);
+  s.forwardTop();
+  s.g.op('Identity', [plan.ops[plan.ops.length - 1].name], undefined, 'features');
+  const params = plan.params.slice(0, -4).map((p, i) => ({ name: `p${i}`, elemType: f32, shape: p.dims }));
+  return model(
+    'top_features',
+    s.g,
+    [{ name: 'x', elemType: f32, shape: ['batch', ...plan.rowShape] }, ...params],
+    [{ name: 'features', elemType: f32, shape: ['batch', plan.featureSize] }],
+  );
+}
+
+/** Features of `n` rows of activations `x` through the top of `plan` with its variables' current weights, on onnxruntime (one thread). */
+export async function onnxTopFeatures(ort: OrtModule, plan: TopPlan, x: Float32Array, n: number): Promise<Float32Array> {
+  const session = await ort.InferenceSession.create(encodeOnnxModel(topFeaturesGraph(plan)), onnxSessionOptions(1));
+  try {
+    const per = plan.rowShape.reduce((a, b) => a * b, 1);
+    const out = new Float32Array(n * plan.featureSize);
+    const feeds: Record<string, Ort.Tensor> = {};
+    plan.params.slice(0, -4).forEach((p, i) => (feeds[`p${i}`] = new ort.Tensor('float32', p.variable.dataSync() as Float32Array, p.dims)));
+    for (let start = 0; start < n; start += EVAL_ROWS) {
+      const end = Math.min(n, start + EVAL_ROWS);
+      feeds.x = new ort.Tensor('float32', x.subarray(start * per, end * per), [end - start, ...plan.rowShape]);
+      out.set((await session.run(feeds)).features.data as Float32Array, start * plan.featureSize);
+    }
+    return out;
+  } finally {
+    await session.release();
+  }
+}
+
 /** What the engine needs besides the plan. */
 export interface OnnxFineTuneSpec {
   numClasses: number;

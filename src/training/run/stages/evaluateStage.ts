@@ -1,10 +1,8 @@
 // Stage 7: how well the kept weights do on the validation images, image by image.
-import { activationsOf } from '../../features/embedding';
 import { evaluate } from '../../fit/evaluation';
-import { topFeatures } from '../../fit/fineTune';
 import { predictProbs } from '../../fit/head';
 import type { RunStage } from '../runContext';
-import { publishEvaluation } from './keptModel';
+import { keptFeatures, publishEvaluation } from './keptModel';
 
 /** Evaluates the kept weights on the validation set (features recomputed only when fine-tuning changed the base) and writes evaluation.json (the host is told after calibration and unknown detection). */
 export const evaluateStage: RunStage = {
@@ -12,11 +10,10 @@ export const evaluateStage: RunStage = {
   async run(ctx) {
     const { tf } = ctx.need('backend');
     const { classes } = ctx.need('scan');
-    const { base } = ctx.need('model');
-    const { embedded, val, valPaths, cut } = ctx.need('features');
+    const { val, valPaths } = ctx.need('features');
     const { head } = ctx.need('head');
     ctx.progress.offer({ stage: 'evaluate', done: 0, total: val.n });
-    const valFeatures = cut ? await topFeatures(tf, cut, activationsOf(embedded, 'val'), base.featureSize) : val;
+    const valFeatures = await keptFeatures(ctx, 'val');
     const probs = await predictProbs(tf, head, valFeatures);
     const evaluation = evaluate(classes, val.y, probs, valPaths, ctx.bestEpoch);
     ctx.progress.offer({ stage: 'evaluate', done: val.n, total: val.n });

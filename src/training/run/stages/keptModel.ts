@@ -14,10 +14,11 @@ import { readModelRecord } from '../runFolderReader';
 /** The training or validation features as the kept model computes them. */
 export async function keptFeatures(ctx: RunContext, split: 'train' | 'val'): Promise<FeatureSet> {
   const { tf } = ctx.need('backend');
-  const { base } = ctx.need('model');
+  const { base, headRuntime } = ctx.need('model');
   const features = ctx.need('features');
   if (!features.cut) return features[split];
-  return topFeatures(tf, features.cut, activationsOf(features.embedded, split), base.featureSize);
+  const onnx = headRuntime.kind === 'onnx' ? { ort: headRuntime.ort, head: ctx.need('head').head } : undefined;
+  return topFeatures(tf, features.cut, activationsOf(features.embedded, split), base.featureSize, onnx);
 }
 
 /**

@@ -11,7 +11,7 @@ import * as ort from 'onnxruntime-node';
 import { DEFAULT_TRAIN_OPTIONS } from '../../../../src/shared/types';
 import { registerWasmGradients } from '../../../../src/training/backend/wasmGradients';
 import { decodeImage } from '../../../../src/training/dataset/imageDecoder';
-import { discriminativeScale, fineTune, splitAtLayer, type CutModel } from '../../../../src/training/fit/fineTune';
+import { discriminativeScale, fineTune, splitAtLayer, topFeatures, type CutModel } from '../../../../src/training/fit/fineTune';
 import { buildHead } from '../../../../src/training/fit/head';
 import { loadLayersModelFromDir } from '../../../../src/training/models/baseModel';
 import { fineTuneGraph, planTop, type TopPlan } from '../../../../src/training/onnx/onnxFineTune';
@@ -104,6 +104,16 @@ describe('the fine-tuning step graph on onnxruntime', () => {
     });
     await session.release();
     tf.dispose([onehot, ...Object.values(grads)]);
+    head.dispose();
+  });
+
+  it('computes the features through the top on onnxruntime as tfjs does (the kept model’s features after fine-tuning)', async () => {
+    const head = buildHead(tf, 1280, CLASSES.length, options);
+    const set = { x: acts.dataSync() as Float32Array, shape: acts.shape, y: labels };
+    const [viaTfjs, viaOnnx] = [await topFeatures(tf, cut, set, 1280), await topFeatures(tf, cut, set, 1280, { ort, head })];
+    assert.equal(viaOnnx.n, N);
+    const scale = Math.max(...Array.from(viaTfjs.x, Math.abs));
+    assert.ok(Math.max(...Array.from(viaOnnx.x, (v, i) => Math.abs(v - viaTfjs.x[i]))) < 1e-5 * scale);
     head.dispose();
   });
 
