@@ -30,6 +30,6 @@ export const fineTuneStage: RunStage = {
     const kept = result.bestEpoch > startEpoch ? 'kept' : 'not kept: no epoch beat the head on validation';
     // Not kept: the base's weights are the ones it started with, so the cached features are the kept model's.
     if (result.bestEpoch <= startEpoch) ctx.need('features').cut = undefined;
-    ctx.log('info', `Fine-tuning: ${result.epochsRun} epochs, best epoch ${result.bestEpoch} (${kept})`);
+    ctx.log('info', `Fine-tuning: ${result.epochsRun} epochs, best epoch ${result.bestEpoch} (${kept}; stopped by ${result.stoppedBy})`);
   },
 };
