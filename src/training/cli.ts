@@ -261,6 +261,12 @@ function addTrainCommand(program: Command, extensionRoot: string): void {
     )
     .option('--fine-tune-epochs <n>', 'epochs of fine-tuning', intOption(1), DEFAULT_TRAIN_OPTIONS.fineTuneEpochs)
     .option(
+      '--fine-tune-learning-rate <x>',
+      'Adam learning rate of fine-tuning (the head and the top layer; lower layers get down to a tenth of it)',
+      floatOption(1e-10, 0.1),
+      DEFAULT_TRAIN_OPTIONS.fineTuneLearningRate,
+    )
+    .option(
       '--recipe <name>',
       `views trained on and averaged at prediction: ${RECIPE_NAMES.join(', ')} (auto: chosen by cross-validation on the training images)`,
       recipeOption,
@@ -347,6 +353,7 @@ function trainOptionsOf(o: Record<string, unknown>): TrainOptions {
     patience: o.patience as number,
     fineTuneLayers: o.fineTuneLayers as number,
     fineTuneEpochs: o.fineTuneEpochs as number,
+    fineTuneLearningRate: o.fineTuneLearningRate as number,
     backend: o.backend as BackendPreference,
     model: o.model as string,
     timeLimitMinutes: (o.timeLimit as number | undefined) ?? DEFAULT_TRAIN_OPTIONS.timeLimitMinutes,

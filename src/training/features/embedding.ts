@@ -265,15 +265,18 @@ export function featureSetOf(embedded: EmbeddedImages, split: 'train' | 'val' | 
   return { x, y: Int32Array.from(rows.map((r) => embedded.items[r].classIndex)), n: rows.length, featureSize };
 }
 
-/** The cut-point activations of the rows of `embedded` in `split` (fine-tuning's training and validation sets). */
-export function activationsOf(embedded: EmbeddedImages, split: 'train' | 'val'): ActivationSet {
+/** The cut-point activations of the rows of `embedded` in `split` (fine-tuning's training and validation sets): of the first view only, unless `allViews`. */
+export function activationsOf(embedded: EmbeddedImages, split: 'train' | 'val', allViews = false): ActivationSet {
   const acts = embedded.activations;
   if (!acts) throw new Error('No activations: the images were not embedded through a cut.');
   const rows = rowsOf(embedded, split);
-  const per = acts.shape.slice(1).reduce((a, b) => a * b, 1);
+  const stored = acts.shape.slice(1).reduce((a, b) => a * b, 1);
+  // Rows of several views are [views, h, w, c]: the first view is the image as it is.
+  const rowShape = acts.shape.length === 5 && !allViews ? acts.shape.slice(2) : acts.shape.slice(1);
+  const per = rowShape.reduce((a, b) => a * b, 1);
   const x = new Float32Array(rows.length * per);
-  rows.forEach((src, j) => x.set(acts.x.subarray(src * per, (src + 1) * per), j * per));
-  return { x, shape: [rows.length, ...acts.shape.slice(1)], y: Int32Array.from(rows.map((r) => embedded.items[r].classIndex)) };
+  rows.forEach((src, j) => x.set(acts.x.subarray(src * stored, src * stored + per), j * per));
+  return { x, shape: [rows.length, ...rowShape], y: Int32Array.from(rows.map((r) => embedded.items[r].classIndex)) };
 }
 
 /** Indices into `embedded.items` of the images in `split`. */

@@ -20,15 +20,19 @@ import type { TrainOptions } from '../../shared/types';
 import { dropoutMasks, headForward, trainableVariables, type FeatureSet } from './head';
 import {
   classWeightsFor,
-  evaluateRows,
   runTrainingLoop,
   tfjsStepEngine,
   type LoopResult,
   type Rows,
   type LoopControl,
+  type StepEngine,
 } from './trainingLoop';
 import type { Tf } from '../util/tf';
 import { registerWasmGradients } from '../backend/wasmGradients';
+import type { OrtModule } from '../onnx/onnxHead';
+import { onnxFineTuneEngine, onnxTopFeatures, planTop, type TopPlan } from '../onnx/onnxFineTune';
+import { seededRandom } from '../util/random';
+import { pickViews } from './activationViews';
 
 /** A base model cut in two at `cutLayer`. */
 export interface CutModel {
@@ -37,6 +41,8 @@ export interface CutModel {
   /** cut activations → features; shares its layers (and weights) with the base. */
   top: tf.LayersModel;
   cutLayer: string;
+  /** The base that was cut (its topology and weights; `top` shares its layers). */
+  base: tf.LayersModel;
   /** Layers of `top` whose weights fine-tuning trains (convolutions and dense layers, not BatchNorm). */
   trainableLayerCount: number;
 }
@@ -128,7 +134,7 @@ export function splitAtLayer(tfx: Tf, base: tf.LayersModel, cutLayerName: string
       trainableLayerCount++;
     }
   }
-  return { bottom, top, cutLayer: cutLayerName, trainableLayerCount };
+  return { bottom, top, cutLayer: cutLayerName, base, trainableLayerCount };
 }
 
 /**
@@ -160,11 +166,103 @@ function asRows(set: ActivationSet, what: string): Rows {
 }
 
 /**
+ * What `--recipe auto` fine-tunes when the user did not ask for a number of layers: blocks 14–16
+ * and the last convolution of MobileNetV2 (30 layers), when the validation split has at least
+ * `minValImages` images (with fewer, one image moves accuracy by 2 points or more, so "beats the
+ * head on validation" is noise) and the dataset at most `maxImages` (an epoch costs ~2 ms of CPU an
+ * image on onnxruntime: 20,000 images, 5 epochs, about 3–4 minutes on one core).
+ */
+export const AUTO_FINE_TUNE = { layers: 30, minValImages: 50, maxImages: 20_000 } as const;
+
+/** Whether `--recipe auto` fine-tunes a dataset split `train`/`val`, how many layers, and why, in words. */
+export function autoFineTune(
+  o: TrainOptions,
+  split: { train: number; val: number },
+  onnx: boolean,
+  /** The recipe the search chose: views won on the training images, and fine-tuning trains on one view. */
+  chosen = 'plain',
+): { layers: number; why: string } {
+  const images = split.train + split.val;
+  if (o.recipe !== 'auto') return { layers: 0, why: `recipe ${o.recipe}` };
+  if (chosen !== 'plain')
+    return {
+      layers: 0,
+      why: `the recipe search chose ${chosen} views, which fine-tuning (one view) would drop; --fine-tune-layers forces it`,
+    };
+  if (!onnx) return { layers: 0, why: 'onnxruntime is not available, and fine-tuning on tfjs is too slow to be on by default' };
+  if (split.val < AUTO_FINE_TUNE.minValImages)
+    return {
+      layers: 0,
+      why: `${split.val} validation images, fewer than ${AUTO_FINE_TUNE.minValImages}: too few to tell whether it helps`,
+    };
+  if (images > AUTO_FINE_TUNE.maxImages) return { layers: 0, why: `${images} images, more than ${AUTO_FINE_TUNE.maxImages}` };
+  return { layers: AUTO_FINE_TUNE.layers, why: `${images} images, ${split.val} for validation: on, kept only if it beats the head there` };
+}
+
+/** Where fine-tuning steps run: tfjs (any backend), or the hand-written graph on onnxruntime (onnx/onnxFineTune.ts). */
+export type FineTuneRuntime = { kind: 'tfjs' } | { kind: 'onnx'; ort: OrtModule; threads: number };
+
+/** Learning-rate multiplier of the `index`-th of `count` trainable layers above the cut (0 nearest the cut): 0.1 there, rising geometrically to 1 at the top. */
+export function discriminativeScale(index: number, count: number): number {
+  return count <= 1 ? 1 : 0.1 ** ((count - 1 - index) / (count - 1));
+}
+
+/** The step engine of fine-tuning: on onnxruntime for `plan` when there is one, else tfjs; with what it is, in words. */
+async function fineTuneEngine(
+  tfx: Tf,
+  cut: CutModel,
+  head: tf.LayersModel,
+  spec: { numClasses: number; classWeights: Float32Array | null; o: TrainOptions; trainViews: number },
+  plan: { runtime: Extract<FineTuneRuntime, { kind: 'onnx' }>; top: TopPlan } | undefined,
+): Promise<{ engine: StepEngine; note: string }> {
+  const masks = dropoutMasks(spec.o.seed + 1, spec.o.dropout, spec.o.hiddenUnits);
+  if (plan) {
+    const random = seededRandom((spec.o.seed + 2) >>> 0);
+    const engine = await onnxFineTuneEngine(plan.runtime.ort, tfx, plan.top, {
+      numClasses: spec.numClasses,
+      classWeights: spec.classWeights,
+      masks,
+      trainViews: spec.trainViews,
+      chooseView: () => Math.floor(random() * spec.trainViews),
+      threads: plan.runtime.threads,
+    });
+    const views = spec.trainViews === 1 ? 'the images as they are' : `one of ${spec.trainViews} views of each image per epoch`;
+    return {
+      engine,
+      note: `onnxruntime (${plan.top.params.length - 4} tensors of the base and the head, learning rates ×0.1–×1 from the cut up, ${views})`,
+    };
+  }
+  // Register the missing WebAssembly gradient kernels unless someone (a benchmark) already chose a mode.
+  if (tfx.getBackend() === 'wasm' && !tfx.getKernel('Conv2DBackpropFilter', 'wasm')) registerWasmGradients(tfx);
+  const forward = (x: tf.Tensor, training: boolean): tf.Tensor2D =>
+    headForward(tfx, head, cut.top.apply(x, { training: false }) as tf.Tensor, training ? masks(x.shape[0]) : undefined);
+  const engine = tfjsStepEngine(tfx, {
+    variables: [...trainableVariables(cut.top), ...trainableVariables(head)],
+    forward,
+    numClasses: spec.numClasses,
+    learningRate: spec.o.fineTuneLearningRate,
+    classWeights: spec.classWeights,
+  });
+  return { engine, note: `tfjs ${tfx.getBackend()}` };
+}
+
+/** The first view of activations stored [n, views, h, w, c]. */
+function firstView(set: ActivationSet): ActivationSet {
+  if (set.shape.length !== 5) return set;
+  const [n, views, ...rowShape] = set.shape;
+  const per = rowShape.reduce((a, b) => a * b, 1);
+  const x = pickViews(set.x, n, views, per, () => 0, new Float32Array(n * per));
+  return { x, shape: [n, ...rowShape], y: set.y };
+}
+
+/**
  * Trains `cut.top` and `head` together on cached cut-point activations with Adam
  * (fineTuneLearningRate) for fineTuneEpochs epochs, BatchNorm in inference mode, with the same
  * early stopping, LR reduction, checkpoints and cancel as the head. Epochs are numbered from
  * `startEpoch + 1`; the weights before fine-tuning count as epoch `startEpoch`'s best, so if no
- * fine-tuning epoch beats them they are restored and `bestEpoch === startEpoch`.
+ * fine-tuning epoch beats them they are restored and `bestEpoch === startEpoch`. Training
+ * activations of shape [n, views, h, w, c] hold several views of each image: on onnxruntime each
+ * row is seen through one of them per epoch (drawn from a seeded stream); tfjs uses the first.
  */
 export async function fineTune(
   tfx: Tf,
@@ -176,24 +274,20 @@ export async function fineTune(
   o: TrainOptions,
   control: LoopControl,
   startEpoch: number,
+  runtime: FineTuneRuntime = { kind: 'tfjs' },
+  onEngine?: (note: string) => void,
 ): Promise<LoopResult> {
-  // Register the missing WebAssembly gradient kernels unless someone (a benchmark) already chose a mode.
-  if (tfx.getBackend() === 'wasm' && !tfx.getKernel('Conv2DBackpropFilter', 'wasm')) registerWasmGradients(tfx);
-  const trainRows = asRows(train, 'training');
-  const valRows = asRows(val, 'validation');
-  // The head's dropout masks come from their own seeded stream (not the head stage's).
-  const masks = dropoutMasks(o.seed + 1, o.dropout, o.hiddenUnits);
-  const forward = (x: tf.Tensor, training: boolean): tf.Tensor2D =>
-    headForward(tfx, head, cut.top.apply(x, { training: false }) as tf.Tensor, training ? masks(x.shape[0]) : undefined);
-  const before = evaluateRows(tfx, forward, valRows.n > 0 ? valRows : trainRows, numClasses);
-  const engine = tfjsStepEngine(tfx, {
-    variables: [...trainableVariables(cut.top), ...trainableVariables(head)],
-    forward,
-    numClasses,
-    learningRate: o.fineTuneLearningRate,
-    classWeights: classWeightsFor(trainRows, numClasses, o),
-  });
+  const top =
+    runtime.kind === 'onnx' ? planTop(cut.base, cut.top, cut.bottom.outputs[0].sourceLayer.name, head, discriminativeScale) : undefined;
+  const trainRows = asRows(top ? train : firstView(train), 'training');
+  const valRows = asRows(firstView(val), 'validation');
+  const classWeights = classWeightsFor(trainRows, numClasses, o);
+  const trainViews = trainRows.rowShape.length === 4 ? trainRows.rowShape[0] : 1;
+  const plan = top && runtime.kind === 'onnx' ? { runtime, top } : undefined;
+  const { engine, note } = await fineTuneEngine(tfx, cut, head, { numClasses, classWeights, o, trainViews }, plan);
+  onEngine?.(note);
   try {
+    const before = await engine.evaluate(valRows);
     return await runTrainingLoop(
       {
         stage: 'fine-tune',
@@ -213,9 +307,17 @@ export async function fineTune(
   }
 }
 
-/** Features of `acts` through the (fine-tuned) top of the base, in batches of 32. */
-export async function topFeatures(tfx: Tf, cut: CutModel, acts: ActivationSet, featureSize: number): Promise<FeatureSet> {
+/** Features of `acts` through the (fine-tuned) top of the base: on onnxruntime when `onnx` is given and the top has a plan, else tfjs in batches of 32. */
+export async function topFeatures(
+  tfx: Tf,
+  cut: CutModel,
+  acts: ActivationSet,
+  featureSize: number,
+  onnx?: { ort: OrtModule; head: tf.LayersModel },
+): Promise<FeatureSet> {
   const n = acts.shape[0];
+  const plan = onnx && planTop(cut.base, cut.top, cut.bottom.outputs[0].sourceLayer.name, onnx.head, discriminativeScale);
+  if (onnx && plan) return { x: await onnxTopFeatures(onnx.ort, plan, acts.x, n), y: acts.y, n, featureSize };
   const rowShape = acts.shape.slice(1);
   const per = rowShape.reduce((a, b) => a * b, 1);
   const x = new Float32Array(n * featureSize);

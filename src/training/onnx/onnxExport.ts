@@ -37,8 +37,10 @@ export interface OnnxExportOptions {
   inputType?: 'float32' | 'uint8';
   /** Name of the graph input (default `input`). */
   inputName?: string;
-  /** Export up to this (top-level) layer's output instead of the model's output; a 4-D output is averaged over height and width. */
+  /** Export up to this (top-level) layer's output instead of the model's output; a 4-D output is averaged over height and width unless `spatialOutput`. */
   outputLayer?: string;
+  /** Keep a 4-D `outputLayer` output as it is (NHWC), instead of averaging it over height and width. */
+  spatialOutput?: boolean;
   /** Name of the graph output (default `output`). */
   outputName?: string;
   /** Extra key/value pairs stored in the model's metadata_props. */
@@ -836,7 +838,7 @@ export function exportToOnnx(model: tfType.LayersModel, opts: OnnxExportOptions)
     ex.g.fresh(opts.novelty.outputName);
   }
   let [y] = ex.convertContainer(topology.class_name, topology.config, model as unknown as ContainerLike, [x], opts.outputLayer);
-  if (opts.outputLayer !== undefined && y.shape.length === 4) {
+  if (opts.outputLayer !== undefined && y.shape.length === 4 && !opts.spatialOutput) {
     // Features of a convolutional layer: averaged over height and width, as the tfjs feature route does.
     [y] = ex.convertLayer('GlobalAveragePooling2D', {}, undefined as unknown as tfType.layers.Layer, [y], `${opts.outputLayer}_mean`);
   }
@@ -876,6 +878,26 @@ export function exportToOnnx(model: tfType.LayersModel, opts: OnnxExportOptions)
       ],
       outputs: [{ name: outputName, elemType: OnnxDataType.float, shape: symbolic(out.shape) }, ...extraOutputs],
     },
+  });
+}
+
+/**
+ * The graph from raw RGB bytes (uint8 NHWC, preprocessing inside) up to the output of `cutSource`,
+ * kept spatial (NHWC float32, output `activations`): the frozen bottom of a base cut for
+ * fine-tuning, whose input is that layer's output.
+ */
+export function exportCutToOnnx(
+  model: tfType.LayersModel,
+  cutSource: string,
+  opts: Pick<OnnxExportOptions, 'inputSize' | 'preprocessing' | 'metadata'>,
+): Uint8Array {
+  return exportToOnnx(model, {
+    ...opts,
+    includePreprocessing: true,
+    inputType: 'uint8',
+    outputLayer: cutSource,
+    outputName: 'activations',
+    spatialOutput: true,
   });
 }
 

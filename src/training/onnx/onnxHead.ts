@@ -30,7 +30,7 @@ export interface HeadShape {
 }
 
 /** Adam hyper-parameters as tfjs's `tf.train.adam(lr)` uses them. */
-const ADAM = { beta1: 0.9, beta2: 0.999, epsilon: 1e-7 } as const;
+export const ADAM = { beta1: 0.9, beta2: 0.999, epsilon: 1e-7 } as const;
 
 /** Offsets of W1, b1, W2, b2 in the flat parameter vector, and its length. */
 function headLayout(s: HeadShape): { w1: number; b1: number; w2: number; b2: number; total: number } {
@@ -50,7 +50,7 @@ const OPSET = 13;
  * (m̃' = β1·m̃ + g, ṽ' = β2·ṽ + g²) and s = sqrt(c2·(1-β2)), that is
  * p' = p + m̃'·scale / (sqrt(ṽ') + eps) with scale = -lr·c1·(1-β1)/s and eps = ε/s.
  */
-function adamScalars(lr: number, t: number): { scale: number; eps: number } {
+export function adamScalars(lr: number, t: number): { scale: number; eps: number } {
   const c1 = 1 / (1 - ADAM.beta1 ** t);
   const s = Math.sqrt((1 - ADAM.beta2) / (1 - ADAM.beta2 ** t));
   return { scale: (-lr * c1 * (1 - ADAM.beta1)) / s, eps: ADAM.epsilon / s };
@@ -65,7 +65,7 @@ function paramGroups(s: HeadShape): [string, number[]][] {
   ];
 }
 
-class GraphBuilder {
+export class GraphBuilder {
   readonly nodes: OnnxNode[] = [];
   readonly initializers: OnnxTensor[] = [];
   private count = 0;
@@ -116,7 +116,12 @@ function forward(g: GraphBuilder, s: HeadShape, mask: string | undefined) {
   return { w2, z1, hd, p };
 }
 
-function model(name: string, g: GraphBuilder, inputs: OnnxModel['graph']['inputs'], outputs: OnnxModel['graph']['outputs']): OnnxModel {
+export function model(
+  name: string,
+  g: GraphBuilder,
+  inputs: OnnxModel['graph']['inputs'],
+  outputs: OnnxModel['graph']['outputs'],
+): OnnxModel {
   return {
     irVersion: 7,
     opsetVersion: OPSET,

@@ -9,9 +9,10 @@ export const backendStage: RunStage = {
   name: 'backend',
   async run(ctx) {
     const { options } = ctx;
-    // When onnxruntime computes the features, WebAssembly only trains the head: small products
-    // whose per-operation thread hand-offs cost more than they gain, so it gets one thread.
-    const onnxReady = options.fineTuneLayers === 0 && process.env.IMAGE_TRAINER_FEATURE_RUNTIME !== 'tfjs' && (await probeOnnxRuntime()).ok;
+    // When onnxruntime computes the features (and fine-tuning's cut activations and steps),
+    // WebAssembly only trains the head: small products whose per-operation thread hand-offs cost
+    // more than they gain, so it gets one thread.
+    const onnxReady = process.env.IMAGE_TRAINER_FEATURE_RUNTIME !== 'tfjs' && (await probeOnnxRuntime()).ok;
     const backend = await initBackend({
       preference: options.backend,
       nativeModulePaths: ctx.request.nativeModulePaths,

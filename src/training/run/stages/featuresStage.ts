@@ -1,10 +1,10 @@
-// Stage 4: one feature vector per image (from the cache where it can), or for fine-tuning the
-// activations at the cut point as well.
+// Stage 4: one feature vector per image (from the cache where it can), and for fine-tuning the
+// activations at the cut point as well (cached too when onnxruntime computes them).
 import { RUN_FILES } from '../../../shared/runFolder';
 import { capSkipped } from '../../../shared/skipReasons';
 import type { DatasetReport, SkipReason } from '../../../shared/types';
 import { datasetFolderKey, type DatasetItem } from '../../dataset/datasetScanner';
-import { RECIPE_VIEWS, viewCacheKey, type ViewName } from '../../../shared/views';
+import { RECIPE_VIEWS, viewCacheKey, type ConcreteRecipe, type ViewName } from '../../../shared/views';
 import {
   embedThroughCut,
   embedWithCache,
@@ -16,12 +16,13 @@ import {
 } from '../../features/embedding';
 import { FeatureCache } from '../../features/featureCache';
 import { PixelStatsCache } from '../../features/pixelStatsCache';
-import { chooseCutLayer, splitAtLayer, type CutModel } from '../../fit/fineTune';
+import { autoFineTune, chooseCutLayer, splitAtLayer, type CutModel } from '../../fit/fineTune';
 import { fixedRecipe } from '../../fit/recipeSearch';
 import { writeJsonAtomic } from '../../util/atomicWrite';
 import { TrainerError } from '../../util/errors';
 import { runCacheFolder } from '../runCacheFolder';
 import type { RunContext, RunStage } from '../runContext';
+import { cutExtractorFor, embedActivationsAtCut } from './cutActivationsStep';
 
 /** Embeds every training and validation image and builds the head's feature matrices; decoding failures become skips in the dataset report. */
 export const featuresStage: RunStage = {
@@ -36,16 +37,17 @@ export const featuresStage: RunStage = {
         `Need images for both training and validation; got ${scan.train.length} training and ${scan.val.length} validation images. Add images or change the validation fraction (${ctx.options.valSplit}).`,
       );
     }
-    const cut = ctx.options.fineTuneLayers > 0 ? chooseCut(ctx) : undefined;
     const recipe = ctx.get('recipe') ?? fixedRecipe(ctx.options) ?? ctx.need('recipe');
     ctx.set('recipe', recipe);
-    // Fine-tuning's activations are computed per run, not cached: views there are its stage's business.
+    const cut = chooseCut(ctx, recipe.chosen);
+    // Fine-tuning's activations have their own views (its stage's business); the head then trains on one.
     const views = cut ? RECIPE_VIEWS.plain : RECIPE_VIEWS[recipe.chosen];
     const items = [...scan.train, ...scan.val];
     let embedded: EmbeddedImages;
     let cache: { hits: number; misses: number };
-    if (cut) {
-      // Fine-tuning embeds every image through the cut (activations are needed), bypassing the cache.
+    const cutOnOnnx = cut ? await cutExtractorFor(ctx, cut) : undefined;
+    if (cut && !cutOnOnnx) {
+      // Without onnxruntime, every image goes through the tfjs cut (activations are needed), bypassing the cache.
       embedded = await embedThroughCut(tf, model.base, cut, items, embedOptions(ctx, 'features'));
       cache = { hits: 0, misses: embedded.items.length + embedded.failed.length };
     } else {
@@ -57,6 +59,7 @@ export const featuresStage: RunStage = {
       embedded = await embedWithCache(items, model.extractor, caches, pack, { ...embedOptions(ctx, 'features'), pixelStats });
       await pixelStats.save();
       cache = { hits: sum(caches.map((c) => c.cache.hits)), misses: sum(caches.map((c) => c.cache.misses)) };
+      if (cutOnOnnx) await embedActivationsAtCut(ctx, cutOnOnnx, embedded, embedOptions(ctx, 'features'));
     }
     ctx.featuresPerSec = embedded.perSec;
     await reportDecodeFailures(ctx, embedded);
@@ -108,21 +111,25 @@ export function embedOptions(ctx: RunContext, stage: 'features'): EmbedOptions {
 
 const sum = (values: number[]) => values.reduce((a, b) => a + b, 0);
 
-/** Splits the base where about `fineTuneLayers` layers get unfrozen, or says why fine-tuning is skipped. */
-function chooseCut(ctx: RunContext): CutModel | undefined {
+/** Splits the base where about `fineTuneLayers` layers get unfrozen (or, under `--recipe auto`, where `autoFineTune` says), or says why fine-tuning is skipped. */
+function chooseCut(ctx: RunContext, recipe: ConcreteRecipe): CutModel | undefined {
   const { tf } = ctx.need('backend');
-  const { base, entry } = ctx.need('model');
-  const layers = ctx.options.fineTuneLayers;
+  const { base, entry, onnx } = ctx.need('model');
+  const scan = ctx.need('scan');
+  const auto = autoFineTune(ctx.options, { train: scan.train.length, val: scan.val.length }, onnx !== undefined, recipe);
+  const layers = ctx.options.fineTuneLayers > 0 ? ctx.options.fineTuneLayers : auto.layers;
+  if (layers === 0) {
+    if (ctx.options.recipe === 'auto') ctx.log('info', `Fine-tuning off: ${auto.why}`);
+    return undefined;
+  }
   const cutName = chooseCutLayer(base.layersModel, entry.fineTuneCutPoints, layers);
   if (!cutName) {
     ctx.log('warn', `Fine-tuning skipped: ${entry.name} has no known cut point.`);
     return undefined;
   }
   const cut = splitAtLayer(tf, base.layersModel, cutName);
-  ctx.log(
-    'info',
-    `Fine-tuning cut at ${cutName}: ${cut.trainableLayerCount} layers with weights unfrozen (asked for about ${layers} layers).`,
-  );
+  const asked = ctx.options.fineTuneLayers > 0 ? `asked for about ${layers} layers` : `--recipe auto: ${auto.why}`;
+  ctx.log('info', `Fine-tuning cut at ${cutName}: ${cut.trainableLayerCount} layers with weights unfrozen (${asked}).`);
   return cut;
 }
 

@@ -15,10 +15,11 @@ import { readModelRecord } from '../runFolderReader';
 /** The training or validation features of each view (identity first) as the kept model computes them. */
 export async function keptViews(ctx: RunContext, split: 'train' | 'val'): Promise<FeatureSet[]> {
   const { tf } = ctx.need('backend');
-  const { base } = ctx.need('model');
+  const { base, headRuntime } = ctx.need('model');
   const features = ctx.need('features');
   if (!features.cut) return split === 'train' ? features.trainViews : features.valViews;
-  return [await topFeatures(tf, features.cut, activationsOf(features.embedded, split), base.featureSize)];
+  const onnx = headRuntime.kind === 'onnx' ? { ort: headRuntime.ort, head: ctx.need('head').head } : undefined;
+  return [await topFeatures(tf, features.cut, activationsOf(features.embedded, split), base.featureSize, onnx)];
 }
 
 /** The kept head's class probabilities of the training or validation images, averaged over the run's views. */
