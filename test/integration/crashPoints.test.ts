@@ -22,6 +22,8 @@ interface Kill {
   pattern: string;
   op: 'rename' | 'write' | 'append' | 'open';
   n?: number;
+  /** For renames: only a rename whose source text matches this counts (KILL_AT_CONTENT). */
+  content?: string;
   when: 'before' | 'after' | 'during';
   /** Whether the folder must hold a model after this kill. */
   checkpoint: boolean;
@@ -71,13 +73,13 @@ const KILLS: Kill[] = [
     when: 'after',
     checkpoint: true,
   },
-  // status.json is renamed at the start, after each of the 3 checkpoints, and when the run finishes.
+  // status.json is renamed at the start, after each checkpoint, and when the run finishes.
   { name: 'after the status.json rename of the second checkpoint', pattern: STATUS, op: 'rename', n: 3, when: 'after', checkpoint: true },
   {
     name: 'before the status.json rename that says the run finished',
     pattern: STATUS,
     op: 'rename',
-    n: 5,
+    content: '"state":\\s*"finished"',
     when: 'before',
     checkpoint: true,
   },
@@ -156,6 +158,7 @@ for (const kill of KILLS) {
       KILL_AT_OP: kill.op,
       KILL_AT_N: String(kill.n ?? 1),
       KILL_AT_WHEN: kill.when,
+      ...(kill.content ? { KILL_AT_CONTENT: kill.content } : {}),
     });
     assert.equal(killed.signal, 'SIGKILL', `the kill point was never reached:\n${killed.stderr}`);
     const runDir = onlyRun(runs);

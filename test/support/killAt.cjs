@@ -6,6 +6,8 @@
 //   KILL_AT_OP       rename | write | append | open (open for writing) | sync; default write
 //   KILL_AT_N        which matching event (1 = the first); default 1
 //   KILL_AT_WHEN     before | after | during (during: half the data is written, then the kill); default before
+//   KILL_AT_CONTENT  for renames: only count a rename whose source file's text matches this regular
+//                    expression (e.g. the status.json that says the run finished, however many came before)
 //
 // Wrapped: fs.rename(Sync), fs.promises.rename, fs.writeFile(Sync), fs.promises.writeFile,
 // fs.appendFile(Sync), fs.promises.appendFile, fs.promises.open for writing and the handle's
@@ -17,6 +19,7 @@ const pattern = process.env.KILL_AT_PATTERN ? new RegExp(process.env.KILL_AT_PAT
 const op = process.env.KILL_AT_OP || 'write';
 const target = Number(process.env.KILL_AT_N || '1');
 const when = process.env.KILL_AT_WHEN || 'before';
+const content = process.env.KILL_AT_CONTENT ? new RegExp(process.env.KILL_AT_CONTENT) : undefined;
 let seen = 0;
 
 function die() {
@@ -26,10 +29,19 @@ function die() {
 }
 
 /** True when this event is the one to kill at. */
-function hit(kind, file) {
+function hit(kind, file, args) {
   if (kind !== op || !pattern.test(String(file))) return false;
+  if (content && kind === 'rename' && !(args && matchesContent(args[0]))) return false;
   seen++;
   return seen === target;
+}
+
+function matchesContent(source) {
+  try {
+    return content.test(fs.readFileSync(String(source), 'utf8'));
+  } catch {
+    return false;
+  }
 }
 
 function half(data) {
@@ -41,7 +53,7 @@ function half(data) {
 function wrapAsync(owner, name, kind, fileArg, dataArg) {
   const real = owner[name];
   owner[name] = async function (...args) {
-    if (!hit(kind, args[fileArg])) return real.apply(this, args);
+    if (!hit(kind, args[fileArg], args)) return real.apply(this, args);
     if (when === 'before') die();
     if (when === 'during' && dataArg !== undefined) {
       await real.apply(this, [...args.slice(0, dataArg), half(args[dataArg]), ...args.slice(dataArg + 1)]);
@@ -56,7 +68,7 @@ function wrapAsync(owner, name, kind, fileArg, dataArg) {
 function wrapSync(owner, name, kind, fileArg, dataArg) {
   const real = owner[name];
   owner[name] = function (...args) {
-    if (!hit(kind, args[fileArg])) return real.apply(this, args);
+    if (!hit(kind, args[fileArg], args)) return real.apply(this, args);
     if (when === 'before') die();
     if (when === 'during' && dataArg !== undefined) {
       real.apply(this, [...args.slice(0, dataArg), half(args[dataArg]), ...args.slice(dataArg + 1)]);

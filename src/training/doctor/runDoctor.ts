@@ -48,7 +48,8 @@ export async function runDoctor(req: DoctorRequest, notify: (n: TrainingNotifica
     throw new TrainerError('options', `The doctor needs between 2 and ${MAX_DOCTOR_FOLDS} cross-validation folds, got ${req.folds}.`);
   }
   // The doctor reads cached feature vectors: no fine-tuning (which would embed through a cut, uncached).
-  const options: TrainOptions = { ...req.options, fineTuneLayers: 0 };
+  // One view per image and no fine-tuning: the doctor judges the images by their cached features.
+  const options: TrainOptions = { ...req.options, fineTuneLayers: 0, recipe: 'plain' };
   const ctx = await openRun({ ...req, options }, notify, signal, 'doctor-');
   let report: DoctorReport | undefined;
   const stages: RunStage[] = [
