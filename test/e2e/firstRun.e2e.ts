@@ -13,6 +13,7 @@ import {
   closeSession,
   expandView,
   freshResultsFolder,
+  openCommandPalette,
   openWorkbench,
   panelFrame,
   repoRoot,
@@ -69,9 +70,7 @@ describe('a first-time user is walked through and trains the shipped sample from
   });
 
   it('Try with Sample Dataset reaches the confusion matrix', { timeout: trainingTimeoutMs + 60_000 }, async () => {
-    const input = page.locator('.quick-input-widget input');
-    await page.keyboard.press('F1');
-    await input.waitFor({ timeout: 10_000 });
+    const input = await openCommandPalette(page);
     await input.fill('>Image Trainer: Try with Sample Dataset');
     const started = Date.now();
     await page

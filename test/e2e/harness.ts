@@ -267,13 +267,30 @@ export async function screenshot(page: Page, dir: string, name: string): Promise
   return file;
 }
 
+/**
+ * Opens the command palette the way a person does (F1). A keypress that lands while focus is inside
+ * a webview (the walkthrough, a panel) never reaches the workbench, so after a short wait the focus
+ * is moved to the side bar's title and F1 pressed again.
+ */
+export async function openCommandPalette(page: Page): Promise<Locator> {
+  const input = page.locator('.quick-input-widget input');
+  for (let attempt = 1; ; attempt++) {
+    await page.keyboard.press('F1');
+    try {
+      await input.waitFor({ timeout: attempt < 4 ? 4000 : 10_000 });
+      return input;
+    } catch (error) {
+      if (attempt >= 4) throw error;
+      await page.locator('.part.sidebar .composite.title').first().click({ timeout: 5000 });
+    }
+  }
+}
+
 /** Switches the colour theme the way a person does: Preferences: Color Theme in the command palette. */
 export async function setColorTheme(page: Page, theme: ColorTheme): Promise<void> {
   const themeClass = theme.includes('Dark') ? 'vs-dark' : 'vs';
   if (await page.locator(`.monaco-workbench.${themeClass}`).count()) return;
-  const input = page.locator('.quick-input-widget input');
-  await page.keyboard.press('F1');
-  await input.waitFor({ timeout: 10_000 });
+  const input = await openCommandPalette(page);
   await input.fill('>Preferences: Color Theme');
   // Click the rows: Enter would take the first match, which may be "Browse Color Themes in Marketplace".
   await page
@@ -431,9 +448,7 @@ export async function closeSession(shots: string, workbench: Workbench | undefin
 
 /** Dismisses every notification toast (Notifications: Clear All Notifications), so that none covers a screenshot. */
 export async function clearNotifications(page: Page): Promise<void> {
-  const input = page.locator('.quick-input-widget input');
-  await page.keyboard.press('F1');
-  await input.waitFor({ timeout: 10_000 });
+  const input = await openCommandPalette(page);
   await input.fill('>Notifications: Clear All Notifications');
   await page
     .locator('.quick-input-list')
