@@ -5,12 +5,11 @@
 import { SUPPORTED_FORMATS } from '../../shared/datasetRules';
 import type { DoctorReport, NearDuplicateGroup } from '../../shared/doctor';
 import { forEachConcurrent } from '../dataset/boundedConcurrency';
-import { datasetFolderKey, type DatasetItem } from '../dataset/datasetScanner';
+import type { DatasetItem } from '../dataset/datasetScanner';
 import { decodeImageFile } from '../dataset/imageDecoder';
 import type { PixelStats } from '../dataset/pixelStats';
-import { PixelStatsCache } from '../features/pixelStatsCache';
 import { outOfSampleProbs } from '../fit/crossValidation';
-import { runCacheFolder } from '../run/runCacheFolder';
+import { runPixelStats } from '../run/runCacheFolder';
 import { similarityPass, type AllRows } from '../run/stages/splitStage';
 import type { RunContext, RunStage } from '../run/runContext';
 import { centredUnitRows, normalizeRows, type Neighbourhood } from './featureSimilarity';
@@ -30,9 +29,8 @@ export const DOCTOR_EPOCHS = 4;
 
 /** Pixel statistics of every item: from the cache beside the features, else decoded now (and cached), with a log line. */
 export async function pixelStatsOf(ctx: RunContext, items: readonly DatasetItem[]): Promise<PixelStats[]> {
-  const folder = await runCacheFolder(ctx);
   const size = ctx.need('model').extractor.inputSize;
-  const cache = await PixelStatsCache.open(folder.dir, datasetFolderKey(ctx.datasetRoot), size, folder);
+  const cache = await runPixelStats(ctx);
   const missing = items.filter((i) => !cache.get(i.sha256));
   if (missing.length > 0) {
     ctx.log('info', `Pixel statistics: ${missing.length} of ${items.length} images not in the cache, decoding them`);

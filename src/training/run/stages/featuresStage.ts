@@ -15,12 +15,11 @@ import {
   type ViewCache,
 } from '../../features/embedding';
 import { FeatureCache } from '../../features/featureCache';
-import { PixelStatsCache } from '../../features/pixelStatsCache';
 import { autoFineTune, chooseCutLayer, splitAtLayer, type CutModel } from '../../fit/fineTune';
 import { fixedRecipe } from '../../fit/recipeSearch';
 import { writeJsonAtomic } from '../../util/atomicWrite';
 import { TrainerError } from '../../util/errors';
-import { runCacheFolder } from '../runCacheFolder';
+import { runCacheFolder, runPixelStats } from '../runCacheFolder';
 import type { RunContext, RunStage } from '../runContext';
 import { cutExtractorFor, embedActivationsAtCut } from './cutActivationsStep';
 
@@ -52,11 +51,9 @@ export const featuresStage: RunStage = {
       cache = { hits: 0, misses: embedded.items.length + embedded.failed.length };
     } else {
       const caches = await viewCaches(ctx, views);
-      const folder = await runCacheFolder(ctx);
-      const pack = datasetPack(ctx);
-      // Pixel statistics of what gets decoded anyway, for the dataset doctor.
-      const pixelStats = await PixelStatsCache.open(folder.dir, pack.name, model.extractor.inputSize, folder);
-      embedded = await embedWithCache(items, model.extractor, caches, pack, { ...embedOptions(ctx, 'features'), pixelStats });
+      // Pixel statistics of what gets decoded anyway, for the split and the dataset doctor.
+      const pixelStats = await runPixelStats(ctx);
+      embedded = await embedWithCache(items, model.extractor, caches, datasetPack(ctx), { ...embedOptions(ctx, 'features'), pixelStats });
       await pixelStats.save();
       cache = { hits: sum(caches.map((c) => c.cache.hits)), misses: sum(caches.map((c) => c.cache.misses)) };
       if (cutOnOnnx) await embedActivationsAtCut(ctx, cutOnOnnx, embedded, embedOptions(ctx, 'features'));

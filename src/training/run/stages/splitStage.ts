@@ -9,10 +9,8 @@ import { stratifiedSplit } from '../../dataset/datasetSplit';
 import type { DatasetItem } from '../../dataset/datasetScanner';
 import { neighbourhood, type Neighbourhood } from '../../doctor/featureSimilarity';
 import { CANDIDATE_SIMILARITY, groupPairs, isNearDuplicate } from '../../doctor/nearDuplicates';
-import { datasetFolderKey } from '../../dataset/datasetScanner';
 import { thumbVector } from '../../dataset/pixelStats';
-import { PixelStatsCache } from '../../features/pixelStatsCache';
-import { runCacheFolder } from '../runCacheFolder';
+import { runPixelStats } from '../runCacheFolder';
 import { subsetRows } from '../../fit/crossValidation';
 import type { FeatureSet } from '../../fit/head';
 import { writeJsonAtomic } from '../../util/atomicWrite';
@@ -76,9 +74,7 @@ export function similarityPass(ctx: RunContext): { rows: AllRows; nb: Promise<Ne
 
 /** The layout thumbnails of `items` from the pixel statistics the features stage cached (undefined where there are none: those pairs are judged on features alone). */
 async function thumbnailsOf(ctx: RunContext, items: readonly DatasetItem[]): Promise<(Float32Array | undefined)[]> {
-  const folder = await runCacheFolder(ctx);
-  const size = ctx.need('model').extractor.inputSize;
-  const cache = await PixelStatsCache.open(folder.dir, datasetFolderKey(ctx.datasetRoot), size, folder);
+  const cache = await runPixelStats(ctx);
   return items.map((item) => {
     const stats = cache.get(item.sha256);
     return stats?.thumb ? thumbVector(stats) : undefined;
