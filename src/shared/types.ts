@@ -67,7 +67,7 @@ export const DEFAULT_TRAIN_OPTIONS: TrainOptions = {
   lrFactor: 0.5,
   fineTuneLayers: 0,
   fineTuneEpochs: 5,
-  fineTuneLearningRate: 1e-5,
+  fineTuneLearningRate: 1e-4,
   backend: 'auto',
   maxPixels: 100_000_000,
   timeLimitMinutes: 0,
@@ -224,6 +224,8 @@ export interface RecipeCandidate {
   recipe: Exclude<RecipeName, 'auto'>;
   views: number;
   accuracy: number;
+  /** Against plain on the same held-out images: how many this candidate got right and plain wrong (`better`), and the reverse (`worse`). */
+  paired?: { better: number; worse: number };
 }
 
 /**

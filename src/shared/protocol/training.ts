@@ -160,7 +160,12 @@ export function isRecipeChoice(value: unknown): value is RecipeChoice {
     isString(value.reason) &&
     isArrayOf(
       value.candidates,
-      (c): c is RecipeCandidate => isObject(c) && isOneOf(c.recipe, concrete) && isNumber(c.views) && isMeasure(c.accuracy),
+      (c): c is RecipeCandidate =>
+        isObject(c) &&
+        isOneOf(c.recipe, concrete) &&
+        isNumber(c.views) &&
+        isMeasure(c.accuracy) &&
+        (c.paired === undefined || (isObject(c.paired) && isNumber(c.paired.better) && isNumber(c.paired.worse))),
     )
   );
 }

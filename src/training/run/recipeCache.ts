@@ -12,7 +12,8 @@ import { writeJsonAtomic } from '../util/atomicWrite';
 import type { CacheFolder } from '../util/cacheFolder';
 import { checksumOfText, seedOf } from '../util/checksum';
 
-const FORMAT = 1;
+// 2: candidates carry their paired counts against plain.
+const FORMAT = 2;
 
 export interface RecipeSearchKey {
   featureKey: string;

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { calibrate, scaledProbs } from '../../../../src/training/fit/calibration';
-import { choiceReason, chooseRecipe, stratifiedSample } from '../../../../src/training/fit/recipeSearch';
+import type { RecipeCandidate } from '../../../../src/shared/types';
+import { choiceReason, chooseRecipe, pairedZ, RECIPE_MIN_Z, stratifiedSample } from '../../../../src/training/fit/recipeSearch';
 import { averageViewProbs, meanOfViews, stackViews } from '../../../../src/training/fit/viewAveraging';
 import { seededRandom } from '../../../../src/training/util/random';
 
@@ -37,7 +38,7 @@ describe('averaging the views', () => {
 });
 
 describe('choosing a recipe', () => {
-  const scores = (plain: number, flip: number, dihedral: number) => [
+  const scores = (plain: number, flip: number, dihedral: number): RecipeCandidate[] => [
     { recipe: 'plain' as const, views: 1, accuracy: plain },
     { recipe: 'flip' as const, views: 2, accuracy: flip },
     { recipe: 'dihedral' as const, views: 8, accuracy: dihedral },
@@ -57,6 +58,34 @@ describe('choosing a recipe', () => {
       choiceReason(chooseRecipe(close, 0.005), close, 0.005),
       /^plain kept: 8 views \+ TTA 90\.9% vs 90\.5% is within the 0\.5-point margin$/,
     );
+  });
+
+  it('keeps plain when the gain is within the noise of the paired draw, and says so', () => {
+    // Flowers, seed 7, on its 500-image sample: 8 views +1.6 points, from 8 more images right than wrong.
+    const noisy = scores(0.6287, 0.6367, 0.6447);
+    noisy[1].paired = { better: 20, worse: 16 };
+    noisy[2].paired = { better: 30, worse: 22 };
+    assert.equal(pairedZ(noisy[2]).toFixed(2), (7 / Math.sqrt(52)).toFixed(2));
+    assert.equal(chooseRecipe(noisy, 0.005).recipe, 'plain');
+    assert.equal(
+      choiceReason(chooseRecipe(noisy, 0.005), noisy, 0.005),
+      'plain kept: 8 views + TTA 64.5% vs 62.9% is within the noise of the sample (30 images better, 22 worse)',
+    );
+    // The same gain from one-sided disagreements is real.
+    const clear = scores(0.905, 0.908, 0.926);
+    clear[1].paired = { better: 4, worse: 3 };
+    clear[2].paired = { better: 14, worse: 3 };
+    assert.ok(pairedZ(clear[2]) >= RECIPE_MIN_Z);
+    assert.equal(chooseRecipe(clear, 0.005).recipe, 'dihedral');
+    assert.equal(
+      choiceReason(chooseRecipe(clear, 0.005), clear, 0.005),
+      '8 views + TTA chose over plain: 92.6% vs 90.5% (14 images better, 3 worse)',
+    );
+    // A significant flip is kept when 8 views beat it by less than the margin.
+    const flip = scores(0.9, 0.93, 0.932);
+    flip[1].paired = { better: 20, worse: 5 };
+    flip[2].paired = { better: 22, worse: 6 };
+    assert.equal(chooseRecipe(flip, 0.005).recipe, 'flip');
   });
 
   it('samples every class in its share, the same for the same seed', () => {
