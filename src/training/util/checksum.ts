@@ -33,7 +33,8 @@ function hex8(n: number): string {
 // The little-endian 32-bit words of `bytes`: a view when it can be, else an aligned copy.
 function wordsOf(bytes: Uint8Array, words: number): Uint32Array {
   if (LITTLE_ENDIAN) {
-    const aligned = bytes.byteOffset % 4 === 0 ? bytes : bytes.slice(0, words * 4);
+    // A copy: Buffer#slice is a view (its offset as unaligned as before), Uint8Array#slice copies.
+    const aligned = bytes.byteOffset % 4 === 0 ? bytes : Uint8Array.prototype.slice.call(bytes, 0, words * 4);
     return new Uint32Array(aligned.buffer, aligned.byteOffset, words);
   }
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);

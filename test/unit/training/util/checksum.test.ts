@@ -15,6 +15,9 @@ test('the checksum is 16 hex digits, the same for the same bytes wherever they s
   shifted.set(data, 3);
   assert.equal(checksum64(shifted.subarray(3)), sum, 'an unaligned view checks the same');
   assert.equal(checksum64(Buffer.from(data)), sum);
+  // A Buffer's slice is a view, not a copy: an unaligned Buffer must check the same too (a file read, past its first line).
+  const file = Buffer.concat([Buffer.from('abc'), data]);
+  assert.equal(checksum64(file.subarray(3)), sum, 'an unaligned Buffer checks the same');
 });
 
 test('every single flipped bit, a truncation, an extension and another seed change the checksum', () => {
