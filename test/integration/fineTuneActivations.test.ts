@@ -1,13 +1,14 @@
 // Fine-tuning through the CLI bundle (dist/training.js) on a copy of the sample: the activations at
 // the cut (of each image and its mirror image) are computed by onnxruntime and cached, a second run computes none, and a damaged
 // activation entry (with its pack) is recomputed with a log line; the steps run on onnxruntime.
+// A rerun with nothing changed reads fine-tuning's result from the cache; a damaged one is trained again.
 import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
-import type { Evaluation } from '../../src/shared/types';
+import type { EpochMetrics, Evaluation } from '../../src/shared/types';
 import { tempDir } from '../support/tempDirs';
 import { bundle, copySample, onlyRun, readJson } from '../support/trainingBundle';
 
@@ -19,7 +20,7 @@ let data: string;
 let cache: string;
 
 /** Trains with fine-tuning from block_14_expand (30 layers) through the CLI; the run log and the evaluation. */
-async function train(extra: string[] = []): Promise<{ log: string; stderr: string; evaluation: Evaluation }> {
+async function train(extra: string[] = []): Promise<{ log: string; stderr: string; evaluation: Evaluation; metrics: EpochMetrics[] }> {
   const runs = tempDir('it-ft-runs-');
   const args = [
     bundle,
@@ -43,7 +44,17 @@ async function train(extra: string[] = []): Promise<{ log: string; stderr: strin
     log: fs.readFileSync(path.join(runDir, 'train.log'), 'utf8'),
     stderr,
     evaluation: readJson<Evaluation>(path.join(runDir, 'evaluation.json')),
+    metrics: fs
+      .readFileSync(path.join(runDir, 'metrics.jsonl'), 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map((line) => JSON.parse(line) as EpochMetrics),
   };
+}
+
+/** The fine-tuning epochs' figures, without their durations. */
+function fineTuneEpochs(metrics: EpochMetrics[]): Omit<EpochMetrics, 'durationMs'>[] {
+  return metrics.filter((m) => m.stage === 'fine-tune').map(({ durationMs: _, ...rest }) => rest);
 }
 
 /** The activation cache's folder: the one whose key names the cut. */
@@ -86,9 +97,34 @@ test('fine-tuning trains on activations that onnxruntime computed and cached; a 
   );
   assert.match(first.stderr, /fine-tune epoch 5:.*lr 1\.0e-4/);
   assert.equal(filesIn(activationRoot(), '.f32').length, IMAGES);
+  assert.doesNotMatch(first.log, /read from the cache/);
   const again = await train(['--fine-tune-learning-rate', '1e-4']);
   assert.match(again.log, new RegExp(`Cut activations at block_13_project_BN .*: ${IMAGES} cache hits, 0 misses, 0 computed\\n`));
-  assert.deepEqual(again.evaluation.predictions, first.evaluation.predictions, 'cached activations train the same model');
+  assert.match(again.log, /Fine-tuning: 2 epochs, best epoch \d+ \(read from the cache, an earlier run's identical training; /);
+  assert.doesNotMatch(again.log, /Fine-tuning on onnxruntime/, 'nothing is trained again');
+  assert.deepEqual(again.evaluation.predictions, first.evaluation.predictions, 'the cached result is the same model');
+  assert.deepEqual(fineTuneEpochs(again.metrics), fineTuneEpochs(first.metrics), 'and the same epochs in metrics.jsonl');
+  // Another learning rate is another training.
+  const other = await train(['--fine-tune-learning-rate', '5e-5']);
+  assert.match(other.log, /Fine-tuning on onnxruntime .*learning rate 0\.00005/);
+});
+
+test('a damaged fine-tuning result is reported, removed and trained again to the same model', async () => {
+  const before = await train(['--fine-tune-learning-rate', '1e-4']);
+  assert.match(before.log, /read from the cache/);
+  const results = filesIn(path.join(cache, 'fine-tune'), '.bin');
+  assert.equal(results.length, 2, 'one result per learning rate tried');
+  for (const f of results) {
+    const bytes = fs.readFileSync(f);
+    bytes[bytes.length - 5] ^= 0x01; // a bit of a stored feature
+    fs.writeFileSync(f, bytes);
+  }
+  const rerun = await train(['--fine-tune-learning-rate', '1e-4']);
+  assert.match(rerun.log, /\[warn\] fine-tuning result .*\.bin failed its checksum: discarded, the top of the base is trained again/);
+  assert.match(rerun.log, /Fine-tuning on onnxruntime/);
+  assert.deepEqual(rerun.evaluation.predictions, before.evaluation.predictions);
+  const healed = await train(['--fine-tune-learning-rate', '1e-4']);
+  assert.match(healed.log, /read from the cache/);
 });
 
 test('a damaged activation entry is discarded with a log line and recomputed, as is a damaged activation pack', async () => {

@@ -4,7 +4,7 @@
 import { RUN_FILES } from '../../../shared/runFolder';
 import type { Evaluation } from '../../../shared/types';
 import { activationsOf } from '../../features/embedding';
-import { topFeatures } from '../../fit/fineTune';
+import { topFeatures, type CutModel } from '../../fit/fineTune';
 import type { FeatureSet } from '../../fit/head';
 import { viewProbs } from '../../fit/viewAveraging';
 import { saveModelDir } from '../../models/classifierModel';
@@ -12,14 +12,33 @@ import { writeJsonAtomic } from '../../util/atomicWrite';
 import type { RunContext } from '../runContext';
 import { readModelRecord } from '../runFolderReader';
 
+/** The fine-tuned top's features of a run, per split, for the cut they were computed through (the top no longer changes once fine-tuning ended). */
+const topMemo = new WeakMap<RunContext, Map<string, { cut: CutModel; features: Promise<FeatureSet> }>>();
+
+/** Gives keptViews the features of `split` through `cut` computed elsewhere (a cached fine-tuning's). */
+export function seedKeptFeatures(ctx: RunContext, cut: CutModel, split: 'train' | 'val', set: FeatureSet): void {
+  const memo = topMemo.get(ctx) ?? new Map<string, { cut: CutModel; features: Promise<FeatureSet> }>();
+  topMemo.set(ctx, memo);
+  memo.set(split, { cut, features: Promise.resolve(set) });
+}
+
 /** The training or validation features of each view (identity first) as the kept model computes them. */
 export async function keptViews(ctx: RunContext, split: 'train' | 'val'): Promise<FeatureSet[]> {
-  const { tf } = ctx.need('backend');
-  const { base, headRuntime } = ctx.need('model');
   const features = ctx.need('features');
-  if (!features.cut) return split === 'train' ? features.trainViews : features.valViews;
-  const onnx = headRuntime.kind === 'onnx' ? { ort: headRuntime.ort, head: ctx.need('head').head } : undefined;
-  return [await topFeatures(tf, features.cut, activationsOf(features.embedded, split), base.featureSize, onnx)];
+  const cut = features.cut;
+  if (!cut) return split === 'train' ? features.trainViews : features.valViews;
+  // Evaluation, calibration and unknown detection read them in turn: computed once (~2 s on flowers).
+  const memo = topMemo.get(ctx) ?? new Map<string, { cut: CutModel; features: Promise<FeatureSet> }>();
+  topMemo.set(ctx, memo);
+  let entry = memo.get(split);
+  if (!entry || entry.cut !== cut) {
+    const { tf } = ctx.need('backend');
+    const { base, headRuntime } = ctx.need('model');
+    const onnx = headRuntime.kind === 'onnx' ? { ort: headRuntime.ort, head: ctx.need('head').head } : undefined;
+    entry = { cut, features: topFeatures(tf, cut, activationsOf(features.embedded, split), base.featureSize, onnx) };
+    memo.set(split, entry);
+  }
+  return [await entry.features];
 }
 
 /** The kept head's class probabilities of the training or validation images, averaged over the run's views. */

@@ -41,7 +41,15 @@ export const unknownStage: RunStage = {
         product.dispose();
       }
     };
-    const stats = fitNovelty(train, meanOfViews(await keptViews(ctx, 'val')), classes.length, gram);
+    const times = (x: Float32Array, n: number, w: Float32Array, f: number) => {
+      const product = tf.tidy(() => tf.matMul(tf.tensor2d(x, [n, f]), tf.tensor2d(w, [f, f])));
+      try {
+        return product.dataSync() as Float32Array;
+      } finally {
+        product.dispose();
+      }
+    };
+    const stats = fitNovelty(train, meanOfViews(await keptViews(ctx, 'val')), classes.length, gram, times);
     await writeJsonAtomic(ctx.writer.file(`${RUN_FILES.modelDir}/${RUN_FILES.novelty}`), noveltyFile(stats));
     metadata.unknownThreshold = stats.fit.threshold;
     const { fit } = stats;

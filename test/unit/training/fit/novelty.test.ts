@@ -51,6 +51,17 @@ describe('unknown detection', () => {
     assert.equal(viaFloat32.fit.valFlagged, stats.fit.valFlagged);
   });
 
+  it("scores the validation images through a backend's matrix product as the float64 loop does", async () => {
+    const tf = await import('@tensorflow/tfjs');
+    await tf.setBackend('cpu');
+    const times = (x: Float32Array, n: number, w: Float32Array, d: number) =>
+      tf.tidy(() => tf.matMul(tf.tensor2d(x, [n, d]), tf.tensor2d(w, [d, d])).dataSync() as Float32Array);
+    const viaBackend = fitNovelty(train, val, 2, gramJs, times);
+    const worst = Math.max(...Array.from(viaBackend.valScores, (s, i) => Math.abs(s - stats.valScores[i]) / stats.valScores[i]));
+    assert.ok(worst < 1e-5, `largest relative difference ${worst}`);
+    assert.equal(viaBackend.fit.valFlagged, stats.fit.valFlagged);
+  });
+
   it('interpolates quantiles between order statistics', () => {
     assert.equal(quantile([4, 1, 3, 2], 0.5), 2.5);
     assert.equal(quantile([1, 2, 3], 1), 3);
