@@ -170,6 +170,26 @@ test('a cached ONNX graph with a flipped bit or same-size garbage is discarded w
   }
 });
 
+test('the unknown detector and the similarity pass, cached with a flipped bit or as same-size garbage, are discarded with one warning each and computed again: the rerun equals a clean run', async () => {
+  for (const kind of ['novelty', 'neighbourhood']) {
+    assert.equal(filesIn(path.join(gold, kind), '.bin').length, 1, `the clean run cached its ${kind}`);
+  }
+  for (const [what, damage] of [
+    ['a flipped bit', (f: string) => flipBit(f, (n) => n - 3)],
+    ['same-size garbage', garble],
+  ] as const) {
+    const cache = copyOfGold();
+    for (const kind of ['novelty', 'neighbourhood']) damage(filesIn(path.join(cache, kind), '.bin')[0]);
+    const rerun = await train(cache);
+    assertSameAsClean(rerun, what);
+    assert.equal(rerun.warnings.length, 2, `${what}: ${rerun.warnings.join('\n')}`);
+    assert.match(rerun.warnings.join('\n'), /^similarity pass .+\.bin failed its checksum: discarded, computed again$/m, what);
+    assert.match(rerun.warnings.join('\n'), /^unknown-detection statistics .+\.bin failed its checksum: discarded, fitted again$/m, what);
+    const healed = await train(cache);
+    assert.deepEqual(healed.warnings, [], `${what}: stored again`);
+  }
+});
+
 test('an image replaced between the scan and feature extraction is trained on as it is and never cached under the old hash: once restored, the rerun equals a clean run', async () => {
   const target = clean.predictions.find((p) => p.path.startsWith('black_rot/'))!.path;
   const targetAbs = path.join(data, ...target.split('/'));

@@ -17,6 +17,14 @@ const LAYOUT_SAME = 0.97;
 const FEATURES_CERTAIN = 0.95;
 
 /** Whether two images are the same photo, from their feature similarity and (when known) their layouts' correlation. */
+/** The rule's thresholds, for the keys of results that depend on them (a cached similarity pass). */
+export const NEAR_DUPLICATE_RULE = {
+  layoutAgrees: LAYOUT_AGREES,
+  candidate: CANDIDATE_SIMILARITY,
+  layoutSame: LAYOUT_SAME,
+  certain: FEATURES_CERTAIN,
+};
+
 export function isNearDuplicate(similarity: number, layout: number | undefined): boolean {
   if (layout === undefined) return similarity >= NEAR_DUPLICATE_SIMILARITY;
   if (similarity >= FEATURES_CERTAIN) return true;
