@@ -175,6 +175,9 @@ test('a workspace of 20,000 files is listed, node_modules unread, while the even
   );
   assert.ok(result.datasets.every((d) => d.imageCount === 4000));
   assert.equal(result.filesSeen, 12_000 + 4_000, 'node_modules files were not seen');
-  assert.ok(turns >= result.foldersRead, `the event loop ran ${turns} times while ${result.foldersRead} folders were read`);
+  // Reading synchronously would let it run once or not at all. Reads run on libuv's 4 threads, and
+  // on a loaded machine several finish within one turn (73 turns for 103 folders on CI with a
+  // training beside it), so the bound allows that: a turn per 4 folders.
+  assert.ok(turns >= result.foldersRead / 4, `the event loop ran ${turns} times while ${result.foldersRead} folders were read`);
   fs.rmSync(ws, { recursive: true, force: true });
 });
