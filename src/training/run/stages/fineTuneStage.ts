@@ -32,7 +32,8 @@ export const fineTuneStage: RunStage = {
     const cached = await readFineTune(folder, key, start);
     let result: LoopResult;
     if (cached) {
-      variables.forEach((v, i) => v.assign(tf.tensor(cached.weights[i], v.shape)));
+      // assign() keeps its own reference: tidy disposes the temporary tensors.
+      tf.tidy(() => variables.forEach((v, i) => v.assign(tf.tensor(cached.weights[i], v.shape))));
       result = cached.result;
       await replay(ctx, cached, startEpoch);
     } else {
