@@ -279,6 +279,11 @@ export function activationsOf(embedded: EmbeddedImages, split: 'train' | 'val', 
   return { x, shape: [rows.length, ...rowShape], y: Int32Array.from(rows.map((r) => embedded.items[r].classIndex)) };
 }
 
+/** The images of `split`, in the order of their rows in `activationsOf` and the feature sets. */
+export function itemsOf(embedded: EmbeddedImages, split: 'train' | 'val'): DatasetItem[] {
+  return embedded.items.filter((item) => item.split === split);
+}
+
 /** Indices into `embedded.items` of the images in `split`. */
 function rowsOf(embedded: EmbeddedImages, split: 'train' | 'val'): number[] {
   const rows: number[] = [];

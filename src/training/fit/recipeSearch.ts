@@ -140,20 +140,16 @@ export function chooseRecipe(scores: readonly RecipeCandidate[], margin: number)
 export function choiceReason(chosen: RecipeCandidate, scores: readonly RecipeCandidate[], margin: number): string {
   const pct = (a: number) => `${(100 * a).toFixed(1)}%`;
   const plain = scores.find((s) => s.recipe === 'plain');
-  if (chosen.recipe !== 'plain' && plain) {
-    const p = chosen.paired;
-    const counts = p ? ` (${p.better} images better, ${p.worse} worse)` : '';
-    return `${recipeWords(chosen.recipe)} chose over plain: ${pct(chosen.accuracy)} vs ${pct(plain.accuracy)}${counts}`;
-  }
+  const counts = (s: RecipeCandidate) => (s.paired ? ` (${s.paired.better} images better, ${s.paired.worse} worse)` : '');
+  if (chosen.recipe !== 'plain' && plain)
+    return `${recipeWords(chosen.recipe)} chose over plain: ${pct(chosen.accuracy)} vs ${pct(plain.accuracy)}${counts(chosen)}`;
   const best = scores.filter((s) => s.recipe !== chosen.recipe).sort((a, b) => b.accuracy - a.accuracy)[0];
   if (!best) return `${recipeWords(chosen.recipe)}: ${pct(chosen.accuracy)}`;
   if (best.accuracy <= chosen.accuracy)
     return `plain kept: ${pct(chosen.accuracy)}, no view recipe did better (best ${recipeWords(best.recipe)} ${pct(best.accuracy)})`;
   if (best.accuracy < chosen.accuracy + margin)
     return `plain kept: ${recipeWords(best.recipe)} ${pct(best.accuracy)} vs ${pct(chosen.accuracy)} is within the ${(100 * margin).toFixed(1)}-point margin`;
-  const p = best.paired;
-  const counts = p ? ` (${p.better} images better, ${p.worse} worse)` : '';
-  return `plain kept: ${recipeWords(best.recipe)} ${pct(best.accuracy)} vs ${pct(chosen.accuracy)} is within the noise of the sample${counts}`;
+  return `plain kept: ${recipeWords(best.recipe)} ${pct(best.accuracy)} vs ${pct(chosen.accuracy)} is within the noise of the sample${counts(best)}`;
 }
 
 /** The recipe a run trains with when it is not searched for: the one `--recipe` names, or plain under fine-tuning (its activations are computed per run, not cached per view). */

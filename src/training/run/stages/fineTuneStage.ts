@@ -2,7 +2,7 @@
 // on the activations cached at the cut: on onnxruntime (one graph per step) where it loads, else tfjs.
 // Its result is cached (run/fineTuneCache.ts): a rerun with the same images, options and starting
 // weights reads the trained weights, the epochs' history and the kept top's features instead.
-import { activationsOf } from '../../features/embedding';
+import { activationsOf, itemsOf } from '../../features/embedding';
 import { fineTuneViews } from '../../fit/activationViews';
 import { fineTune, type FineTuneRuntime } from '../../fit/fineTune';
 import { trainableVariables } from '../../fit/head';
@@ -75,8 +75,8 @@ function cacheKeyOf(ctx: RunContext, runtime: FineTuneRuntime, start: Float32Arr
     featureKey: ctx.need('model').extractor.cacheKey,
     cutLayer: cut!.cutLayer,
     views: fineTuneViews().name,
-    train: embedded.items.filter((i) => i.split === 'train'),
-    val: embedded.items.filter((i) => i.split === 'val'),
+    train: itemsOf(embedded, 'train'),
+    val: itemsOf(embedded, 'val'),
     options: ctx.options,
     runtime: runtime.kind === 'onnx' ? `onnx-${runtime.threads}` : `tfjs-${ctx.need('backend').tf.getBackend()}`,
     start,
@@ -97,7 +97,8 @@ async function replay(ctx: RunContext, cached: FineTuneResult, startEpoch: numbe
   if (f && cached.result.bestEpoch > startEpoch) {
     const { cut, embedded } = ctx.need('features');
     for (const side of ['train', 'val'] as const) {
-      const y = activationsOf(embedded, side).y;
+      // The labels only: activationsOf would copy every activation to read them.
+      const y = Int32Array.from(itemsOf(embedded, side), (item) => item.classIndex);
       seedKeptFeatures(ctx, cut!, side, { x: f[side], y, n: y.length, featureSize: f.featureSize });
     }
   }

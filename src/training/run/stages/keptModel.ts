@@ -15,11 +15,15 @@ import { readModelRecord } from '../runFolderReader';
 /** The fine-tuned top's features of a run, per split, for the cut they were computed through (the top no longer changes once fine-tuning ended). */
 const topMemo = new WeakMap<RunContext, Map<string, { cut: CutModel; features: Promise<FeatureSet> }>>();
 
+function topMemoOf(ctx: RunContext): Map<string, { cut: CutModel; features: Promise<FeatureSet> }> {
+  let memo = topMemo.get(ctx);
+  if (!memo) topMemo.set(ctx, (memo = new Map()));
+  return memo;
+}
+
 /** Gives keptViews the features of `split` through `cut` computed elsewhere (a cached fine-tuning's). */
 export function seedKeptFeatures(ctx: RunContext, cut: CutModel, split: 'train' | 'val', set: FeatureSet): void {
-  const memo = topMemo.get(ctx) ?? new Map<string, { cut: CutModel; features: Promise<FeatureSet> }>();
-  topMemo.set(ctx, memo);
-  memo.set(split, { cut, features: Promise.resolve(set) });
+  topMemoOf(ctx).set(split, { cut, features: Promise.resolve(set) });
 }
 
 /** The training or validation features of each view (identity first) as the kept model computes them. */
@@ -28,8 +32,7 @@ export async function keptViews(ctx: RunContext, split: 'train' | 'val'): Promis
   const cut = features.cut;
   if (!cut) return split === 'train' ? features.trainViews : features.valViews;
   // Evaluation, calibration and unknown detection read them in turn: computed once (~2 s on flowers).
-  const memo = topMemo.get(ctx) ?? new Map<string, { cut: CutModel; features: Promise<FeatureSet> }>();
-  topMemo.set(ctx, memo);
+  const memo = topMemoOf(ctx);
   let entry = memo.get(split);
   if (!entry || entry.cut !== cut) {
     const { tf } = ctx.need('backend');

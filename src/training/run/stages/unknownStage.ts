@@ -76,25 +76,14 @@ export const unknownStage: RunStage = {
     const train = meanOfViews(await keptViews(ctx, 'train'));
     if (train.n === 0) return publishEvaluation(ctx, ctx.need('evaluation'), true);
     const { tf } = ctx.need('backend');
-    const gram = (x: Float32Array, n: number, f: number) => {
-      const product = tf.tidy(() => {
+    // Matrix products on the backend; tidy frees every tensor once the values are read out.
+    const gram = (x: Float32Array, n: number, f: number) =>
+      tf.tidy(() => {
         const m = tf.tensor2d(x, [n, f]);
-        return tf.matMul(m, m, true, false);
+        return tf.matMul(m, m, true, false).dataSync() as Float32Array;
       });
-      try {
-        return product.dataSync() as Float32Array;
-      } finally {
-        product.dispose();
-      }
-    };
-    const times = (x: Float32Array, n: number, w: Float32Array, f: number) => {
-      const product = tf.tidy(() => tf.matMul(tf.tensor2d(x, [n, f]), tf.tensor2d(w, [f, f])));
-      try {
-        return product.dataSync() as Float32Array;
-      } finally {
-        product.dispose();
-      }
-    };
+    const times = (x: Float32Array, n: number, w: Float32Array, f: number) =>
+      tf.tidy(() => tf.matMul(tf.tensor2d(x, [n, f]), tf.tensor2d(w, [f, f])).dataSync() as Float32Array);
     const val = meanOfViews(await keptViews(ctx, 'val'));
     const stats = await cachedNovelty(ctx, train, val, classes.length, () => fitNovelty(train, val, classes.length, gram, times));
     await writeJsonAtomic(ctx.writer.file(`${RUN_FILES.modelDir}/${RUN_FILES.novelty}`), noveltyFile(stats));
